@@ -1,0 +1,112 @@
+# Terrane — build, test, demo, bench.
+#
+# Modules are found by glob: worker/*.c make terrane-worker, controller/*.c make
+# terrane-controller, tests/unit/<side>/test_*.c each become one cmocka binary
+# linked against that side's objects (minus main.o). BUILD selects the output
+# directory, so sanitizer and fuzz builds never mix objects with the release one.
+
+VERSION   := $(shell cat VERSION)
+BUILD     ?= build
+CC        ?= cc
+PKGS_W    := gdal libcurl libcjson openssl
+PKGS_C    := libcurl jansson openssl yaml-0.1
+OPT       ?= -O2 -g
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wno-missing-field-initializers $(OPT) -Iproto -DTERRANE_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
+W_CFLAGS   = $(CFLAGS_COMMON) -Iworker $(shell pkg-config --cflags $(PKGS_W))
+W_LIBS     = $(shell pkg-config --libs $(PKGS_W)) -lm -lpthread
+C_CFLAGS   = $(CFLAGS_COMMON) -Icontroller $(shell pkg-config --cflags $(PKGS_C) 2>/dev/null)
+C_LIBS     = $(shell pkg-config --libs $(PKGS_C) 2>/dev/null) -lm -lpthread
+LDFLAGS   ?=
+
+W_SRC     := $(wildcard worker/*.c)
+W_OBJ     := $(W_SRC:%.c=$(BUILD)/%.o)
+W_LIBOBJ  := $(filter-out $(BUILD)/worker/main.o,$(W_OBJ))
+C_SRC     := $(wildcard controller/*.c)
+C_OBJ     := $(C_SRC:%.c=$(BUILD)/%.o)
+C_LIBOBJ  := $(filter-out $(BUILD)/controller/main.o,$(C_OBJ))
+
+UT_W_SRC  := $(wildcard tests/unit/worker/test_*.c)
+UT_C_SRC  := $(wildcard tests/unit/controller/test_*.c)
+UT_W_BIN  := $(UT_W_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UT_C_BIN  := $(UT_C_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+BINS := $(BUILD)/terrane-worker
+ifneq ($(wildcard controller/main.c),)
+BINS += $(BUILD)/terrane-controller
+endif
+
+.PHONY: all deps unit test check-asan fuzz fuzz-short demo bench clean format lint
+all: $(BINS)
+
+$(BUILD)/worker/%.o: worker/%.c $(wildcard worker/*.h) proto/terrane_proto.h
+	@mkdir -p $(@D)
+	$(CC) $(W_CFLAGS) -c $< -o $@
+$(BUILD)/controller/%.o: controller/%.c $(wildcard controller/*.h) proto/terrane_proto.h
+	@mkdir -p $(@D)
+	$(CC) $(C_CFLAGS) -c $< -o $@
+
+$(BUILD)/terrane-worker: $(W_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(W_LIBS)
+$(BUILD)/terrane-controller: $(C_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(C_LIBS)
+
+$(BUILD)/tests/worker/%: tests/unit/worker/%.c $(W_LIBOBJ)
+	@mkdir -p $(@D)
+	$(CC) $(W_CFLAGS) -Itests/unit -o $@ $< $(W_LIBOBJ) $(W_LIBS) -lcmocka
+$(BUILD)/tests/controller/%: tests/unit/controller/%.c $(C_LIBOBJ)
+	@mkdir -p $(@D)
+	$(CC) $(C_CFLAGS) -Itests/unit -o $@ $< $(C_LIBOBJ) $(C_LIBS) -lcmocka
+
+# --- set-up: Debian and npm packages, sample rasters (idempotent) -----------
+deps:
+	@scripts/deps.sh
+
+# --- tests --------------------------------------------------------------------
+# unit: cmocka binaries only. test: everything (deps, unit, fuzz smoke, proto,
+# integration), ending with one summary line from tests/run.sh.
+unit: $(BINS) $(UT_W_BIN) $(UT_C_BIN)
+	@tests/run.sh unit $(BUILD)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UT_W_BIN) $(UT_C_BIN)
+	@$(MAKE) --no-print-directory BUILD=build-fuzz fuzz-bins
+	@tests/run.sh all $(BUILD)
+
+check-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang \
+	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" unit
+
+# --- fuzzing (libFuzzer) ------------------------------------------------------
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -g -O1
+$(BUILD)/fuzz/fuzz_w_%: tests/fuzz/fuzz_w_%.c $(W_LIBOBJ)
+	@mkdir -p $(@D)
+	$(CC) $(W_CFLAGS) $(FUZZ_FLAGS) -o $@ $< $(W_LIBOBJ) $(W_LIBS)
+$(BUILD)/fuzz/fuzz_c_%: tests/fuzz/fuzz_c_%.c $(C_LIBOBJ)
+	@mkdir -p $(@D)
+	$(CC) $(C_CFLAGS) $(FUZZ_FLAGS) -o $@ $< $(C_LIBOBJ) $(C_LIBS)
+fuzz-bins:
+	@$(MAKE) --no-print-directory CC=clang OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+	  $(FUZZ_BIN)
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz fuzz-bins
+	@tests/fuzz/run.sh build-fuzz $${FUZZ_SECONDS:-300}
+
+demo: deps all
+	@scripts/demo.sh $(BUILD)
+
+bench: deps all
+	@bench/run.sh $(BUILD)
+
+format:
+	clang-format -i worker/*.[ch] controller/*.[ch] tests/unit/*/*.c tests/fuzz/*.c 2>/dev/null || true
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --suppress=missingIncludeSystem -Iproto -Iworker worker controller
+
+clean:
+	rm -rf build build-asan build-fuzz build-*

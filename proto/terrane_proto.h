@@ -1,0 +1,53 @@
+/*
+ * terrane_proto.h - constants shared by terrane-controller and terrane-worker.
+ *
+ * The contract between the two binaries is the pair of JSON Schemas in
+ * proto/schema/ (task.v1.json, result.v1.json); this header only carries the
+ * names and numbers both sides must agree on. No structs are shared on
+ * purpose: each side decodes the JSON with its own library and is tested
+ * against the golden documents in proto/examples/.
+ */
+#ifndef TERRANE_PROTO_H
+#define TERRANE_PROTO_H
+
+/* apiVersion / kind of the two documents. A breaking change bumps the
+ * version and adds a new schema file next to the old one. */
+#define TERRANE_PROTO_API_VERSION "terrane.io/v1"
+#define TERRANE_PROTO_KIND_TASK "Task"
+#define TERRANE_PROTO_KIND_RESULT "Result"
+
+/* Environment variables read by the worker. */
+#define TERRANE_ENV_TASK "TERRANE_TASK"                       /* the task JSON */
+#define TERRANE_ENV_TERMINATION_LOG "TERRANE_TERMINATION_LOG" /* result path override */
+#define TERRANE_ENV_SCRATCH_DIR "TERRANE_SCRATCH_DIR"         /* local scratch, default $TMPDIR */
+#define TERRANE_ENV_ALLOWED_BUCKETS "TERRANE_ALLOWED_BUCKETS" /* comma list, "*" = any */
+#define TERRANE_ENV_ALLOWED_HOSTS "TERRANE_ALLOWED_HOSTS"     /* comma list of https hosts */
+#define TERRANE_ENV_ALLOW_LOCAL "TERRANE_ALLOW_LOCAL_PATHS"   /* "1": local paths allowed */
+#define TERRANE_ENV_LOG_LEVEL "TERRANE_LOG_LEVEL"             /* debug|info|warn|error */
+
+/* Where Kubernetes reads a container's termination message from. */
+#define TERRANE_TERMINATION_LOG_DEFAULT "/dev/termination-log"
+
+/* Kubernetes truncates termination messages at 4096 bytes; the result
+ * document must fit whole or the controller cannot parse it. */
+#define TERRANE_TERMINATION_MAX 4096
+
+/* Largest task document a worker accepts (it travels in an env var). */
+#define TERRANE_TASK_MAX (128 * 1024)
+
+/* Worker exit codes (sysexits.h values, so shells and humans know them).
+ * The controller branches on these: BAD_INPUT is never retried, TRANSIENT
+ * is retried with backoff, INTERNAL is retried like TRANSIENT but counted
+ * separately. USAGE means the pod itself is misconfigured. */
+#define TERRANE_EXIT_OK 0
+#define TERRANE_EXIT_USAGE 64     /* EX_USAGE: bad command line */
+#define TERRANE_EXIT_BAD_INPUT 65 /* EX_DATAERR: task, params or input data invalid */
+#define TERRANE_EXIT_INTERNAL 70  /* EX_SOFTWARE: a bug or an unexpected state */
+#define TERRANE_EXIT_TRANSIENT 75 /* EX_TEMPFAIL: S3, network, scratch space */
+
+/* Object names under <prefix>/<namespace>/<assetKey>/<dataVersion>/ */
+#define TERRANE_OBJ_COG "asset.tif"
+#define TERRANE_OBJ_STAC "item.json"
+#define TERRANE_OBJ_MANIFEST "manifest.json"
+
+#endif

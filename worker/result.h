@@ -1,0 +1,35 @@
+/*
+ * result.h - the Result document (proto/schema/result.v1.json).
+ *
+ * Filled by the run (timings, cache hit) and the publisher (output fields),
+ * or from the error slot (err.h) on failure; result_write renders it within
+ * TERRANE_TERMINATION_MAX bytes (long messages are shortened, never the
+ * structure) to the termination-log path and to stdout.
+ */
+#ifndef TERRANE_RESULT_H
+#define TERRANE_RESULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct result {
+    const char *asset_key;    /* borrowed from the task (may be NULL) */
+    const char *data_version; /* borrowed */
+    char output_uri[1024];
+    char checksum[72];        /* "1220" + 64 hex */
+    unsigned long long size_bytes;
+    char media_type[96];
+    char stac_item[1024];
+    char manifest[1024];
+    bool cache_hit;
+    long total_ms, compute_ms, publish_ms;
+} result;
+
+/* Renders the result (success when no error is set, else failure from
+ * err.h) into buf; returns its length, always < cap and < 4096. */
+size_t result_render(const result *r, char *buf, size_t cap);
+/* Renders and writes to path (NULL: env or /dev/termination-log) and stdout.
+ * A missing termination-log file is not an error for local runs. */
+int result_write(const result *r, const char *path);
+
+#endif
