@@ -59,13 +59,20 @@ int err_oom(void)
 
 void err_prefix(const char *fmt, ...)
 {
-    char prefix[256], old[sizeof last.message];
+    char prefix[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
     va_end(ap);
-    memcpy(old, last.message, sizeof old);
-    snprintf(last.message, sizeof last.message, "%s: %s", prefix, old);
+    if (n < 0) return;
+    size_t plen = strlen(prefix), cap = sizeof last.message;
+    memcpy(prefix + plen, ": ", 3);
+    plen += 2;
+    size_t mlen = strnlen(last.message, cap - 1);
+    if (plen + mlen >= cap) mlen = cap - 1 - plen;
+    memmove(last.message + plen, last.message, mlen);
+    memcpy(last.message, prefix, plen);
+    last.message[plen + mlen] = '\0';
 }
 
 void err_clear(void)

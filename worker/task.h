@@ -13,6 +13,7 @@
 #define TERRANE_TASK_H
 
 #include <cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct op_def;
@@ -51,6 +52,9 @@ const task_input *task_input_find(const task *t, const char *name);
 int task_input_index(const task *t, const task_input *in);
 /* The hex digest of the data version (after "sha256:"). Borrowed. */
 const char *task_data_version_hex(const task *t);
+/* True when s is a well-formed asset key ('/'-separated segments of
+ * [A-Za-z0-9_.-], none empty, "." or "..", at most 253 characters). */
+bool task_asset_key_valid(const char *s);
 void task_free(task *t);
 
 #endif
