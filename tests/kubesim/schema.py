@@ -1,0 +1,242 @@
+"""CRD structural schemas (openAPIV3Schema): defaulting, pruning, validation.
+
+The order matches the API server's for custom resources: defaults are applied,
+unknown fields are pruned (unless x-kubernetes-preserve-unknown-fields), then
+the object is validated. Validation covers type, required, enum, nullable,
+minimum/maximum (and exclusive), minLength/maxLength, pattern,
+minItems/maxItems, uniqueItems, minProperties/maxProperties,
+x-kubernetes-int-or-string, and allOf/anyOf/oneOf/not in a simple form.
+CEL rules (x-kubernetes-validations) and formats are not evaluated.
+
+Causes are (field path, reason, message) tuples, the shape of
+metav1.StatusCause, with field paths like `spec.operation` or
+`spec.inputs[0].name`.
+"""
+
+import copy
+import json
+import re
+
+_ROOT_KEEP = ("apiVersion", "kind", "metadata")
+
+
+def _fmt(v):
+    return json.dumps(v)
+
+
+def _is_type(v, t, schema):
+    if v is None:
+        return False
+    if schema.get("x-kubernetes-int-or-string"):
+        return (isinstance(v, int) and not isinstance(v, bool)) or isinstance(v, str)
+    if t == "object":
+        return isinstance(v, dict)
+    if t == "array":
+        return isinstance(v, list)
+    if t == "string":
+        return isinstance(v, str)
+    if t == "boolean":
+        return isinstance(v, bool)
+    if t == "integer":
+        return (isinstance(v, int) and not isinstance(v, bool)) or \
+            (isinstance(v, float) and v.is_integer())
+    if t == "number":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return True
+
+
+def _join(path, key):
+    return key if not path else path + "." + key
+
+
+# ---- defaulting -------------------------------------------------------------
+
+def apply_defaults(schema, value):
+    """Fill in `default`s below value, in place; returns value."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for k, sub in props.items():
+            if isinstance(sub, dict) and "default" in sub and (k not in value or
+                                                               (value[k] is None and not sub.get("nullable"))):
+                value[k] = copy.deepcopy(sub["default"])
+        for k, v in value.items():
+            if k in props:
+                apply_defaults(props[k], v)
+            elif isinstance(schema.get("additionalProperties"), dict):
+                apply_defaults(schema["additionalProperties"], v)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for v in value:
+            apply_defaults(schema["items"], v)
+    return value
+
+
+# ---- pruning ----------------------------------------------------------------
+
+def prune(schema, value, path="", root=True):
+    """Remove fields the schema does not declare; returns their paths."""
+    unknown = []
+    if not isinstance(schema, dict):
+        return unknown
+    if isinstance(value, dict):
+        if schema.get("x-kubernetes-preserve-unknown-fields") and not schema.get("properties"):
+            return unknown
+        props = schema.get("properties")
+        addl = schema.get("additionalProperties")
+        embedded = schema.get("x-kubernetes-embedded-resource")
+        for k in list(value):
+            if (root or embedded) and k in _ROOT_KEEP:
+                continue
+            p = _join(path, k)
+            if props is not None and k in props:
+                unknown += prune(props[k], value[k], p, False)
+            elif isinstance(addl, dict):
+                unknown += prune(addl, value[k], p, False)
+            elif addl is True or schema.get("x-kubernetes-preserve-unknown-fields"):
+                continue
+            elif props is None and addl is None and schema.get("type") != "object":
+                continue
+            else:
+                unknown.append(p)
+                del value[k]
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(value):
+            unknown += prune(schema["items"], v, "%s[%d]" % (path, i), False)
+    return unknown
+
+
+# ---- validation -------------------------------------------------------------
+
+def validate(schema, value, path="", root=True):
+    causes = []
+    _validate(schema, value, path, causes, root)
+    return causes
+
+
+def _validate(schema, v, path, causes, root=False):
+    if not isinstance(schema, dict):
+        return
+    if v is None:
+        if schema.get("nullable") or not schema.get("type"):
+            return
+        causes.append((path, "FieldValueTypeInvalid",
+                       'Invalid value: "null": %s in body must be of type %s: "null"'
+                       % (path, schema.get("type"))))
+        return
+    t = schema.get("type")
+    if t and not _is_type(v, t, schema):
+        actual = ("object" if isinstance(v, dict) else "array" if isinstance(v, list)
+                  else "boolean" if isinstance(v, bool) else "string" if isinstance(v, str)
+                  else "integer" if isinstance(v, int) else "number")
+        causes.append((path, "FieldValueTypeInvalid",
+                       'Invalid value: "%s": %s in body must be of type %s: "%s"'
+                       % (actual, path, t, actual)))
+        return
+    if "enum" in schema and isinstance(schema["enum"], list) and v not in schema["enum"]:
+        causes.append((path, "FieldValueNotSupported",
+                       "Unsupported value: %s: supported values: %s"
+                       % (_fmt(v), ", ".join(_fmt(e) for e in schema["enum"]))))
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        mn, mx = schema.get("minimum"), schema.get("maximum")
+        if mn is not None:
+            if schema.get("exclusiveMinimum") and v <= mn:
+                causes.append((path, "FieldValueInvalid", "Invalid value: %s: %s in body should be greater than %s"
+                               % (_fmt(v), path, _fmt(mn))))
+            elif v < mn:
+                causes.append((path, "FieldValueInvalid",
+                               "Invalid value: %s: %s in body should be greater than or equal to %s"
+                               % (_fmt(v), path, _fmt(mn))))
+        if mx is not None:
+            if schema.get("exclusiveMaximum") and v >= mx:
+                causes.append((path, "FieldValueInvalid", "Invalid value: %s: %s in body should be less than %s"
+                               % (_fmt(v), path, _fmt(mx))))
+            elif v > mx:
+                causes.append((path, "FieldValueInvalid",
+                               "Invalid value: %s: %s in body should be less than or equal to %s"
+                               % (_fmt(v), path, _fmt(mx))))
+        mo = schema.get("multipleOf")
+        if mo and (v / mo) != int(v / mo):
+            causes.append((path, "FieldValueInvalid", "Invalid value: %s: %s in body should be a multiple of %s"
+                           % (_fmt(v), path, _fmt(mo))))
+    if isinstance(v, str):
+        if schema.get("maxLength") is not None and len(v) > schema["maxLength"]:
+            causes.append((path, "FieldValueTooLong",
+                           "Too long: may not be more than %d bytes" % schema["maxLength"]))
+        if schema.get("minLength") is not None and len(v) < schema["minLength"]:
+            causes.append((path, "FieldValueInvalid",
+                           "Invalid value: %s: %s in body should be at least %d chars long"
+                           % (_fmt(v), path, schema["minLength"])))
+        if schema.get("pattern"):
+            try:
+                if not re.search(schema["pattern"], v):
+                    causes.append((path, "FieldValueInvalid",
+                                   "Invalid value: %s: %s in body should match '%s'"
+                                   % (_fmt(v), path, schema["pattern"])))
+            except re.error:
+                pass
+    if isinstance(v, list):
+        if schema.get("maxItems") is not None and len(v) > schema["maxItems"]:
+            causes.append((path, "FieldValueTooMany",
+                           "Too many: %d: must have at most %d items" % (len(v), schema["maxItems"])))
+        if schema.get("minItems") is not None and len(v) < schema["minItems"]:
+            causes.append((path, "FieldValueInvalid",
+                           "Invalid value: %d: %s in body should have at least %d items"
+                           % (len(v), path, schema["minItems"])))
+        if schema.get("uniqueItems"):
+            seen = set()
+            for i, it in enumerate(v):
+                key = json.dumps(it, sort_keys=True)
+                if key in seen:
+                    causes.append(("%s[%d]" % (path, i), "FieldValueDuplicate",
+                                   "Duplicate value: %s" % _fmt(it)))
+                seen.add(key)
+        if isinstance(schema.get("items"), dict):
+            for i, it in enumerate(v):
+                _validate(schema["items"], it, "%s[%d]" % (path, i), causes)
+    if isinstance(v, dict):
+        for r in schema.get("required") or []:
+            if r not in v:
+                causes.append((_join(path, r), "FieldValueRequired", "Required value"))
+        if schema.get("maxProperties") is not None and len(v) > schema["maxProperties"]:
+            causes.append((path, "FieldValueTooMany", "Too many: %d: must have at most %d items"
+                           % (len(v), schema["maxProperties"])))
+        if schema.get("minProperties") is not None and len(v) < schema["minProperties"]:
+            causes.append((path, "FieldValueInvalid",
+                           "Invalid value: %d: %s in body should have at least %d properties"
+                           % (len(v), path, schema["minProperties"])))
+        props = schema.get("properties") or {}
+        addl = schema.get("additionalProperties")
+        for k, sub in v.items():
+            if root and k in _ROOT_KEEP:
+                continue
+            if k in props:
+                _validate(props[k], sub, _join(path, k), causes)
+            elif isinstance(addl, dict):
+                _validate(addl, sub, _join(path, k), causes)
+    for sub in schema.get("allOf") or []:
+        _validate(sub, v, path, causes)
+    if schema.get("anyOf"):
+        if not any(not validate(s, v, path, False) for s in schema["anyOf"]):
+            causes.append((path, "FieldValueInvalid",
+                           "Invalid value: %s: %s in body must be valid against any of the schemas"
+                           % (_fmt(v), path)))
+    if schema.get("oneOf"):
+        n = sum(1 for s in schema["oneOf"] if not validate(s, v, path, False))
+        if n != 1:
+            causes.append((path, "FieldValueInvalid",
+                           "Invalid value: %s: %s in body must be valid against exactly one of the schemas"
+                           % (_fmt(v), path)))
+    if isinstance(schema.get("not"), dict) and not validate(schema["not"], v, path, False):
+        causes.append((path, "FieldValueInvalid", "Invalid value: %s: %s in body must not validate the schema"
+                       % (_fmt(v), path)))
+
+
+def process(schema, obj, strict_unknown):
+    """Default, prune and validate a custom resource in place.
+    Returns (causes, unknown_field_paths)."""
+    if not isinstance(schema, dict):
+        return [], []
+    apply_defaults(schema, obj)
+    unknown = prune(schema, obj)
+    return validate(schema, obj), unknown
