@@ -15,7 +15,7 @@ CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-p
             -Wno-missing-field-initializers $(OPT) -Iproto -DTERRANE_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
 W_CFLAGS   = $(CFLAGS_COMMON) -Iworker $(shell pkg-config --cflags $(PKGS_W))
 W_LIBS     = $(shell pkg-config --libs $(PKGS_W)) -lm -lpthread
-C_CFLAGS   = $(CFLAGS_COMMON) -Icontroller $(shell pkg-config --cflags $(PKGS_C) 2>/dev/null)
+C_CFLAGS   = $(CFLAGS_COMMON) -Icontroller -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS_C) 2>/dev/null)
 C_LIBS     = $(shell pkg-config --libs $(PKGS_C) 2>/dev/null) -lm -lpthread
 LDFLAGS   ?=
 
@@ -42,7 +42,14 @@ all: $(BINS)
 $(BUILD)/worker/%.o: worker/%.c $(wildcard worker/*.h) proto/terrane_proto.h
 	@mkdir -p $(@D)
 	$(CC) $(W_CFLAGS) -c $< -o $@
-$(BUILD)/controller/%.o: controller/%.c $(wildcard controller/*.h) proto/terrane_proto.h
+# The controller checks params against the same JSON Schema the worker is
+# tested with; it is compiled in as a string so the image needs no proto/.
+GEN := $(BUILD)/gen/task_schema.inc $(BUILD)/gen/result_schema.inc
+$(BUILD)/gen/%_schema.inc: proto/schema/%.v1.json
+	@mkdir -p $(@D)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
+$(BUILD)/controller/%.o: controller/%.c $(wildcard controller/*.h) proto/terrane_proto.h $(GEN)
 	@mkdir -p $(@D)
 	$(CC) $(C_CFLAGS) -c $< -o $@
 
