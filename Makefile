@@ -45,6 +45,7 @@ $(BUILD)/worker/%.o: worker/%.c $(wildcard worker/*.h) proto/terrane_proto.h
 # The controller checks params against the same JSON Schema the worker is
 # tested with; it is compiled in as a string so the image needs no proto/.
 GEN := $(BUILD)/gen/task_schema.inc $(BUILD)/gen/result_schema.inc
+.SECONDARY: $(GEN)
 $(BUILD)/gen/%_schema.inc: proto/schema/%.v1.json
 	@mkdir -p $(@D)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
