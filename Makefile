@@ -9,7 +9,7 @@ VERSION   := $(shell cat VERSION)
 BUILD     ?= build
 CC        ?= cc
 PKGS_W    := gdal libcurl libcjson openssl
-PKGS_C    := libcurl jansson openssl yaml-0.1
+PKGS_C    := libcurl jansson openssl yaml-0.1 libpcre2-8
 OPT       ?= -O2 -g
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wno-missing-field-initializers $(OPT) -Iproto -DTERRANE_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)

@@ -12,7 +12,8 @@
 //   - every result document is at most 4096 bytes (the termination message
 //     limit), every task at most 128 KiB (the TERRANE_TASK limit);
 //   - each operation has a valid example, results cover both statuses;
-//   - every property a schema defines has a description.
+//   - every property a schema defines has a description, and every pattern
+//     stays within the portable regex subset.
 // Prints one line per document and exits 1 on any mismatch.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -118,9 +119,27 @@ function undocumented(schema, where, out = []) {
   return out;
 }
 
+// Patterns stay within the regex subset JSON Schema recommends for
+// portability (json-schema.org, "Regular Expressions"): the controller checks
+// tasks against the same schema in C. Escapes other than punctuation and
+// \n \r \t (\d, \s, \u...), lookbehind and (?:...) groups are refused.
+function unportablePatterns(schema, where, out = []) {
+  if (Array.isArray(schema)) schema.forEach((s, i) => unportablePatterns(s, `${where}/${i}`, out));
+  else if (schema && typeof schema === 'object') {
+    for (const [k, v] of Object.entries(schema)) {
+      if (k === 'pattern' && typeof v === 'string') {
+        const bad = v.match(/\\[^.^$|?*+()[\]{}\/\\\-nrt]|\(\?[^!=]/);
+        if (bad) out.push(`${where}/pattern uses "${bad[0]}"`);
+      } else unportablePatterns(v, `${where}/${k}`, out);
+    }
+  }
+  return out;
+}
+
 for (const f of ['task.v1.json', 'result.v1.json']) {
   const schema = JSON.parse(fs.readFileSync(path.join(root, 'proto/schema', f), 'utf8'));
   for (const p of undocumented(schema, '#')) fail(`schema/${f}`, `${p} has no description`);
+  for (const p of unportablePatterns(schema, '#')) fail(`schema/${f}`, `${p}, outside the portable regex subset`);
 }
 
 const tasks = checkKind('task', contract.checkTask, TASK_MAX);
