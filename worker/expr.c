@@ -37,21 +37,46 @@
 
 enum opcode {
     /* push */
-    OP_VAR, OP_CONST, OP_NODATA,
+    OP_VAR,
+    OP_CONST,
+    OP_NODATA,
     /* unary */
-    OP_NEG, OP_NOT, OP_ABS, OP_SQRT, OP_LOG, OP_LOG10, OP_EXP, OP_FLOOR, OP_CEIL, OP_ROUND,
+    OP_NEG,
+    OP_NOT,
+    OP_ABS,
+    OP_SQRT,
+    OP_LOG,
+    OP_LOG10,
+    OP_EXP,
+    OP_FLOOR,
+    OP_CEIL,
+    OP_ROUND,
     OP_ISNODATA,
     /* binary */
-    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MOD, OP_POW, OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE,
-    OP_AND, OP_OR, OP_MIN, OP_MAX,
+    OP_ADD,
+    OP_SUB,
+    OP_MUL,
+    OP_DIV,
+    OP_MOD,
+    OP_POW,
+    OP_LT,
+    OP_LE,
+    OP_GT,
+    OP_GE,
+    OP_EQ,
+    OP_NE,
+    OP_AND,
+    OP_OR,
+    OP_MIN,
+    OP_MAX,
     /* ternary */
     OP_WHERE,
 };
 
 static const char *const op_names[] = {
-    "var", "const", "nodata", "neg", "not", "abs", "sqrt", "log", "log10", "exp", "floor",
-    "ceil", "round", "isnodata", "+", "-", "*", "/", "%", "^", "<", "<=", ">", ">=", "==",
-    "!=", "and", "or", "min", "max", "where",
+    "var",  "const", "nodata",   "neg", "not", "abs", "sqrt", "log", "log10", "exp", "floor",
+    "ceil", "round", "isnodata", "+",   "-",   "*",   "/",    "%",   "^",     "<",   "<=",
+    ">",    ">=",    "==",       "!=",  "and", "or",  "min",  "max", "where",
 };
 
 static int op_arity(int op)
@@ -94,19 +119,50 @@ static void k_unary(int op, const double *a, double *o, size_t len)
 {
     size_t i;
     switch (op) {
-    case OP_NEG: for (i = 0; i < len; i++) o[i] = -a[i]; break;
-    case OP_NOT: for (i = 0; i < len; i++) o[i] = a[i] == 0 ? 1.0 : 0.0; break;
-    case OP_ABS: for (i = 0; i < len; i++) o[i] = fabs(a[i]); break;
+    case OP_NEG:
+        for (i = 0; i < len; i++)
+            o[i] = -a[i];
+        break;
+    case OP_NOT:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] == 0 ? 1.0 : 0.0;
+        break;
+    case OP_ABS:
+        for (i = 0; i < len; i++)
+            o[i] = fabs(a[i]);
+        break;
     /* Domain errors are spelled out as NaN rather than left to libm so that
      * no floating-point exception is ever raised on purpose. */
-    case OP_SQRT: for (i = 0; i < len; i++) o[i] = a[i] >= 0 ? sqrt(a[i]) : NAN; break;
-    case OP_LOG: for (i = 0; i < len; i++) o[i] = a[i] > 0 ? log(a[i]) : NAN; break;
-    case OP_LOG10: for (i = 0; i < len; i++) o[i] = a[i] > 0 ? log10(a[i]) : NAN; break;
-    case OP_EXP: for (i = 0; i < len; i++) o[i] = exp(a[i]); break;
-    case OP_FLOOR: for (i = 0; i < len; i++) o[i] = floor(a[i]); break;
-    case OP_CEIL: for (i = 0; i < len; i++) o[i] = ceil(a[i]); break;
-    case OP_ROUND: for (i = 0; i < len; i++) o[i] = round(a[i]); break;
-    default: break;
+    case OP_SQRT:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] >= 0 ? sqrt(a[i]) : NAN;
+        break;
+    case OP_LOG:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] > 0 ? log(a[i]) : NAN;
+        break;
+    case OP_LOG10:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] > 0 ? log10(a[i]) : NAN;
+        break;
+    case OP_EXP:
+        for (i = 0; i < len; i++)
+            o[i] = exp(a[i]);
+        break;
+    case OP_FLOOR:
+        for (i = 0; i < len; i++)
+            o[i] = floor(a[i]);
+        break;
+    case OP_CEIL:
+        for (i = 0; i < len; i++)
+            o[i] = ceil(a[i]);
+        break;
+    case OP_ROUND:
+        for (i = 0; i < len; i++)
+            o[i] = round(a[i]);
+        break;
+    default:
+        break;
     }
 }
 
@@ -114,11 +170,26 @@ static void k_binary(int op, const double *a, const double *b, double *o, size_t
 {
     size_t i;
     switch (op) {
-    case OP_ADD: for (i = 0; i < len; i++) o[i] = a[i] + b[i]; break;
-    case OP_SUB: for (i = 0; i < len; i++) o[i] = a[i] - b[i]; break;
-    case OP_MUL: for (i = 0; i < len; i++) o[i] = a[i] * b[i]; break;
-    case OP_DIV: for (i = 0; i < len; i++) o[i] = b[i] != 0 ? a[i] / b[i] : NAN; break;
-    case OP_MOD: for (i = 0; i < len; i++) o[i] = b[i] != 0 ? fmod(a[i], b[i]) : NAN; break;
+    case OP_ADD:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] + b[i];
+        break;
+    case OP_SUB:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] - b[i];
+        break;
+    case OP_MUL:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] * b[i];
+        break;
+    case OP_DIV:
+        for (i = 0; i < len; i++)
+            o[i] = b[i] != 0 ? a[i] / b[i] : NAN;
+        break;
+    case OP_MOD:
+        for (i = 0; i < len; i++)
+            o[i] = b[i] != 0 ? fmod(a[i], b[i]) : NAN;
+        break;
     case OP_POW:
         for (i = 0; i < len; i++) {
             /* pow(0, negative) is a pole and a negative base with a
@@ -129,17 +200,48 @@ static void k_binary(int op, const double *a, const double *b, double *o, size_t
                 o[i] = pow(a[i], b[i]);
         }
         break;
-    case OP_LT: for (i = 0; i < len; i++) o[i] = a[i] < b[i] ? 1.0 : 0.0; break;
-    case OP_LE: for (i = 0; i < len; i++) o[i] = a[i] <= b[i] ? 1.0 : 0.0; break;
-    case OP_GT: for (i = 0; i < len; i++) o[i] = a[i] > b[i] ? 1.0 : 0.0; break;
-    case OP_GE: for (i = 0; i < len; i++) o[i] = a[i] >= b[i] ? 1.0 : 0.0; break;
-    case OP_EQ: for (i = 0; i < len; i++) o[i] = a[i] == b[i] ? 1.0 : 0.0; break;
-    case OP_NE: for (i = 0; i < len; i++) o[i] = a[i] != b[i] ? 1.0 : 0.0; break;
-    case OP_AND: for (i = 0; i < len; i++) o[i] = (a[i] != 0) & (b[i] != 0) ? 1.0 : 0.0; break;
-    case OP_OR: for (i = 0; i < len; i++) o[i] = (a[i] != 0) | (b[i] != 0) ? 1.0 : 0.0; break;
-    case OP_MIN: for (i = 0; i < len; i++) o[i] = b[i] < a[i] ? b[i] : a[i]; break;
-    case OP_MAX: for (i = 0; i < len; i++) o[i] = b[i] > a[i] ? b[i] : a[i]; break;
-    default: break;
+    case OP_LT:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] < b[i] ? 1.0 : 0.0;
+        break;
+    case OP_LE:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] <= b[i] ? 1.0 : 0.0;
+        break;
+    case OP_GT:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] > b[i] ? 1.0 : 0.0;
+        break;
+    case OP_GE:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] >= b[i] ? 1.0 : 0.0;
+        break;
+    case OP_EQ:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] == b[i] ? 1.0 : 0.0;
+        break;
+    case OP_NE:
+        for (i = 0; i < len; i++)
+            o[i] = a[i] != b[i] ? 1.0 : 0.0;
+        break;
+    case OP_AND:
+        for (i = 0; i < len; i++)
+            o[i] = (double)((a[i] != 0) & (b[i] != 0));
+        break;
+    case OP_OR:
+        for (i = 0; i < len; i++)
+            o[i] = (double)((a[i] != 0) | (b[i] != 0));
+        break;
+    case OP_MIN:
+        for (i = 0; i < len; i++)
+            o[i] = b[i] < a[i] ? b[i] : a[i];
+        break;
+    case OP_MAX:
+        for (i = 0; i < len; i++)
+            o[i] = b[i] > a[i] ? b[i] : a[i];
+        break;
+    default:
+        break;
     }
 }
 
@@ -159,9 +261,30 @@ static void k_where(const double *c, const unsigned char *cm, const double *a,
 /* ---- lexer ------------------------------------------------------------------ */
 
 typedef enum {
-    T_END, T_NUM, T_IDENT, T_LPAREN, T_RPAREN, T_LBRACK, T_RBRACK, T_COMMA,
-    T_PLUS, T_MINUS, T_STAR, T_SLASH, T_PERCENT, T_CARET,
-    T_LT, T_LE, T_GT, T_GE, T_EQ, T_NE, T_AND, T_OR, T_NOT, T_BAD,
+    T_END,
+    T_NUM,
+    T_IDENT,
+    T_LPAREN,
+    T_RPAREN,
+    T_LBRACK,
+    T_RBRACK,
+    T_COMMA,
+    T_PLUS,
+    T_MINUS,
+    T_STAR,
+    T_SLASH,
+    T_PERCENT,
+    T_CARET,
+    T_LT,
+    T_LE,
+    T_GT,
+    T_GE,
+    T_EQ,
+    T_NE,
+    T_AND,
+    T_OR,
+    T_NOT,
+    T_BAD,
 } tok_type;
 
 typedef struct token {
@@ -195,8 +318,8 @@ static int perr(parser *p, size_t pos, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return err_set(ERR_BAD_INPUT, ERR_EXPRESSION, EXPR_FIELD, "expression: offset %zu: %s",
-                   pos + 1, msg);
+    return err_set(ERR_BAD_INPUT, ERR_EXPRESSION, EXPR_FIELD, "expression: offset %zu: %s", pos + 1,
+                   msg);
 }
 
 /* "'text'" or "end of expression", bounded and printable, for messages. */
@@ -248,10 +371,12 @@ static int lex_number(parser *p, token *t)
     size_t i = t->pos, int_digits = 0, frac_digits = 0;
     char buf[64];
     char *copy = NULL, *end = NULL;
-    while (i < p->len && is_digit(s[i])) i++, int_digits++;
+    while (i < p->len && is_digit(s[i]))
+        i++, int_digits++;
     if (i < p->len && s[i] == '.') {
         i++;
-        while (i < p->len && is_digit(s[i])) i++, frac_digits++;
+        while (i < p->len && is_digit(s[i]))
+            i++, frac_digits++;
     }
     if (int_digits + frac_digits == 0) return perr(p, t->pos, "malformed number");
     if (i < p->len && (s[i] == 'e' || s[i] == 'E')) {
@@ -259,7 +384,8 @@ static int lex_number(parser *p, token *t)
         if (j < p->len && (s[j] == '+' || s[j] == '-')) j++;
         if (j >= p->len || !is_digit(s[j]))
             return perr(p, t->pos, "malformed number: exponent needs digits");
-        while (j < p->len && is_digit(s[j])) j++;
+        while (j < p->len && is_digit(s[j]))
+            j++;
         i = j;
     }
     t->len = i - t->pos;
@@ -290,8 +416,8 @@ static int next(parser *p)
     const char *s = p->src;
     token *t = &p->tok;
     char c, c2;
-    while (p->pos < p->len && (s[p->pos] == ' ' || s[p->pos] == '\t' || s[p->pos] == '\n' ||
-                               s[p->pos] == '\r'))
+    while (p->pos < p->len &&
+           (s[p->pos] == ' ' || s[p->pos] == '\t' || s[p->pos] == '\n' || s[p->pos] == '\r'))
         p->pos++;
     t->pos = p->pos;
     t->len = 1;
@@ -311,25 +437,51 @@ static int next(parser *p)
         }
     } else if (is_ident_start(c)) {
         size_t i = p->pos;
-        while (i < p->len && is_ident_char(s[i])) i++;
+        while (i < p->len && is_ident_char(s[i]))
+            i++;
         t->len = i - p->pos;
         t->type = T_IDENT;
-        if (tok_is(p, t, "and")) t->type = T_AND;
-        else if (tok_is(p, t, "or")) t->type = T_OR;
-        else if (tok_is(p, t, "not")) t->type = T_NOT;
+        if (tok_is(p, t, "and"))
+            t->type = T_AND;
+        else if (tok_is(p, t, "or"))
+            t->type = T_OR;
+        else if (tok_is(p, t, "not"))
+            t->type = T_NOT;
     } else {
         switch (c) {
-        case '(': t->type = T_LPAREN; break;
-        case ')': t->type = T_RPAREN; break;
-        case '[': t->type = T_LBRACK; break;
-        case ']': t->type = T_RBRACK; break;
-        case ',': t->type = T_COMMA; break;
-        case '+': t->type = T_PLUS; break;
-        case '-': t->type = T_MINUS; break;
-        case '*': t->type = T_STAR; break;
-        case '/': t->type = T_SLASH; break;
-        case '%': t->type = T_PERCENT; break;
-        case '^': t->type = T_CARET; break;
+        case '(':
+            t->type = T_LPAREN;
+            break;
+        case ')':
+            t->type = T_RPAREN;
+            break;
+        case '[':
+            t->type = T_LBRACK;
+            break;
+        case ']':
+            t->type = T_RBRACK;
+            break;
+        case ',':
+            t->type = T_COMMA;
+            break;
+        case '+':
+            t->type = T_PLUS;
+            break;
+        case '-':
+            t->type = T_MINUS;
+            break;
+        case '*':
+            t->type = T_STAR;
+            break;
+        case '/':
+            t->type = T_SLASH;
+            break;
+        case '%':
+            t->type = T_PERCENT;
+            break;
+        case '^':
+            t->type = T_CARET;
+            break;
         case '<':
             t->type = c2 == '=' ? T_LE : T_LT;
             break;
@@ -496,10 +648,10 @@ typedef struct func_def {
 } func_def;
 
 static const func_def funcs[] = {
-    {"min", OP_MIN, 1, 0},       {"max", OP_MAX, 1, 0},     {"abs", OP_ABS, 1, 1},
-    {"sqrt", OP_SQRT, 1, 1},     {"log", OP_LOG, 1, 1},     {"log10", OP_LOG10, 1, 1},
-    {"exp", OP_EXP, 1, 1},       {"floor", OP_FLOOR, 1, 1}, {"ceil", OP_CEIL, 1, 1},
-    {"round", OP_ROUND, 1, 1},   {"where", OP_WHERE, 3, 3}, {"isnodata", OP_ISNODATA, 1, 1},
+    {"min", OP_MIN, 1, 0},     {"max", OP_MAX, 1, 0},     {"abs", OP_ABS, 1, 1},
+    {"sqrt", OP_SQRT, 1, 1},   {"log", OP_LOG, 1, 1},     {"log10", OP_LOG10, 1, 1},
+    {"exp", OP_EXP, 1, 1},     {"floor", OP_FLOOR, 1, 1}, {"ceil", OP_CEIL, 1, 1},
+    {"round", OP_ROUND, 1, 1}, {"where", OP_WHERE, 3, 3}, {"isnodata", OP_ISNODATA, 1, 1},
 };
 
 static const func_def *find_func(const parser *p, const token *t)
@@ -564,8 +716,8 @@ static int parse_call(parser *p, const token *name)
             continue;
         }
         if (p->tok.type == T_RPAREN) break;
-        return perr(p, p->tok.pos, "expected ',' or ')' in the arguments of %s(), got %s",
-                    f->name, tok_describe(p, &p->tok, buf, sizeof buf));
+        return perr(p, p->tok.pos, "expected ',' or ')' in the arguments of %s(), got %s", f->name,
+                    tok_describe(p, &p->tok, buf, sizeof buf));
     }
     if (argc < f->min_args)
         return perr(p, p->tok.pos, "%s() takes %d argument%s, got %d", f->name, f->min_args,
@@ -610,8 +762,8 @@ static int parse_primary(parser *p)
         if (enter(p, t.pos) < 0) return -1;
         if (next(p) < 0 || parse_expr(p) < 0) return -1;
         if (p->tok.type != T_RPAREN)
-            return perr(p, p->tok.pos, "expected ')' to close '(' at offset %zu, got %s",
-                        t.pos + 1, tok_describe(p, &p->tok, buf, sizeof buf));
+            return perr(p, p->tok.pos, "expected ')' to close '(' at offset %zu, got %s", t.pos + 1,
+                        tok_describe(p, &p->tok, buf, sizeof buf));
         leave(p);
         return next(p);
     case T_IDENT:
@@ -673,22 +825,33 @@ enum { LVL_OR, LVL_AND, LVL_CMP, LVL_ADD, LVL_MUL, LVL_UNARY };
 static int binary_op(tok_type t, int level)
 {
     switch (level) {
-    case LVL_OR: return t == T_OR ? OP_OR : -1;
-    case LVL_AND: return t == T_AND ? OP_AND : -1;
+    case LVL_OR:
+        return t == T_OR ? OP_OR : -1;
+    case LVL_AND:
+        return t == T_AND ? OP_AND : -1;
     case LVL_CMP:
         switch (t) {
-        case T_LT: return OP_LT;
-        case T_LE: return OP_LE;
-        case T_GT: return OP_GT;
-        case T_GE: return OP_GE;
-        case T_EQ: return OP_EQ;
-        case T_NE: return OP_NE;
-        default: return -1;
+        case T_LT:
+            return OP_LT;
+        case T_LE:
+            return OP_LE;
+        case T_GT:
+            return OP_GT;
+        case T_GE:
+            return OP_GE;
+        case T_EQ:
+            return OP_EQ;
+        case T_NE:
+            return OP_NE;
+        default:
+            return -1;
         }
-    case LVL_ADD: return t == T_PLUS ? OP_ADD : t == T_MINUS ? OP_SUB : -1;
+    case LVL_ADD:
+        return t == T_PLUS ? OP_ADD : t == T_MINUS ? OP_SUB : -1;
     case LVL_MUL:
         return t == T_STAR ? OP_MUL : t == T_SLASH ? OP_DIV : t == T_PERCENT ? OP_MOD : -1;
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -727,8 +890,8 @@ int expr_compile(const char *src, const char *const *names, size_t n_names, expr
     p.names = names;
     p.n_names = n_names;
     if (p.len > EXPR_MAX_LEN) {
-        err_set(ERR_BAD_INPUT, ERR_EXPRESSION, EXPR_FIELD,
-                "expression: longer than %d bytes", EXPR_MAX_LEN);
+        err_set(ERR_BAD_INPUT, ERR_EXPRESSION, EXPR_FIELD, "expression: longer than %d bytes",
+                EXPR_MAX_LEN);
         goto cleanup;
     }
     e = mem_calloc(1, sizeof *e);
@@ -789,12 +952,15 @@ void expr_eval(expr *e, const double *const *vars, const unsigned char *const *m
                     const double *src = vars[in->arg] + off;
                     const unsigned char *ms = masks && masks[in->arg] ? masks[in->arg] + off : NULL;
                     if (ms)
-                        for (i = 0; i < len; i++) m[i] = (ms[i] != 0) | !FINITE(src[i]);
+                        for (i = 0; i < len; i++)
+                            m[i] = (ms[i] != 0) | !FINITE(src[i]);
                     else
-                        for (i = 0; i < len; i++) m[i] = !FINITE(src[i]);
+                        for (i = 0; i < len; i++)
+                            m[i] = !FINITE(src[i]);
                     sv[sp] = src;
                 } else {
-                    for (i = 0; i < len; i++) v[i] = in->k;
+                    for (i = 0; i < len; i++)
+                        v[i] = in->k;
                     memset(m, op == OP_NODATA, len);
                     sv[sp] = v;
                 }
@@ -804,11 +970,13 @@ void expr_eval(expr *e, const double *const *vars, const unsigned char *const *m
                 v = e->vals + (sp - 1) * EXPR_CHUNK;
                 m = e->masks + (sp - 1) * EXPR_CHUNK;
                 if (op == OP_ISNODATA) {
-                    for (i = 0; i < len; i++) v[i] = m[i] ? 1.0 : 0.0;
+                    for (i = 0; i < len; i++)
+                        v[i] = m[i] ? 1.0 : 0.0;
                     memset(m, 0, len);
                 } else {
                     k_unary(op, sv[sp - 1], v, len);
-                    for (i = 0; i < len; i++) m[i] |= !FINITE(v[i]);
+                    for (i = 0; i < len; i++)
+                        m[i] |= !FINITE(v[i]);
                 }
                 sv[sp - 1] = v;
                 break;
@@ -817,7 +985,8 @@ void expr_eval(expr *e, const double *const *vars, const unsigned char *const *m
                 v = e->vals + (sp - 2) * EXPR_CHUNK;
                 m = e->masks + (sp - 2) * EXPR_CHUNK;
                 k_binary(op, sv[sp - 2], sv[sp - 1], v, len);
-                for (i = 0; i < len; i++) m[i] |= mb[i] | !FINITE(v[i]);
+                for (i = 0; i < len; i++)
+                    m[i] |= mb[i] | !FINITE(v[i]);
                 sv[sp - 2] = v;
                 sp--;
                 break;
@@ -869,7 +1038,8 @@ char *expr_dump(const expr *e, const char *const *names)
         if ((size_t)n >= sizeof item) n = (int)sizeof item - 1;
         if (o + (size_t)n + 2 > cap) {
             char *ns;
-            while (o + (size_t)n + 2 > cap) cap *= 2;
+            while (o + (size_t)n + 2 > cap)
+                cap *= 2;
             ns = mem_realloc(s, cap);
             if (!ns) {
                 mem_free(s);

@@ -12,9 +12,12 @@
  * leaves masked pixels 0); otherwise a default per output type that a
  * computed value rarely hits: -9999 for Float32 and Float64, the type's
  * minimum for signed integers (-32768, -2147483648) and its maximum for
- * unsigned ones (255, 65535, 4294967295). Integer outputs round to nearest
- * and saturate (GDAL's Float64 conversion); Float32 values beyond its range
- * are nodata.
+ * unsigned ones (255, 65535, 4294967295). Integer outputs round half away
+ * from zero and saturate at the type's range; when the nodata value is the
+ * type's minimum or maximum (as the defaults are), valid values saturate one
+ * short of it so that they never read back as nodata. Float32 values beyond
+ * its range are nodata. A valid value that happens to equal a nodata value
+ * chosen elsewhere in the range reads back as nodata: choose it accordingly.
  *
  * Input nodata: a band's nodata value, or its mask band (alpha, internal
  * mask) when it has one instead; see expr.h for how nodata propagates.
@@ -23,18 +26,15 @@
 #include "err.h"
 #include "expr.h"
 #include "input.h"
-#include "log.h"
 #include "mem.h"
 #include "op.h"
 #include "terrane_proto.h"
 
-#include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_vsi.h>
 #include <float.h>
 #include <math.h>
 #include <ogr_srs_api.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,7 +43,7 @@
 #define CALC_TILE 256
 /* Upper bound for the window buffers (values and masks of every variable
  * and of the result); wide rasters get windows narrower than a full row. */
-#define CALC_BUDGET_BYTES (48u * 1024 * 1024)
+#define CALC_BUDGET_BYTES (16u * 1024 * 1024)
 /* Two grids agree when every corner of one lies within this many pixels of
  * the other's: floating-point noise in geotransforms, not real shifts. */
 #define CALC_GRID_TOL_PX 1e-3
@@ -76,7 +76,8 @@ static int compile(const task *t, expr **out)
 {
     const char *names[TASK_MAX_INPUTS];
     size_t n = t->n_inputs < TASK_MAX_INPUTS ? t->n_inputs : TASK_MAX_INPUTS;
-    for (size_t i = 0; i < n; i++) names[i] = t->inputs[i].name;
+    for (size_t i = 0; i < n; i++)
+        names[i] = t->inputs[i].name;
     return expr_compile(params_str(t->params, "expression", ""), names, n, out);
 }
 
@@ -88,12 +89,18 @@ static GDALDataType output_type(const task *t)
 static double default_nodata(GDALDataType dt)
 {
     switch (dt) {
-    case GDT_Byte: return 255;
-    case GDT_UInt16: return 65535;
-    case GDT_Int16: return -32768;
-    case GDT_UInt32: return 4294967295.0;
-    case GDT_Int32: return -2147483648.0;
-    default: return -9999;
+    case GDT_Byte:
+        return 255;
+    case GDT_UInt16:
+        return 65535;
+    case GDT_Int16:
+        return -32768;
+    case GDT_UInt32:
+        return 4294967295.0;
+    case GDT_Int32:
+        return -2147483648.0;
+    default:
+        return -9999;
     }
 }
 
@@ -120,7 +127,8 @@ static int calc_validate(const task *t)
                 "expression: uses no input, so there is no grid to compute on");
         goto cleanup;
     }
-    for (size_t i = 0; i < expr_n_vars(e); i++) used[expr_var_at(e, i)->input] = true;
+    for (size_t i = 0; i < expr_n_vars(e); i++)
+        used[expr_var_at(e, i)->input] = true;
     /* An input the expression never reads would still enter the data
      * version and the lineage; that is a mistake in the task, not intent. */
     for (size_t i = 0; i < t->n_inputs && i < TASK_MAX_INPUTS; i++) {
@@ -183,17 +191,18 @@ static int check_grid(const task *t, GDALDatasetH ref, size_t r, GDALDatasetH ds
     OGRSpatialReferenceH sa = GDALGetSpatialRef(ref), sb = GDALGetSpatialRef(ds);
 
     input_field(i, field, sizeof field);
+    /* The CRS first: it is the root cause when sizes differ as well. */
+    if ((sa == NULL) != (sb == NULL) || (sa && !OSRIsSame(sa, sb)))
+        return err_set(ERR_BAD_INPUT, ERR_CRS_MISMATCH, field,
+                       "%s: %s is not in the CRS of inputs[%zu] (%s); calc needs its inputs on "
+                       "one grid (reproject with warp first)",
+                       field, t->inputs[i].name, r, t->inputs[r].name);
     if (w != GDALGetRasterXSize(ref) || h != GDALGetRasterYSize(ref))
         return err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field,
                        "%s: %s is %dx%d pixels but inputs[%zu] (%s) is %dx%d; calc needs its "
                        "inputs on one grid",
                        field, t->inputs[i].name, w, h, r, t->inputs[r].name,
                        GDALGetRasterXSize(ref), GDALGetRasterYSize(ref));
-    if ((sa == NULL) != (sb == NULL) || (sa && !OSRIsSame(sa, sb)))
-        return err_set(ERR_BAD_INPUT, ERR_CRS_MISMATCH, field,
-                       "%s: %s is not in the CRS of inputs[%zu] (%s); calc needs its inputs on "
-                       "one grid (reproject with warp first)",
-                       field, t->inputs[i].name, r, t->inputs[r].name);
     has_a = GDALGetGeoTransform(ref, ga) == CE_None;
     has_b = GDALGetGeoTransform(ds, gb) == CE_None;
     if (has_a != has_b || (has_a && grid_distance(ga, gb, w, h) > CALC_GRID_TOL_PX))
@@ -229,18 +238,19 @@ static int read_var(calc_var *v, int x0, int y0, int w, int h)
     char field[48];
     size_t n = (size_t)w * (size_t)h;
     CPLErrorReset();
-    if (GDALRasterIO(v->band, GF_Read, x0, y0, w, h, v->vals, w, h, GDT_Float64, 0, 0) !=
-        CE_None)
+    if (GDALRasterIO(v->band, GF_Read, x0, y0, w, h, v->vals, w, h, GDT_Float64, 0, 0) != CE_None)
         goto fail;
     if (v->mask_kind == MASK_VALUE) {
         double nd = v->nodata;
-        for (size_t i = 0; i < n; i++) v->mask[i] = v->vals[i] == nd;
+        for (size_t i = 0; i < n; i++)
+            v->mask[i] = v->vals[i] == nd;
         /* NaN nodata never compares equal; expr treats NaN as nodata anyway. */
     } else if (v->mask_kind == MASK_BAND) {
         if (GDALRasterIO(v->mask_band, GF_Read, x0, y0, w, h, v->mask, w, h, GDT_Byte, 0, 0) !=
             CE_None)
             goto fail;
-        for (size_t i = 0; i < n; i++) v->mask[i] = v->mask[i] == 0;
+        for (size_t i = 0; i < n; i++)
+            v->mask[i] = v->mask[i] == 0;
     }
     return 0;
 fail:
@@ -260,14 +270,72 @@ static int window_width(int width, size_t n_vars)
     return (size_t)width <= cols ? width : (int)cols;
 }
 
-static int create_scratch(const char *path, GDALDatasetH ref, GDALDataType dt,
-                          bool has_nodata, double nodata, GDALDatasetH *out)
+/* How computed values become output pixels. */
+typedef struct out_format {
+    GDALDataType dt;
+    bool is_int;
+    double lo, hi; /* integer types: the type's range */
+    bool has_nodata;
+    double nodata;
+} out_format;
+
+static out_format make_format(GDALDataType dt, bool has_nodata, double nodata)
+{
+    out_format f = {.dt = dt, .has_nodata = has_nodata, .nodata = nodata};
+    switch (dt) {
+    case GDT_Byte:
+        f.lo = 0, f.hi = 255;
+        break;
+    case GDT_UInt16:
+        f.lo = 0, f.hi = 65535;
+        break;
+    case GDT_Int16:
+        f.lo = -32768, f.hi = 32767;
+        break;
+    case GDT_UInt32:
+        f.lo = 0, f.hi = 4294967295.0;
+        break;
+    case GDT_Int32:
+        f.lo = -2147483648.0, f.hi = 2147483647.0;
+        break;
+    default:
+        return f;
+    }
+    f.is_int = true;
+    return f;
+}
+
+/* Rounds and saturates valid values in place (so GDAL's conversion to the
+ * output type is exact) and writes the nodata value under the mask. */
+static void to_output(const out_format *f, double *v, unsigned char *mask, size_t n)
+{
+    double fill = f->has_nodata ? f->nodata : 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = v[i];
+        if (!mask[i] && f->is_int) {
+            x = fmin(fmax(round(x), f->lo), f->hi);
+            if (f->has_nodata && x == f->nodata)
+                x = x == f->hi ? f->hi - 1 : x == f->lo ? f->lo + 1 : x;
+        } else if (!mask[i] && f->dt == GDT_Float32 && fabs(x) > FLT_MAX) {
+            /* Float32 cannot hold what Float64 overflowed into: nodata
+             * rather than a silent infinity. */
+            if (f->has_nodata)
+                mask[i] = 1;
+            else
+                x = x > 0 ? FLT_MAX : -FLT_MAX;
+        }
+        v[i] = mask[i] ? fill : x;
+    }
+}
+
+static int create_scratch(const char *path, GDALDatasetH ref, GDALDataType dt, bool has_nodata,
+                          double nodata, GDALDatasetH *out)
 {
     GDALDriverH drv = GDALGetDriverByName("GTiff");
     /* Uncompressed and tiled like the windows: this file lives for seconds
      * and is read once by the COG writer, so speed beats size. */
-    const char *opts[] = {"TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=NONE",
-                          "BIGTIFF=IF_SAFER", NULL};
+    const char *opts[] = {"TILED=YES",     "BLOCKXSIZE=256",   "BLOCKYSIZE=256",
+                          "COMPRESS=NONE", "BIGTIFF=IF_SAFER", NULL};
     double gt[6];
     OGRSpatialReferenceH srs = GDALGetSpatialRef(ref);
     *out = NULL;
@@ -300,6 +368,7 @@ static int calc_run(const op_ctx *ctx, op_result *out)
     GDALDataType dt = output_type(t);
     double nodata = 0;
     bool has_nodata = output_nodata(t, dt, &nodata);
+    out_format fmt = make_format(dt, has_nodata, nodata);
     size_t nv, ref = 0, n_win;
     int width, height, win_w;
     unsigned long long done = 0, total;
@@ -379,17 +448,7 @@ static int calc_run(const op_ctx *ctx, op_result *out)
             for (size_t i = 0; i < nv; i++)
                 if (read_var(&vars[i], x0, y0, w, h) < 0) goto cleanup;
             expr_eval(e, vals, masks, n, res, res_mask);
-            for (size_t i = 0; i < n; i++) {
-                /* Float32 cannot hold what Float64 overflowed into; such a
-                 * pixel is nodata rather than a silent infinity. */
-                if (!res_mask[i] && dt == GDT_Float32 && fabs(res[i]) > FLT_MAX) {
-                    if (has_nodata)
-                        res_mask[i] = 1;
-                    else
-                        res[i] = res[i] > 0 ? FLT_MAX : -FLT_MAX;
-                }
-                if (res_mask[i]) res[i] = has_nodata ? nodata : 0;
-            }
+            to_output(&fmt, res, res_mask, n);
             CPLErrorReset();
             if (GDALRasterIO(out_band, GF_Write, x0, y0, w, h, res, w, h, GDT_Float64, 0, 0) !=
                 CE_None) {

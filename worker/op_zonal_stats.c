@@ -23,12 +23,9 @@
 static const char *const stat_choices[] = {"count", "min", "max", "mean", "sum", "stddev", NULL};
 
 static const param_spec zonal_params[] = {
-    {"raster", PARAM_STRING, true, NULL, 0, 0, 63},
-    {"zones", PARAM_STRING, true, NULL, 0, 0, 63},
-    {"key", PARAM_STRING, true, NULL, 0, 0, 255},
-    {"band", PARAM_INT, false, NULL, 1, 65535},
-    {"stats", PARAM_ENUM_LIST, false, stat_choices},
-    {NULL},
+    {"raster", PARAM_STRING, true, NULL, 0, 0, 63},  {"zones", PARAM_STRING, true, NULL, 0, 0, 63},
+    {"key", PARAM_STRING, true, NULL, 0, 0, 255},    {"band", PARAM_INT, false, NULL, 1, 65535},
+    {"stats", PARAM_ENUM_LIST, false, stat_choices}, {NULL},
 };
 
 /* The ZONAL_* bits of params.stats; all of them when absent. */
@@ -54,8 +51,7 @@ static const task_input *named_input(const task *t, const char *param)
     const task_input *in = task_input_find(t, name);
     if (!in) {
         snprintf(field, sizeof field, "params.%s", param);
-        err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: no input is named '%s'", field,
-                name);
+        err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: no input is named '%s'", field, name);
     }
     return in;
 }
@@ -79,7 +75,8 @@ static int zonal_validate(const task *t)
                            t->inputs[i].name);
         }
     }
-    if (!key[0]) return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, "params.key", "params.key: empty");
+    if (!key[0])
+        return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, "params.key", "params.key: empty");
     /* The key becomes a GeoJSON property next to the statistics. */
     for (unsigned s = 0; s < ZONAL_N_STATS; s++)
         if ((bits & (1u << s)) && !strcmp(key, zonal_stat_name(s)))

@@ -396,6 +396,7 @@ void task_free(task *t)
     mem_free(t->asset_key);
     mem_free(t->data_version);
     mem_free(t->operation);
+    mem_free(t->output_uri);
     cJSON_Delete(t->params);
     mem_free(t);
 }

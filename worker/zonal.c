@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const stat_names[ZONAL_N_STATS] = {"count", "min",  "max",
-                                                       "mean",  "sum", "stddev"};
+static const char *const stat_names[ZONAL_N_STATS] = {"count", "min", "max",
+                                                      "mean",  "sum", "stddev"};
 
 const char *zonal_stat_name(unsigned i)
 {
@@ -194,7 +194,8 @@ int zonal_polygon(GDALDatasetH raster, int band, OGRGeometryH geom, unsigned til
                 err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "zonal: rasterizing failed");
                 goto cleanup;
             }
-            for (i = 0; i < n && !any; i++) any = sel[i] != 0;
+            for (i = 0; i < n && !any; i++)
+                any = sel[i] != 0;
             if (!any) continue;
             CPLErrorReset();
             if (GDALRasterIO(rb, GF_Read, tx, ty, tw, th, vals, tw, th, GDT_Float64, 0, 0) !=
@@ -320,12 +321,24 @@ static void write_headers(const zonal_job *job, FILE *gj, FILE *csv)
 static bool stat_value(const zonal_acc *acc, unsigned s, double *v)
 {
     switch (1u << s) {
-    case ZONAL_COUNT: *v = (double)acc->count; return true;
-    case ZONAL_MIN: *v = acc->min; break;
-    case ZONAL_MAX: *v = acc->max; break;
-    case ZONAL_MEAN: *v = zonal_acc_mean(acc); break;
-    case ZONAL_SUM: *v = zonal_acc_sum(acc); break;
-    default: *v = zonal_acc_stddev(acc); break;
+    case ZONAL_COUNT:
+        *v = (double)acc->count;
+        return true;
+    case ZONAL_MIN:
+        *v = acc->min;
+        break;
+    case ZONAL_MAX:
+        *v = acc->max;
+        break;
+    case ZONAL_MEAN:
+        *v = zonal_acc_mean(acc);
+        break;
+    case ZONAL_SUM:
+        *v = zonal_acc_sum(acc);
+        break;
+    default:
+        *v = zonal_acc_stddev(acc);
+        break;
     }
     return acc->count > 0 && fabs(*v) <= DBL_MAX;
 }
@@ -367,8 +380,7 @@ static void write_feature(const zonal_job *job, FILE *gj, FILE *csv, bool first,
 static bool is_polygonal(OGRwkbGeometryType t)
 {
     t = OGR_GT_Flatten(t);
-    return t == wkbPolygon || t == wkbMultiPolygon || t == wkbCurvePolygon ||
-           t == wkbMultiSurface;
+    return t == wkbPolygon || t == wkbMultiPolygon || t == wkbCurvePolygon || t == wkbMultiSurface;
 }
 
 static int list_fields(OGRFeatureDefnH defn, char *buf, size_t cap)
@@ -432,7 +444,11 @@ int zonal_run(const zonal_job *job)
                 OGR_L_GetName(layer), OGRGeometryTypeToName(ltype));
         goto cleanup;
     }
-    key_idx = OGR_FD_GetFieldIndex(defn, job->key);
+    /* OGR matches field names case-insensitively; the key is also the
+     * output's column name, so it must be spelt as in the layer. */
+    key_idx = -1;
+    for (int i = 0; i < OGR_FD_GetFieldCount(defn) && key_idx < 0; i++)
+        if (!strcmp(OGR_Fld_GetNameRef(OGR_FD_GetFieldDefn(defn, i)), job->key)) key_idx = i;
     if (key_idx < 0) {
         char fields[512];
         list_fields(defn, fields, sizeof fields);
@@ -454,8 +470,9 @@ int zonal_run(const zonal_job *job)
             goto cleanup;
         }
     } else if (!lsrs != !rsrs) {
-        log_kv(LOG_WARN, "zonal-stats: only one of raster and zones has a CRS; assuming both "
-                         "use the same coordinates",
+        log_kv(LOG_WARN,
+               "zonal-stats: only one of raster and zones has a CRS; assuming both "
+               "use the same coordinates",
                "zones", job->zones_field, (const char *)NULL);
     }
     if (lsrs) {
@@ -468,8 +485,7 @@ int zonal_run(const zonal_job *job)
         OSRSetAxisMappingStrategy(wgs84, OAMS_TRADITIONAL_GIS_ORDER);
         if (!OSRIsSame(lsrs, wgs84) && !(to_out = OCTNewCoordinateTransformation(lsrs, wgs84))) {
             err_set_gdal(ERR_BAD_INPUT, ERR_CRS_MISMATCH, job->zones_field,
-                         "%s: the zones' CRS cannot be transformed to EPSG:4326",
-                         job->zones_field);
+                         "%s: the zones' CRS cannot be transformed to EPSG:4326", job->zones_field);
             goto cleanup;
         }
         json_opts = CSLAddString(json_opts, "COORDINATE_PRECISION=7");

@@ -78,7 +78,7 @@ typedef struct zonal_job {
     const char *zones_field;  /* "inputs[1].uri" */
     const char *geojson_path; /* files to write */
     const char *csv_path;
-    unsigned tile;            /* 0: ZONAL_TILE */
+    unsigned tile;             /* 0: ZONAL_TILE */
     GDALProgressFunc progress; /* may be NULL */
     void *progress_arg;
 } zonal_job;

@@ -47,7 +47,7 @@ static void decode_good(void **state)
     assert_string_equal(t->inputs[0].data_version, DV);
     assert_string_equal(t->output_uri, "s3://assets/hydro"); /* trailing slash dropped */
     assert_int_equal(t->attempt, 2);
-    assert_string_equal(task_data_version_hex(t), DV + 7);
+    assert_string_equal(task_data_version_hex(t), &DV[7]);
     assert_ptr_equal(task_input_find(t, "dem"), &t->inputs[0]);
     assert_null(task_input_find(t, "nope"));
     task_free(t);
