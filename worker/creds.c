@@ -100,7 +100,8 @@ int creds_parse_time(const char *s, time_t *out)
     if (*p == '.') {
         p++;
         if (*p < '0' || *p > '9') goto bad;
-        while (*p >= '0' && *p <= '9') p++; /* sub-second precision is not needed */
+        while (*p >= '0' && *p <= '9')
+            p++; /* sub-second precision is not needed */
     }
     if (*p == 'Z' || *p == 'z') {
         p++;
@@ -114,8 +115,12 @@ int creds_parse_time(const char *s, time_t *out)
         goto bad;
     }
     if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) goto bad;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
-                    .tm_hour = h, .tm_min = m, .tm_sec = sec};
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     if (t == (time_t)-1) goto bad;
     *out = t - sign * (oh * 3600 + om * 60);
@@ -133,8 +138,8 @@ static int copy_member(const cJSON *o, const char *key, bool required, char *dst
     dst[0] = '\0';
     if (!v || cJSON_IsNull(v)) {
         if (!required) return 0;
-        return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL,
-                       "credentials from %s: %s is missing", from, key);
+        return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "credentials from %s: %s is missing",
+                       from, key);
     }
     if (!cJSON_IsString(v) || (required && !v->valuestring[0]))
         return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL,
@@ -164,8 +169,8 @@ int creds_parse(const char *json, size_t len, const char *from, creds_set *out)
                 "credentials from %s: the response is not a JSON object", from);
         goto cleanup;
     }
-    if (copy_member(doc, "AccessKeyId", true, out->access_key_id, sizeof out->access_key_id,
-                    from) < 0 ||
+    if (copy_member(doc, "AccessKeyId", true, out->access_key_id, sizeof out->access_key_id, from) <
+            0 ||
         copy_member(doc, "SecretAccessKey", true, out->secret_access_key,
                     sizeof out->secret_access_key, from) < 0 ||
         copy_member(doc, "Token", false, out->session_token, sizeof out->session_token, from) < 0 ||
@@ -291,8 +296,8 @@ static int read_token(char **out)
     if (file && file[0]) {
         fd = open(file, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
-            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "cannot read %s=%s: %s",
-                    ENV_TOKEN_FILE, file, strerror(errno));
+            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "cannot read %s=%s: %s", ENV_TOKEN_FILE,
+                    file, strerror(errno));
             goto cleanup;
         }
         if (!(buf = mem_malloc(TOKEN_MAX + 2))) {
@@ -330,8 +335,8 @@ static int read_token(char **out)
     } else {
         return 0;
     }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         buf[--n] = '\0';
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
@@ -449,8 +454,8 @@ static int fetch_once(const char *uri, creds_set *out)
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
         if (b.too_big) {
-            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL,
-                    "GET %s: the response is over %d bytes", uri, BODY_MAX);
+            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "GET %s: the response is over %d bytes",
+                    uri, BODY_MAX);
             goto cleanup;
         }
         err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "GET %s: %s", uri,
@@ -543,15 +548,16 @@ static void *refresh_main(void *arg)
             backoff = 1;
             expired_logged = false;
             time_text(c.expiration, when, sizeof when);
-            log_kv(LOG_INFO, "Pod Identity credentials refreshed", "endpoint", rf.uri,
-                   "expiration", when, (const char *)NULL);
+            log_kv(LOG_INFO, "Pod Identity credentials refreshed", "endpoint", rf.uri, "expiration",
+                   when, (const char *)NULL);
         } else if (atomic_load(&rf.stop)) {
             break;
         } else {
             if (rf.expiration && now >= rf.expiration) {
                 if (!expired_logged)
-                    log_kv(LOG_ERROR, "Pod Identity credentials expired without a refresh; S3 "
-                                      "requests will fail until one succeeds",
+                    log_kv(LOG_ERROR,
+                           "Pod Identity credentials expired without a refresh; S3 "
+                           "requests will fail until one succeeds",
                            "endpoint", rf.uri, "error", err_get_message(), (const char *)NULL);
                 expired_logged = true;
             } else {
@@ -580,8 +586,10 @@ int creds_start(void)
     memset(&c, 0, sizeof c);
     if (rf.started || !creds_pod_identity_configured()) {
         if (uri && uri[0] && !rf.started)
-            log_kv(LOG_INFO, "static AWS keys in the environment take precedence over Pod "
-                             "Identity", (const char *)NULL);
+            log_kv(LOG_INFO,
+                   "static AWS keys in the environment take precedence over Pod "
+                   "Identity",
+                   (const char *)NULL);
         return 0;
     }
     if (creds_check_uri(uri) < 0) return -1;

@@ -17,8 +17,9 @@
 #include <time.h>
 
 /* Starts Pod Identity credentials when configured; a no-op otherwise.
- * Fails (class Transient, code CredentialsUnavailable) when the endpoint
- * cannot give credentials. */
+ * Fails with code CredentialsUnavailable: class Transient when the endpoint
+ * cannot give credentials (after retrying 5xx and connection failures),
+ * class Internal when its URI is not allowed (the pod's configuration). */
 int creds_start(void);
 /* Stops the refresh thread. Safe to call when not started. */
 void creds_stop(void);

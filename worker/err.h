@@ -17,7 +17,7 @@ typedef enum {
     ERR_NONE = 0,
     ERR_BAD_INPUT, /* the task, its params or its input data: never retried */
     ERR_TRANSIENT, /* S3, network, scratch space: retried */
-    ERR_INTERNAL,  /* a bug or an impossible state */
+    ERR_INTERNAL,  /* a bug, or a misconfigured installation (denied output bucket): retried, counted apart */
 } err_class;
 
 /* Stable codes (proto/schema/result.v1.json lists them). */

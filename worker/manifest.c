@@ -75,7 +75,10 @@ int manifest_build(const task *t, const stac_file *files, size_t n_files, const 
         goto oom;
     params = t->params ? cJSON_Duplicate(t->params, true) : cJSON_CreateObject();
     if (!params) goto oom;
-    cJSON_AddItemToObject(m, "params", params);
+    if (!cJSON_AddItemToObject(m, "params", params)) {
+        cJSON_Delete(params); /* not taken: cJSON could not copy the key */
+        goto oom;
+    }
     if (add_inputs(m, t) < 0 || add_files(m, files, n_files) < 0) goto cleanup;
     if (!cJSON_AddStringToObject(m, "stacItem", stac_href) ||
         !(worker = cJSON_AddObjectToObject(m, "worker")) ||
@@ -132,7 +135,8 @@ int manifest_parse(const task *t, const char *json, size_t len, const char *wher
         bad = "is not a terrane.io/v1 Manifest";
         goto invalid;
     }
-    if (!str_equals(m, "assetKey", t->asset_key) || !str_equals(m, "dataVersion", t->data_version)) {
+    if (!str_equals(m, "assetKey", t->asset_key) ||
+        !str_equals(m, "dataVersion", t->data_version)) {
         bad = "describes another asset key or data version";
         goto invalid;
     }
@@ -148,8 +152,8 @@ int manifest_parse(const task *t, const char *json, size_t len, const char *wher
         !get_str(f0, "uri", p->uri, sizeof p->uri) ||
         !get_str(f0, "checksum", p->checksum, sizeof p->checksum) ||
         !hash_is_multihash(p->checksum) ||
-        !get_str(f0, "mediaType", p->media_type, sizeof p->media_type) ||
-        !cJSON_IsNumber(size) || size->valuedouble < 0 || size->valuedouble > 9007199254740992.0 ||
+        !get_str(f0, "mediaType", p->media_type, sizeof p->media_type) || !cJSON_IsNumber(size) ||
+        size->valuedouble < 0 || size->valuedouble > 9007199254740992.0 ||
         floor(size->valuedouble) != size->valuedouble) {
         bad = "has an incomplete or malformed files[0]";
         goto invalid;

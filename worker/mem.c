@@ -4,18 +4,21 @@
 #include "mem.h"
 
 #include <cJSON.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned long alloc_count;
-static unsigned long fail_at; /* absolute allocation number that fails, 0 = never */
+/* Atomic: the credentials refresh thread allocates too. */
+static atomic_ulong alloc_count;
+static atomic_ulong fail_at; /* absolute allocation number that fails, 0 = never */
 
 static int should_fail(void)
 {
-    alloc_count++;
-    return fail_at != 0 && alloc_count == fail_at;
+    unsigned long n = atomic_fetch_add(&alloc_count, 1) + 1;
+    unsigned long f = atomic_load(&fail_at);
+    return f != 0 && n == f;
 }
 
 void mem_init(void)
@@ -80,10 +83,10 @@ void mem_free(void *p)
 
 void mem_fail_at(unsigned long nth)
 {
-    fail_at = nth ? alloc_count + nth : 0;
+    atomic_store(&fail_at, nth ? atomic_load(&alloc_count) + nth : 0);
 }
 
 unsigned long mem_count(void)
 {
-    return alloc_count;
+    return atomic_load(&alloc_count);
 }

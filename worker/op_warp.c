@@ -25,6 +25,7 @@
 #include <cpl_string.h>
 #include <cpl_vsi.h>
 #include <ctype.h>
+#include <gdal_alg.h>
 #include <gdal_utils.h>
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
@@ -221,7 +222,7 @@ static int prepare_cutline(GDALDatasetH raster, GDALDatasetH vec, const char *me
                 goto cleanup;
             }
             g = OGR_G_ForceToMultiPolygon(OGR_G_Clone(src_g));
-            OGR_G_FlattenTo2D(g);
+            if (g) OGR_G_FlattenTo2D(g);
             nf = OGR_F_Create(OGR_L_GetLayerDefn(out));
             if (!g || !nf || OGR_F_SetGeometry(nf, g) != OGRERR_NONE ||
                 OGR_L_CreateFeature(out, nf) != OGRERR_NONE) {
@@ -327,6 +328,44 @@ static char **warp_argv(const cJSON *params, const char *cutline_path)
     return argv;
 }
 
+/* Largest warp output accepted, in pixels: a resolution given in the wrong
+ * unit (metres for degrees) asks for 10^10 times the pixels and would fill
+ * scratch for hours before failing as "transient" and being retried. */
+#define WARP_MAX_PIXELS 1e12
+
+/* With params.resolution set, estimates the output size from the raster's
+ * extent in the target CRS and refuses absurd ones. Without a usable
+ * estimate (GCPs, a transform GDAL cannot bound), gdalwarp decides. */
+static int check_output_size(GDALDatasetH src, OGRSpatialReferenceH dst_srs, const cJSON *params)
+{
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(params, "resolution");
+    char *wkt = NULL;
+    char **to = NULL;
+    void *tr = NULL;
+    double gt[6], ext[4];
+    int px = 0, ln = 0, rc = 0;
+    if (!res) return 0;
+    double rx = cJSON_IsArray(res) ? cJSON_GetArrayItem(res, 0)->valuedouble : res->valuedouble;
+    double ry = cJSON_IsArray(res) ? cJSON_GetArrayItem(res, 1)->valuedouble : res->valuedouble;
+    if (dst_srs && OSRExportToWkt(dst_srs, &wkt) == OGRERR_NONE)
+        to = CSLSetNameValue(to, "DST_SRS", wkt);
+    tr = GDALCreateGenImgProjTransformer2(src, NULL, to);
+    if (tr && GDALSuggestedWarpOutput2(src, GDALGenImgProjTransform, tr, gt, &px, &ln, ext, 0) ==
+                  CE_None) {
+        double w = (ext[2] - ext[0]) / rx, h = (ext[3] - ext[1]) / ry;
+        if (w * h > WARP_MAX_PIXELS)
+            rc = err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, "params.resolution",
+                         "params.resolution: the output would be %.3g x %.3g pixels; is the "
+                         "resolution in the units of the target CRS?",
+                         w, h);
+    }
+    CPLErrorReset();
+    if (tr) GDALDestroyGenImgProjTransformer(tr);
+    CSLDestroy(to);
+    CPLFree(wkt);
+    return rc;
+}
+
 static int warp_run(const op_ctx *ctx, op_result *out)
 {
     static unsigned long serial;
@@ -362,6 +401,7 @@ static int warp_run(const op_ctx *ctx, op_result *out)
             goto cleanup;
         }
     }
+    if (check_output_size(src, dst_srs, t->params) < 0) goto cleanup;
     if (cutline) {
         cut_in = task_input_find(t, cutline);
         snprintf(cut_field, sizeof cut_field, "inputs[%d].uri", task_input_index(t, cut_in));

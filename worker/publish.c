@@ -25,9 +25,12 @@
  * S3 errors. GDAL 3.6 reports a failed upload only as "DoSinglePartPUT of
  * ... failed"; the HTTP status and S3's error document reach us as GDAL
  * warnings (its retry notices) and CPLDebug("S3", ...) messages. While
- * publishing, a pushed error handler with CPL_DEBUG switched on for this
- * thread only collects them, so the error names the S3 operation, the URI,
- * the status and S3's error code. Main thread only.
+ * publishing or looking up, a pushed error handler collects them, with
+ * CPL_DEBUG set to the "S3" category for this thread only, so the error
+ * names the S3 operation, the URI, the status and S3's error code. How each
+ * is classified (and why 4xx on the output is Internal) is at s3_error.
+ * Objects also carry x-amz-meta-terrane-data-version, known up front.
+ * Main thread only.
  */
 #include "publish.h"
 
@@ -44,13 +47,17 @@
 #include <cpl_error.h>
 #include <cpl_string.h>
 #include <cpl_vsi.h>
+#include <cpl_vsi_error.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gdal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +80,7 @@ typedef struct s3_capture {
 
 static void capture_reset(s3_capture *c)
 {
+    VSIErrorReset();
     c->http_status = 0;
     c->no_response = false;
     c->code[0] = c->message[0] = c->curl_error[0] = c->failure[0] = '\0';
@@ -98,15 +106,17 @@ static void CPL_STDCALL capture_handler(CPLErr cls, CPLErrorNum num, const char 
     (void)num;
     if (!msg) return;
     if (cls == CE_Debug) {
-        if (strncmp(msg, "S3: ", 4) != 0 && strncmp(msg, "HTTP: ", 6) != 0) return;
+        if (strncmp(msg, "S3: ", 4) != 0) return;
         if (strstr(msg, "<Error>")) {
             xml_value(msg, "Code", c->code, sizeof c->code);
             xml_value(msg, "Message", c->message, sizeof c->message);
         }
         if ((p = strstr(msg, "response_code=")) != NULL) {
             int status = atoi(p + strlen("response_code="));
-            if (status == 0) c->no_response = true;
-            else c->http_status = status;
+            if (status == 0)
+                c->no_response = true;
+            else
+                c->http_status = status;
         }
         if ((p = strstr(msg, "curl error msg=")) != NULL)
             snprintf(c->curl_error, sizeof c->curl_error, "%s", p + strlen("curl error msg="));
@@ -118,11 +128,14 @@ static void CPL_STDCALL capture_handler(CPLErr cls, CPLErrorNum num, const char 
     if (cls == CE_Warning) {
         /* "HTTP error code: 503 - <url>. Retrying again in 1.0 secs" and
          * "HTTP response code on <url>: 503" */
-        if (!strncmp(msg, "HTTP error code: ", 17)) c->http_status = atoi(msg + 17);
+        if (!strncmp(msg, "HTTP error code: ", 17))
+            c->http_status = atoi(msg + 17);
         else if (!strncmp(msg, "HTTP response code on ", 22) && (p = strrchr(msg, ':')) != NULL) {
             int status = atoi(p + 1);
-            if (status == 0) c->no_response = true;
-            else c->http_status = status;
+            if (status == 0)
+                c->no_response = true;
+            else
+                c->http_status = status;
         }
         log_kv(LOG_WARN, msg, "source", "gdal", (const char *)NULL);
         return;
@@ -139,9 +152,11 @@ static void capture_begin(s3_capture *c)
         c->had_debug = true;
         snprintf(c->saved_debug, sizeof c->saved_debug, "%s", d);
     }
-    /* Thread-local, so other threads (the credentials refresher) keep
-     * their own setting. */
-    CPLSetThreadLocalConfigOption("CPL_DEBUG", "ON");
+    /* Only the "S3" category (CPL_DEBUG names categories to emit), and
+     * thread-local, so other threads keep their setting. Not "ON": GDAL
+     * wraps some requests (EC2 metadata probes, ...) in CPLQuietErrorHandler,
+     * which passes debug messages straight to stderr, bypassing the log. */
+    CPLSetThreadLocalConfigOption("CPL_DEBUG", "S3");
     CPLPushErrorHandlerEx(capture_handler, c);
     CPLSetCurrentErrorHandlerCatchDebug(TRUE);
 }
@@ -157,14 +172,22 @@ static int status_for_code(const char *code)
     static const struct {
         const char *code;
         int status;
-    } map[] = {{"NoSuchBucket", 404},           {"NoSuchKey", 404},
-               {"AccessDenied", 403},           {"InvalidAccessKeyId", 403},
-               {"SignatureDoesNotMatch", 403},  {"AllAccessDisabled", 403},
-               {"RequestTimeTooSkewed", 403},   {"ExpiredToken", 400},
-               {"InvalidToken", 400},           {"RequestTimeout", 400},
-               {"InvalidBucketName", 400},      {"EntityTooLarge", 400},
-               {"OperationAborted", 409},       {"InternalError", 500},
-               {"NotImplemented", 501},         {"ServiceUnavailable", 503},
+    } map[] = {{"NoSuchBucket", 404},
+               {"NoSuchKey", 404},
+               {"AccessDenied", 403},
+               {"InvalidAccessKeyId", 403},
+               {"SignatureDoesNotMatch", 403},
+               {"AllAccessDisabled", 403},
+               {"RequestTimeTooSkewed", 403},
+               {"ExpiredToken", 400},
+               {"InvalidToken", 400},
+               {"RequestTimeout", 400},
+               {"InvalidBucketName", 400},
+               {"EntityTooLarge", 400},
+               {"OperationAborted", 409},
+               {"InternalError", 500},
+               {"NotImplemented", 501},
+               {"ServiceUnavailable", 503},
                {"SlowDown", 503}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i].code, code)) return map[i].status;
@@ -176,9 +199,9 @@ static int status_for_code(const char *code)
  * bucket operation. */
 static bool code_is_transient(const char *code)
 {
-    static const char *const codes[] = {"ExpiredToken", "RequestTimeout", "RequestTimeTooSkewed",
-                                        "OperationAborted", "SlowDown", "InternalError",
-                                        "ServiceUnavailable", NULL};
+    static const char *const codes[] = {
+        "ExpiredToken", "RequestTimeout", "RequestTimeTooSkewed", "OperationAborted",
+        "SlowDown",     "InternalError",  "ServiceUnavailable",   NULL};
     for (size_t i = 0; codes[i]; i++)
         if (!strcmp(codes[i], code)) return true;
     return false;
@@ -209,6 +232,14 @@ static int s3_error(const s3_capture *c, const char *op, const char *uri)
     bool transient;
     const char *code;
 
+    int vsi = VSIGetLastErrorNo();
+    if (!c->code[0] && (vsi == VSIE_AWSInvalidCredentials || vsi == VSIE_AWSAccessDenied ||
+                        vsi == VSIE_AWSBucketNotFound || vsi == VSIE_AWSSignatureDoesNotMatch)) {
+        /* GDAL decided before (or without) a request: no usable credentials,
+         * or an error it recognised. Configuration, as 4xx below. */
+        return err_set(ERR_INTERNAL, ERR_S3_CLIENT, NULL, "%s %s: %s", op, uri,
+                       VSIGetLastErrorMsg());
+    }
     if (c->code[0]) {
         transient = code_is_transient(c->code) || status >= 500 || status == 429;
         if (status)
@@ -226,12 +257,30 @@ static int s3_error(const s3_capture *c, const char *op, const char *uri)
         snprintf(detail, sizeof detail, "no response from the S3 endpoint (%s)",
                  c->curl_error[0] ? c->curl_error : "connection refused, reset or timed out");
     } else {
+        const char *vmsg = VSIGetLastErrorMsg();
         transient = true;
-        snprintf(detail, sizeof detail, "%s", c->failure[0] ? c->failure : "request failed");
+        snprintf(detail, sizeof detail, "%s",
+                 c->failure[0]     ? c->failure
+                 : vmsg && vmsg[0] ? vmsg
+                                   : "request failed");
     }
     code = (status >= 400 && status < 500) ? ERR_S3_CLIENT : ERR_S3_SERVER;
     return err_set(transient ? ERR_TRANSIENT : ERR_INTERNAL, code, NULL, "%s %s: %s", op, uri,
                    detail);
+}
+
+/* After a failed stat: true when the object is simply absent (a 404 for
+ * the key, or GDAL gave up without any request failing), false when the
+ * request failed or the bucket itself is missing or forbidden. */
+static bool capture_not_found(const s3_capture *c)
+{
+    int vsi = VSIGetLastErrorNo();
+    if (vsi == VSIE_AWSInvalidCredentials || vsi == VSIE_AWSAccessDenied ||
+        vsi == VSIE_AWSBucketNotFound || vsi == VSIE_AWSSignatureDoesNotMatch)
+        return false;
+    if (c->code[0] && strcmp(c->code, "NoSuchKey") != 0) return false;
+    if (c->http_status == 404) return true;
+    return !c->http_status && !c->no_response && !c->curl_error[0];
 }
 
 /* ---- destinations ------------------------------------------------------ */
@@ -458,7 +507,7 @@ static void remove_object(const dest *d, const char *path, const char *uri)
     capture_reset(d->cap);
     VSIStatBufL st;
     VSICurlPartialClearCache(path);
-    if (VSIStatL(path, &st) != 0 && d->cap->http_status == 404) return; /* never landed */
+    if (VSIStatL(path, &st) != 0 && capture_not_found(d->cap)) return; /* never landed */
     capture_reset(d->cap);
     if (VSIUnlink(path) != 0) {
         /* Keep the error slot for the original failure. */
@@ -548,8 +597,8 @@ static int upload_buffer(const dest *d, const task *t, const char *name, const c
 /* Reads back an uploaded object's ETag (and checks its size) so a later
  * cache lookup can verify it with one HEAD. Not fatal when the HEAD fails:
  * the lookup then re-hashes. */
-static int read_etag(const dest *d, const char *path, const char *uri,
-                     unsigned long long size, char *etag, size_t cap)
+static int read_etag(const dest *d, const char *path, const char *uri, unsigned long long size,
+                     char *etag, size_t cap)
 {
     VSIStatBufL st;
     etag[0] = '\0';
@@ -567,6 +616,63 @@ static int read_etag(const dest *d, const char *path, const char *uri,
     const char *v = CSLFetchNameValue(md, "ETag");
     if (v && strlen(v) < cap) snprintf(etag, cap, "%s", v);
     CSLDestroy(md);
+    return 0;
+}
+
+/* Free bytes on the filesystem holding path's directory; ULLONG_MAX if
+ * unknown. */
+static unsigned long long free_bytes_near(const char *path)
+{
+    char dir[1024];
+    struct statvfs v;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) *slash = '\0';
+    if (statvfs(dir, &v) != 0) return ULLONG_MAX;
+    return (unsigned long long)v.f_bavail * v.f_frsize;
+}
+
+/* Defence in depth before anything is uploaded: an operation that missed a
+ * failed write (GDAL 3.6's GDALClose cannot report one) leaves a truncated
+ * COG in scratch, and it must not be published. Opening each raster reads
+ * its header and directory; when that fails on a (nearly) full scratch
+ * filesystem, full scratch is the cause. */
+static int preflight(const op_result *files)
+{
+    static const char *const drivers[] = {"GTiff", NULL};
+    if (files->n_files == 0 || files->n_files > OP_MAX_OUTPUTS)
+        return err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "publish: %zu files", files->n_files);
+    for (size_t i = 0; i < files->n_files; i++) {
+        const op_output *f = &files->files[i];
+        /* Names become object keys next to item.json and manifest.json. */
+        if (!f->path || !f->name || !f->name[0] || strchr(f->name, '/') || f->name[0] == '.' ||
+            !strcmp(f->name, TERRANE_OBJ_STAC) || !strcmp(f->name, TERRANE_OBJ_MANIFEST) ||
+            !f->media_type)
+            return err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL,
+                           "publish: output %zu has a bad name \"%s\" or no media type", i,
+                           f->name ? f->name : "(null)");
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(files->files[j].name, f->name))
+                return err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL,
+                               "publish: two outputs are named \"%s\"", f->name);
+    }
+    for (size_t i = 0; i < files->n_files; i++) {
+        const op_output *f = &files->files[i];
+        if (!f->is_cog) continue;
+        CPLErrorReset();
+        GDALDatasetH ds =
+            GDALOpenEx(f->path, GDAL_OF_RASTER | GDAL_OF_READONLY, drivers, NULL, NULL);
+        if (ds) {
+            GDALClose(ds);
+            continue;
+        }
+        if (free_bytes_near(f->path) < (1u << 20))
+            return err_set_gdal(ERR_TRANSIENT, ERR_SCRATCH, NULL,
+                                "scratch space is full: the operation's output %s is truncated",
+                                f->path);
+        return err_set_gdal(ERR_INTERNAL, ERR_OUTPUT, NULL,
+                            "the operation's output %s is not a readable GeoTIFF", f->path);
+    }
     return 0;
 }
 
@@ -596,11 +702,7 @@ int publish(const task *t, const op_result *files, result *r)
     stac_file sf[OP_MAX_OUTPUTS];
     char created[32];
 
-    if (files->n_files == 0 || files->n_files > OP_MAX_OUTPUTS) {
-        err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "publish: %zu files", files->n_files);
-        goto cleanup;
-    }
-    if (dest_init(t, &d) < 0) goto cleanup;
+    if (preflight(files) < 0 || dest_init(t, &d) < 0) goto cleanup;
     if (!d.local) {
         capture_begin(&cap);
         capturing = true;
@@ -617,20 +719,14 @@ int publish(const task *t, const op_result *files, result *r)
 
     for (size_t i = 0; i < files->n_files; i++) {
         const op_output *f = &files->files[i];
-        if (!f->name || strchr(f->name, '/') || !strcmp(f->name, TERRANE_OBJ_STAC) ||
-            !strcmp(f->name, TERRANE_OBJ_MANIFEST)) {
-            err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "publish: bad output name \"%s\"",
-                    f->name ? f->name : "(null)");
-            goto cleanup;
-        }
         if (upload_file(&d, t, f, buf, &pub[n_pub], &wrote[n_pub], checksums[i], &sizes[i]) < 0) {
             n_pub++;
             goto cleanup;
         }
         n_pub++;
         etags[i][0] = '\0';
-        if (!d.local && read_etag(&d, pub[i].path, pub[i].uri, sizes[i], etags[i],
-                                  sizeof etags[i]) < 0)
+        if (!d.local &&
+            read_etag(&d, pub[i].path, pub[i].uri, sizes[i], etags[i], sizeof etags[i]) < 0)
             goto cleanup;
         log_kv(LOG_INFO, "uploaded", "uri", pub[i].uri, "checksum", checksums[i],
                (const char *)NULL);
@@ -731,13 +827,9 @@ static int read_small(const dest *d, const char *path, const char *uri, size_t c
         }
     } else {
         capture_reset(d->cap);
-        if (VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_SIZE_FLAG) != 0) {
-            /* Not found is a 404 (or nothing at all said); anything else is
-             * a failed request. */
-            if (d->cap->http_status == 404 ||
-                (!d->cap->http_status && !d->cap->no_response && !d->cap->curl_error[0] &&
-                 !d->cap->code[0]))
-                return 0;
+        if (VSIStatExL(path, &st,
+                       VSI_STAT_EXISTS_FLAG | VSI_STAT_SIZE_FLAG | VSI_STAT_SET_ERROR_FLAG) != 0) {
+            if (capture_not_found(d->cap)) return 0;
             return s3_error(d->cap, "read", uri);
         }
     }
@@ -754,8 +846,10 @@ static int read_small(const dest *d, const char *path, const char *uri, size_t c
     }
     size_t n = VSIFReadL(buf, 1, cap + 1, f);
     if (n == 0 && !VSIFEofL(f)) {
-        if (d->local) local_error(EIO, "read", path);
-        else s3_error(d->cap, "read", uri);
+        if (d->local)
+            local_error(EIO, "read", path);
+        else
+            s3_error(d->cap, "read", uri);
         goto cleanup;
     }
     if (n > cap) {
@@ -779,8 +873,8 @@ cleanup:
  * failing that the same SHA-256, which means reading the whole object
  * (a full GET for S3: seconds per GiB; only for manifests without an ETag,
  * objects rewritten by other tools, and local outputs). */
-static int verify_primary(const dest *d, const manifest_primary *p, const char *uri,
-                          bool *same, const char **why)
+static int verify_primary(const dest *d, const manifest_primary *p, const char *uri, bool *same,
+                          const char **why)
 {
     int rc = -1;
     char *path = mem_printf("%s/%s", d->base_path, p->name);
@@ -795,9 +889,9 @@ static int verify_primary(const dest *d, const manifest_primary *p, const char *
         VSICurlPartialClearCache(path);
         capture_reset(d->cap);
     }
-    if (VSIStatL(path, &st) != 0) {
-        if (!d->local && d->cap->http_status != 404 &&
-            (d->cap->http_status || d->cap->no_response || d->cap->curl_error[0])) {
+    if (VSIStatExL(path, &st,
+                   VSI_STAT_EXISTS_FLAG | VSI_STAT_SIZE_FLAG | VSI_STAT_SET_ERROR_FLAG) != 0) {
+        if (!d->local && !capture_not_found(d->cap)) {
             s3_error(d->cap, "read", uri);
             goto cleanup;
         }

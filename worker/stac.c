@@ -48,7 +48,8 @@ void stac_item_id(const task *t, char *buf, size_t cap)
 {
     size_t pos = 0;
     if (cap == 0) return;
-    for (const char *s = t->asset_key; *s && pos + 1 < cap; s++) buf[pos++] = *s == '/' ? '-' : *s;
+    for (const char *s = t->asset_key; *s && pos + 1 < cap; s++)
+        buf[pos++] = *s == '/' ? '-' : *s;
     buf[pos] = '\0';
     snprintf(buf + pos, cap - pos, "-%.12s", task_data_version_hex(t));
 }
@@ -83,20 +84,34 @@ const char *stac_media_type_for_uri(const char *uri)
 static const char *data_type_name(GDALDataType dt)
 {
     switch (dt) {
-    case GDT_Byte: return "uint8";
-    case GDT_UInt16: return "uint16";
-    case GDT_Int16: return "int16";
-    case GDT_UInt32: return "uint32";
-    case GDT_Int32: return "int32";
-    case GDT_UInt64: return "uint64";
-    case GDT_Int64: return "int64";
-    case GDT_Float32: return "float32";
-    case GDT_Float64: return "float64";
-    case GDT_CInt16: return "cint16";
-    case GDT_CInt32: return "cint32";
-    case GDT_CFloat32: return "cfloat32";
-    case GDT_CFloat64: return "cfloat64";
-    default: return "other";
+    case GDT_Byte:
+        return "uint8";
+    case GDT_UInt16:
+        return "uint16";
+    case GDT_Int16:
+        return "int16";
+    case GDT_UInt32:
+        return "uint32";
+    case GDT_Int32:
+        return "int32";
+    case GDT_UInt64:
+        return "uint64";
+    case GDT_Int64:
+        return "int64";
+    case GDT_Float32:
+        return "float32";
+    case GDT_Float64:
+        return "float64";
+    case GDT_CInt16:
+        return "cint16";
+    case GDT_CInt32:
+        return "cint32";
+    case GDT_CFloat32:
+        return "cfloat32";
+    case GDT_CFloat64:
+        return "cfloat64";
+    default:
+        return "other";
     }
 }
 
@@ -114,12 +129,21 @@ static cJSON *number_array(const double *v, size_t n)
     return a;
 }
 
+/* Adds v to o under key, taking it; on failure (cJSON copies the key, which
+ * can fail) v is freed. False when v is NULL or adding fails. */
+static bool attach(cJSON *o, const char *key, cJSON *v)
+{
+    if (!v) return false;
+    if (!cJSON_AddItemToObject(o, key, v)) {
+        cJSON_Delete(v);
+        return false;
+    }
+    return true;
+}
+
 static bool add_array_copy(cJSON *o, const char *key, const double *v, size_t n)
 {
-    cJSON *a = number_array(v, n);
-    if (!a) return false;
-    cJSON_AddItemToObject(o, key, a);
-    return true;
+    return attach(o, key, number_array(v, n));
 }
 
 /* Returns the SRS in longitude/latitude (x = east) order, or NULL. */
@@ -173,11 +197,14 @@ static void footprint_from_box(footprint *fp, OGRSpatialReferenceH srs, const do
     CPLPushErrorHandler(CPLQuietErrorHandler);
     int bounds_ok = OCTTransformBounds(ct, xmin, ymin, xmax, ymax, &fp->bbox[0], &fp->bbox[1],
                                        &fp->bbox[2], &fp->bbox[3], 21);
-    /* The ring walks the four edges of the (possibly rotated) grid. */
+    /* The ring walks the four edges of the (possibly rotated) grid. Edges
+     * of a geographic grid stay straight in longitude/latitude: corners
+     * suffice. */
+    int steps = OSRIsGeographic(srs) ? 1 : EDGE_POINTS;
     for (int e = 0; e < 4; e++) {
         int a = e, b = (e + 1) % 4;
-        for (int k = 0; k < EDGE_POINTS; k++) {
-            double f = (double)k / EDGE_POINTS;
+        for (int k = 0; k < steps; k++) {
+            double f = (double)k / steps;
             fp->lon[n] = corner_x[a] + (corner_x[b] - corner_x[a]) * f;
             fp->lat[n] = corner_y[a] + (corner_y[b] - corner_y[a]) * f;
             n++;
@@ -187,7 +214,8 @@ static void footprint_from_box(footprint *fp, OGRSpatialReferenceH srs, const do
     CPLPopErrorHandler();
     OCTDestroyCoordinateTransformation(ct);
     if (!bounds_ok) return;
-    for (size_t i = 0; i < n; i++) ring_ok = ring_ok && ok[i];
+    for (size_t i = 0; i < n; i++)
+        ring_ok = ring_ok && ok[i];
     if (!ring_ok) {
         /* Some edge points fall outside the target's domain: the bbox
          * polygon is still a correct (coarser) footprint. */
@@ -219,7 +247,8 @@ static void footprint_from_box(footprint *fp, OGRSpatialReferenceH srs, const do
         fp->lon[i] = round_deg(fp->lon[i]);
         fp->lat[i] = round_deg(fp->lat[i]);
     }
-    for (int i = 0; i < 4; i++) fp->bbox[i] = round_deg(fp->bbox[i]);
+    for (int i = 0; i < 4; i++)
+        fp->bbox[i] = round_deg(fp->bbox[i]);
     fp->have = true;
 }
 
@@ -253,9 +282,7 @@ static bool add_proj_fields(cJSON *o, OGRSpatialReferenceH srs, int width, int h
                 !cJSON_AddStringToObject(o, "proj:wkt2", wkt))
                 goto cleanup;
             if (OSRExportToPROJJSON(srs, &projjson, NULL) == OGRERR_NONE && projjson) {
-                cJSON *pj = cJSON_Parse(projjson);
-                if (!pj) goto cleanup;
-                cJSON_AddItemToObject(o, "proj:projjson", pj);
+                if (!attach(o, "proj:projjson", cJSON_Parse(projjson))) goto cleanup;
             }
         }
     }
@@ -293,8 +320,7 @@ static bool add_raster_bands(cJSON *asset, GDALDatasetH ds, const double gt[6], 
             cJSON *v = isnan(nd)   ? cJSON_CreateString("nan")
                        : isinf(nd) ? cJSON_CreateString(nd > 0 ? "inf" : "-inf")
                                    : cJSON_CreateNumber(nd);
-            if (!v) return false;
-            cJSON_AddItemToObject(o, "nodata", v);
+            if (!attach(o, "nodata", v)) return false;
         }
         if (have_gt && gt[2] == 0 && gt[4] == 0 && fabs(gt[1]) == fabs(gt[5]) &&
             !cJSON_AddNumberToObject(o, "spatial_resolution", fabs(gt[1])))
@@ -329,10 +355,9 @@ static int describe_raster(const stac_file *f, cJSON *asset, cJSON *proj_target,
         cx[i] = gt[0] + px[i] * gt[1] + py[i] * gt[2];
         cy[i] = gt[3] + px[i] * gt[4] + py[i] * gt[5];
     }
-    double nb[4] = {fmin(fmin(cx[0], cx[1]), fmin(cx[2], cx[3])),
-                    fmin(fmin(cy[0], cy[1]), fmin(cy[2], cy[3])),
-                    fmax(fmax(cx[0], cx[1]), fmax(cx[2], cx[3])),
-                    fmax(fmax(cy[0], cy[1]), fmax(cy[2], cy[3]))};
+    double nb[4] = {
+        fmin(fmin(cx[0], cx[1]), fmin(cx[2], cx[3])), fmin(fmin(cy[0], cy[1]), fmin(cy[2], cy[3])),
+        fmax(fmax(cx[0], cx[1]), fmax(cx[2], cx[3])), fmax(fmax(cy[0], cy[1]), fmax(cy[2], cy[3]))};
     if (!add_raster_bands(asset, ds, gt, have_gt)) goto oom;
     if (have_gt) {
         if (!add_proj_fields(proj_target, srs, w, h, gt, nb)) goto oom;
@@ -442,8 +467,8 @@ static int add_assets(cJSON *assets, cJSON *props, const stac_file *files, size_
             !cJSON_AddNumberToObject(a, "file:size", (double)f->size))
             return err_oom();
         if (f->is_cog && f->local_path) {
-            if (describe_raster(f, a, i == fp_src ? props : a, i == fp_src ? fp : NULL,
-                                used_proj) < 0)
+            if (describe_raster(f, a, i == fp_src ? props : a, i == fp_src ? fp : NULL, used_proj) <
+                0)
                 return -1;
             *used_raster = true;
         } else if (i == fp_src) {
@@ -462,10 +487,10 @@ static int add_links(cJSON *links, const task *t, const char *self_href)
         snprintf(title, sizeof title, "input %s", in->name);
         /* Lineage points at the upstream's Item when it has one, so a STAC
          * browser can walk the graph; external sources link their data. */
-        bool ok = in->stac_item
-                      ? add_link(links, "derived_from", in->stac_item, STAC_MEDIA_ITEM, title)
-                      : add_link(links, "derived_from", in->uri, stac_media_type_for_uri(in->uri),
-                                 title);
+        bool ok =
+            in->stac_item
+                ? add_link(links, "derived_from", in->stac_item, STAC_MEDIA_ITEM, title)
+                : add_link(links, "derived_from", in->uri, stac_media_type_for_uri(in->uri), title);
         if (!ok) return err_oom();
     }
     return 0;
@@ -548,15 +573,18 @@ int stac_item_build(const task *t, const stac_file *files, size_t n_files, const
     if (!cJSON_AddStringToObject(item, "type", "Feature") ||
         !cJSON_AddStringToObject(item, "stac_version", STAC_VERSION))
         goto oom;
-    cJSON_AddItemToObject(item, "stac_extensions", exts);
+    bool ok = attach(item, "stac_extensions", exts);
     exts = NULL;
-    if (!cJSON_AddStringToObject(item, "id", id) || !add_geometry(item, &fp)) goto oom;
-    cJSON_AddItemToObject(item, "properties", props);
+    if (!ok || !cJSON_AddStringToObject(item, "id", id) || !add_geometry(item, &fp)) goto oom;
+    ok = attach(item, "properties", props);
     props = NULL;
-    cJSON_AddItemToObject(item, "links", links);
+    if (!ok) goto oom;
+    ok = attach(item, "links", links);
     links = NULL;
-    cJSON_AddItemToObject(item, "assets", assets);
+    if (!ok) goto oom;
+    ok = attach(item, "assets", assets);
     assets = NULL;
+    if (!ok) goto oom;
     *out = item;
     item = NULL;
     rc = 0;

@@ -26,11 +26,11 @@
 /* One published file, as the Item and the manifest describe it. All
  * strings are borrowed. */
 typedef struct stac_file {
-    const char *name;       /* object name under the data-version prefix */
-    const char *href;       /* final URI (s3://... or local path) */
+    const char *name; /* object name under the data-version prefix */
+    const char *href; /* final URI (s3://... or local path) */
     const char *media_type;
-    const char *role;       /* STAC asset role, e.g. "data" */
-    const char *checksum;   /* multihash hex */
+    const char *role;     /* STAC asset role, e.g. "data" */
+    const char *checksum; /* multihash hex */
     unsigned long long size;
     const char *etag;       /* S3 ETag after upload, or NULL (local) */
     const char *local_path; /* scratch copy GDAL can open, or NULL */

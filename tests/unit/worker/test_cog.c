@@ -563,6 +563,9 @@ static void ops_run_errors(void **state)
                      ERR_INVALID_PARAM, "params.dstCrs");
     expect_run_error("terrain", "{\"mode\":\"slope\",\"band\":2}", inputs, ERR_BAD_INPUT,
                      ERR_INVALID_PARAM, "params.band");
+    /* Metres meant, degrees-sized number given: refused before any work. */
+    expect_run_error("warp", "{\"dstCrs\":\"EPSG:3035\",\"resolution\":0.00001}", inputs,
+                     ERR_BAD_INPUT, ERR_INVALID_PARAM, "params.resolution");
 
     snprintf(inputs, sizeof inputs,
              "[{\"name\":\"zones\",\"uri\":\"%s\"},{\"name\":\"dem\",\"uri\":\"%s\"}]", far, a);
