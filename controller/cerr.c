@@ -65,19 +65,33 @@ const char *cerr_message(void)
 const char *cerr_name(int code)
 {
     switch (code) {
-    case CERR_OK: return "OK";
-    case CERR_ERROR: return "Error";
-    case CERR_NOTFOUND: return "NotFound";
-    case CERR_CONFLICT: return "Conflict";
-    case CERR_GONE: return "Gone";
-    case CERR_AGAIN: return "Again";
-    case CERR_INVALID: return "Invalid";
-    case CERR_NOMEM: return "NoMemory";
-    case CERR_IO: return "IO";
-    case CERR_TOOBIG: return "TooBig";
-    case CERR_SHUTDOWN: return "Shutdown";
-    case CERR_FORBIDDEN: return "Forbidden";
-    case CERR_TIMEOUT: return "Timeout";
-    default: return "Unknown";
+    case CERR_OK:
+        return "OK";
+    case CERR_ERROR:
+        return "Error";
+    case CERR_NOTFOUND:
+        return "NotFound";
+    case CERR_CONFLICT:
+        return "Conflict";
+    case CERR_GONE:
+        return "Gone";
+    case CERR_AGAIN:
+        return "Again";
+    case CERR_INVALID:
+        return "Invalid";
+    case CERR_NOMEM:
+        return "NoMemory";
+    case CERR_IO:
+        return "IO";
+    case CERR_TOOBIG:
+        return "TooBig";
+    case CERR_SHUTDOWN:
+        return "Shutdown";
+    case CERR_FORBIDDEN:
+        return "Forbidden";
+    case CERR_TIMEOUT:
+        return "Timeout";
+    default:
+        return "Unknown";
     }
 }

@@ -17,17 +17,25 @@
 static atomic_ulong alloc_count;
 static atomic_ulong fail_at; /* absolute allocation number that fails, 0 = never */
 static atomic_long live_blocks;
+static _Thread_local unsigned long thread_failures;
 
 static int should_fail(void)
 {
     unsigned long n = atomic_fetch_add(&alloc_count, 1) + 1;
     unsigned long f = atomic_load(&fail_at);
-    return f != 0 && n == f;
+    if (f != 0 && n == f) {
+        thread_failures++;
+        return 1;
+    }
+    return 0;
 }
 
 static void *counted(void *p)
 {
-    if (p) atomic_fetch_add(&live_blocks, 1);
+    if (p)
+        atomic_fetch_add(&live_blocks, 1);
+    else
+        thread_failures++;
     return p;
 }
 
@@ -54,7 +62,9 @@ void *cmem_realloc(void *p, size_t n)
     if (!p) return cmem_malloc(n);
     if (should_fail()) return NULL;
     /* n == 0 would free p in some libcs; always keep a block. */
-    return realloc(p, n ? n : 1);
+    void *np = realloc(p, n ? n : 1);
+    if (!np) thread_failures++;
+    return np;
 }
 
 void *cmem_reallocarray(void *p, size_t count, size_t size)
@@ -109,6 +119,11 @@ void cmem_fail_at(unsigned long nth)
 unsigned long cmem_count(void)
 {
     return atomic_load(&alloc_count);
+}
+
+unsigned long cmem_failures(void)
+{
+    return thread_failures;
 }
 
 long cmem_live(void)

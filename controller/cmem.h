@@ -24,8 +24,8 @@ void *cmem_calloc(size_t count, size_t size); /* NULL also when count*size overf
 void *cmem_realloc(void *p, size_t n);        /* on failure p is left untouched */
 /* realloc of an array, NULL when count*size overflows (p is then untouched). */
 void *cmem_reallocarray(void *p, size_t count, size_t size);
-char *cmem_strdup(const char *s);             /* NULL in, NULL out */
-char *cmem_strndup(const char *s, size_t n);  /* copies at most n bytes, adds NUL */
+char *cmem_strdup(const char *s);            /* NULL in, NULL out */
+char *cmem_strndup(const char *s, size_t n); /* copies at most n bytes, adds NUL */
 /* printf into a new string; NULL on failure. */
 char *cmem_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cmem_free(void *p);
@@ -35,6 +35,11 @@ void cmem_free(void *p);
 void cmem_fail_at(unsigned long nth);
 /* Allocations attempted since start (failed ones included). */
 unsigned long cmem_count(void);
+/* Allocations that failed on the calling thread since it started. A
+ * parser that cannot tell "out of memory" from "invalid input" (jansson
+ * reports a failed allocation as a syntax error) compares it before and
+ * after. */
+unsigned long cmem_failures(void);
 /* Blocks handed out and not yet freed: a test compares it before and after
  * an operation to find leaks on error paths. */
 long cmem_live(void);

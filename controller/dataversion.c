@@ -64,13 +64,27 @@ static void put_string(buf *b, const char *s, size_t n)
         char esc[7];
         const char *e = NULL;
         switch (ch) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
+        case '"':
+            e = "\\\"";
+            break;
+        case '\\':
+            e = "\\\\";
+            break;
+        case '\b':
+            e = "\\b";
+            break;
+        case '\f':
+            e = "\\f";
+            break;
+        case '\n':
+            e = "\\n";
+            break;
+        case '\r':
+            e = "\\r";
+            break;
+        case '\t':
+            e = "\\t";
+            break;
         default:
             if (ch < 0x20) {
                 memcpy(esc, "\\u00", 4);
@@ -113,9 +127,12 @@ static void put_real(buf *b, double d)
         out[o++] = tmp[i];
         if (tmp[i] != 'e') continue;
         i++;
-        if (tmp[i] == '-') out[o++] = '-';
-        else if (tmp[i] != '+') i--;
-        while (tmp[i + 1] == '0' && tmp[i + 2]) i++;
+        if (tmp[i] == '-')
+            out[o++] = '-';
+        else if (tmp[i] != '+')
+            i--;
+        while (tmp[i + 1] == '0' && tmp[i + 2])
+            i++;
     }
     out[o] = '\0';
     puts_(b, out);
@@ -182,10 +199,18 @@ static int put_value(buf *b, const json_t *v, int depth)
         puts_(b, tmp);
         return 0;
     }
-    case JSON_REAL: put_real(b, json_real_value(v)); return 0;
-    case JSON_TRUE: puts_(b, "true"); return 0;
-    case JSON_FALSE: puts_(b, "false"); return 0;
-    default: puts_(b, "null"); return 0;
+    case JSON_REAL:
+        put_real(b, json_real_value(v));
+        return 0;
+    case JSON_TRUE:
+        puts_(b, "true");
+        return 0;
+    case JSON_FALSE:
+        puts_(b, "false");
+        return 0;
+    default:
+        puts_(b, "null");
+        return 0;
     }
 }
 
@@ -212,8 +237,8 @@ static int input_cmp(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
-int dv_compute(const char *operation, const json_t *params, const dv_input *inputs,
-               size_t n_inputs, const char *code_version, char out[DV_LEN + 1])
+int dv_compute(const char *operation, const json_t *params, const dv_input *inputs, size_t n_inputs,
+               const char *code_version, char out[DV_LEN + 1])
 {
     int rc = 0;
     const dv_input **sorted = NULL;
@@ -239,7 +264,8 @@ int dv_compute(const char *operation, const json_t *params, const dv_input *inpu
     sorted = cmem_calloc(n_inputs ? n_inputs : 1, sizeof *sorted);
     ins = json_array();
     if (!sorted || !ins) goto oom;
-    for (size_t i = 0; i < n_inputs; i++) sorted[i] = &inputs[i];
+    for (size_t i = 0; i < n_inputs; i++)
+        sorted[i] = &inputs[i];
     qsort(sorted, n_inputs, sizeof *sorted, input_cmp);
     for (size_t i = 0; i < n_inputs; i++) {
         if (i && strcmp(sorted[i - 1]->name, sorted[i]->name) == 0) {
@@ -252,9 +278,10 @@ int dv_compute(const char *operation, const json_t *params, const dv_input *inpu
                         : json_pack("{s:s, s:s}", "name", sorted[i]->name, "uri", sorted[i]->uri);
         if (!e || json_array_append_new(ins, e)) goto oom;
     }
-    doc = json_pack("{s:s, s:i, s:O, s:s, s:O}", "codeVersion", code_version, "format", DV_FORMAT,
+    /* "o" steals the reference, also when packing fails. */
+    doc = json_pack("{s:s, s:i, s:O, s:s, s:o}", "codeVersion", code_version, "format", DV_FORMAT,
                     "inputs", ins, "operation", operation, "params",
-                    params ? (json_t *)params : json_object());
+                    params ? json_incref((json_t *)params) : json_object());
     if (!doc) {
         /* json_pack fails on memory, or on strings that are not UTF-8. */
         rc = cerr_set(CERR_INVALID, "data version: operation, code version or an input is not "
@@ -295,7 +322,8 @@ bool dv_valid(const char *s)
 int dv_short(const char *dv, char out[DV_SHORT_LEN + 1])
 {
     out[0] = '\0';
-    if (!dv_valid(dv)) return cerr_set(CERR_INVALID, "not a data version: %.80s", dv ? dv : "(null)");
+    if (!dv_valid(dv))
+        return cerr_set(CERR_INVALID, "not a data version: %.80s", dv ? dv : "(null)");
     memcpy(out, dv + sizeof DV_PREFIX - 1, DV_SHORT_LEN);
     out[DV_SHORT_LEN] = '\0';
     return 0;

@@ -38,7 +38,7 @@
  *   {"codeVersion":"0.1.0","format":1,"inputs":[{"dataVersion":"sha256:aaaa...","name":"dem"},
  *    {"name":"mask","uri":"s3://raw/catchments.gpkg"}],"operation":"terrain",
  *    "params":{"mode":"slope","scale":1}}
- *   and sha256:1a3c2e9c85da5c53d03f79db0bde85e1b1d53e0f66b25a77bbdeebd9c0279d43
+ *   and sha256:d004177eec7652f26fab489a3927daadbd8be1a18cd5e44af55db231700a326b
  *
  * Pure functions, any thread; the process must not change LC_NUMERIC
  * (the controller never calls setlocale). jansson reference rule: params is
@@ -66,8 +66,8 @@ typedef struct {
  * or code version, params not an object, an input without name or without
  * both data version and uri, a duplicate input name, JSON nested deeper than
  * 2048) or CERR_NOMEM. The inputs array is not modified. */
-int dv_compute(const char *operation, const json_t *params, const dv_input *inputs,
-               size_t n_inputs, const char *code_version, char out[DV_LEN + 1]);
+int dv_compute(const char *operation, const json_t *params, const dv_input *inputs, size_t n_inputs,
+               const char *code_version, char out[DV_LEN + 1]);
 
 /* The canonical JSON of v into *out (NUL-terminated, length in *len when
  * len is non-NULL); *out belongs to the caller (cmem_free). 0, CERR_INVALID

@@ -60,7 +60,8 @@ static void unresolve(graph *g)
 
 static void node_clear(node *nd)
 {
-    for (size_t i = 0; i < nd->n_ups; i++) cmem_free(nd->ups[i]);
+    for (size_t i = 0; i < nd->n_ups; i++)
+        cmem_free(nd->ups[i]);
     cmem_free(nd->ups);
     cmem_free(nd->name);
 }
@@ -69,7 +70,8 @@ void graph_free(graph *g)
 {
     if (!g) return;
     unresolve(g);
-    for (size_t i = 0; i < g->n; i++) node_clear(&g->nodes[i]);
+    for (size_t i = 0; i < g->n; i++)
+        node_clear(&g->nodes[i]);
     cmem_free(g->nodes);
     strmap_free(g->index);
     cmem_free(g);
@@ -141,7 +143,8 @@ static int find_components(graph *g)
         goto cleanup;
     }
     const size_t UNSEEN = SIZE_MAX;
-    for (size_t v = 0; v < n; v++) idx[v] = UNSEEN;
+    for (size_t v = 0; v < n; v++)
+        idx[v] = UNSEEN;
     for (size_t s = 0; s < n; s++) {
         if (idx[s] != UNSEEN) continue;
         idx[s] = low[s] = next_index++;
@@ -201,7 +204,8 @@ static int resolve(graph *g)
 {
     if (g->resolved) return 0;
     size_t n = g->n, m = 0;
-    for (size_t v = 0; v < n; v++) m += g->nodes[v].n_ups;
+    for (size_t v = 0; v < n; v++)
+        m += g->nodes[v].n_ups;
     g->up_off = cmem_calloc(n + 1, sizeof *g->up_off);
     g->down_off = cmem_calloc(n + 1, sizeof *g->down_off);
     g->up = cmem_calloc(m ? m : 1, sizeof *g->up);
@@ -222,7 +226,8 @@ static int resolve(graph *g)
         }
     }
     g->up_off[n] = e;
-    for (size_t v = 0; v < n; v++) g->down_off[v + 1] += g->down_off[v];
+    for (size_t v = 0; v < n; v++)
+        g->down_off[v + 1] += g->down_off[v];
     /* Fill dependents in ascending order of the dependent's index. */
     size_t *fill = cmem_calloc(n ? n : 1, sizeof *fill);
     if (!fill) goto oom;
@@ -306,7 +311,8 @@ int graph_cycle(graph *g, const char *name, char **path)
     char *s = NULL;
     size_t *chain = NULL;
     if (!parent || !queue) goto oom;
-    for (size_t i = 0; i < n; i++) parent[i] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        parent[i] = SIZE_MAX;
     parent[v] = v;
     queue[tail++] = v;
     while (head < tail && last == SIZE_MAX) {
@@ -431,7 +437,8 @@ int graph_dependents(graph *g, const char *name, const char ***out, size_t *n)
         if (!res) {
             rc = cerr_oom();
         } else {
-            for (size_t i = 1; i < tail; i++) res[i - 1] = g->nodes[queue[i]].name;
+            for (size_t i = 1; i < tail; i++)
+                res[i - 1] = g->nodes[queue[i]].name;
             *n = tail - 1;
         }
     }

@@ -46,7 +46,7 @@ bool graph_has(const graph *g, const char *name);
 int graph_missing(graph *g, const char *name, const char ***out, size_t *n);
 
 /* Whether name lies on a dependency cycle (including a self-loop); false
- * for unknown names. */
+ * for unknown names (and when memory runs out while resolving). */
 bool graph_on_cycle(graph *g, const char *name);
 /* A shortest cycle through name, following upstream edges, as
  * "a -> b -> c -> a" in *path (caller frees), or *path = NULL when name is

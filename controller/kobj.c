@@ -18,14 +18,21 @@ const char *kobj_type_name(const json_t *v)
 {
     if (!v) return "nothing";
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "real";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "real";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
     }
 }
 
@@ -142,7 +149,8 @@ static int string_map(const json_t *obj, const char *key, const json_t **out)
     }
     const char *k;
     const json_t *val;
-    json_object_foreach((json_t *)v, k, val) {
+    json_object_foreach((json_t *)v, k, val)
+    {
         if (!json_is_string(val))
             return cerr_set(CERR_INVALID, "metadata.%s.%.200s: expected string, got %s", key, k,
                             kobj_type_name(val));
@@ -232,7 +240,8 @@ int kobj_owner_ref_at(const json_t *obj, size_t i, kobj_owner_ref *out)
         const json_t *v = json_object_get(e, names[k]);
         if (!json_is_string(v) || !json_string_length(v)) {
             memset(out, 0, sizeof *out);
-            return cerr_set(CERR_INVALID, "metadata.ownerReferences[%zu].%s: expected non-empty string, got %s",
+            return cerr_set(CERR_INVALID,
+                            "metadata.ownerReferences[%zu].%s: expected non-empty string, got %s",
                             i, names[k], v && json_is_string(v) ? "\"\"" : kobj_type_name(v));
         }
         *dst[k] = json_string_value(v);
@@ -308,8 +317,8 @@ static bool valid_reason(const char *r)
     if (!((r[0] >= 'A' && r[0] <= 'Z') || (r[0] >= 'a' && r[0] <= 'z'))) return false;
     for (size_t i = 1; i < n; i++) {
         char ch = r[i];
-        bool alnum = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                     ch == '_';
+        bool alnum = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                     (ch >= '0' && ch <= '9') || ch == '_';
         if (!alnum && !((ch == ',' || ch == ':') && i + 1 < n)) return false;
     }
     return true;
@@ -333,9 +342,10 @@ int kobj_cond_set(json_t *status, const kobj_condition *c, time_t now, bool *cha
     if (!json_is_object(status)) return type_error("status", "object", status);
     if (!c->type || !c->type[0] || strlen(c->type) > COND_TYPE_MAX)
         return cerr_set(CERR_INVALID, "condition type must be 1..%d characters", COND_TYPE_MAX);
-    if (!c->status || (strcmp(c->status, "True") && strcmp(c->status, "False") &&
-                       strcmp(c->status, "Unknown")))
-        return cerr_set(CERR_INVALID, "condition %s: status must be True, False or Unknown", c->type);
+    if (!c->status ||
+        (strcmp(c->status, "True") && strcmp(c->status, "False") && strcmp(c->status, "Unknown")))
+        return cerr_set(CERR_INVALID, "condition %s: status must be True, False or Unknown",
+                        c->type);
     if (!c->reason || !valid_reason(c->reason))
         return cerr_set(CERR_INVALID, "condition %s: reason \"%.64s\" is not CamelCase", c->type,
                         c->reason ? c->reason : "");
@@ -418,19 +428,27 @@ int kobj_http_cerr(int http_code)
 {
     switch (http_code) {
     case 400:
-    case 422: return CERR_INVALID;
+    case 422:
+        return CERR_INVALID;
     case 401:
-    case 403: return CERR_FORBIDDEN;
-    case 404: return CERR_NOTFOUND;
-    case 408: return CERR_TIMEOUT;
-    case 409: return CERR_CONFLICT;
-    case 410: return CERR_GONE;
+    case 403:
+        return CERR_FORBIDDEN;
+    case 404:
+        return CERR_NOTFOUND;
+    case 408:
+        return CERR_TIMEOUT;
+    case 409:
+        return CERR_CONFLICT;
+    case 410:
+        return CERR_GONE;
     case 429:
     case 500:
     case 502:
     case 503:
-    case 504: return CERR_AGAIN;
-    default: return CERR_IO;
+    case 504:
+        return CERR_AGAIN;
+    default:
+        return CERR_IO;
     }
 }
 
@@ -446,8 +464,9 @@ int kobj_status_cerr(const kobj_status *st)
 int kobj_status_set_error(const kobj_status *st)
 {
     int code = kobj_status_cerr(st);
-    return cerr_set(code, "%.64s (%d): %.800s", st->reason && st->reason[0] ? st->reason : "Failure",
-                    st->code, st->message && st->message[0] ? st->message : "no message");
+    return cerr_set(code, "%.64s (%d): %.800s",
+                    st->reason && st->reason[0] ? st->reason : "Failure", st->code,
+                    st->message && st->message[0] ? st->message : "no message");
 }
 
 /* --- RFC 3339 ------------------------------------------------------------------- */

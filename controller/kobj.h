@@ -33,7 +33,7 @@ const char *kobj_uid(const json_t *obj);
 const char *kobj_resource_version(const json_t *obj);
 long long kobj_generation(const json_t *obj);
 const char *kobj_deletion_timestamp(const json_t *obj);
-bool kobj_is_deleting(const json_t *obj); /* deletionTimestamp set */
+bool kobj_is_deleting(const json_t *obj);     /* deletionTimestamp set */
 const json_t *kobj_labels(const json_t *obj); /* an object, or NULL */
 const char *kobj_label(const json_t *obj, const char *key);
 
@@ -44,10 +44,10 @@ int kobj_key(const json_t *obj, char *buf, size_t size);
 
 typedef struct {
     const char *namespace_, *name, *uid, *resource_version; /* NULL when absent */
-    const char *deletion_timestamp;                        /* NULL when absent */
-    long long generation;                                  /* 0 when absent */
-    const json_t *labels, *annotations;                    /* objects or NULL */
-    const json_t *owner_references;                        /* array or NULL */
+    const char *deletion_timestamp;                         /* NULL when absent */
+    long long generation;                                   /* 0 when absent */
+    const json_t *labels, *annotations;                     /* objects or NULL */
+    const json_t *owner_references;                         /* array or NULL */
 } kobj_meta;
 
 /* Strict: every present field must have its type (labels: string values).

@@ -79,17 +79,37 @@ int pools_quantity_parse(const char *s, long long *milli)
         bin = 10 * (int)(bs - "KMGTPE" + 1);
     } else if (!p[0] || !p[1]) {
         switch (p[0]) {
-        case '\0': break;
-        case 'n': exp10 = -9; break;
-        case 'u': exp10 = -6; break;
-        case 'm': exp10 = -3; break;
-        case 'k': exp10 = 3; break;
-        case 'M': exp10 = 6; break;
-        case 'G': exp10 = 9; break;
-        case 'T': exp10 = 12; break;
-        case 'P': exp10 = 15; break;
-        case 'E': exp10 = 18; break;
-        default: goto bad;
+        case '\0':
+            break;
+        case 'n':
+            exp10 = -9;
+            break;
+        case 'u':
+            exp10 = -6;
+            break;
+        case 'm':
+            exp10 = -3;
+            break;
+        case 'k':
+            exp10 = 3;
+            break;
+        case 'M':
+            exp10 = 6;
+            break;
+        case 'G':
+            exp10 = 9;
+            break;
+        case 'T':
+            exp10 = 12;
+            break;
+        case 'P':
+            exp10 = 15;
+            break;
+        case 'E':
+            exp10 = 18;
+            break;
+        default:
+            goto bad;
         }
     } else {
         goto bad;
@@ -104,11 +124,12 @@ int pools_quantity_parse(const char *s, long long *milli)
             if (v > (u128)INT64_MAX) goto big;
         }
     } else if (e < 0) {
-        if (-e > 38) { /* 10^39 > 2^120 > v */
+        if (-e > 38) {     /* 10^39 > 2^120 > v */
             v = v ? 1 : 0; /* less than one milli-unit: rounds up */
         } else {
             u128 d = 1;
-            for (int i = 0; i < -e; i++) d *= 10;
+            for (int i = 0; i < -e; i++)
+                d *= 10;
             v = v / d + (v % d != 0); /* round up, as MilliValue */
         }
     }
@@ -168,18 +189,22 @@ static int only_fields(const json_t *obj, const char *path, const char *const *a
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         bool ok = false;
-        for (size_t i = 0; allowed[i] && !ok; i++) ok = strcmp(key, allowed[i]) == 0;
-        if (!ok) return cerr_set(CERR_INVALID, "%s%s%.100s: unknown field", path, path[0] ? "." : "", key);
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (!ok)
+            return cerr_set(CERR_INVALID, "%s%s%.100s: unknown field", path, path[0] ? "." : "",
+                            key);
     }
     return 0;
 }
 
 static int expect(const json_t *v, json_type t, const char *path)
 {
-    static const char *const names[] = {"object", "array", "string", "integer", "real",
-                                        "boolean", "boolean", "null"};
+    static const char *const names[] = {"object", "array",   "string",  "integer",
+                                        "real",   "boolean", "boolean", "null"};
     if (v && json_typeof(v) == t) return 0;
     return cerr_set(CERR_INVALID, "%s: expected %s, got %s", path, names[t], kobj_type_name(v));
 }
@@ -190,7 +215,8 @@ static int check_node_selector(const json_t *ns, const char *path)
     if (rc) return rc;
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)ns, k, v) {
+    json_object_foreach((json_t *)ns, k, v)
+    {
         if (!k[0]) return cerr_set(CERR_INVALID, "%s: empty label key", path);
         if (!json_is_string(v))
             return cerr_set(CERR_INVALID, "%s.%.100s: expected string, got %s", path, k,
@@ -201,8 +227,8 @@ static int check_node_selector(const json_t *ns, const char *path)
 
 static int check_toleration(const json_t *t, const char *path)
 {
-    static const char *const fields[] = {"key", "operator", "value", "effect", "tolerationSeconds",
-                                         NULL};
+    static const char *const fields[] = {"key",    "operator",          "value",
+                                         "effect", "tolerationSeconds", NULL};
     char fp[PATH_LEN];
     int rc;
     if ((rc = expect(t, JSON_OBJECT, path)) || (rc = only_fields(t, path, fields))) return rc;
@@ -247,7 +273,8 @@ static int load_quantities(const json_t *m, const char *path, json_t **out)
     if (rc) return rc;
     *out = json_object();
     if (!*out) return cerr_oom();
-    json_object_foreach((json_t *)m, k, v) {
+    json_object_foreach((json_t *)m, k, v)
+    {
         char *str;
         long long milli;
         snprintf(fp, sizeof fp, "%.300s.%.100s", path, k);
@@ -288,7 +315,8 @@ static int load_resources(pool *pl, const json_t *r, const char *path)
     }
     const char *k;
     json_t *v;
-    json_object_foreach(pl->requests, k, v) {
+    json_object_foreach(pl->requests, k, v)
+    {
         json_t *l = json_object_get(pl->limits, k);
         if (l && milli_of(v) > milli_of(l))
             return cerr_set(CERR_INVALID, "%s.requests.%.100s: %s exceeds limits.%.100s %s", path,
@@ -361,7 +389,8 @@ static void pool_clear(pool *pl)
 void pools_free(pools *ps)
 {
     if (!ps) return;
-    for (size_t i = 0; i < ps->n; i++) pool_clear(&ps->list[i]);
+    for (size_t i = 0; i < ps->n; i++)
+        pool_clear(&ps->list[i]);
     cmem_free(ps->list);
     cmem_free(ps);
 }
@@ -390,8 +419,8 @@ static int link_escalations(pools *ps)
             return cerr_set(CERR_INVALID, "pools.%s.oomEscalation: unknown pool \"%.64s\"",
                             pl->name, pl->escalation_name);
         if (pl->escalation == pl)
-            return cerr_set(CERR_INVALID, "pools.%s.oomEscalation: a pool cannot escalate to itself",
-                            pl->name);
+            return cerr_set(CERR_INVALID,
+                            "pools.%s.oomEscalation: a pool cannot escalate to itself", pl->name);
     }
     for (size_t i = 0; i < ps->n; i++) {
         const pool *p = &ps->list[i];
@@ -401,10 +430,14 @@ static int link_escalations(pools *ps)
             steps++;
         }
         if (!p) continue;
-        /* A cycle: print it from the first pool that is on it. */
+        /* A cycle: print it from its first pool in name order, so the
+         * message does not depend on where the walk entered it. */
         char chain[512];
         size_t off = 0;
         const pool *start = p;
+        for (const pool *q = p->escalation; q != p; q = q->escalation)
+            if (strcmp(q->name, start->name) < 0) start = q;
+        p = start;
         do {
             int w = snprintf(chain + off, sizeof chain - off, "%s -> ", p->name);
             if (w < 0 || (size_t)w >= sizeof chain - off) break;
@@ -426,9 +459,11 @@ int pools_load_json(const json_t *root, pools **out)
     if ((rc = expect(root, JSON_OBJECT, "pools configuration")) ||
         (rc = only_fields(root, "", fields)))
         return rc;
-    const json_t *defs = json_object_get(root, "pools"), *dflt = json_object_get(root, "defaultPool");
+    const json_t *defs = json_object_get(root, "pools"),
+                 *dflt = json_object_get(root, "defaultPool");
     if ((rc = expect(defs, JSON_OBJECT, "pools"))) return rc;
-    if (json_object_size(defs) == 0) return cerr_set(CERR_INVALID, "pools: at least one pool is needed");
+    if (json_object_size(defs) == 0)
+        return cerr_set(CERR_INVALID, "pools: at least one pool is needed");
     if ((rc = expect(dflt, JSON_STRING, "defaultPool"))) return rc;
 
     pools *ps = cmem_calloc(1, sizeof *ps);
@@ -440,7 +475,8 @@ int pools_load_json(const json_t *root, pools **out)
     }
     const char *name;
     json_t *def;
-    json_object_foreach((json_t *)defs, name, def) {
+    json_object_foreach((json_t *)defs, name, def)
+    {
         rc = load_pool(&ps->list[ps->n++], name, def);
         if (rc) goto fail;
     }
@@ -461,12 +497,16 @@ fail:
 int pools_load_bytes(const char *buf, size_t len, pools **out)
 {
     json_error_t jerr;
+    memset(&jerr, 0, sizeof jerr); /* jansson leaves parts unset on some failures */
     *out = NULL;
     if (len > POOLS_FILE_MAX)
         return cerr_set(CERR_TOOBIG, "pools configuration is larger than %d bytes", POOLS_FILE_MAX);
+    unsigned long failures = cmem_failures();
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        if (json_error_code(&jerr) == json_error_out_of_memory) return cerr_oom();
+        /* jansson reports a failed allocation as a syntax error. */
+        if (cmem_failures() != failures || json_error_code(&jerr) == json_error_out_of_memory)
+            return cerr_oom();
         return cerr_set(CERR_INVALID, "pools configuration: line %d column %d (byte %d): %s",
                         jerr.line, jerr.column, jerr.position, jerr.text);
     }

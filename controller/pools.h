@@ -54,7 +54,7 @@ int pools_load_file(const char *path, pools **out);
 void pools_free(pools *ps);
 
 size_t pools_count(const pools *ps);
-const pool *pools_at(const pools *ps, size_t i); /* sorted by name */
+const pool *pools_at(const pools *ps, size_t i);           /* sorted by name */
 const pool *pools_find(const pools *ps, const char *name); /* NULL when unknown */
 const pool *pools_default(const pools *ps);
 

@@ -164,7 +164,8 @@ void ratelimit_bucket_wait(ratelimit_bucket *b)
 {
     uint64_t wait = ratelimit_bucket_reserve(b);
     if (!wait) return;
-    struct timespec ts = {.tv_sec = (time_t)(wait / RATELIMIT_S), .tv_nsec = (long)(wait % RATELIMIT_S)};
+    struct timespec ts = {.tv_sec = (time_t)(wait / RATELIMIT_S),
+                          .tv_nsec = (long)(wait % RATELIMIT_S)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }

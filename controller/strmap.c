@@ -47,16 +47,27 @@ static void sip_seed(void)
 #define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                                   \
     do {                                                                                           \
-        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                                  \
-        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                                     \
-        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                                     \
-        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                  \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
 static uint64_t load_le64(const unsigned char *p)
 {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -74,7 +85,8 @@ static uint64_t hash_key(const char *key, size_t len)
         v0 ^= m;
     }
     uint64_t b = (uint64_t)len << 56;
-    for (size_t j = 0; i + j < len; j++) b |= (uint64_t)p[i + j] << (8 * j);
+    for (size_t j = 0; i + j < len; j++)
+        b |= (uint64_t)p[i + j] << (8 * j);
     v3 ^= b;
     SIPROUND;
     v0 ^= b;
@@ -98,7 +110,8 @@ void strmap_free(strmap *m)
 {
     if (!m) return;
     if (!(m->flags & STRMAP_BORROW_KEYS))
-        for (size_t i = 0; i < m->cap; i++) cmem_free(m->slots[i].key);
+        for (size_t i = 0; i < m->cap; i++)
+            cmem_free(m->slots[i].key);
     cmem_free(m->slots);
     cmem_free(m);
 }
@@ -123,7 +136,8 @@ static int grow(strmap *m)
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key) continue;
         size_t j = (size_t)m->slots[i].hash & (ncap - 1);
-        while (ns[j].key) j = (j + 1) & (ncap - 1);
+        while (ns[j].key)
+            j = (j + 1) & (ncap - 1);
         ns[j] = m->slots[i];
     }
     cmem_free(m->slots);

@@ -78,8 +78,8 @@ static int emit(watch_splitter *w, const watch_event *ev)
     return rc;
 }
 
-__attribute__((format(printf, 4, 5))) static int invalid(watch_splitter *w, int result,
-                                                         uint64_t at, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int invalid(watch_splitter *w, int result, uint64_t at,
+                                                         const char *fmt, ...)
 {
     char what[256];
     va_list ap;
@@ -102,12 +102,16 @@ static bool blank(const char *s, size_t n)
 static int decode_line(watch_splitter *w, const char *line, size_t n, uint64_t at)
 {
     if (blank(line, n)) return 0;
-    while (n && line[n - 1] == '\r') n--;
+    while (n && line[n - 1] == '\r')
+        n--;
 
     json_error_t jerr;
+    memset(&jerr, 0, sizeof jerr); /* jansson leaves parts unset on some failures */
+    unsigned long failures = cmem_failures();
     json_t *root = json_loadb(line, n, 0, &jerr);
     if (!root) {
-        if (json_error_code(&jerr) == json_error_out_of_memory)
+        /* jansson reports a failed allocation as a syntax error. */
+        if (cmem_failures() != failures || json_error_code(&jerr) == json_error_out_of_memory)
             return invalid(w, CERR_NOMEM, at, "out of memory decoding a %zu-byte event", n);
         uint64_t pos = jerr.position > 0 ? (uint64_t)jerr.position : 0;
         return invalid(w, CERR_INVALID, at + pos, "invalid JSON: %s", jerr.text);
@@ -115,12 +119,14 @@ static int decode_line(watch_splitter *w, const char *line, size_t n, uint64_t a
     int rc = 0;
     watch_event ev = {.offset = at};
     if (!json_is_object(root)) {
-        rc = invalid(w, CERR_INVALID, at, "event is a JSON %s, not an object", kobj_type_name(root));
+        rc =
+            invalid(w, CERR_INVALID, at, "event is a JSON %s, not an object", kobj_type_name(root));
         goto done;
     }
     const json_t *jt = json_object_get(root, "type");
     if (!json_is_string(jt)) {
-        rc = invalid(w, CERR_INVALID, at, "event type: expected string, got %s", kobj_type_name(jt));
+        rc =
+            invalid(w, CERR_INVALID, at, "event type: expected string, got %s", kobj_type_name(jt));
         goto done;
     }
     const char *tname = json_string_value(jt);
@@ -163,7 +169,8 @@ static int buffer_append(watch_splitter *w, const char *p, size_t n)
 {
     if (w->len + n > w->cap) {
         size_t ncap = w->cap ? w->cap : 4096;
-        while (ncap < w->len + n) ncap *= 2;
+        while (ncap < w->len + n)
+            ncap *= 2;
         if (ncap > w->max_line) ncap = w->max_line; /* len + n <= max_line here */
         char *nb = cmem_realloc(w->buf, ncap);
         if (!nb) return CERR_NOMEM;

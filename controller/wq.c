@@ -64,10 +64,12 @@ static int ring_reserve(wq *q, size_t need)
 {
     if (q->ring_cap >= need) return 0;
     size_t ncap = q->ring_cap ? q->ring_cap * 2 : 16;
-    while (ncap < need) ncap *= 2;
+    while (ncap < need)
+        ncap *= 2;
     wq_item **n = cmem_reallocarray(NULL, ncap, sizeof *n);
     if (!n) return cerr_oom();
-    for (size_t i = 0; i < q->ring_len; i++) n[i] = q->ring[(q->ring_head + i) % q->ring_cap];
+    for (size_t i = 0; i < q->ring_len; i++)
+        n[i] = q->ring[(q->ring_head + i) % q->ring_cap];
     cmem_free(q->ring);
     q->ring = n;
     q->ring_cap = ncap;
@@ -144,7 +146,8 @@ static int heap_reserve(wq *q, size_t need)
 {
     if (q->heap_cap >= need) return 0;
     size_t ncap = q->heap_cap ? q->heap_cap * 2 : 16;
-    while (ncap < need) ncap *= 2;
+    while (ncap < need)
+        ncap *= 2;
     wq_item **n = cmem_reallocarray(q->heap, ncap, sizeof *n);
     if (!n) return cerr_oom();
     q->heap = n;
@@ -247,7 +250,8 @@ void wq_free(wq *q)
     if (!q) return;
     size_t pos = 0;
     void *v;
-    while (strmap_next(q->items, &pos, NULL, &v)) item_free(v);
+    while (strmap_next(q->items, &pos, NULL, &v))
+        item_free(v);
     strmap_free(q->items);
     cmem_free(q->ring);
     cmem_free(q->heap);
@@ -411,7 +415,8 @@ static void shut_down_locked(wq *q)
     if (!q->shutting_down) {
         q->shutting_down = true;
         /* Delayed keys are dropped: nobody will process them. */
-        while (q->heap_len) item_release(q, heap_pop(q));
+        while (q->heap_len)
+            item_release(q, heap_pop(q));
     }
     pthread_cond_broadcast(&q->cond);
 }
@@ -427,7 +432,8 @@ void wq_shut_down_with_drain(wq *q)
 {
     pthread_mutex_lock(&q->mu);
     shut_down_locked(q);
-    while (q->nprocessing > 0) pthread_cond_wait(&q->drained, &q->mu);
+    while (q->nprocessing > 0)
+        pthread_cond_wait(&q->drained, &q->mu);
     pthread_mutex_unlock(&q->mu);
 }
 

@@ -54,9 +54,9 @@ typedef struct {
     uint64_t latency_count;
     double latency_sum; /* seconds */
     uint64_t work_count;
-    double work_sum;            /* seconds */
-    double unfinished_work;     /* seconds of work in progress, summed */
-    double longest_running;     /* seconds the oldest in-progress key has run */
+    double work_sum;        /* seconds */
+    double unfinished_work; /* seconds of work in progress, summed */
+    double longest_running; /* seconds the oldest in-progress key has run */
 } wq_stats;
 
 /* name labels the metrics ("assetmaterialization"; copied). rl is taken

@@ -31,7 +31,8 @@ static void backoff_doubles_from_5ms_and_caps_at_1000s(void **state)
     }
     /* 5 ms * 2^17 = 655.36 s is the last uncapped delay; the 19th is capped. */
     ratelimit_backoff_forget(b, "ns/a");
-    for (int i = 0; i < 18; i++) ratelimit_backoff_when(b, "ns/a", &d);
+    for (int i = 0; i < 18; i++)
+        ratelimit_backoff_when(b, "ns/a", &d);
     assert_int_equal(d, 5 * MS << 17);
     ratelimit_backoff_when(b, "ns/a", &d);
     assert_int_equal(d, 1000 * S);
@@ -43,7 +44,8 @@ static void backoff_survives_huge_failure_counts(void **state)
     (void)state;
     ratelimit_backoff *b = ratelimit_backoff_new(1, UINT64_MAX);
     uint64_t d = 0;
-    for (int i = 0; i < 200; i++) ratelimit_backoff_when(b, "k", &d);
+    for (int i = 0; i < 200; i++)
+        ratelimit_backoff_when(b, "k", &d);
     assert_int_equal(d, UINT64_MAX); /* saturates, never wraps to a short delay */
     ratelimit_backoff_free(b);
 }
@@ -88,13 +90,15 @@ static void bucket_allows_burst_then_paces_at_qps(void **state)
     ratelimit_bucket *b = ratelimit_bucket_new(10.0, 100);
     assert_non_null(b);
     uint64_t t0 = 1000 * S;
-    for (int i = 0; i < 100; i++) assert_int_equal(ratelimit_bucket_reserve_at(b, t0), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(ratelimit_bucket_reserve_at(b, t0), 0);
     /* The bucket is empty: each further request waits one more 100 ms. */
     assert_int_equal(ratelimit_bucket_reserve_at(b, t0), 100 * MS);
     assert_int_equal(ratelimit_bucket_reserve_at(b, t0), 200 * MS);
     /* 1 s later 10 tokens have come back, 2 of them already promised. */
     assert_int_equal(ratelimit_bucket_reserve_at(b, t0 + S), 0);
-    for (int i = 0; i < 7; i++) assert_int_equal(ratelimit_bucket_reserve_at(b, t0 + S), 0);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(ratelimit_bucket_reserve_at(b, t0 + S), 0);
     assert_int_equal(ratelimit_bucket_reserve_at(b, t0 + S), 100 * MS);
     ratelimit_bucket_free(b);
 }
@@ -107,7 +111,8 @@ static void bucket_never_holds_more_than_burst(void **state)
     assert_true(ratelimit_bucket_try_at(b, t0));
     /* An hour idle refills to burst (5), not to 36000. */
     uint64_t t1 = t0 + 3600 * S;
-    for (int i = 0; i < 5; i++) assert_true(ratelimit_bucket_try_at(b, t1));
+    for (int i = 0; i < 5; i++)
+        assert_true(ratelimit_bucket_try_at(b, t1));
     assert_false(ratelimit_bucket_try_at(b, t1));
     /* try does not borrow: the next token is 100 ms away, not 200. */
     assert_false(ratelimit_bucket_try_at(b, t1 + 50 * MS));
@@ -125,14 +130,20 @@ static void bucket_rejects_bad_parameters(void **state)
     assert_null(ratelimit_bucket_new(10, 0));
 }
 
-static void bucket_wait_returns(void **state)
+static void bucket_wait_takes_a_token(void **state)
 {
     (void)state;
-    /* 100000 qps, burst 1: the second wait sleeps about 10 us. */
-    ratelimit_bucket *b = ratelimit_bucket_new(100000.0, 1);
+    /* Burst 2 at one token per 1000 s: two waits return at once and leave
+     * the bucket empty. */
+    ratelimit_bucket *b = ratelimit_bucket_new(0.001, 2);
     ratelimit_bucket_wait(b);
     ratelimit_bucket_wait(b);
-    assert_true(ratelimit_bucket_reserve(b) > 0);
+    assert_false(ratelimit_bucket_try_at(b, ratelimit_now()));
+    ratelimit_bucket_free(b);
+    /* 100000 qps, burst 1: the second wait sleeps about 10 us and returns. */
+    b = ratelimit_bucket_new(100000.0, 1);
+    ratelimit_bucket_wait(b);
+    ratelimit_bucket_wait(b);
     ratelimit_bucket_free(b);
 }
 
@@ -154,7 +165,8 @@ static void combined_takes_the_longer_delay(void **state)
     assert_int_equal(d, 100 * MS);
     /* Much later the bucket is full again and the backoff decides. */
     uint64_t t1 = t0 + 3600 * S;
-    for (int i = 0; i < 11; i++) ratelimit_when_at(r, "ns/k0", t1, &d);
+    for (int i = 0; i < 11; i++)
+        ratelimit_when_at(r, "ns/k0", t1, &d);
     assert_int_equal(d, 5 * MS << 11);
     assert_int_equal(ratelimit_num_requeues(r, "ns/k0"), 12);
     ratelimit_forget(r, "ns/k0");
@@ -167,7 +179,8 @@ static void combined_without_bucket(void **state)
     (void)state;
     ratelimit *r = ratelimit_new(1 * MS, 8 * MS, 0, 0);
     uint64_t d;
-    for (int i = 0; i < 1000; i++) ratelimit_when_at(r, "k", 0, &d);
+    for (int i = 0; i < 1000; i++)
+        ratelimit_when_at(r, "k", 0, &d);
     assert_int_equal(d, 8 * MS);
     assert_int_equal(ratelimit_num_requeues(r, "k"), 1000);
     ratelimit_free(r);
@@ -184,7 +197,7 @@ int main(void)
         cmocka_unit_test(bucket_allows_burst_then_paces_at_qps),
         cmocka_unit_test(bucket_never_holds_more_than_burst),
         cmocka_unit_test(bucket_rejects_bad_parameters),
-        cmocka_unit_test(bucket_wait_returns),
+        cmocka_unit_test(bucket_wait_takes_a_token),
         cmocka_unit_test(combined_takes_the_longer_delay),
         cmocka_unit_test(combined_without_bucket),
     };

