@@ -12,6 +12,7 @@ import base64
 import json
 
 import quantity
+from util import now_ts
 
 CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 POD_MUTABLE_HINT = ("pod updates may not change fields other than `spec.containers[*].image`,"
@@ -171,7 +172,6 @@ def _crd_status(obj):
     names = dict(spec.get("names") or {})
     names.setdefault("singular", names.get("kind", "").lower())
     names.setdefault("listKind", names.get("kind", "") + "List")
-    from util import now_ts
     t = now_ts()
     status = obj.setdefault("status", {})
     status["acceptedNames"] = names
@@ -205,8 +205,8 @@ def prepare_create(store, res, obj):
     elif sk == ("", "secrets"):
         obj.setdefault("type", "Opaque")
         _secret_string_data(obj)
-    elif sk == ("", "events"):
-        obj.setdefault("count", 1) if obj.get("firstTimestamp") else None
+    elif sk == ("", "events") and obj.get("firstTimestamp"):
+        obj.setdefault("count", 1)
 
 
 def _secret_string_data(obj):

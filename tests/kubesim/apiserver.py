@@ -9,8 +9,11 @@ are never subject to faults.
 """
 
 import json
+import select
 import socket
+import ssl
 import sys
+import threading
 import time
 import traceback
 import urllib.parse
@@ -18,8 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import labelsel
 import openapi
+import scheduler
 import tables
-from util import ApiError, bad_request, dumps, now_ts
+from util import ApiError, bad_request, dumps
 
 MAX_BODY = 64 << 20
 
@@ -42,6 +46,8 @@ class Sim:
         self.token = token
         self.verbose = verbose
         self.stopping = False
+        self.watch_lock = threading.Lock()
+        self.active_watches = 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -341,8 +347,20 @@ class Handler(BaseHTTPRequestHandler):
         start = time.monotonic()
         deadline = start + timeout if timeout > 0 else None
         drop_at = start + float(drop_seconds) if drop_seconds else None
-        sent = 0
         self._start_stream()
+        with sim.watch_lock:
+            sim.active_watches += 1
+        try:
+            self._stream_watch(res, w, want, include, bookmarks, send_initial, deadline, drop_at,
+                               drop_events, drop_mode)
+        finally:
+            with sim.watch_lock:
+                sim.active_watches -= 1
+
+    def _stream_watch(self, res, w, want, include, bookmarks, send_initial, deadline, drop_at,
+                      drop_events, drop_mode):
+        sim, store = self.sim, self.sim.store
+        sent = 0
 
         def emit(etype, obj, wire=False):
             nonlocal sent
@@ -363,6 +381,27 @@ class Handler(BaseHTTPRequestHandler):
                 m["annotations"] = {"k8s.io/initial-events-end": "true"}
             emit("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version, "metadata": m},
                  wire=True)
+
+        def client_gone():
+            # An idle watch notices a closed connection only by reading from
+            # it; a watching client sends nothing else, so a read that finds
+            # end-of-file means the client is gone.
+            conn = self.connection
+            try:
+                r, _, _ = select.select([conn], [], [], 0)
+                if not r:
+                    return False
+                if isinstance(conn, ssl.SSLSocket):
+                    conn.setblocking(False)
+                    try:
+                        return conn.recv(1) == b""
+                    except (ssl.SSLWantReadError, BlockingIOError):
+                        return False
+                    finally:
+                        conn.setblocking(True)
+                return conn.recv(1, socket.MSG_PEEK) == b""
+            except (OSError, ValueError):
+                return True
 
         def dropped():
             return (drop_events and sent >= int(drop_events)) or \
@@ -398,6 +437,9 @@ class Handler(BaseHTTPRequestHandler):
                 now = time.monotonic()
                 if dropped():
                     return self._drop(drop_mode)
+                if not evs and client_gone():
+                    self.close_connection = True
+                    return
                 if deadline and now >= deadline:
                     if bookmarks:
                         bookmark()
@@ -513,15 +555,17 @@ class Handler(BaseHTTPRequestHandler):
                                % (name, name, pod["spec"]["nodeName"]))
             pod["spec"]["nodeName"] = target
             store.update(res, ns, name, pod, "binding", internal=True)
-            import scheduler
             scheduler.mark_scheduled(store, ns, name, target)
         self._send(201, _status_ok(code=201))
 
     def _eviction(self, res, ns, name, body):
-        kl = self.sim.kubelet
-        if kl is None:
-            raise ApiError(500, "InternalError", "no kubelet")
-        kl.disrupt(ns, name, "EvictionByEvictionAPI", "Eviction API: evicting", delete=True)
+        store, kl = self.sim.store, self.sim.kubelet
+        store.get(res, ns, name)   # 404 for a missing pod
+        running = kl is not None and kl.disrupt(ns, name, "EvictionByEvictionAPI",
+                                                "Eviction API: evicting", delete=True)
+        if not running:   # nothing runs yet (or any more): evicting is deleting
+            opts = (body or {}).get("deleteOptions") or {}
+            store.delete(res, ns, name, opts)
         self._send(201, _status_ok(code=201))
 
     def _logs(self, res, ns, name, q):
@@ -581,6 +625,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _openapi(self, path):
         store, sim = self.sim.store, self.sim
+        if path.rstrip("/") == "/openapi/v2":
+            accept = self.headers.get("Accept", "") or ""
+            with store.lock:
+                if "protobuf" in accept:
+                    return self._send(200, openapi.v2_protobuf(store.registry, sim.server_version),
+                                      "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+                return self._send(200, openapi.v2_json(store.registry, sim.server_version))
         if path.rstrip("/") == "/openapi/v3":
             with store.lock:
                 return self._send(200, openapi.index(store.registry, sim.server_version))
@@ -619,7 +670,8 @@ class Handler(BaseHTTPRequestHandler):
         if what == "state":
             with store.lock:
                 out = {"resourceVersion": store.rv, "compactedResourceVersion": store.compacted_rv,
-                       "historyLength": len(store.hist), "historySize": store.history_size}
+                       "historyLength": len(store.hist), "historySize": store.history_size,
+                       "activeWatches": sim.active_watches}
             if sim.cluster:
                 out["pools"] = sim.cluster.describe()
             return self._send(200, out)
@@ -660,11 +712,23 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    ssl_ctx = None
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs on the connection's own thread, never in
+        # the accept loop.
+        if self.ssl_ctx is not None:
+            try:
+                request = self.ssl_ctx.wrap_socket(request, server_side=True)
+            except (OSError, ValueError):
+                return
+        super().finish_request(request, client_address)
 
 
-def make_server(sim, host="127.0.0.1", port=0):
+def make_server(sim, host="127.0.0.1", port=0, ssl_ctx=None):
     handler = type("BoundHandler", (Handler,), {"sim": sim})
-    return Server((host, port), handler)
+    srv = Server((host, port), handler)
+    srv.ssl_ctx = ssl_ctx
+    return srv
 
 
-_ = now_ts  # re-exported for admin callers

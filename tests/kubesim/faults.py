@@ -28,7 +28,7 @@ class Rule:
         self.verbs = set(_as_list(d.get("verbs") or d.get("verb")))
         self.resources = set(_as_list(d.get("resources") or d.get("resource")))
         self.namespaces = set(_as_list(d.get("namespaces")))
-        self.rate = float(d.get("rate", 0 if "count" in d else 1))
+        self.rate = float(d.get("rate", 1))
         self.count = d.get("count")
         self.skip = int(d.get("skip", 0))
         self.code = int(d.get("code", 500))

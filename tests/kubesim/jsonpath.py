@@ -153,10 +153,6 @@ def evaluate(steps, obj):
     return cur
 
 
-def find(path, obj):
-    return evaluate(parse(path), obj)
-
-
 def to_text(v):
     """A value as kubectl's JSONPath printer renders it."""
     if isinstance(v, str):

@@ -1,4 +1,4 @@
-"""Label and field selectors, LabelSelector objects and node selector terms.
+"""Label and field selectors, and node selector terms (node affinity).
 
 The string syntax is the API's (`?labelSelector=`): comma-separated
 requirements `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`,
@@ -168,24 +168,6 @@ def _split_unescaped(s, sep):
 
 def _unescape(v):
     return re.sub(r"\\(.)", r"\1", v)
-
-
-def selector_from_object(sel):
-    """metav1.LabelSelector (matchLabels/matchExpressions) as Requirements.
-    None selects nothing (by the API convention an absent selector matches
-    nothing, an empty one everything)."""
-    if sel is None:
-        return None
-    reqs = []
-    for k, v in (sel.get("matchLabels") or {}).items():
-        reqs.append(Requirement(k, "=", [v]))
-    for e in sel.get("matchExpressions") or []:
-        op = {"In": "in", "NotIn": "notin", "Exists": "exists",
-              "DoesNotExist": "!exists"}.get(e.get("operator"))
-        if op is None:
-            raise ValueError("%r is not a valid label selector operator" % e.get("operator"))
-        reqs.append(Requirement(e.get("key", ""), op, list(e.get("values") or [])))
-    return reqs
 
 
 def node_selector_requirement_matches(expr, labels):

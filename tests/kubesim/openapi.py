@@ -133,3 +133,79 @@ def index(reg, server_version):
         out["paths"][gv_path(g, v)] = {"serverRelativeURL": "/openapi/v3/%s?hash=%s"
                                        % (gv_path(g, v), h)}
     return out
+
+
+# ---- OpenAPI v2 (Swagger), as protobuf ------------------------------------------
+#
+# kubectl up to 1.27 checks server-side field validation through /openapi/v2,
+# which it only accepts in protobuf form (gnostic's openapi.v2.Document). The
+# document here carries just what that check reads: for each kind, a PATCH
+# operation with the x-kubernetes-group-version-kind extension and a
+# `fieldValidation` query parameter. It has no definitions, so kubectl falls
+# back to its compiled-in types for apply patches and has no v2 schemas.
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field(num, payload):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _named_any(name, yaml_text):
+    return _field(1, name) + _field(2, _field(2, yaml_text))   # NamedAny{name, Any{yaml}}
+
+
+def _query_param(name, typ="string"):
+    qp = _field(2, "query") + _field(4, name) + _field(6, typ)   # QueryParameterSubSchema
+    nbp = _field(3, qp)                                          # NonBodyParameter.query...
+    param = _field(2, nbp)                                       # Parameter.non_body_parameter
+    return _field(1, param)                                      # ParametersItem.parameter
+
+
+def _v2_paths(reg):
+    for r in sorted(reg.by_gvr.values(), key=lambda r: (r.group, r.version, r.plural)):
+        base = "/" + gv_path(r.group, r.version) + \
+            ("/namespaces/{namespace}/" if r.namespaced else "/") + r.plural + "/{name}"
+        yield base, r
+
+
+def v2_protobuf(reg, server_version):
+    paths = b""
+    for path, r in _v2_paths(reg):
+        gvk_yaml = "group: %s\nkind: %s\nversion: %s\n" % (json.dumps(r.group), r.kind, r.version)
+        op = _field(5, "patch%s" % r.kind)
+        for p in ("dryRun", "fieldManager", "fieldValidation", "force"):
+            op += _field(8, _query_param(p, "boolean" if p == "force" else "string"))
+        op += _field(13, _named_any("x-kubernetes-action", "patch\n"))
+        op += _field(13, _named_any("x-kubernetes-group-version-kind", gvk_yaml))
+        item = _field(8, op)                                     # PathItem.patch
+        paths += _field(2, _field(1, path) + _field(2, item))    # Paths.path: NamedPathItem
+    doc = _field(1, "2.0") + _field(2, _field(1, "Kubernetes") + _field(2, server_version))
+    doc += _field(8, paths)
+    return doc
+
+
+def v2_json(reg, server_version):
+    paths = {}
+    for path, r in _v2_paths(reg):
+        paths[path] = {"patch": {
+            "operationId": "patch%s" % r.kind,
+            "parameters": [{"name": p, "in": "query", "type": "boolean" if p == "force" else "string",
+                            "uniqueItems": True}
+                           for p in ("dryRun", "fieldManager", "fieldValidation", "force")],
+            "responses": {"200": {"description": "OK"}},
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": r.gvk}}
+    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": server_version},
+            "paths": paths, "definitions": {}}

@@ -8,6 +8,7 @@ that version. The Registry is owned by the Store and read under its lock.
 """
 
 import hashlib
+import re
 
 VERBS_ALL = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -134,6 +135,7 @@ def builtin_resources():
                         "eviction": ("Eviction", ["create"])}),
         R("", "v1", "nodes", "node", "Node", False, ["no"], status_sub=True),
         R("", "v1", "events", "event", "Event", True, ["ev"], has_spec=False),
+        R("", "v1", "services", "service", "Service", True, ["svc"], ["all"], status_sub=True),
         R("", "v1", "configmaps", "configmap", "ConfigMap", True, ["cm"], has_spec=False),
         R("", "v1", "secrets", "secret", "Secret", True, has_spec=False),
         R("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ["sa"],
@@ -255,7 +257,6 @@ class Registry:
 
 def _version_priority(v):
     """Kubernetes version ordering: GA > beta > alpha, higher numbers first."""
-    import re
     m = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", v)
     if not m:
         return (3, 0, 0, v)

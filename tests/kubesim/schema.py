@@ -5,8 +5,9 @@ unknown fields are pruned (unless x-kubernetes-preserve-unknown-fields), then
 the object is validated. Validation covers type, required, enum, nullable,
 minimum/maximum (and exclusive), minLength/maxLength, pattern,
 minItems/maxItems, uniqueItems, minProperties/maxProperties,
-x-kubernetes-int-or-string, and allOf/anyOf/oneOf/not in a simple form.
-CEL rules (x-kubernetes-validations) and formats are not evaluated.
+x-kubernetes-int-or-string, allOf/anyOf/oneOf/not in a simple form, and
+x-kubernetes-validations rules within the CEL subset of cel.py (others, and
+`format`, are not checked).
 
 Causes are (field path, reason, message) tuples, the shape of
 metav1.StatusCause, with field paths like `spec.operation` or
@@ -16,6 +17,8 @@ metav1.StatusCause, with field paths like `spec.operation` or
 import copy
 import json
 import re
+
+import cel
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
 
@@ -230,6 +233,39 @@ def _validate(schema, v, path, causes, root=False):
     if isinstance(schema.get("not"), dict) and not validate(schema["not"], v, path, False):
         causes.append((path, "FieldValueInvalid", "Invalid value: %s: %s in body must not validate the schema"
                        % (_fmt(v), path)))
+    if not _failed_already(causes, path):
+        _check_rules(schema, v, path, causes)
+
+
+def _failed_already(causes, path):
+    """Whether this value already failed its schema: its CEL rules are then skipped."""
+    return any(c[0] == path or c[0].startswith(path + ".") or c[0].startswith(path + "[")
+               for c in causes) if path else False
+
+
+_TYPE_NAMES = ((dict, "object"), (list, "array"), (str, "string"), (bool, "boolean"),
+               (int, "integer"), (float, "number"))
+
+
+def _check_rules(schema, v, path, causes):
+    for rule in schema.get("x-kubernetes-validations") or []:
+        if not isinstance(rule, dict) or not rule.get("rule"):
+            continue
+        ast = cel.compile_rule(rule["rule"])
+        if ast is None:
+            continue   # outside the supported CEL subset: not enforced
+        where = path + (rule.get("fieldPath") or "")
+        tname = next((n for t, n in _TYPE_NAMES if isinstance(v, t)), "null")
+        try:
+            ok = cel.evaluate(ast, v)
+        except cel.CelError as e:
+            causes.append((where, "FieldValueInvalid", 'Invalid value: "%s": %s evaluating rule: %s'
+                           % (tname, e, rule["rule"])))
+            continue
+        if ok is not True:
+            msg = rule.get("message") or "failed rule: %s" % rule["rule"]
+            causes.append((where, rule.get("reason") or "FieldValueInvalid",
+                           'Invalid value: "%s": %s' % (tname, msg)))
 
 
 def process(schema, obj, strict_unknown):

@@ -89,6 +89,7 @@ class Store:
         self.owner_index = {}   # owner uid -> set of (skey, ns, name)
         self.uid_index = {}     # uid -> (skey, ns, name)
         self.deleted_uids = []  # consumed by the garbage collector
+        self.terminating = set()  # (skey, ns, name) of objects with a deletionTimestamp
         self.event_keys = {}    # event aggregation key -> (ns, name)
         self.stopping = False
         self.pod_alive = lambda uid: False  # replaced by the kubelet
@@ -97,6 +98,12 @@ class Store:
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(self.res("", "v1", "namespaces"), None,
                         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        self.create(self.res("", "v1", "services"), "default", {
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",
+                                                          "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                "targetPort": 6443}]}})
 
     # ---- lookups ------------------------------------------------------------
 
@@ -113,11 +120,6 @@ class Store:
             items = self.data.get(skey, {})
             keys = sorted(items)
             return [items[k] for k in keys if ns is None or k[0] == ns]
-
-    def by_uid(self, uid):
-        with self.lock:
-            k = self.uid_index.get(uid)
-            return self.get_raw(*k) if k else None
 
     def to_wire(self, res, obj):
         o = deepcopy(obj)
@@ -148,6 +150,11 @@ class Store:
                 s = self.owner_index.get(ref.get("uid"))
                 if s:
                     s.discard((res_skey, ns or "", name))
+        tkey = (res_skey, ns or "", name)
+        if etype != "DELETED" and obj["metadata"].get("deletionTimestamp"):
+            self.terminating.add(tkey)
+        else:
+            self.terminating.discard(tkey)
         if etype == "DELETED":
             bucket.pop(key, None)
             self.uid_index.pop(uid, None)
@@ -324,7 +331,7 @@ class Store:
 
     # ---- writes -------------------------------------------------------------
 
-    def _check_namespace(self, res, ns, creating=True):
+    def _check_namespace(self, res, ns, name="", creating=True):
         if not res.namespaced:
             return
         nso = self.get_raw(("", "namespaces"), "", ns)
@@ -333,7 +340,7 @@ class Store:
                            {"name": ns, "kind": "namespaces"})
         if creating and nso["metadata"].get("deletionTimestamp"):
             raise forbidden('%s "%s" is forbidden: unable to create new content in namespace %s '
-                            "because it is being terminated" % (res.plural, "", ns),
+                            "because it is being terminated" % (res.plural, name, ns),
                             {"name": ns, "kind": "namespaces"})
 
     def _validate_meta(self, res, obj, causes):
@@ -406,7 +413,7 @@ class Store:
             m.pop("namespace", None)
             ns = ""
         with self.lock:
-            self._check_namespace(res, ns)
+            self._check_namespace(res, ns, m.get("name") or m.get("generateName") or "")
             if not m.get("name") and m.get("generateName"):
                 for _ in range(20):
                     cand = m["generateName"] + "".join(self.rng.choice(_GEN_ALPHABET)
@@ -636,13 +643,13 @@ class Store:
                     changed = True
                 admission.on_delete_requested(self, res, new)
                 if dry_run:
-                    return self.to_wire(res, new), 202 if fins else 200
+                    return self.to_wire(res, new), 200
                 if not must_wait:
                     self._commit(res.skey, ns, name, new, "DELETED", old)
                     return self.to_wire(res, new), 200
                 if changed:
                     self._commit(res.skey, ns, name, new, "MODIFIED", old)
-                return self.to_wire(res, new), 202 if fins else 200
+                return self.to_wire(res, new), 200
             if dry_run:
                 return self.to_wire(res, old), 200
             self._commit(res.skey, ns, name, new, "DELETED", old)

@@ -146,6 +146,13 @@ BUILTIN = {
     ("", "serviceaccounts"): ([NAME_COL, _col("Secrets"), AGE_COL],
                               lambda o: [o["metadata"]["name"], len(o.get("secrets") or []),
                                          _age(o)]),
+    ("", "services"): (
+        [NAME_COL, _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), AGE_COL],
+        lambda o: [o["metadata"]["name"], (o.get("spec") or {}).get("type", "ClusterIP"),
+                   (o.get("spec") or {}).get("clusterIP") or "<none>", "<none>",
+                   ",".join("%s/%s" % (p.get("port"), p.get("protocol", "TCP"))
+                            for p in (o.get("spec") or {}).get("ports") or []) or "<none>",
+                   _age(o)]),
     ("coordination.k8s.io", "leases"): (
         [NAME_COL, _col("Holder"), AGE_COL],
         lambda o: [o["metadata"]["name"], (o.get("spec") or {}).get("holderIdentity", ""),

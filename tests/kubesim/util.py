@@ -5,9 +5,9 @@ metav1.Status body, built here so that messages, reasons and details look like
 the real API server's (clients such as kubectl print `message` verbatim).
 """
 
-import copy
 import datetime
 import json
+import threading
 import time
 
 
@@ -89,14 +89,6 @@ def now_ts(t=None):
         "%Y-%m-%dT%H:%M:%SZ")
 
 
-def now_micro_ts(t=None):
-    """metav1.MicroTime, used by Leases and events.k8s.io."""
-    if t is None:
-        t = time.time()
-    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def parse_ts(s):
     """Seconds since the epoch of an RFC 3339 timestamp, or None."""
     if not isinstance(s, str) or not s:
@@ -153,13 +145,19 @@ def dumps(o):
     return json.dumps(o, separators=(",", ":"))
 
 
-def meta(obj):
-    m = obj.get("metadata")
-    if not isinstance(m, dict):
-        m = {}
-        obj["metadata"] = m
-    return m
+class Worker:
+    """A simulated controller's loop on its own daemon thread: subclasses
+    implement run() and watch stop_event."""
 
+    def __init__(self, name):
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, name=name, daemon=True)
 
-def shallow(o):
-    return copy.copy(o)
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stop_event.set()
+
+    def join(self, timeout=None):
+        self.thread.join(timeout)

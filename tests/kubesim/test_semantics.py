@@ -1,0 +1,885 @@
+#!/usr/bin/env python3
+"""API semantics of kubesim, checked with a scripted HTTP client.
+
+Starts one kubesim (free port, temp state dir) and runs every test_* function
+against it in order; each asserts on what the Kubernetes API conventions
+promise: resourceVersion and conflicts, watches (order, bookmarks, 410 Gone),
+generation, the status subresource, patches, selectors, finalizers, garbage
+collection, CRD schemas, fault injection, and the simulated kubelet,
+scheduler and autoscaler. Prints "N passed, N failed"; exit 0 when all pass.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import q  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIM = None
+C = None
+
+CM = "/api/v1/namespaces/%s/configmaps"
+PODS = "/api/v1/namespaces/%s/pods"
+WD = "/apis/example.terrane.io/v1/namespaces/%s/widgets"
+
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.terrane.io"},
+    "spec": {
+        "group": "example.terrane.io", "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+        "versions": [{
+            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+            "additionalPrinterColumns": [
+                {"name": "Operation", "type": "string", "jsonPath": ".spec.operation"},
+                {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                {"name": "Ready", "type": "string",
+                 "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}],
+            "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {
+                    "spec": {"type": "object", "required": ["operation"],
+                             "x-kubernetes-validations": [
+                                 {"rule": "self.operation != 'warp' || has(self.params)",
+                                  "message": "warp needs params"}],
+                             "properties": {
+                        "operation": {"type": "string", "enum": ["cog", "warp", "terrain"]},
+                        "size": {"type": "integer", "minimum": 1, "default": 1},
+                        "params": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}},
+                    "status": {"type": "object", "properties": {
+                        "phase": {"type": "string"},
+                        "conditions": {"type": "array", "items": {"type": "object", "properties": {
+                            "type": {"type": "string"}, "status": {"type": "string"}}}}}}}}},
+        }],
+    },
+}
+
+
+def cm(name, ns="default", labels=None, data=None, **meta):
+    m = {"name": name, "namespace": ns}
+    if labels:
+        m["labels"] = labels
+    m.update(meta)
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": m, "data": data or {"k": "v"}}
+
+
+def widget(name, ns="default", **spec):
+    s = {"operation": "cog"}
+    s.update(spec)
+    return {"apiVersion": "example.terrane.io/v1", "kind": "Widget",
+            "metadata": {"name": name, "namespace": ns}, "spec": s}
+
+
+def ok(code, body, want=(200, 201)):
+    want = (want,) if isinstance(want, int) else want
+    assert code in want, "HTTP %s (wanted %s): %s" % (code, want, json.dumps(body)[:1500])
+    return body
+
+
+def mkns(name):
+    """Create a namespace (or keep the existing one): tests may run alone."""
+    code, body, _ = C.post("/api/v1/namespaces", {"metadata": {"name": name}})
+    assert code in (201, 409), body
+
+
+def ensure_widget_crd():
+    code, body, _ = C.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD)
+    assert code in (201, 409), body
+
+
+def pod(name, cmd, ns="default", labels=None, limits=None, requests=None, restart="Never", **spec):
+    c = {"name": "main", "image": "terrane-worker", "command": ["sh", "-c", cmd]}
+    res = {}
+    if limits:
+        res["limits"] = limits
+    if requests:
+        res["requests"] = requests
+    if res:
+        c["resources"] = res
+    s = {"restartPolicy": restart, "containers": [c], "terminationGracePeriodSeconds": 2}
+    s.update(spec)
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {}}, "spec": s}
+
+
+def phase_in(*phases):
+    return lambda p: (p.get("status") or {}).get("phase") in phases
+
+
+def cond(obj, ctype):
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def terminated(p):
+    return ((p["status"]["containerStatuses"][0].get("state") or {}).get("terminated")) or {}
+
+
+def events_for(name, reason=None, ns="default"):
+    code, lst, _ = C.get(q(CM.replace("configmaps", "events") % ns,
+                            fieldSelector="involvedObject.name=%s" % name))
+    ok(code, lst)
+    return [e for e in lst["items"] if reason is None or e["reason"] == reason]
+
+
+# ---- CRUD, versions, conflicts ------------------------------------------------
+
+def test_create_get_conflicts():
+    code, a, _ = C.post(CM % "default", cm("c1"))
+    ok(code, a, 201)
+    m = a["metadata"]
+    assert m["uid"] and m["creationTimestamp"] and int(m["resourceVersion"]) > 0
+    code, st, _ = C.post(CM % "default", cm("c1"))
+    assert code == 409 and st["reason"] == "AlreadyExists", st
+    code, st, _ = C.get(CM % "default" + "/nope")
+    assert code == 404 and st["reason"] == "NotFound" and st["kind"] == "Status", st
+    code, g, _ = C.post(CM % "default", {"metadata": {"generateName": "gen-"}, "data": {}})
+    ok(code, g, 201)
+    assert g["metadata"]["name"].startswith("gen-") and len(g["metadata"]["name"]) == 9
+    # update with the current version works, then the old version conflicts
+    a["data"] = {"k": "v2"}
+    code, b, _ = C.put(CM % "default" + "/c1", a)
+    ok(code, b)
+    assert int(b["metadata"]["resourceVersion"]) > int(m["resourceVersion"])
+    a["data"] = {"k": "v3"}
+    code, st, _ = C.put(CM % "default" + "/c1", a)
+    assert code == 409 and st["reason"] == "Conflict", st
+    assert "the object has been modified" in st["message"]
+    # unconditional update (no resourceVersion) is allowed
+    del a["metadata"]["resourceVersion"]
+    ok(*C.put(CM % "default" + "/c1", a)[:2])
+    # a no-op update keeps the resourceVersion
+    code, cur, _ = C.get(CM % "default" + "/c1")
+    code, same, _ = C.put(CM % "default" + "/c1", cur)
+    assert same["metadata"]["resourceVersion"] == cur["metadata"]["resourceVersion"]
+    # missing namespace: 404 like the real server
+    code, st, _ = C.post(CM % "no-such-ns", cm("x", ns="no-such-ns"))
+    assert code == 404 and 'namespaces "no-such-ns" not found' in st["message"], st
+    # invalid name
+    code, st, _ = C.post(CM % "default", cm("Bad_Name"))
+    assert code == 422 and st["reason"] == "Invalid", st
+
+
+def test_pagination():
+    mkns("pages")
+    for i in range(5):
+        ok(*C.post(CM % "pages", cm("p%d" % i, ns="pages"))[:2])
+    names, cont, pages = [], None, 0
+    while True:
+        params = {"limit": 2}
+        if cont:
+            params["continue"] = cont
+        code, lst, _ = C.get(q(CM % "pages", **params))
+        ok(code, lst)
+        names += [i["metadata"]["name"] for i in lst["items"]]
+        pages += 1
+        cont = lst["metadata"].get("continue")
+        if not cont:
+            break
+        assert lst["metadata"]["remainingItemCount"] > 0
+    assert names == ["p0", "p1", "p2", "p3", "p4"] and pages == 3, (names, pages)
+
+
+# ---- selectors ---------------------------------------------------------------------
+
+def test_label_and_field_selectors():
+    mkns("sel")
+    for name, labels in (("a", {"tier": "gold", "env": "prod"}), ("b", {"tier": "silver"}),
+                         ("c", {"env": "dev"})):
+        ok(*C.post(CM % "sel", cm(name, ns="sel", labels=labels))[:2])
+
+    def names(**params):
+        code, lst, _ = C.get(q(CM % "sel", **params))
+        ok(code, lst)
+        return sorted(i["metadata"]["name"] for i in lst["items"])
+
+    assert names(labelSelector="tier=gold") == ["a"]
+    assert names(labelSelector="tier==gold") == ["a"]
+    assert names(labelSelector="tier!=gold") == ["b", "c"]
+    assert names(labelSelector="tier in (gold,silver)") == ["a", "b"]
+    assert names(labelSelector="tier notin (gold)") == ["b", "c"]
+    assert names(labelSelector="env") == ["a", "c"]
+    assert names(labelSelector="!env") == ["b"]
+    assert names(labelSelector="tier,env=prod") == ["a"]
+    assert names(fieldSelector="metadata.name=b") == ["b"]
+    assert names(fieldSelector="metadata.name!=b") == ["a", "c"]
+    assert names(fieldSelector="metadata.namespace=sel,metadata.name=c") == ["c"]
+    code, st, _ = C.get(q(CM % "sel", labelSelector="tier in (gold"))
+    assert code == 400, st
+    code, st, _ = C.get(q(CM % "sel", fieldSelector="spec.bogus=1"))
+    assert code == 400 and "field selector" in st["message"], st
+    # pods: status.phase and spec.nodeName
+    ok(*C.post(PODS % "sel", pod("quick", "true", ns="sel"))[:2])
+    p = C.wait_for(PODS % "sel" + "/quick", phase_in("Succeeded"))
+    node = p["spec"]["nodeName"]
+    code, lst, _ = C.get(q(PODS % "sel", fieldSelector="status.phase=Succeeded,spec.nodeName=" + node))
+    assert [i["metadata"]["name"] for i in ok(code, lst)["items"]] == ["quick"]
+    code, lst, _ = C.get(q("/api/v1/pods", fieldSelector="status.phase=Running,metadata.namespace=sel"))
+    assert ok(code, lst)["items"] == []
+
+
+# ---- watches -------------------------------------------------------------------------
+
+def test_watch_from_resource_version():
+    mkns("w1")
+    code, a, _ = C.post(CM % "w1", cm("a", ns="w1"))
+    rv0 = a["metadata"]["resourceVersion"]
+    ok(*C.post(CM % "w1", cm("b", ns="w1"))[:2])
+    ok(*C.patch(CM % "w1" + "/b", {"data": {"k": "changed"}})[:2])
+    ok(*C.delete(CM % "w1" + "/a")[:2])
+    ok(*C.post(CM % "default", cm("elsewhere"))[:2])   # other namespace: not seen
+    evs = list(C.watch(q(CM % "w1", watch=1, resourceVersion=rv0), timeout=1.5))
+    got = [(e["type"], e["object"]["metadata"]["name"]) for e in evs]
+    assert got == [("ADDED", "b"), ("MODIFIED", "b"), ("DELETED", "a")], got
+    rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in evs]
+    assert rvs == sorted(rvs) and rvs[0] > int(rv0), rvs
+    assert evs[1]["object"]["data"]["k"] == "changed"
+    # without a resourceVersion: the current state first, as ADDED
+    evs = list(C.watch(q(CM % "w1", watch="true"), timeout=0.8))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in evs] == [("ADDED", "b")], evs
+    # label selector: an object that stops matching is DELETED for the watcher
+    code, b, _ = C.patch(CM % "w1" + "/b", {"metadata": {"labels": {"x": "1"}}})
+    rv1 = b["metadata"]["resourceVersion"]
+    ok(*C.patch(CM % "w1" + "/b", {"metadata": {"labels": {"x": "2"}}})[:2])
+    ok(*C.patch(CM % "w1" + "/b", {"metadata": {"labels": {"x": "1"}}})[:2])
+    evs = list(C.watch(q(CM % "w1", watch=1, resourceVersion=rv1, labelSelector="x=1"), timeout=0.8))
+    assert [e["type"] for e in evs] == ["DELETED", "ADDED"], evs
+
+
+def test_watch_bookmarks_and_timeout():
+    code, lst, _ = C.get(CM % "default")
+    rv = lst["metadata"]["resourceVersion"]
+    t0 = time.monotonic()
+    evs = list(C.watch(q(CM % "default", watch=1, resourceVersion=rv, allowWatchBookmarks="true",
+                         timeoutSeconds=2), timeout=6))
+    took = time.monotonic() - t0
+    bms = [e for e in evs if e["type"] == "BOOKMARK"]
+    assert len(bms) >= 2, evs   # periodic (every 0.5s here), not just the one before timing out
+    assert bms[0]["object"]["kind"] == "ConfigMap" and int(bms[0]["object"]["metadata"]["resourceVersion"]) >= int(rv)
+    assert took < 5.5, "timeoutSeconds=2 did not end the watch (%.1fs)" % took
+    # no bookmarks unless asked
+    evs = list(C.watch(q(CM % "default", watch=1, resourceVersion=rv, timeoutSeconds=1), timeout=3))
+    assert not [e for e in evs if e["type"] == "BOOKMARK"], evs
+
+
+def test_idle_watch_disconnect_is_noticed():
+    def active():
+        return C.get("/kubesim/state")[1]["activeWatches"]
+    base = active()
+    gen = C.watch(q(CM % "default", watch=1, resourceVersion=C.get(CM % "default")[1]["metadata"]["resourceVersion"]),
+                  timeout=0.3)
+    assert list(gen) == []          # idle watch; the client gives up and closes
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and active() > base:
+        time.sleep(0.1)
+    assert active() == base, (active(), base)
+
+
+def test_gone_after_compaction():
+    code, a, _ = C.post(CM % "default", cm("before-compact"))
+    old_rv = a["metadata"]["resourceVersion"]
+    code, lst, _ = C.get(q(CM % "default", limit=1))
+    cont = lst["metadata"]["continue"]
+    ok(*C.post(CM % "default", cm("after-compact"))[:2])
+    code, r, _ = C.post("/kubesim/compact", {})
+    ok(code, r)
+    evs = list(C.watch(q(CM % "default", watch=1, resourceVersion=old_rv), timeout=3))
+    assert len(evs) == 1 and evs[0]["type"] == "ERROR", evs
+    st = evs[0]["object"]
+    assert st["code"] == 410 and st["reason"] == "Expired" and st["kind"] == "Status", st
+    code, st, _ = C.get(q(CM % "default", limit=1, **{"continue": cont}))
+    assert code == 410, (code, st)
+    # a watch from the current version still works
+    evs = list(C.watch(q(CM % "default", watch=1, resourceVersion=r["resourceVersion"]), timeout=0.5))
+    assert not [e for e in evs if e["type"] == "ERROR"], evs
+
+
+# ---- generation, status subresource, patches ------------------------------------------
+
+def test_crd_generation_and_status_subresource():
+    ensure_widget_crd()
+    code, rl, _ = C.get("/apis/example.terrane.io/v1")
+    names = {r["name"]: r for r in ok(code, rl)["resources"]}
+    assert "widgets" in names and "widgets/status" in names and names["widgets"]["shortNames"] == ["wd"]
+    code, w, _ = C.post(WD % "default", widget("gen"))
+    ok(code, w, 201)
+    assert w["metadata"]["generation"] == 1 and w["spec"]["size"] == 1  # default applied
+    code, w, _ = C.patch(WD % "default" + "/gen", {"metadata": {"labels": {"a": "b"}}})
+    assert ok(code, w)["metadata"]["generation"] == 1
+    # status through the main resource is ignored
+    code, w, _ = C.patch(WD % "default" + "/gen", {"status": {"phase": "Hacked"}})
+    assert "status" not in ok(code, w) and w["metadata"]["generation"] == 1
+    # spec through /status is ignored; status is kept; generation unchanged
+    code, w, _ = C.patch(WD % "default" + "/gen/status",
+                         {"spec": {"operation": "warp"}, "status": {"phase": "Running"}})
+    ok(code, w)
+    assert w["spec"]["operation"] == "cog" and w["status"]["phase"] == "Running"
+    assert w["metadata"]["generation"] == 1
+    code, w, _ = C.patch(WD % "default" + "/gen", {"spec": {"size": 4}})
+    assert ok(code, w)["metadata"]["generation"] == 2 and w["status"]["phase"] == "Running"
+    # PUT on /status with a stale resourceVersion conflicts
+    stale = dict(w, status={"phase": "Done"})
+    stale["metadata"] = dict(w["metadata"], resourceVersion="1")
+    code, st, _ = C.put(WD % "default" + "/gen/status", stale)
+    assert code == 409, st
+    # table with the CRD's printer columns
+    code, tbl, _ = C.get(WD % "default", headers={
+        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+    ok(code, tbl)
+    assert tbl["kind"] == "Table"
+    assert [c["name"] for c in tbl["columnDefinitions"]] == ["Name", "Operation", "Size", "Ready"]
+    row = [r for r in tbl["rows"] if r["cells"][0] == "gen"][0]
+    assert row["cells"][1:3] == ["cog", 4], row
+
+
+def test_crd_schema_enforcement():
+    ensure_widget_crd()
+    code, st, _ = C.post(WD % "default", {"apiVersion": "example.terrane.io/v1", "kind": "Widget",
+                                          "metadata": {"name": "noop"}, "spec": {"size": 2}})
+    assert code == 422 and st["reason"] == "Invalid", st
+    causes = st["details"]["causes"]
+    assert any(c["field"] == "spec.operation" and c["reason"] == "FieldValueRequired" for c in causes), st
+    code, st, _ = C.post(WD % "default", widget("badenum", operation="teleport"))
+    assert code == 422, st
+    c = st["details"]["causes"][0]
+    assert c["field"] == "spec.operation" and c["reason"] == "FieldValueNotSupported", st
+    assert '"cog"' in c["message"] and "teleport" in st["message"]
+    code, st, _ = C.post(WD % "default", widget("badtype", size="big"))
+    assert code == 422 and st["details"]["causes"][0]["field"] == "spec.size", st
+    code, st, _ = C.post(WD % "default", widget("toosmall", size=0))
+    assert code == 422 and "greater than or equal to 1" in st["message"], st
+    # x-kubernetes-validations (CEL)
+    code, st, _ = C.post(WD % "default", widget("celrule", operation="warp"))
+    assert code == 422 and st["details"]["causes"][0]["field"] == "spec", st
+    assert 'Invalid value: "object": warp needs params' in st["message"], st
+    ok(*C.post(WD % "default", widget("celok", operation="warp", params={"crs": "EPSG:3857"}))[:2])
+    # unknown fields: Strict rejects, default warns and prunes
+    code, st, _ = C.post(q(WD % "default", fieldValidation="Strict"), widget("strict", colour="red"))
+    assert code == 400 and 'unknown field "spec.colour"' in st["message"], st
+    code, w, hdrs = C.post(WD % "default", widget("pruned", colour="red", params={"free": {"x": 1}}))
+    ok(code, w, 201)
+    assert "colour" not in w["spec"] and w["spec"]["params"] == {"free": {"x": 1}}, w
+    assert "spec.colour" in hdrs.get("warning", ""), hdrs
+    # updates are validated too
+    code, st, _ = C.patch(WD % "default" + "/pruned", {"spec": {"operation": "nope"}})
+    assert code == 422, st
+
+
+def test_patch_types():
+    ok(*C.post(CM % "default", cm("pt", labels={"a": "1", "b": "2"}, data={"x": "1", "y": "2"}))[:2])
+    code, o, _ = C.patch(CM % "default" + "/pt", {"metadata": {"labels": {"a": None}}, "data": {"z": "3"}})
+    ok(code, o)
+    assert o["metadata"]["labels"] == {"b": "2"} and o["data"] == {"x": "1", "y": "2", "z": "3"}
+    code, o, _ = C.patch(CM % "default" + "/pt", [
+        {"op": "test", "path": "/data/x", "value": "1"},
+        {"op": "replace", "path": "/data/x", "value": "one"},
+        {"op": "remove", "path": "/data/y"},
+        {"op": "add", "path": "/metadata/labels/c~1d", "value": "slash"}],
+        ctype="application/json-patch+json")
+    ok(code, o)
+    assert o["data"] == {"x": "one", "z": "3"} and o["metadata"]["labels"]["c/d"] == "slash", o
+    code, st, _ = C.patch(CM % "default" + "/pt", [{"op": "test", "path": "/data/x", "value": "nope"}],
+                          ctype="application/json-patch+json")
+    assert code == 422, st
+    # strategic merge patch: lists with a merge key are merged by it
+    ok(*C.post(PODS % "default", pod("smp", "sleep 30", labels={"app": "smp"}))[:2])
+    code, p, _ = C.patch(PODS % "default" + "/smp",
+                         {"metadata": {"labels": {"extra": "yes"}},
+                          "spec": {"containers": [{"name": "main", "image": "terrane-worker:v2"}]}},
+                         ctype="application/strategic-merge-patch+json")
+    ok(code, p)
+    c = p["spec"]["containers"][0]
+    assert c["image"] == "terrane-worker:v2" and c["command"][0] == "sh", c
+    assert p["metadata"]["labels"] == {"app": "smp", "extra": "yes"}
+    # pod spec is otherwise immutable
+    code, st, _ = C.patch(PODS % "default" + "/smp", {"spec": {"restartPolicy": "Always"}},
+                          ctype="application/strategic-merge-patch+json")
+    assert code == 422 and "Forbidden" in st["message"], st
+    # custom resources do not take strategic merge patches
+    ensure_widget_crd()
+    assert C.post(WD % "default", widget("smp-target"))[0] in (201, 409)
+    code, st, _ = C.patch(WD % "default" + "/smp-target", {"spec": {"size": 2}},
+                          ctype="application/strategic-merge-patch+json")
+    assert code == 415, st
+    ok(*C.delete(PODS % "default" + "/smp", {"gracePeriodSeconds": 0})[:2])
+
+
+# ---- deletion: finalizers, owners, namespaces ------------------------------------------
+
+def test_finalizers():
+    ok(*C.post(CM % "default", cm("fin", finalizers=["example.terrane.io/hold"]))[:2])
+    code, o, _ = C.delete(CM % "default" + "/fin")
+    ok(code, o)
+    code, o, _ = C.get(CM % "default" + "/fin")
+    assert code == 200 and o["metadata"].get("deletionTimestamp"), o
+    code, st, _ = C.patch(CM % "default" + "/fin",
+                          {"metadata": {"finalizers": ["example.terrane.io/hold", "new/one"]}})
+    assert code == 422, st   # no new finalizers while deleting
+    ok(*C.patch(CM % "default" + "/fin", {"metadata": {"finalizers": None}})[:2])
+    code, st, _ = C.get(CM % "default" + "/fin")
+    assert code == 404, st
+
+
+def test_owner_reference_gc():
+    mkns("gc")
+    code, owner, _ = C.post(CM % "gc", cm("owner", ns="gc"))
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    for i in range(3):
+        ok(*C.post(CM % "gc", cm("dep%d" % i, ns="gc", ownerReferences=[ref]))[:2])
+    code, other, _ = C.post(CM % "gc", cm("other-owner", ns="gc"))
+    ref2 = {"apiVersion": "v1", "kind": "ConfigMap", "name": "other-owner",
+            "uid": other["metadata"]["uid"]}
+    ok(*C.post(CM % "gc", cm("shared", ns="gc", ownerReferences=[ref, ref2]))[:2])
+    ok(*C.post(CM % "gc", cm("loner", ns="gc"))[:2])
+    ok(*C.delete(CM % "gc" + "/owner")[:2])
+
+    def names():
+        code, lst, _ = C.get(CM % "gc")
+        return sorted(i["metadata"]["name"] for i in lst["items"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and names() != ["loner", "other-owner", "shared"]:
+        time.sleep(0.1)
+    assert names() == ["loner", "other-owner", "shared"], names()
+    code, sh, _ = C.get(CM % "gc" + "/shared")
+    assert [r["name"] for r in sh["metadata"]["ownerReferences"]] == ["other-owner"], sh
+    # foreground: the owner waits for its dependents
+    ok(*C.post(CM % "gc", cm("fdep", ns="gc", ownerReferences=[ref2],
+                            finalizers=["example.terrane.io/slow"]))[:2])
+    ok(*C.delete(CM % "gc" + "/other-owner", {"propagationPolicy": "Foreground"})[:2])
+    time.sleep(0.6)
+    code, o, _ = C.get(CM % "gc" + "/other-owner")
+    assert code == 200 and "foregroundDeletion" in o["metadata"]["finalizers"], o
+    ok(*C.patch(CM % "gc" + "/fdep", {"metadata": {"finalizers": None}})[:2])
+    C.wait_for(CM % "gc", lambda l: sorted(i["metadata"]["name"] for i in l["items"]) == ["loner"],
+               timeout=10)
+    # orphan: dependents stay, without the reference
+    code, o3, _ = C.post(CM % "gc", cm("o3", ns="gc"))
+    ref3 = {"apiVersion": "v1", "kind": "ConfigMap", "name": "o3", "uid": o3["metadata"]["uid"]}
+    ok(*C.post(CM % "gc", cm("kept", ns="gc", ownerReferences=[ref3]))[:2])
+    ok(*C.delete(CM % "gc" + "/o3", {"propagationPolicy": "Orphan"})[:2])
+    kept = C.wait_for(CM % "gc" + "/kept", lambda o: not o["metadata"].get("ownerReferences"), timeout=10)
+    assert kept["metadata"]["name"] == "kept"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and C.get(CM % "gc" + "/o3")[0] != 404:
+        time.sleep(0.1)
+    assert C.get(CM % "gc" + "/o3")[0] == 404
+
+
+def test_namespace_deletion():
+    mkns("doomed")
+    ok(*C.post(CM % "doomed", cm("x", ns="doomed"))[:2])
+    ok(*C.post(PODS % "doomed", pod("sleeper", "sleep 60", ns="doomed"))[:2])
+    C.wait_for(PODS % "doomed" + "/sleeper", phase_in("Running"))
+    ok(*C.delete("/api/v1/namespaces/doomed")[:2])
+    code, ns, _ = C.get("/api/v1/namespaces/doomed")
+    assert code == 404 or ns["status"]["phase"] == "Terminating", ns
+    code, st, _ = C.post(CM % "doomed", cm("late", ns="doomed"))
+    assert code in (403, 404), st
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and C.get("/api/v1/namespaces/doomed")[0] != 404:
+        time.sleep(0.1)
+    assert C.get("/api/v1/namespaces/doomed")[0] == 404
+    code, procs, _ = C.get("/kubesim/processes")
+    assert not [p for p in procs["processes"] if p["namespace"] == "doomed"], procs
+
+
+# ---- other kinds ---------------------------------------------------------------------
+
+def test_events_both_groups_and_leases():
+    ev = {"apiVersion": "events.k8s.io/v1", "kind": "Event",
+          "metadata": {"name": "e1", "namespace": "default"},
+          "eventTime": "2024-01-01T00:00:00.000000Z", "reportingController": "terrane.io/controller",
+          "reportingInstance": "c-1", "action": "Reconcile", "reason": "Materialized",
+          "type": "Normal", "note": "asset built",
+          "regarding": {"kind": "Widget", "name": "gen", "namespace": "default"}}
+    ok(*C.post("/apis/events.k8s.io/v1/namespaces/default/events", ev)[:2])
+    code, core, _ = C.get("/api/v1/namespaces/default/events/e1")
+    ok(code, core)
+    assert core["message"] == "asset built" and core["involvedObject"]["name"] == "gen", core
+    code, lst, _ = C.get(q("/api/v1/namespaces/default/events", fieldSelector="reason=Materialized"))
+    assert [e["metadata"]["name"] for e in ok(code, lst)["items"]] == ["e1"]
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "terrane-leader", "namespace": "kube-system"},
+             "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15,
+                      "acquireTime": "2024-01-01T00:00:00.000000Z",
+                      "renewTime": "2024-01-01T00:00:00.000000Z", "leaseTransitions": 0}}
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+    code, l1, _ = C.post(path, lease)
+    ok(code, l1, 201)
+    l2 = json.loads(json.dumps(l1))
+    l2["spec"]["holderIdentity"] = "b"
+    ok(*C.put(path + "/terrane-leader", l2)[:2])
+    l1["spec"]["holderIdentity"] = "c"
+    code, st, _ = C.put(path + "/terrane-leader", l1)
+    assert code == 409, st   # the other candidate lost the race
+
+
+def test_discovery():
+    code, apis, _ = C.get("/apis")
+    groups = {g["name"] for g in ok(code, apis)["groups"]}
+    assert {"coordination.k8s.io", "events.k8s.io", "apiextensions.k8s.io",
+            "example.terrane.io"} <= groups, groups
+    code, v1, _ = C.get("/api/v1")
+    names = {r["name"] for r in ok(code, v1)["resources"]}
+    assert {"pods", "pods/status", "pods/log", "nodes", "namespaces", "events", "configmaps",
+            "secrets", "serviceaccounts"} <= names, names
+    code, oa, _ = C.get("/openapi/v3")
+    assert "apis/example.terrane.io/v1" in ok(code, oa)["paths"]
+
+
+# ---- fault injection -------------------------------------------------------------------
+
+def test_fault_error_rate_is_deterministic():
+    doc = {"seed": 7, "errors": [{"verbs": ["list"], "resources": ["configmaps"], "rate": 0.5}]}
+
+    def run():
+        SIM.faults(doc)
+        out = []
+        for _ in range(24):
+            code, body, _ = C.get(CM % "default")
+            if code == 500:
+                assert body["reason"] == "InternalError" and body["kind"] == "Status", body
+            else:
+                assert code == 200, body
+            out.append(code)
+        return out
+    a = run()
+    b = run()
+    SIM.faults({})
+    assert 500 in a and 200 in a, a
+    assert a == b, (a, b)
+    # other verbs were untouched
+    assert C.get(CM % "default" + "/c1")[0] == 200
+
+
+def test_fault_throttle_retry_after():
+    SIM.faults({"throttle": [{"verbs": ["create"], "count": 2, "retryAfterSeconds": 3}]})
+    try:
+        codes, hdrs = [], []
+        for i in range(3):
+            code, body, h = C.post(CM % "default", cm("thr%d" % i))
+            codes.append(code)
+            hdrs.append(h)
+        assert codes == [429, 429, 201], codes
+        assert hdrs[0].get("retry-after") == "3", hdrs[0]
+    finally:
+        SIM.faults({})
+
+
+def test_fault_dropped_watch():
+    code, lst, _ = C.get(CM % "default")
+    rv = lst["metadata"]["resourceVersion"]
+    for i in range(4):
+        ok(*C.post(CM % "default", cm("drop%d" % i))[:2])
+    SIM.faults({"watch": {"dropAfterEvents": 2}})
+    try:
+        t0 = time.monotonic()
+        evs = list(C.watch(q(CM % "default", watch=1, resourceVersion=rv), timeout=5))
+        assert len(evs) == 2 and time.monotonic() - t0 < 4, evs
+    finally:
+        SIM.faults({})
+    evs = list(C.watch(q(CM % "default", watch=1, resourceVersion=rv), timeout=0.7))
+    assert len(evs) == 4, evs
+
+
+# ---- kubelet ---------------------------------------------------------------------------
+
+def test_pod_success_failure_and_messages():
+    mkns("run")
+    spec = pod("ok", 'echo "pod=$POD ns=$NS"; printf \'{"result":"done"}\' > "$TERRANE_TERMINATION_LOG"',
+               ns="run")
+    spec["spec"]["containers"][0]["env"] = [
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+    ok(*C.post(PODS % "run", spec)[:2])
+    bad = pod("bad", "echo about to fail; echo reason: disk full >&2; exit 3", ns="run")
+    bad["spec"]["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    ok(*C.post(PODS % "run", bad)[:2])
+    p = C.wait_for(PODS % "run" + "/ok", phase_in("Succeeded", "Failed"))
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    t = terminated(p)
+    assert t["exitCode"] == 0 and t["reason"] == "Completed" and t["message"] == '{"result":"done"}', t
+    assert t["startedAt"] and t["finishedAt"]
+    for ctype, want in (("PodScheduled", "True"), ("Initialized", "True"), ("Ready", "False"),
+                        ("ContainersReady", "False")):
+        assert cond(p, ctype)["status"] == want, (ctype, p["status"]["conditions"])
+    code, log, _ = C.get(PODS % "run" + "/ok/log", raw=True)
+    assert code == 200 and log == "pod=ok ns=run\n", log
+    p = C.wait_for(PODS % "run" + "/bad", phase_in("Succeeded", "Failed"))
+    t = terminated(p)
+    assert p["status"]["phase"] == "Failed" and t["exitCode"] == 3 and t["reason"] == "Error", p["status"]
+    assert "reason: disk full" in t["message"], t
+    reasons = [e["reason"] for e in events_for("ok", ns="run")]
+    assert "Scheduled" in reasons and "Started" in reasons, reasons
+
+
+def test_pod_running_then_deleted():
+    mkns("run")
+    ok(*C.post(PODS % "run", pod("sleeper", "trap 'exit 0' TERM; sleep 30 & wait", ns="run"))[:2])
+    p = C.wait_for(PODS % "run" + "/sleeper", phase_in("Running"))
+    assert p["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+    assert cond(p, "Ready")["status"] == "True"
+    code, procs, _ = C.get("/kubesim/processes")
+    mine = [x for x in procs["processes"] if x["pod"] == "sleeper"]
+    assert len(mine) == 1, procs
+    pid = mine[0]["pid"]
+    ok(*C.delete(PODS % "run" + "/sleeper")[:2])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and C.get(PODS % "run" + "/sleeper")[0] != 404:
+        time.sleep(0.1)
+    assert C.get(PODS % "run" + "/sleeper")[0] == 404
+    assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z"
+
+
+def test_oom_killed_by_memory_limit():
+    mkns("run")
+    hog = pod("hog", "exec python3 -c 'x = bytearray(400 << 20); import time; time.sleep(10)'",
+              ns="run", limits={"memory": "100Mi"})
+    ok(*C.post(PODS % "run", hog)[:2])
+    p = C.wait_for(PODS % "run" + "/hog", phase_in("Failed", "Succeeded"), timeout=20)
+    t = terminated(p)
+    assert p["status"]["phase"] == "Failed" and t["reason"] == "OOMKilled" and t["exitCode"] == 137, p["status"]
+    assert events_for("hog", "OOMKilling", ns="run"), events_for("hog", ns="run")
+
+
+def test_forced_oom_and_preemption():
+    mkns("run")
+    SIM.faults({"oom": [{"selector": "app=victim", "count": 1, "afterSeconds": 0.3}],
+                "preempt": [{"name": "pre-*", "count": 1, "afterSeconds": 0.3}]})
+    try:
+        ok(*C.post(PODS % "run", pod("v1", "sleep 20", ns="run", labels={"app": "victim"}))[:2])
+        ok(*C.post(PODS % "run", pod("pre-1", "sleep 20", ns="run"))[:2])
+        p = C.wait_for(PODS % "run" + "/v1", phase_in("Failed", "Succeeded"))
+        assert terminated(p)["reason"] == "OOMKilled" and terminated(p)["exitCode"] == 137, p["status"]
+        p = C.wait_for(PODS % "run" + "/pre-1", phase_in("Failed", "Succeeded"))
+        dt = cond(p, "DisruptionTarget")
+        assert dt and dt["status"] == "True" and dt["reason"] == "PreemptionByScheduler", p["status"]
+        assert p["status"]["phase"] == "Failed" and p["status"]["reason"] == "Preempted", p["status"]
+        # count 1: the next victim is left alone
+        ok(*C.post(PODS % "run", pod("v2", "sleep 1", ns="run", labels={"app": "victim"}))[:2])
+        p = C.wait_for(PODS % "run" + "/v2", phase_in("Failed", "Succeeded"))
+        assert p["status"]["phase"] == "Succeeded", p["status"]
+    finally:
+        SIM.faults({})
+    # admin endpoint: eviction by the kubelet
+    ok(*C.post(PODS % "run", pod("evictme", "sleep 20", ns="run"))[:2])
+    C.wait_for(PODS % "run" + "/evictme", phase_in("Running"))
+    ok(*C.post("/kubesim/evict", {"namespace": "run", "name": "evictme"})[:2])
+    p = C.wait_for(PODS % "run" + "/evictme", phase_in("Failed"))
+    assert cond(p, "DisruptionTarget")["reason"] == "TerminationByKubelet" and p["status"]["reason"] == "Evicted"
+
+
+def test_restarts_init_containers_and_previous_logs():
+    mkns("run")
+    p = pod("retry", 'cat init.txt; if [ -f marker ]; then echo second; exit 0; fi; '
+            'touch marker; echo first; exit 1', ns="run", restart="OnFailure")
+    p["spec"]["initContainers"] = [{"name": "prep", "image": "terrane-worker",
+                                    "command": ["sh", "-c", "echo prepared > init.txt"]}]
+    ok(*C.post(PODS % "run", p)[:2])
+    p = C.wait_for(PODS % "run" + "/retry", phase_in("Succeeded", "Failed"), timeout=20)
+    cs = p["status"]["containerStatuses"][0]
+    assert p["status"]["phase"] == "Succeeded" and cs["restartCount"] == 1, p["status"]
+    assert cs["lastState"]["terminated"]["exitCode"] == 1, cs
+    ics = p["status"]["initContainerStatuses"][0]
+    assert ics["state"]["terminated"]["reason"] == "Completed", ics
+    code, log, _ = C.get(PODS % "run" + "/retry/log?container=main", raw=True)
+    assert log == "prepared\nsecond\n", log
+    code, log, _ = C.get(PODS % "run" + "/retry/log?container=main&previous=true", raw=True)
+    assert log == "prepared\nfirst\n", log
+    code, st, _ = C.get(PODS % "run" + "/retry/log", raw=True)
+    assert code == 200   # one regular container: no name needed
+    assert [e for e in events_for("retry", "BackOff", ns="run")]
+
+
+def test_env_sources_binding_and_eviction():
+    mkns("run")
+    ok(*C.post(CM % "run", cm("settings", ns="run", data={"region": "eu-west-1", "tier": "gold"}))[:2])
+    p = pod("envy", 'echo "$REGION $ALL_tier $GREETING ${KUBESIM_T_PASSED:-no} ${KUBESIM_T_HIDDEN:-hidden}"',
+            ns="run", schedulerName="manual")
+    c = p["spec"]["containers"][0]
+    c["env"] = [{"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "region"}}},
+                {"name": "WHO", "value": "terrane"},
+                {"name": "GREETING", "value": "hello-$(WHO)"}]
+    c["envFrom"] = [{"configMapRef": {"name": "settings"}, "prefix": "ALL_"}]
+    ok(*C.post(PODS % "run", p)[:2])
+    time.sleep(0.5)
+    code, p, _ = C.get(PODS % "run" + "/envy")
+    assert not p["spec"].get("nodeName") and p["status"]["phase"] == "Pending", p
+    code, st, _ = C.get(PODS % "run" + "/envy/log")
+    assert code == 400 and "waiting to start" in st["message"], st
+    code, nodes, _ = C.get(q("/api/v1/nodes", labelSelector="terrane.io/pool=cpu"))
+    node = nodes["items"][0]["metadata"]["name"]
+    code, st, _ = C.post(PODS % "run" + "/envy/binding",
+                         {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "envy"},
+                          "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
+    ok(code, st, 201)
+    p = C.wait_for(PODS % "run" + "/envy", phase_in("Succeeded", "Failed"))
+    assert p["spec"]["nodeName"] == node and cond(p, "PodScheduled")["status"] == "True"
+    code, log, _ = C.get(PODS % "run" + "/envy/log", raw=True)
+    assert log == "eu-west-1 gold hello-terrane yes hidden\n", log   # only --pass-env variables
+    # the Eviction API: DisruptionTarget, then the pod goes away
+    ok(*C.post(PODS % "run", pod("evicted", "sleep 30", ns="run"))[:2])
+    C.wait_for(PODS % "run" + "/evicted", phase_in("Running"))
+    code, st, _ = C.post(PODS % "run" + "/evicted/eviction",
+                         {"apiVersion": "policy/v1", "kind": "Eviction",
+                          "metadata": {"name": "evicted", "namespace": "run"}})
+    ok(code, st, 201)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and C.get(PODS % "run" + "/evicted")[0] != 404:
+        time.sleep(0.1)
+    assert C.get(PODS % "run" + "/evicted")[0] == 404
+
+
+def test_crd_deletion_unregisters():
+    crd = json.loads(json.dumps(WIDGET_CRD))
+    crd["metadata"]["name"] = "gadgets.example.terrane.io"
+    crd["spec"]["scope"] = "Cluster"
+    crd["spec"]["names"] = {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"}
+    ok(*C.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[:2])
+    g = {"apiVersion": "example.terrane.io/v1", "kind": "Gadget", "metadata": {"name": "g1"},
+         "spec": {"operation": "terrain"}}
+    code, o, _ = C.post("/apis/example.terrane.io/v1/gadgets", g)
+    ok(code, o, 201)
+    assert "namespace" not in o["metadata"]
+    code, st, _ = C.post("/apis/example.terrane.io/v1/namespaces/default/gadgets", g)
+    assert code == 404, st   # cluster-scoped: no namespaced path
+    ok(*C.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.terrane.io")[:2])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and C.get("/apis/example.terrane.io/v1/gadgets")[0] != 404:
+        time.sleep(0.1)
+    assert C.get("/apis/example.terrane.io/v1/gadgets")[0] == 404
+    code, rl, _ = C.get("/apis/example.terrane.io/v1")
+    names = [r["name"] for r in ok(code, rl)["resources"]]
+    assert "gadgets" not in names and "widgets" in names, names
+    assert C.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.terrane.io")[0] == 404
+
+
+# ---- scheduler and autoscaler -------------------------------------------------------------
+
+def test_unschedulable_pod():
+    mkns("run")
+    ok(*C.post(PODS % "run", pod("huge", "true", ns="run", requests={"memory": "500Gi"}))[:2])
+    p = C.wait_for(PODS % "run" + "/huge", lambda p: (cond(p, "PodScheduled") or {}).get("reason") == "Unschedulable")
+    msg = cond(p, "PodScheduled")["message"]
+    assert msg.startswith("0/") and "Insufficient memory" in msg, msg
+    assert p["status"]["phase"] == "Pending" and not p["spec"].get("nodeName")
+    assert events_for("huge", "FailedScheduling", ns="run")
+    ok(*C.post(PODS % "run", pod("nosel", "true", ns="run", nodeSelector={"terrane.io/pool": "tpu"}))[:2])
+    p = C.wait_for(PODS % "run" + "/nosel", lambda p: (cond(p, "PodScheduled") or {}).get("reason") == "Unschedulable")
+    assert "didn't match Pod's node affinity/selector" in cond(p, "PodScheduled")["message"]
+    time.sleep(0.6)
+    code, nodes, _ = C.get("/api/v1/nodes")
+    assert not [n for n in nodes["items"] if n["metadata"]["labels"].get("terrane.io/pool") == "tpu"]
+    assert events_for("nosel", "NotTriggerScaleUp", ns="run")
+    # a tainted node (added through the admin endpoint) rejects pods without a toleration
+    code, n, _ = C.post("/kubesim/nodes", {"pool": "gpu"})
+    ok(code, n, 201)
+    ok(*C.post(PODS % "run", pod("notol", "true", ns="run", nodeSelector={"terrane.io/pool": "gpu"}))[:2])
+    p = C.wait_for(PODS % "run" + "/notol", lambda p: "untolerated taint {nvidia.com/gpu: present}"
+                   in ((cond(p, "PodScheduled") or {}).get("message") or ""))
+    assert not p["spec"].get("nodeName")
+    ok(*C.delete(PODS % "run" + "/notol")[:2])
+
+
+def test_autoscaler_up_and_down():
+    mkns("run")
+    def pool_nodes(pool):
+        code, lst, _ = C.get(q("/api/v1/nodes", labelSelector="terrane.io/pool=" + pool))
+        return [n["metadata"]["name"] for n in ok(code, lst)["items"]]
+    assert pool_nodes("highmem") == []
+    big = pod("bigmem", "sleep 1", ns="run", requests={"memory": "40Gi"})
+    big["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "terrane.io/pool", "operator": "In", "values": ["highmem", "gpu"]}]}]}}}
+    ok(*C.post(PODS % "run", big)[:2])
+    gpu = pod("gpujob", "sleep 1", ns="run", limits={"nvidia.com/gpu": "1"},
+              tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    ok(*C.post(PODS % "run", gpu)[:2])
+    p = C.wait_for(PODS % "run" + "/bigmem", phase_in("Succeeded", "Failed"), timeout=20)
+    assert p["status"]["phase"] == "Succeeded" and p["spec"]["nodeName"].startswith("highmem-"), p["spec"]
+    g = C.wait_for(PODS % "run" + "/gpujob", phase_in("Succeeded", "Failed"), timeout=20)
+    assert g["spec"]["nodeName"].startswith("gpu-"), g["spec"]
+    assert events_for("bigmem", "TriggeredScaleUp", ns="run")
+    assert pool_nodes("highmem") or pool_nodes("gpu")
+    # idle for scaleDownDelaySeconds (2s): back to min (0)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (pool_nodes("highmem") or pool_nodes("gpu")):
+        time.sleep(0.2)
+    assert pool_nodes("highmem") == [] and pool_nodes("gpu") == [], (pool_nodes("highmem"), pool_nodes("gpu"))
+    assert len(pool_nodes("cpu")) >= 1   # min 1
+    code, lst, _ = C.get(q("/api/v1/namespaces/default/events", fieldSelector="reason=ScaleDown"))
+    assert ok(code, lst)["items"], "no ScaleDown event"
+
+
+def test_node_loss():
+    mkns("run")
+    ok(*C.post(PODS % "run", pod("onnode", "sleep 30", ns="run"))[:2])
+    p = C.wait_for(PODS % "run" + "/onnode", phase_in("Running"))
+    node, rv = p["spec"]["nodeName"], p["metadata"]["resourceVersion"]
+    ok(*C.post("/kubesim/nodes/%s/kill" % node, {})[:2])
+    evs = list(C.watch(q(PODS % "run", watch=1, resourceVersion=rv, fieldSelector="metadata.name=onnode"),
+                       timeout=10, stop=lambda e: e["type"] == "DELETED"))
+    failed = [e for e in evs if e["type"] == "MODIFIED" and e["object"]["status"]["phase"] == "Failed"]
+    assert failed and evs[-1]["type"] == "DELETED", [(e["type"], e["object"].get("status", {}).get("phase")) for e in evs]
+    assert cond(failed[0]["object"], "DisruptionTarget")["reason"] == "DeletionByPodGC"
+    assert C.get("/api/v1/nodes/" + node)[0] == 404
+    # pending work brings the pool back
+    ok(*C.post(PODS % "run", pod("after-loss", "true", ns="run"))[:2])
+    p = C.wait_for(PODS % "run" + "/after-loss", phase_in("Succeeded"), timeout=20)
+    assert p["spec"]["nodeName"] != node
+
+
+# ---- runner --------------------------------------------------------------------------
+
+def main():
+    global SIM, C
+    tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
+    only = os.environ.get("KUBESIM_TEST")
+    passed = failed = 0
+    os.environ["KUBESIM_T_PASSED"] = "yes"
+    os.environ["KUBESIM_T_HIDDEN"] = "leaked"
+    with harness.running(pools=os.path.join(HERE, "testdata", "pools-fast.json"),
+                         args=["--bookmark-interval", "0.5", "--seed", "1",
+                               "--pass-env", "KUBESIM_T_PASSED"]) as sim:
+        SIM, C = sim, sim.client
+        for name, fn in tests:
+            if only and only not in name:
+                continue
+            t0 = time.monotonic()
+            try:
+                fn()
+                passed += 1
+                print("PASS %-45s %5.1fs" % (name, time.monotonic() - t0), flush=True)
+            except Exception:
+                failed += 1
+                print("FAIL %-45s %5.1fs" % (name, time.monotonic() - t0), flush=True)
+                traceback.print_exc()
+        code, procs, _ = C.get("/kubesim/processes")
+        pids = [p["pid"] for p in procs.get("processes", [])]
+        rc = sim.stop()
+        if rc != 0:
+            failed += 1
+            print("FAIL kubesim exit status %s\n%s" % (rc, sim.log()))
+        if failed:
+            print("--- kubesim log ---\n" + sim.log()[-4000:])
+    alive = [p for p in pids if os.path.exists("/proc/%d" % p)
+             and open("/proc/%d/stat" % p).read().split()[2] != "Z"]
+    if alive:
+        failed += 1
+        print("FAIL processes left running after shutdown: %s" % alive)
+    else:
+        passed += 1
+        print("PASS %-45s" % "shutdown_kills_children")
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
