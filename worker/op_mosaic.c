@@ -24,9 +24,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const resamplings[] = {"nearest", "bilinear", "cubic",  "cubicspline",
-                                          "lanczos", "average",  "mode",   "rms",
-                                          NULL};
+static const char *const resamplings[] = {"nearest", "bilinear", "cubic", "cubicspline", "lanczos",
+                                          "average", "mode",     "rms",   NULL};
 
 static const param_spec mosaic_params[] = {
     {"resampling", PARAM_ENUM, false, resamplings},
@@ -140,7 +139,8 @@ static int mosaic_run(const op_ctx *ctx, op_result *out)
         goto cleanup;
     }
     if (cog_write_from(vrt, t->params, path, NULL, ctx->progress, ctx->progress_arg) < 0) {
-        if (!strcmp(err_get_code(), ERR_INPUT_INVALID) || !strcmp(err_get_code(), ERR_INPUT_UNREADABLE))
+        if (!strcmp(err_get_code(), ERR_INPUT_INVALID) ||
+            !strcmp(err_get_code(), ERR_INPUT_UNREADABLE))
             blame_input(t, path);
         goto cleanup;
     }

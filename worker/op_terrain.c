@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const modes[] = {"hillshade", "slope", "aspect", "TRI", "TPI", "roughness",
-                                    NULL};
+static const char *const modes[] = {"hillshade", "slope",     "aspect", "TRI",
+                                    "TPI",       "roughness", NULL};
 static const char *const slope_formats[] = {"degree", "percent", NULL};
 static const char *const algs[] = {"Horn", "ZevenbergenThorne", NULL};
 
@@ -45,12 +45,9 @@ static const struct {
     const char *param;
     const char *const modes[4];
 } param_modes[] = {
-    {"scale", {"hillshade", "slope", NULL}},
-    {"zFactor", {"hillshade", NULL}},
-    {"azimuth", {"hillshade", NULL}},
-    {"altitude", {"hillshade", NULL}},
-    {"slopeFormat", {"slope", NULL}},
-    {"alg", {"hillshade", "slope", "aspect"}},
+    {"scale", {"hillshade", "slope", NULL}}, {"zFactor", {"hillshade", NULL}},
+    {"azimuth", {"hillshade", NULL}},        {"altitude", {"hillshade", NULL}},
+    {"slopeFormat", {"slope", NULL}},        {"alg", {"hillshade", "slope", "aspect"}},
 };
 
 static int terrain_validate(const task *t)
@@ -107,8 +104,7 @@ static char **terrain_argv(const cJSON *params)
     char **argv = cog_options(params, NULL, true);
     if (params_has(params, "band")) argv = add_num(argv, "-b", params_int(params, "band", 1));
     if (params_has(params, "scale")) argv = add_num(argv, "-s", params_num(params, "scale", 1));
-    if (params_has(params, "zFactor"))
-        argv = add_num(argv, "-z", params_num(params, "zFactor", 1));
+    if (params_has(params, "zFactor")) argv = add_num(argv, "-z", params_num(params, "zFactor", 1));
     if (params_has(params, "azimuth"))
         argv = add_num(argv, "-az", params_num(params, "azimuth", 315));
     if (params_has(params, "altitude"))

@@ -34,9 +34,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-static const char *const resamplings[] = {"near", "bilinear", "cubic", "cubicspline", "lanczos",
-                                          "average", "rms", "mode", "max", "min", "med", "q1",
-                                          "q3", "sum", NULL};
+static const char *const resamplings[] = {"near",    "bilinear", "cubic", "cubicspline", "lanczos",
+                                          "average", "rms",      "mode",  "max",         "min",
+                                          "med",     "q1",       "q3",    "sum",         NULL};
 
 static const param_spec warp_params[] = {
     {"dstCrs", PARAM_STRING, false, NULL, 0, 0, 32768},
@@ -53,9 +53,11 @@ static const char *const cutline_param[] = {"cutline", NULL};
 static const char *const crs_authorities[] = {"EPSG", "ESRI", "OGC", "IAU_2015", "IGNF", NULL};
 /* Leading keywords of WKT1 and WKT2 CRS definitions. */
 static const char *const wkt_keywords[] = {
-    "GEOGCS",   "PROJCS",     "GEOCCS",  "COMPD_CS", "VERT_CS",  "GEOGCRS",    "GEODCRS",
-    "PROJCRS",  "BOUNDCRS",   "VERTCRS", "ENGCRS",   "GEODETICCRS", "GEOGRAPHICCRS",
-    "PROJECTEDCRS", "COMPOUNDCRS", "VERTICALCRS", "ENGINEERINGCRS", "DERIVEDPROJCRS", NULL};
+    "GEOGCS",         "PROJCS",         "GEOCCS",      "COMPD_CS",
+    "VERT_CS",        "GEOGCRS",        "GEODCRS",     "PROJCRS",
+    "BOUNDCRS",       "VERTCRS",        "ENGCRS",      "GEODETICCRS",
+    "GEOGRAPHICCRS",  "PROJECTEDCRS",   "COMPOUNDCRS", "VERTICALCRS",
+    "ENGINEERINGCRS", "DERIVEDPROJCRS", NULL};
 
 /*
  * GDAL's SetFromUserInput (behind OSRSetFromUserInput and gdalwarp -t_srs)
@@ -121,8 +123,10 @@ static bool is_polygonal(OGRwkbGeometryType type)
     case wkbPolygon:
     case wkbMultiPolygon:
     case wkbCurvePolygon:
-    case wkbMultiSurface: return true;
-    default: return false;
+    case wkbMultiSurface:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -170,8 +174,7 @@ static int prepare_cutline(GDALDatasetH raster, GDALDatasetH vec, const char *me
     int n_layers = GDALDatasetGetLayerCount(vec);
     if (n_layers != 1) {
         err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, cut_field,
-                "%s: %s has %d layers; a cutline needs exactly one", cut_field, cut_uri,
-                n_layers);
+                "%s: %s has %d layers; a cutline needs exactly one", cut_field, cut_uri, n_layers);
         goto cleanup;
     }
     OGRLayerH layer = GDALDatasetGetLayer(vec, 0);
@@ -205,8 +208,8 @@ static int prepare_cutline(GDALDatasetH raster, GDALDatasetH vec, const char *me
     }
     dst = GDALCreate(fgb, mem_path, 0, 0, 0, GDT_Unknown, NULL);
     lco = CSLSetNameValue(lco, "SPATIAL_INDEX", "NO");
-    OGRLayerH out = dst ? GDALDatasetCreateLayer(dst, "cutline", cut_srs, wkbMultiPolygon, lco)
-                        : NULL;
+    OGRLayerH out =
+        dst ? GDALDatasetCreateLayer(dst, "cutline", cut_srs, wkbMultiPolygon, lco) : NULL;
     if (!out) {
         err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "cannot create the cutline copy");
         goto cleanup;
@@ -249,8 +252,8 @@ static int prepare_cutline(GDALDatasetH raster, GDALDatasetH vec, const char *me
         f = NULL;
     }
     if (n_polygons == 0) {
-        err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, cut_field, "%s: %s holds no polygons",
-                cut_field, cut_uri);
+        err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, cut_field, "%s: %s holds no polygons", cut_field,
+                cut_uri);
         goto cleanup;
     }
     if (fp && !intersects) {
@@ -293,7 +296,8 @@ static char **warp_argv(const cJSON *params, const char *cutline_path)
          * threads change the speed, not the pixels. */
         "-wo", "NUM_THREADS=ALL_CPUS", "-multi", NULL};
 
-    for (size_t i = 0; fixed[i]; i++) argv = CSLAddString(argv, fixed[i]);
+    for (size_t i = 0; fixed[i]; i++)
+        argv = CSLAddString(argv, fixed[i]);
     argv = CSLAddString(argv, "-r");
     argv = CSLAddString(argv, params_str(params, "resampling", "near"));
     if (crs) {

@@ -16,11 +16,15 @@ s3_put "$SAMPLES/olinda_dem_utm25s.tif" s3://raw/olinda.tif
 for ext in shp shx dbf prj; do s3_put "$SAMPLES/lux.$ext" "s3://raw/lux.$ext"; done
 
 # The options cog.c spells out for every COG; the GDAL tools get the same.
-base_co() { # compression [extra -co values...]
-  local c=$1; shift
-  local co=(-co "COMPRESS=$c" -co PREDICTOR=NO -co BLOCKSIZE=512 -co OVERVIEW_RESAMPLING=NEAREST
-            -co BIGTIFF=IF_SAFER -co NUM_THREADS=ALL_CPUS)
-  printf '%s\n' "${co[@]}" "$@"
+# base_co COMPRESSION [KEY=VALUE...] prints "-co" "K=V" lines, later keys
+# replacing earlier ones (GDAL would take the first of a duplicate).
+base_co() {
+  local -A v=([COMPRESS]=$1 [PREDICTOR]=NO [BLOCKSIZE]=512 [OVERVIEW_RESAMPLING]=NEAREST
+              [BIGTIFF]=IF_SAFER [NUM_THREADS]=ALL_CPUS)
+  local kv k
+  shift
+  for kv in "$@"; do v[${kv%%=*}]=${kv#*=}; done
+  for k in "${!v[@]}"; do printf '%s\n' -co "$k=${v[$k]}"; done
 }
 
 # run_task NAME OP PARAMS INPUTS: runs the worker; sets RC and RESULT (file).
@@ -126,20 +130,20 @@ cog_case() { # name input_json local_src params compression [extra -co...]
     "$name: byte-identical to gdal_translate's"
 }
 cog_case cog_deflate "$ELEV" "$SAMPLES/elev.tif" '{}' DEFLATE
-cog_case cog_zstd "$ELEV" "$SAMPLES/elev.tif" '{"compression":"ZSTD","level":15}' ZSTD -co LEVEL=15
+cog_case cog_zstd "$ELEV" "$SAMPLES/elev.tif" '{"compression":"ZSTD","level":15}' ZSTD LEVEL=15
 cog_case cog_lzw_pred "$ELEV" "$SAMPLES/elev.tif" '{"compression":"LZW","predictor":2}' LZW \
-  -co PREDICTOR=STANDARD
+  PREDICTOR=STANDARD
 cog_case cog_block256 "$OLINDA" "$SAMPLES/olinda_dem_utm25s.tif" \
   '{"blockSize":256,"predictor":3,"overviewResampling":"average"}' DEFLATE \
-  -co PREDICTOR=FLOATING_POINT -co BLOCKSIZE=256 -co OVERVIEW_RESAMPLING=AVERAGE \
-  -co OVERVIEWS=IGNORE_EXISTING
+  PREDICTOR=FLOATING_POINT BLOCKSIZE=256 OVERVIEW_RESAMPLING=AVERAGE OVERVIEWS=IGNORE_EXISTING
 cog_case cog_bigtiff "$ELEV" "$SAMPLES/elev.tif" '{"bigtiff":"YES","compression":"NONE"}' NONE \
-  -co BIGTIFF=YES
+  BIGTIFF=YES
 if [ -f "$TMP/cog_bigtiff.tif" ]; then
   assert_eq "BigTIFF" "$(head -c 4 "$TMP/cog_bigtiff.tif" | od -An -tx1 | tr -d ' ' |
     sed 's/^49492b00$/BigTIFF/')" "cog_bigtiff: the file is a BigTIFF"
 fi
-gdal_translate -q -of COG $(base_co DEFLATE | tr '\n' ' ') -a_nodata 0 "$SAMPLES/elev.tif" "$TMP/nodata.ref.tif"
+mapfile -t co < <(base_co DEFLATE)
+gdal_translate -q -of COG "${co[@]}" -a_nodata 0 "$SAMPLES/elev.tif" "$TMP/nodata.ref.tif"
 expect_ok cog_nodata cog '{"nodata":0}' "$ELEV" &&
   assert_eq "$(checksums "$TMP/nodata.ref.tif")" "$(checksums "$TMP/cog_nodata.tif")" \
     "cog_nodata: same as gdal_translate -a_nodata 0" &&

@@ -56,7 +56,8 @@ static int group_setup(void **state)
     CPLSetErrorHandler(quiet_handler);
     /* As the worker runs (main.c): no .aux.xml sidecars anywhere. */
     CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_cog.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(tmpdir, sizeof tmpdir, "%s/test_cog.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir)) return -1;
     setenv("TERRANE_ALLOW_LOCAL_PATHS", "1", 1);
     return 0;
@@ -197,8 +198,8 @@ static void check_params_cross_field(void **state)
 
 /* A w x h single-band raster with a smooth surface, georeferenced in
  * EPSG:epsg (0: no CRS) at lon x0, lat 50.2; a striped GTiff at path. */
-static void make_raster_crs(const char *path, int w, int h, GDALDataType dt, double x0,
-                            bool nodata, int epsg)
+static void make_raster_crs(const char *path, int w, int h, GDALDataType dt, double x0, bool nodata,
+                            int epsg)
 {
     GDALDriverH drv = GDALGetDriverByName("GTiff");
     GDALDatasetH ds = GDALCreate(drv, path, w, h, 1, dt, NULL);
@@ -250,8 +251,10 @@ static void assert_is_cog(const char *path, const char *compression, int block)
     assert_non_null(layout);
     assert_string_equal(layout, "COG");
     const char *comp = GDALGetMetadataItem(ds, "COMPRESSION", "IMAGE_STRUCTURE");
-    if (!strcmp(compression, "NONE")) assert_null(comp);
-    else assert_string_equal(comp, compression);
+    if (!strcmp(compression, "NONE"))
+        assert_null(comp);
+    else
+        assert_string_equal(comp, compression);
     int bx, by;
     GDALGetBlockSize(GDALGetRasterBand(ds, 1), &bx, &by);
     assert_int_equal(bx, block);
@@ -396,8 +399,8 @@ static void gdal_fail_classes(void **state)
         err_clear();
         assert_int_equal(cog_gdal_fail("inputs[2].uri", out, "testing"), -1);
         if (err_get_class() != cases[i].cls || strcmp(err_get_code(), cases[i].code) != 0)
-            fail_msg("case %zu: got %s/%s: %s", i, err_class_name(err_get_class()),
-                     err_get_code(), err_get_message());
+            fail_msg("case %zu: got %s/%s: %s", i, err_class_name(err_get_class()), err_get_code(),
+                     err_get_message());
         assert_string_equal(err_get_field(), cases[i].field);
     }
     /* No input to blame: the field says "inputs". */
@@ -444,7 +447,9 @@ static int run_in_scratch(const task *t, char *scratch, size_t cap, op_result *o
 {
     snprintf(scratch, cap, "%s/scratch.XXXXXX", tmpdir);
     if (!mkdtemp(scratch)) fail_msg("mkdtemp");
-    op_ctx ctx = {.task = t, .scratch = scratch, .progress = GDALDummyProgress,
+    op_ctx ctx = {.task = t,
+                  .scratch = scratch,
+                  .progress = GDALDummyProgress,
                   .progress_arg = (void *)t->operation};
     memset(out, 0, sizeof *out);
     err_clear();
@@ -518,8 +523,8 @@ static void ops_run(void **state)
     run_op("mosaic", "{}", inputs, "DEFLATE");
 }
 
-static void expect_run_error(const char *op, const char *params, const char *inputs,
-                             err_class cls, const char *code, const char *field)
+static void expect_run_error(const char *op, const char *params, const char *inputs, err_class cls,
+                             const char *code, const char *field)
 {
     char scratch[512];
     op_result out;
@@ -556,8 +561,8 @@ static void ops_run_errors(void **state)
     make_raster_crs(other, 120, 100, GDT_Float32, 5.7, true, 3035);
 
     snprintf(inputs, sizeof inputs, "[{\"name\":\"dem\",\"uri\":\"%s\"}]", nocrs);
-    expect_run_error("warp", "{\"dstCrs\":\"EPSG:3035\"}", inputs, ERR_BAD_INPUT,
-                     ERR_CRS_MISMATCH, "inputs[0].uri");
+    expect_run_error("warp", "{\"dstCrs\":\"EPSG:3035\"}", inputs, ERR_BAD_INPUT, ERR_CRS_MISMATCH,
+                     "inputs[0].uri");
     snprintf(inputs, sizeof inputs, "[{\"name\":\"dem\",\"uri\":\"%s\"}]", a);
     expect_run_error("warp", "{\"dstCrs\":\"EPSG:999999\"}", inputs, ERR_BAD_INPUT,
                      ERR_INVALID_PARAM, "params.dstCrs");
@@ -576,7 +581,8 @@ static void ops_run_errors(void **state)
     expect_run_error("warp", "{\"cutline\":\"zones\"}", inputs, ERR_BAD_INPUT, ERR_INPUT_INVALID,
                      "inputs[1].uri");
     snprintf(inputs, sizeof inputs,
-             "[{\"name\":\"dem\",\"uri\":\"%s\"},{\"name\":\"zones\",\"uri\":\"%s\"}]", nocrs, poly);
+             "[{\"name\":\"dem\",\"uri\":\"%s\"},{\"name\":\"zones\",\"uri\":\"%s\"}]", nocrs,
+             poly);
     expect_run_error("warp", "{\"cutline\":\"zones\"}", inputs, ERR_BAD_INPUT, ERR_CRS_MISMATCH,
                      "inputs[0].uri");
 
@@ -589,8 +595,7 @@ static void ops_run_errors(void **state)
     snprintf(inputs, sizeof inputs,
              "[{\"name\":\"a\",\"uri\":\"%s\"},{\"name\":\"b\",\"uri\":\"%s/missing.tif\"}]", a,
              tmpdir);
-    expect_run_error("mosaic", "{}", inputs, ERR_BAD_INPUT, ERR_INPUT_UNREADABLE,
-                     "inputs[1].uri");
+    expect_run_error("mosaic", "{}", inputs, ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, "inputs[1].uri");
 }
 
 int main(void)

@@ -32,11 +32,11 @@ static int setup(void **state)
 }
 
 #define ONE_RASTER "[{\"name\":\"dem\",\"uri\":\"s3://nowhere/dem.tif\"}]"
-#define RASTER_AND_ZONES                                                                       \
-    "[{\"name\":\"dem\",\"uri\":\"s3://nowhere/dem.tif\"},"                                    \
+#define RASTER_AND_ZONES                                                                           \
+    "[{\"name\":\"dem\",\"uri\":\"s3://nowhere/dem.tif\"},"                                        \
     "{\"name\":\"zones\",\"uri\":\"s3://nowhere/lux.shp\"}]"
-#define TWO_RASTERS                                                                            \
-    "[{\"name\":\"a\",\"uri\":\"s3://nowhere/a.tif\"},{\"name\":\"b\",\"uri\":\"s3://nowhere/" \
+#define TWO_RASTERS                                                                                \
+    "[{\"name\":\"a\",\"uri\":\"s3://nowhere/a.tif\"},{\"name\":\"b\",\"uri\":\"s3://nowhere/"     \
     "b.tif\"}]"
 
 /* Decodes a task for op with params and inputs (JSON text) and validates
@@ -138,7 +138,8 @@ static void warp_params(void **state)
 {
     (void)state;
     accepts("warp", "{\"dstCrs\":\"EPSG:3035\",\"resolution\":500}", ONE_RASTER);
-    accepts("warp", "{\"dstCrs\":\"epsg:32632\",\"resolution\":[30,60],\"resampling\":\"bilinear\"}",
+    accepts("warp",
+            "{\"dstCrs\":\"epsg:32632\",\"resolution\":[30,60],\"resampling\":\"bilinear\"}",
             ONE_RASTER);
     accepts("warp", "{\"dstCrs\":\"OGC:CRS84\"}", ONE_RASTER);
     accepts("warp", "{\"dstCrs\":\"EPSG:4326+5773\"}", ONE_RASTER);
@@ -147,7 +148,8 @@ static void warp_params(void **state)
     accepts("warp",
             "{\"dstCrs\":\"GEOGCRS[\\\"WGS 84\\\",DATUM[\\\"World Geodetic System 1984\\\","
             "ELLIPSOID[\\\"WGS 84\\\",6378137,298.257223563]],CS[ellipsoidal,2],"
-            "AXIS[\\\"lat\\\",north],AXIS[\\\"lon\\\",east],ANGLEUNIT[\\\"degree\\\",0.0174532925199433]]\"}",
+            "AXIS[\\\"lat\\\",north],AXIS[\\\"lon\\\",east],ANGLEUNIT[\\\"degree\\\",0."
+            "0174532925199433]]\"}",
             ONE_RASTER);
     accepts("warp", "{\"resampling\":\"near\",\"compression\":\"ZSTD\"}", ONE_RASTER);
     accepts("warp", "{\"cutline\":\"zones\"}", RASTER_AND_ZONES);
@@ -173,8 +175,7 @@ static void warp_params(void **state)
     rejects("warp", "{\"resolution\":[10,10,10]}", ONE_RASTER, "params.resolution", NULL);
     rejects("warp", "{\"resolution\":\"10m\"}", ONE_RASTER, "params.resolution", NULL);
     rejects("warp", "{\"resampling\":\"nearest\"}", ONE_RASTER, "params.resampling", "near");
-    rejects("warp", "{\"cutline\":\"zone\"}", RASTER_AND_ZONES, "params.cutline",
-            "no input named");
+    rejects("warp", "{\"cutline\":\"zone\"}", RASTER_AND_ZONES, "params.cutline", "no input named");
     rejects("warp", "{\"cutline\":7}", RASTER_AND_ZONES, "params.cutline", NULL);
     rejects("warp", "{\"cropToCutline\":true}", ONE_RASTER, "params.cropToCutline",
             "params.cutline");
@@ -246,8 +247,7 @@ static void terrain_params(void **state)
     rejects("terrain", "{\"mode\":\"slope\",\"band\":1.5}", ONE_RASTER, "params.band", NULL);
     rejects("terrain", "{\"mode\":\"slope\",\"computeEdges\":\"true\"}", ONE_RASTER,
             "params.computeEdges", NULL);
-    rejects("terrain", "{\"mode\":\"slope\",\"nodata\":0}", ONE_RASTER, "params.nodata",
-            "-9999");
+    rejects("terrain", "{\"mode\":\"slope\",\"nodata\":0}", ONE_RASTER, "params.nodata", "-9999");
     rejects("terrain", "{\"mode\":\"hillshade\",\"predictor\":3}", ONE_RASTER, "params.predictor",
             "Byte");
     rejects("terrain", "{\"mode\":\"slope\",\"blockSize\":1000}", ONE_RASTER, "params.blockSize",
