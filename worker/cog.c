@@ -264,6 +264,17 @@ int cog_write_from(GDALDatasetH src, const cJSON *params, const char *path, cons
         VSIUnlink(path);
         goto cleanup;
     }
+    /* GDALClose flushes the last tiles and cannot return an error in GDAL
+     * 3.6; a failed write (a full scratch disk) shows only as GDAL's last
+     * error, and must not pass as a good, truncated COG. */
+    CPLErrorReset();
+    GDALClose(out);
+    out = NULL;
+    if (CPLGetLastErrorType() >= CE_Failure) {
+        cog_gdal_fail(input_field, path, "writing the COG");
+        VSIUnlink(path);
+        goto cleanup;
+    }
     rc = 0;
 cleanup:
     if (out) GDALClose(out);

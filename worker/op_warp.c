@@ -34,7 +34,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-static const char *const resamplings[] = {"near",    "bilinear", "cubic", "cubicspline", "lanczos",
+static const char *const resamplings[] = {"nearest",    "bilinear", "cubic", "cubicspline", "lanczos",
                                           "average", "rms",      "mode",  "max",         "min",
                                           "med",     "q1",       "q3",    "sum",         NULL};
 
@@ -299,7 +299,7 @@ static char **warp_argv(const cJSON *params, const char *cutline_path)
     for (size_t i = 0; fixed[i]; i++)
         argv = CSLAddString(argv, fixed[i]);
     argv = CSLAddString(argv, "-r");
-    argv = CSLAddString(argv, params_str(params, "resampling", "near"));
+    argv = CSLAddString(argv, params_str(params, "resampling", "nearest"));
     if (crs) {
         argv = CSLAddString(argv, "-t_srs");
         argv = CSLAddString(argv, crs);

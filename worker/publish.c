@@ -526,6 +526,97 @@ typedef struct published {
     char *path;
 } published;
 
+/* Local output on the scratch file's own filesystem: hash the file in one
+ * read and hard-link it into place instead of writing a copy. The link is
+ * as atomic as the temporary-name path of sink_commit and saves the write
+ * of the whole file (the largest part of publishing a big COG locally).
+ * Returns 1 when the file is on another filesystem (the caller copies). */
+static int link_file(const dest *d, const op_output *f, unsigned char *buf, published *pub,
+                     bool *wrote, char checksum[HASH_MULTIHASH_LEN], unsigned long long *size)
+{
+    struct stat src_st, dir_st;
+    int rc = -1, fd = -1;
+    hash_ctx *h = NULL;
+    char *tmp = NULL;
+    unsigned long long total = 0;
+
+    if (stat(f->path, &src_st) != 0 || stat(d->base_path, &dir_st) != 0 ||
+        src_st.st_dev != dir_st.st_dev)
+        return 1;
+    fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "open %s: %s", f->path, strerror(errno));
+        goto cleanup;
+    }
+    if (!(h = hash_new())) {
+        err_oom();
+        goto cleanup;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, CHUNK);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "read %s: %s", f->path, strerror(errno));
+            goto cleanup;
+        }
+        if (n == 0) break;
+        if (hash_update(h, buf, (size_t)n) < 0) goto cleanup;
+        total += (unsigned long long)n;
+    }
+    /* Published files are for readers; scratch files are private. */
+    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
+        local_error(errno, "prepare", f->path);
+        goto cleanup;
+    }
+    pub->uri = mem_printf("%s/%s", d->base_uri, f->name);
+    pub->path = mem_printf("%s/%s", d->base_path, f->name);
+    if (!pub->uri || !pub->path) {
+        err_oom();
+        goto cleanup;
+    }
+    /* A hard link under a temporary name, renamed over the final name: the
+     * object appears whole or not at all, and the scratch file stays
+     * readable for the STAC Item (scratch is removed after the run). */
+    tmp = mem_printf("%s/.%s.tmp-%ld", d->base_path, f->name, (long)getpid());
+    if (!tmp) {
+        err_oom();
+        goto cleanup;
+    }
+    unlink(tmp);
+    if (link(f->path, tmp) != 0) {
+        if (errno == EXDEV || errno == EPERM || errno == EMLINK) {
+            rc = 1;
+            goto cleanup;
+        }
+        local_error(errno, "link", tmp);
+        goto cleanup;
+    }
+    if (rename(tmp, pub->path) != 0) {
+        local_error(errno, "rename to", pub->path);
+        unlink(tmp);
+        goto cleanup;
+    }
+    *wrote = true;
+    int dfd = open(d->base_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    if (hash_final(h, checksum) < 0) goto cleanup;
+    *size = total;
+    rc = 0;
+cleanup:
+    if (rc == 1) {
+        mem_free(pub->uri);
+        mem_free(pub->path);
+        pub->uri = pub->path = NULL;
+    }
+    mem_free(tmp);
+    hash_free(h);
+    if (fd >= 0) close(fd);
+    return rc;
+}
+
 /* Streams the scratch file src to name under d, hashing on the way. */
 static int upload_file(const dest *d, const task *t, const op_output *f, unsigned char *buf,
                        published *pub, bool *wrote, char checksum[HASH_MULTIHASH_LEN],
@@ -535,6 +626,10 @@ static int upload_file(const dest *d, const task *t, const op_output *f, unsigne
     hash_ctx *h = NULL;
     sink s = {.fd = -1};
 
+    if (d->local) {
+        int linked = link_file(d, f, buf, pub, wrote, checksum, size);
+        if (linked <= 0) return linked;
+    }
     fd = open(f->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "open %s: %s", f->path, strerror(errno));

@@ -174,7 +174,7 @@ static void warp_params(void **state)
     rejects("warp", "{\"resolution\":[10,-10]}", ONE_RASTER, "params.resolution", NULL);
     rejects("warp", "{\"resolution\":[10,10,10]}", ONE_RASTER, "params.resolution", NULL);
     rejects("warp", "{\"resolution\":\"10m\"}", ONE_RASTER, "params.resolution", NULL);
-    rejects("warp", "{\"resampling\":\"nearest\"}", ONE_RASTER, "params.resampling", "near");
+    rejects("warp", "{\"resampling\":\"near\"}", ONE_RASTER, "params.resampling", "nearest");
     rejects("warp", "{\"cutline\":\"zone\"}", RASTER_AND_ZONES, "params.cutline", "no input named");
     rejects("warp", "{\"cutline\":7}", RASTER_AND_ZONES, "params.cutline", NULL);
     rejects("warp", "{\"cropToCutline\":true}", ONE_RASTER, "params.cropToCutline",

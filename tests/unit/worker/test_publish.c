@@ -205,7 +205,7 @@ static void publish_layout_and_checksum(void **state)
     bool has_tmp = true;
     one_file(&files, raster);
 
-    assert_int_equal(publish(t, &files, &r), 0);
+    if (publish(t, &files, &r) != 0) fail_msg("publish: %s", err_get_message());
     assert_false(err_is_set());
 
     snprintf(path, sizeof path, "%s/%s", prefix, TERRANE_OBJ_COG);
