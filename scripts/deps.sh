@@ -10,7 +10,7 @@ APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libgdal-dev gdal-bin python3-gdal
   libcurl4-openssl-dev libssl-dev libjansson-dev libcjson-dev libwebsockets-dev libyaml-dev
-  libcmocka-dev libpcre2-dev nodejs npm ca-certificates
+  libcmocka-dev libpcre2-dev nodejs npm ca-certificates prometheus
 )
 [ -n "${TERRANE_EXTRA_APT:-}" ] && APT_PKGS+=(${TERRANE_EXTRA_APT})
 
@@ -35,7 +35,7 @@ stamp=node_modules/.terrane-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "deps: installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1 || npm ci --no-audit --no-fund
+  npm ci --omit=peer --no-audit --no-fund --loglevel=error >/dev/null 2>&1 || npm ci --omit=peer --no-audit --no-fund
   echo "$want" > "$stamp"
 fi
 

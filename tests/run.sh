@@ -4,7 +4,7 @@
 # "N passed, N failed" (plus skipped) that CI reads.
 #
 #   tests/run.sh unit BUILD   cmocka binaries only
-#   tests/run.sh all  BUILD   unit, fuzz smoke runs, proto, integration, kubesim, e2e
+#   tests/run.sh all  BUILD   unit, fuzz smoke runs, proto, integration, install, kubesim, e2e
 #
 # A test is an executable tests/<suite>/test_* (any language). Exit 0 passes,
 # 77 skips, anything else fails. Tests get TERRANE_ROOT and TERRANE_BUILD.
@@ -55,7 +55,7 @@ if [ "$mode" = all ]; then
     run_one "fuzz/$n" "$f" -max_total_time="${FUZZ_SMOKE_SECONDS:-15}" -timeout=10 -rss_limit_mb=2048 "$work"
     rm -rf "$work"
   done
-  for suite in proto integration kubesim e2e; do
+  for suite in proto integration install kubesim e2e; do
     for t in "$ROOT"/tests/$suite/test_*; do
       [ -f "$t" ] && [ -x "$t" ] || continue
       run_one "$suite/$(basename "$t")" "$t"

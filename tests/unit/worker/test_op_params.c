@@ -151,7 +151,7 @@ static void warp_params(void **state)
             "AXIS[\\\"lat\\\",north],AXIS[\\\"lon\\\",east],ANGLEUNIT[\\\"degree\\\",0."
             "0174532925199433]]\"}",
             ONE_RASTER);
-    accepts("warp", "{\"resampling\":\"near\",\"compression\":\"ZSTD\"}", ONE_RASTER);
+    accepts("warp", "{\"resampling\":\"nearest\",\"compression\":\"ZSTD\"}", ONE_RASTER);
     accepts("warp", "{\"cutline\":\"zones\"}", RASTER_AND_ZONES);
     accepts("warp", "{\"cutline\":\"zones\",\"cropToCutline\":false,\"dstCrs\":\"EPSG:3035\"}",
             RASTER_AND_ZONES);
