@@ -85,6 +85,12 @@ void kube_client_set_observer(kube_client *c, kube_observe_fn fn, void *ctx);
  * "Conflict", "NotFound", ...), or "". */
 const char *kube_last_reason(void);
 
+/* Bounds every later call on this thread (retries and Retry-After waits
+ * included) to timeout_ms, below the client's timeout_ms; 0 removes the
+ * bound. A call that would outlast it fails with CERR_TIMEOUT. The lease
+ * elector uses it so that a hung request cannot outlast its renew deadline. */
+void kube_set_thread_timeout(long timeout_ms);
+
 int kube_get(kube_client *c, const kube_resource *r, const char *ns, const char *name,
              json_t **out);
 /* Lists all pages (limit/continue); ns NULL = all namespaces; selectors may be NULL.

@@ -52,6 +52,9 @@ class Sim:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY every
+    # response on a reused connection waits for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "kubesim"
     sim = None  # set by make_server
 
