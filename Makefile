@@ -9,7 +9,7 @@ VERSION   := $(shell cat VERSION)
 BUILD     ?= build
 CC        ?= cc
 PKGS_W    := gdal libcurl libcjson openssl
-PKGS_C    := libcurl jansson openssl yaml-0.1 libpcre2-8
+PKGS_C    := libcurl jansson openssl yaml-0.1 libwebsockets
 OPT       ?= -O2 -g
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wno-missing-field-initializers $(OPT) -Iproto -DTERRANE_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
@@ -59,6 +59,11 @@ $(BUILD)/terrane-worker: $(W_OBJ)
 $(BUILD)/terrane-controller: $(C_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(C_LIBS)
 
+# One binary each, for the image build stages (Dockerfile.worker/.controller).
+.PHONY: worker controller
+worker: $(BUILD)/terrane-worker
+controller: $(BUILD)/terrane-controller
+
 $(BUILD)/tests/worker/%: tests/unit/worker/%.c $(W_LIBOBJ)
 	@mkdir -p $(@D)
 	$(CC) $(W_CFLAGS) -Itests/unit -o $@ $< $(W_LIBOBJ) $(W_LIBS) -lcmocka
@@ -103,6 +108,11 @@ fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz fuzz-bins
 	@tests/fuzz/run.sh build-fuzz $${FUZZ_SECONDS:-300}
 
+# Both images with buildah from a debootstrap base, then checks inside them.
+.PHONY: images
+images:
+	@scripts/images.sh
+
 demo: deps all
 	@scripts/demo.sh $(BUILD)
 
@@ -112,9 +122,9 @@ bench: deps all
 format:
 	clang-format -i worker/*.[ch] controller/*.[ch] tests/unit/*/*.c tests/fuzz/*.c 2>/dev/null || true
 
-lint:
+lint: $(GEN)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --suppress=missingIncludeSystem -Iproto -Iworker worker controller
+	  --suppress=missingIncludeSystem -Iproto -Iworker -Icontroller -I$(BUILD)/gen worker controller
 
 clean:
 	rm -rf build build-asan build-fuzz build-*

@@ -1,0 +1,330 @@
+/*
+ * spec.c - AssetMaterialization spec decoding and validation (see spec.h).
+ */
+#include "spec.h"
+
+#include "cerr.h"
+#include "cmem.h"
+#include "dataversion.h"
+#include "kobj.h"
+#include "pools.h"
+#include "taskdoc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Stand-ins for what is only known once upstreams succeed, so the params
+ * can be checked before: a well-formed data version and an S3 URI. */
+#define PLACEHOLDER_DV "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+#define PLACEHOLDER_URI "s3://terrane-upstream/asset.tif"
+
+static int field_error(jschema_error *err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int field_error(jschema_error *err, const char *path, const char *fmt, ...)
+{
+    char msg[JSCHEMA_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (err) {
+        snprintf(err->path, sizeof err->path, "%s", path);
+        snprintf(err->message, sizeof err->message, "%s", msg);
+        snprintf(err->keyword, sizeof err->keyword, "spec");
+    }
+    return cerr_set(CERR_INVALID, "%s: %s", path, msg);
+}
+
+static int type_error(jschema_error *err, const char *path, const char *want, const json_t *got)
+{
+    return field_error(err, path, "must be %s, got %s", want, kobj_type_name(got));
+}
+
+bool spec_is_dns_subdomain(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 253) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '-' && c != '.') return false;
+        if ((i == 0 || i == n - 1) && !alnum) return false;
+    }
+    return true;
+}
+
+/* Optional field: NULL when absent or null. */
+static const json_t *opt(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+static int req_string(const json_t *obj, const char *key, const char *path, const char **out,
+                      jschema_error *err)
+{
+    const json_t *v = opt(obj, key);
+    if (!v) return field_error(err, path, "is required");
+    if (!json_is_string(v)) return type_error(err, path, "a string", v);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int decode_inputs(const json_t *list, am_spec *s, jschema_error *err)
+{
+    char path[96];
+    if (!list) return 0;
+    if (!json_is_array(list)) return type_error(err, "spec.inputs", "an array", list);
+    s->n_inputs = json_array_size(list);
+    if (!s->n_inputs) return 0;
+    s->inputs = cmem_calloc(s->n_inputs, sizeof *s->inputs);
+    if (!s->inputs) return cerr_oom();
+    for (size_t i = 0; i < s->n_inputs; i++) {
+        const json_t *in = json_array_get(list, i);
+        spec_input *d = &s->inputs[i];
+        snprintf(path, sizeof path, "spec.inputs[%zu]", i);
+        if (!json_is_object(in)) return type_error(err, path, "an object", in);
+        int rc;
+        snprintf(path, sizeof path, "spec.inputs[%zu].name", i);
+        if ((rc = req_string(in, "name", path, &d->name, err))) return rc;
+        const json_t *from = opt(in, "from"), *uri = opt(in, "uri");
+        snprintf(path, sizeof path, "spec.inputs[%zu]", i);
+        if (!from == !uri) return field_error(err, path, "needs exactly one of from and uri");
+        if (from) {
+            snprintf(path, sizeof path, "spec.inputs[%zu].from", i);
+            if (!json_is_string(from)) return type_error(err, path, "a string", from);
+            d->from = json_string_value(from);
+            if (!spec_is_dns_subdomain(d->from))
+                return field_error(err, path,
+                                   "\"%.64s\" is not the name of an AssetMaterialization (a DNS "
+                                   "subdomain: lowercase letters, digits, '-' and '.')",
+                                   d->from);
+        } else {
+            snprintf(path, sizeof path, "spec.inputs[%zu].uri", i);
+            if (!json_is_string(uri)) return type_error(err, path, "a string", uri);
+            d->uri = json_string_value(uri);
+        }
+    }
+    return 0;
+}
+
+static int decode_tags(const json_t *tags, am_spec *s, jschema_error *err)
+{
+    if (!tags) return 0;
+    if (!json_is_object(tags)) return type_error(err, "spec.tags", "an object", tags);
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)tags, k, v)
+    {
+        if (!json_is_string(v)) {
+            char path[320];
+            snprintf(path, sizeof path, "spec.tags.%.256s", k);
+            return type_error(err, path, "a string", v);
+        }
+    }
+    s->tags = tags;
+    return 0;
+}
+
+static int decode_resources(const json_t *res, am_spec *s, jschema_error *err)
+{
+    static const char *const fields[] = {"cpu", "memory"};
+    if (!res) return 0;
+    if (!json_is_object(res)) return type_error(err, "spec.resources", "an object", res);
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)res, k, v)
+    {
+        char path[96];
+        snprintf(path, sizeof path, "spec.resources.%.64s", k);
+        if (strcmp(k, fields[0]) && strcmp(k, fields[1]))
+            return field_error(err, path, "unknown field (cpu, memory)");
+        if (json_is_null(v)) continue;
+        long long milli = 0;
+        if (json_is_integer(v)) {
+            milli = json_integer_value(v) * 1000;
+        } else if (json_is_string(v)) {
+            if (pools_quantity_parse(json_string_value(v), &milli))
+                return field_error(
+                    err, path,
+                    "\"%.64s\" is not a Kubernetes quantity (e.g. \"500m\", \"2\", \"8Gi\")",
+                    json_string_value(v));
+        } else {
+            return type_error(err, path, "a quantity (string or integer)", v);
+        }
+        if (milli <= 0) return field_error(err, path, "must be greater than zero");
+    }
+    s->resources = res;
+    return 0;
+}
+
+static int int_field(const json_t *obj, const char *key, const char *path, int lo, int hi, int dflt,
+                     int *out, jschema_error *err)
+{
+    const json_t *v = opt(obj, key);
+    *out = dflt;
+    if (!v) return 0;
+    if (!json_is_integer(v)) return type_error(err, path, "an integer", v);
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi) return field_error(err, path, "must be between %d and %d", lo, hi);
+    *out = (int)x;
+    return 0;
+}
+
+static int decode_retries(const json_t *r, am_spec *s, jschema_error *err)
+{
+    s->retry_limit = SPEC_RETRY_LIMIT_DEFAULT;
+    s->backoff_seconds = SPEC_BACKOFF_DEFAULT;
+    if (!r) return 0;
+    if (!json_is_object(r)) return type_error(err, "spec.retries", "an object", r);
+    int rc = int_field(r, "limit", "spec.retries.limit", 0, SPEC_RETRY_LIMIT_MAX,
+                       SPEC_RETRY_LIMIT_DEFAULT, &s->retry_limit, err);
+    if (rc) return rc;
+    return int_field(r, "backoffSeconds", "spec.retries.backoffSeconds", 1, SPEC_BACKOFF_MAX,
+                     SPEC_BACKOFF_DEFAULT, &s->backoff_seconds, err);
+}
+
+void spec_field_of_task_path(const am_spec *s, const char *p, char *out, size_t size)
+{
+    size_t n;
+    if (!*p) {
+        snprintf(out, size, "spec");
+    } else if (!strncmp(p, "params", 6) && (p[6] == '\0' || p[6] == '.' || p[6] == '[')) {
+        snprintf(out, size, "spec.%s", p);
+    } else if (!strncmp(p, "inputs[", 7)) {
+        unsigned long i = strtoul(p + 7, NULL, 10);
+        const char *rest = strchr(p, ']');
+        rest = rest ? rest + 1 : "";
+        bool upstream = i < s->n_inputs && s->inputs[i].from;
+        if (upstream && (!strcmp(rest, ".uri") || !strcmp(rest, ".assetKey") ||
+                         !strcmp(rest, ".dataVersion") || !strcmp(rest, ".stacItem")))
+            snprintf(out, size, "spec.inputs[%lu].from", i);
+        else
+            snprintf(out, size, "spec.%s", p);
+    } else if (!strcmp(p, "namespace") || !strcmp(p, "name")) {
+        snprintf(out, size, "metadata.%s", p);
+    } else if ((n = strlen(p)) && (!strncmp(p, "inputs", 6) || !strncmp(p, "assetKey", 8) ||
+                                   !strncmp(p, "operation", 9) || !strncmp(p, "output", 6))) {
+        snprintf(out, size, "spec.%s", p);
+    } else {
+        snprintf(out, size, "task.%s", p);
+    }
+}
+
+/* Builds the would-be Task with placeholders for what upstreams will
+ * provide, and checks it against the schema and the task rules. */
+static int check_task(const am_spec *s, const jschema *schema, jschema_error *err)
+{
+    taskdoc_input *ins = NULL;
+    json_t *task = NULL;
+    jschema_error terr;
+    int rc;
+    if (s->n_inputs) {
+        ins = cmem_calloc(s->n_inputs, sizeof *ins);
+        if (!ins) return cerr_oom();
+    }
+    for (size_t i = 0; i < s->n_inputs; i++) {
+        ins[i].uri = s->inputs[i].from ? PLACEHOLDER_URI : s->inputs[i].uri;
+        ins[i].data_version = s->inputs[i].from ? PLACEHOLDER_DV : NULL;
+    }
+    if ((rc = taskdoc_build(s, ins, PLACEHOLDER_DV, 1, &task))) goto done;
+    rc = taskdoc_validate(schema, task, &terr);
+    if (rc == CERR_INVALID) {
+        char field[JSCHEMA_PATH_MAX];
+        spec_field_of_task_path(s, terr.path, field, sizeof field);
+        rc = field_error(err, field, "%s", terr.message);
+    }
+done:
+    json_decref(task);
+    cmem_free(ins);
+    return rc;
+}
+
+int spec_decode(const json_t *am, const jschema *task_schema, am_spec **out, jschema_error *err)
+{
+    am_spec *s = NULL;
+    int rc;
+    *out = NULL;
+    if (err) memset(err, 0, sizeof *err);
+    s = cmem_calloc(1, sizeof *s);
+    if (!s) return cerr_oom();
+    s->namespace_ = kobj_namespace(am);
+    s->name = kobj_name(am);
+    s->generation = kobj_generation(am);
+    if (!s->name || !s->namespace_) {
+        rc = field_error(err, "metadata", "name and namespace are required");
+        goto fail;
+    }
+    const json_t *spec = json_object_get(am, "spec");
+    if (!json_is_object(spec)) {
+        rc = spec ? type_error(err, "spec", "an object", spec)
+                  : field_error(err, "spec", "is required");
+        goto fail;
+    }
+    if ((rc = req_string(spec, "assetKey", "spec.assetKey", &s->asset_key, err)) ||
+        (rc = req_string(spec, "operation", "spec.operation", &s->operation, err)))
+        goto fail;
+    const json_t *params = opt(spec, "params");
+    if (params && !json_is_object(params)) {
+        rc = type_error(err, "spec.params", "an object", params);
+        goto fail;
+    }
+    s->params = params;
+    if ((rc = decode_inputs(opt(spec, "inputs"), s, err))) goto fail;
+    const json_t *output = opt(spec, "output");
+    if (!output) {
+        rc = field_error(err, "spec.output.uri", "is required");
+        goto fail;
+    }
+    if (!json_is_object(output)) {
+        rc = type_error(err, "spec.output", "an object", output);
+        goto fail;
+    }
+    if ((rc = req_string(output, "uri", "spec.output.uri", &s->output_uri, err)) ||
+        (rc = decode_tags(opt(spec, "tags"), s, err)) ||
+        (rc = decode_resources(opt(spec, "resources"), s, err)) ||
+        (rc = decode_retries(opt(spec, "retries"), s, err)))
+        goto fail;
+    const json_t *refresh = opt(spec, "refreshPolicy");
+    s->refresh = SPEC_REFRESH_ON_UPSTREAM_CHANGE;
+    if (refresh) {
+        const char *r = json_is_string(refresh) ? json_string_value(refresh) : NULL;
+        if (r && !strcmp(r, "Manual")) {
+            s->refresh = SPEC_REFRESH_MANUAL;
+        } else if (!r || strcmp(r, "OnUpstreamChange")) {
+            rc = field_error(err, "spec.refreshPolicy", "must be one of: OnUpstreamChange, Manual");
+            goto fail;
+        }
+    }
+    if (task_schema && (rc = check_task(s, task_schema, err))) goto fail;
+    *out = s;
+    return 0;
+fail:
+    spec_free(s);
+    return rc;
+}
+
+void spec_free(am_spec *s)
+{
+    if (!s) return;
+    cmem_free(s->inputs);
+    cmem_free(s);
+}
+
+size_t spec_upstreams(const json_t *am, const char **out, size_t max, size_t *total)
+{
+    const json_t *spec = json_object_get(am, "spec");
+    const json_t *list = json_is_object(spec) ? json_object_get(spec, "inputs") : NULL;
+    size_t n = 0, t = 0;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *in = json_array_get(list, i);
+        const json_t *from = json_is_object(in) ? json_object_get(in, "from") : NULL;
+        if (!json_is_string(from) || !json_string_length(from)) continue;
+        if (n < max) out[n++] = json_string_value(from);
+        t++;
+    }
+    if (total) *total = t;
+    return n;
+}

@@ -1,0 +1,216 @@
+/*
+ * taskdoc.c - building Tasks and checking the task rules (see taskdoc.h).
+ */
+#include "taskdoc.h"
+
+#include "cerr.h"
+#include "cmem.h"
+#include "terrane_proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int taskdoc_build(const am_spec *spec, const taskdoc_input *inputs, const char *data_version,
+                  int attempt, json_t **out)
+{
+    json_t *task = NULL, *list = NULL, *params = NULL;
+    *out = NULL;
+    list = json_array();
+    params = spec->params ? json_deep_copy(spec->params) : json_object();
+    if (!list || !params) goto oom;
+    for (size_t i = 0; i < spec->n_inputs; i++) {
+        const taskdoc_input *in = &inputs[i];
+        /* not "s*": jansson's optional formats also drop a value whose
+         * allocation failed, which would hide running out of memory */
+        json_t *o = json_pack("{s:s}", "name", spec->inputs[i].name);
+        if (!o || json_array_append_new(list, o)) goto oom;
+        if ((in->uri && json_object_set_new(o, "uri", json_string(in->uri))) ||
+            (in->asset_key && json_object_set_new(o, "assetKey", json_string(in->asset_key))) ||
+            (in->data_version &&
+             json_object_set_new(o, "dataVersion", json_string(in->data_version))) ||
+            (in->stac_item && json_object_set_new(o, "stacItem", json_string(in->stac_item))))
+            goto oom;
+    }
+    task = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:{s:s}, s:i}", "apiVersion",
+                     TERRANE_PROTO_API_VERSION, "kind", TERRANE_PROTO_KIND_TASK, "namespace",
+                     spec->namespace_, "name", spec->name, "assetKey", spec->asset_key,
+                     "dataVersion", data_version, "operation", spec->operation, "params", params,
+                     "inputs", list, "output", "uri", spec->output_uri, "attempt", attempt);
+    if (!task) goto oom;
+    json_decref(list);
+    json_decref(params);
+    *out = task;
+    return 0;
+oom:
+    json_decref(list);
+    json_decref(params);
+    json_decref(task);
+    return cerr_oom();
+}
+
+/* --- rules ------------------------------------------------------------------------ */
+
+static int rule_error(jschema_error *err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int rule_error(jschema_error *err, const char *path, const char *fmt, ...)
+{
+    char msg[JSCHEMA_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (err) {
+        snprintf(err->path, sizeof err->path, "%s", path);
+        snprintf(err->message, sizeof err->message, "%s", msg);
+        snprintf(err->keyword, sizeof err->keyword, "rule");
+    }
+    return cerr_set(CERR_INVALID, "%s: %s", path, msg);
+}
+
+static const char *input_name(const json_t *inputs, size_t i)
+{
+    const json_t *in = json_array_get(inputs, i);
+    const json_t *n = json_is_object(in) ? json_object_get(in, "name") : NULL;
+    return json_is_string(n) ? json_string_value(n) : NULL;
+}
+
+/* Index of the first input named name, or -1. */
+static long first_index(const json_t *inputs, const char *name)
+{
+    for (size_t i = 0; i < json_array_size(inputs); i++) {
+        const char *n = input_name(inputs, i);
+        if (n && strcmp(n, name) == 0) return (long)i;
+    }
+    return -1;
+}
+
+static const char *param_str(const json_t *params, const char *key)
+{
+    const json_t *v = json_is_object(params) ? json_object_get(params, key) : NULL;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A param that must name an input. */
+static int must_name(const json_t *params, const json_t *inputs, const char *key,
+                     jschema_error *err)
+{
+    const char *v = param_str(params, key);
+    if (v && first_index(inputs, v) < 0) {
+        char path[64];
+        snprintf(path, sizeof path, "params.%s", key);
+        return rule_error(err, path, "\"%.100s\" is not the name of an input", v);
+    }
+    return 0;
+}
+
+static bool ident_start(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool ident_char(char c)
+{
+    return ident_start(c) || (c >= '0' && c <= '9');
+}
+
+static bool digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Whether expr refers to name: an identifier token that is not part of a
+ * number (1e-3) and not directly followed by "(" (a function call). */
+static bool expression_uses(const char *expr, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *p = expr;
+    while (*p) {
+        if (digit(*p) || (*p == '.' && digit(p[1]))) {
+            /* \d+\.?\d*([eE][+-]?\d+)? or \.\d+([eE][+-]?\d+)? */
+            if (*p == '.')
+                p++;
+            else {
+                while (digit(*p))
+                    p++;
+                if (*p == '.') p++;
+            }
+            while (digit(*p))
+                p++;
+            if ((*p == 'e' || *p == 'E') &&
+                (digit(p[1]) || ((p[1] == '+' || p[1] == '-') && digit(p[2])))) {
+                p += (p[1] == '+' || p[1] == '-') ? 2 : 1;
+                while (digit(*p))
+                    p++;
+            }
+        } else if (ident_start(*p)) {
+            const char *s = p;
+            while (ident_char(*p))
+                p++;
+            if (*p != '(' && (size_t)(p - s) == nlen && memcmp(s, name, nlen) == 0) return true;
+        } else {
+            p++;
+        }
+    }
+    return false;
+}
+
+int taskdoc_check_rules(const json_t *task, jschema_error *err)
+{
+    const json_t *inputs = json_is_object(task) ? json_object_get(task, "inputs") : NULL;
+    if (!json_is_array(inputs)) return 0;
+    char path[64];
+    size_t n = json_array_size(inputs);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = input_name(inputs, i);
+        if (name && first_index(inputs, name) != (long)i) {
+            snprintf(path, sizeof path, "inputs[%zu].name", i);
+            return rule_error(err, path, "duplicate input name \"%.64s\"", name);
+        }
+    }
+    const json_t *params = json_object_get(task, "params");
+    const json_t *op = json_object_get(task, "operation");
+    const char *operation = json_is_string(op) ? json_string_value(op) : "";
+    int rc;
+    if (!strcmp(operation, "warp") && (rc = must_name(params, inputs, "cutline", err))) return rc;
+    if (!strcmp(operation, "zonal-stats")) {
+        if ((rc = must_name(params, inputs, "raster", err)) ||
+            (rc = must_name(params, inputs, "zones", err)))
+            return rc;
+        const char *raster = param_str(params, "raster"), *zones = param_str(params, "zones");
+        if (raster && zones && first_index(inputs, raster) >= 0 &&
+            first_index(inputs, zones) >= 0) {
+            if (!strcmp(raster, zones))
+                return rule_error(err, "params.zones",
+                                  "raster and zones must name different inputs");
+            for (size_t i = 0; i < n; i++) {
+                const char *name = input_name(inputs, i);
+                if (name && strcmp(name, raster) && strcmp(name, zones)) {
+                    snprintf(path, sizeof path, "inputs[%zu].name", i);
+                    return rule_error(err, path,
+                                      "input \"%.64s\" is neither params.raster nor params.zones",
+                                      name);
+                }
+            }
+        }
+    }
+    const char *expr = param_str(params, "expression");
+    if (!strcmp(operation, "calc") && expr && *expr) {
+        for (size_t i = 0; i < n; i++) {
+            const char *name = input_name(inputs, i);
+            if (name && first_index(inputs, name) == (long)i && !expression_uses(expr, name)) {
+                snprintf(path, sizeof path, "inputs[%zu].name", i);
+                return rule_error(err, path, "input \"%.64s\" is not used by params.expression",
+                                  name);
+            }
+        }
+    }
+    return 0;
+}
+
+int taskdoc_validate(const jschema *task_schema, const json_t *task, jschema_error *err)
+{
+    int rc = jschema_validate(task_schema, task, err);
+    if (rc) return rc;
+    return taskdoc_check_rules(task, err);
+}

@@ -1,0 +1,140 @@
+# tests/e2e/lib.sh - set-up shared by the controller's end-to-end tests. Source it
+# after nothing else:  . "$(dirname "$0")/lib.sh"
+#
+# Gives everything tests/lib/common.sh gives, plus:
+#   e2e_start [FAULTS_JSON]   s3rver with buckets raw and assets holding the sample DEM
+#                             and communes, kubesim (pools cpu, highmem, gpu; autoscaler),
+#                             the CRD, namespace $NS, and the controller's pools and
+#                             worker-env files ($POOLS, $WORKER_ENV)
+#   ctl_start NAME [ARGS...]  starts a terrane-controller logging to $TMP/NAME.log
+#   ctl_stop NAME / ctl_kill NAME   SIGTERM and wait / SIGKILL
+#   k ARGS...                 kubectl in $NS against kubesim
+#   wait_until SECONDS WHAT CMD...  polls CMD until it succeeds; fails the test on timeout
+#   am_get NAME JSONPATH      a field of an AssetMaterialization
+#   reconciles LOGFILE KEY    how many reconciles of KEY the log shows
+#   pods_of NAME              the names of the pods of a materialization
+#   faults JSON               replaces kubesim's fault configuration
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+E2E=$ROOT/tests/e2e
+CONTROLLER=$BUILD/terrane-controller
+NS=hydro
+PY=/usr/bin/python3
+[ -x "$CONTROLLER" ] || skip "terrane-controller not built ($CONTROLLER)"
+[ -f "$ROOT/tests/kubesim/kubesim.py" ] || skip "kubesim missing (tests/kubesim/kubesim.py)"
+command -v kubectl >/dev/null || skip "kubectl missing"
+[ -x "$ROOT/node_modules/.bin/s3rver" ] || skip "s3rver missing: run scripts/deps.sh"
+
+declare -A CTL_PID
+
+k() { kubectl --kubeconfig "$KUBECONFIG" -n "$NS" "$@"; }
+
+wait_until() { # seconds what cmd...
+  local secs=$1 what=$2 end
+  shift 2
+  end=$((SECONDS + secs))
+  while ! "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $end ]; then fail "timed out after ${secs}s: $what"; return 1; fi
+    sleep 0.3
+  done
+  ok "$what"
+}
+
+am_get() { k get am "$1" -o "jsonpath=$2" 2>/dev/null; }
+
+# The Ready condition's reason (or status with ready_status).
+ready_reason() { am_get "$1" '{.status.conditions[?(@.type=="Ready")].reason}'; }
+ready_status() { am_get "$1" '{.status.conditions[?(@.type=="Ready")].status}'; }
+
+reconciles() { # logfile key
+  grep -c "\"msg\":\"reconcile\",\"key\":\"$2\"" "$1" 2>/dev/null || true
+}
+
+pods_of() { k get pods -l "terrane.io/materialization=$1" -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}' 2>/dev/null; }
+
+faults() {
+  curl -sf -X POST -H 'Content-Type: application/json' --data "$1" "$KUBESIM_URL/kubesim/faults" >/dev/null ||
+    fail "posting faults to kubesim"
+}
+
+e2e_start() {
+  local faults_file=${1:-}
+  s3_start raw assets
+  local f
+  for f in elev.tif lux.shp lux.shx lux.dbf lux.prj; do
+    s3_put "$SAMPLES/$f" "s3://raw/$f" || { fail "uploading $f"; finish; }
+  done
+
+  KUBECONFIG=$TMP/kubeconfig
+  export KUBECONFIG
+  local args=(--port 0 --kubeconfig "$KUBECONFIG" --state-dir "$TMP/kubesim" --pools "$E2E/testdata/kubesim-pools.json"
+              --ready-file "$TMP/kubesim.port" --namespace "$NS")
+  [ -n "$faults_file" ] && args+=(--faults "$faults_file")
+  $PY "$ROOT/tests/kubesim/kubesim.py" "${args[@]}" >"$TMP/kubesim.log" 2>&1 &
+  KUBESIM_PID=$!
+  at_exit 'kill $KUBESIM_PID 2>/dev/null; wait $KUBESIM_PID 2>/dev/null'
+  local i
+  for i in $(seq 1 100); do [ -s "$TMP/kubesim.port" ] && break; sleep 0.1; done
+  [ -s "$TMP/kubesim.port" ] || { cat "$TMP/kubesim.log"; skip "kubesim did not start"; }
+  KUBESIM_URL=http://127.0.0.1:$(cat "$TMP/kubesim.port")
+
+  kubectl --kubeconfig "$KUBECONFIG" apply -f "$ROOT/crds/" >/dev/null || { fail "kubectl apply -f crds/"; finish; }
+  kubectl --kubeconfig "$KUBECONFIG" create namespace "$NS" >/dev/null || { fail "create namespace"; finish; }
+  for i in $(seq 1 50); do k get am >/dev/null 2>&1 && break; sleep 0.1; done
+
+  POOLS=$E2E/testdata/pools.json
+  WORKER_ENV=$TMP/worker-env.json
+  mkdir -p "$TMP/scratch"
+  # kubesim runs pods as local processes without volumes, so the scratch
+  # directory the pod spec mounts at /scratch is a local one here.
+  cat >"$WORKER_ENV" <<EOF
+{"AWS_S3_ENDPOINT": "$AWS_S3_ENDPOINT", "AWS_HTTPS": "NO", "AWS_VIRTUAL_HOSTING": "FALSE",
+ "AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_REGION": "us-east-1",
+ "CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE": "YES", "TERRANE_ALLOWED_BUCKETS": "raw,assets",
+ "TERRANE_SCRATCH_DIR": "$TMP/scratch", "TMPDIR": "$TMP/scratch"}
+EOF
+}
+
+# ctl_start NAME [extra controller args...]: the worker command can be
+# overridden with WORKER_COMMAND (a JSON array).
+ctl_start() {
+  local name=$1
+  shift
+  "$CONTROLLER" --kubeconfig "$KUBECONFIG" --pools "$POOLS" \
+    --worker-command "${WORKER_COMMAND:-[\"$WORKER\",\"run\"]}" --worker-env "$WORKER_ENV" \
+    --identity "$name" --lease-duration 3 --renew-deadline 2 --retry-period 1 "$@" \
+    >>"$TMP/$name.log" 2>&1 &
+  CTL_PID[$name]=$!
+  at_exit "kill -9 ${CTL_PID[$name]} 2>/dev/null"
+}
+
+ctl_stop() {
+  local pid=${CTL_PID[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  CTL_RC=$?
+  CTL_PID[$1]=
+}
+
+ctl_kill() {
+  local pid=${CTL_PID[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  CTL_PID[$1]=
+}
+
+# Shows what a failed test needs to be understood.
+e2e_dump() {
+  if [ "$fails" -gt 0 ]; then
+    echo "--- kubectl get am,pods"
+    k get am,pods -o wide 2>&1 | head -60
+    local l
+    for l in "$TMP"/*.log; do
+      case $l in *s3rver*) continue ;; esac
+      echo "--- $(basename "$l") (tail)"
+      tail -n 40 "$l"
+    done
+  fi
+}

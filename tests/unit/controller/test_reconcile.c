@@ -1,0 +1,978 @@
+/*
+ * test_reconcile.c - the reconcile decision, branch by branch, on hand-made
+ * AssetMaterializations and pods, without an API server: each test plays
+ * the part of the cluster (creating the planned pod, moving it through its
+ * phases, writing the planned status back) and checks the next decision.
+ * Also: idempotence (the same observation gives the same plan and no
+ * status write), and allocation failures.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cerr.h"
+#include "cmem.h"
+#include "dataversion.h"
+#include "jschema.h"
+#include "kobj.h"
+#include "pools.h"
+#include "reconcile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char task_schema_json[] =
+#include "task_schema.inc"
+    ;
+static const char result_schema_json[] =
+#include "result_schema.inc"
+    ;
+
+static const char POOLS[] =
+    "{\"defaultPool\":\"cpu\",\"pools\":{"
+    "\"cpu\":{\"nodeSelector\":{\"terrane.io/"
+    "pool\":\"cpu\"},\"resources\":{\"requests\":{\"cpu\":\"1\","
+    "\"memory\":\"1Gi\"}},\"oomEscalation\":\"highmem\"},"
+    "\"highmem\":{\"nodeSelector\":{\"terrane.io/pool\":\"highmem\"},\"resources\":{\"requests\":{"
+    "\"memory\":\"8Gi\"}}}}}";
+
+#define T0 1700000000L /* "now" at the start of every test */
+
+static pools *g_pools;
+static jschema *g_task, *g_result;
+static podspec_config g_pod = {.image = "terrane-worker:test"};
+static reconcile_config g_cfg;
+
+static int setup(void **state)
+{
+    (void)state;
+    cmem_init();
+    const char *t[] = {task_schema_json}, *r[] = {result_schema_json, task_schema_json};
+    assert_int_equal(pools_load_bytes(POOLS, strlen(POOLS), &g_pools), 0);
+    assert_int_equal(jschema_new_text(t, 1, &g_task), 0);
+    assert_int_equal(jschema_new_text(r, 2, &g_result), 0);
+    g_cfg = (reconcile_config){.pools = g_pools,
+                               .task_schema = g_task,
+                               .result_schema = g_result,
+                               .pod = &g_pod,
+                               .worker_version = "0.1.0",
+                               .pod_gc_delay_s = 60,
+                               .keep_failed_pods = true};
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pools_free(g_pools);
+    jschema_free(g_task);
+    jschema_free(g_result);
+    return 0;
+}
+
+/* --- the simulated cluster ---------------------------------------------------------- */
+
+typedef struct {
+    json_t *ams[8];
+    size_t n_ams;
+    json_t *pods[16];
+    size_t n_pods;
+    time_t now;
+    reconcile_plan plan;
+} world;
+
+static json_t *parse(const char *text)
+{
+    json_error_t e;
+    json_t *v = json_loads(text, 0, &e);
+    if (!v) fail_msg("test JSON: %s: %s", e.text, text);
+    return v;
+}
+
+/* Adds an AssetMaterialization with the given spec (JSON text). */
+static json_t *add_am(world *w, const char *name, const char *spec)
+{
+    char uid[64];
+    snprintf(uid, sizeof uid, "uid-%s", name);
+    json_t *am = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:i, s:s}, s:o}", "apiVersion",
+                           "terrane.io/v1alpha1", "kind", "AssetMaterialization", "metadata",
+                           "name", name, "namespace", "hydro", "uid", uid, "generation", 1,
+                           "resourceVersion", "1", "spec", parse(spec));
+    assert_non_null(am);
+    w->ams[w->n_ams++] = am;
+    return am;
+}
+
+static json_t *find_am(world *w, const char *name)
+{
+    for (size_t i = 0; i < w->n_ams; i++)
+        if (!strcmp(kobj_name(w->ams[i]), name)) return w->ams[i];
+    return NULL;
+}
+
+static void world_free(world *w)
+{
+    for (size_t i = 0; i < w->n_ams; i++)
+        json_decref(w->ams[i]);
+    for (size_t i = 0; i < w->n_pods; i++)
+        json_decref(w->pods[i]);
+    reconcile_plan_clear(&w->plan);
+}
+
+/* Runs the decision for name; the plan stays in w->plan. */
+static reconcile_plan *decide(world *w, const char *name)
+{
+    const json_t *pods[16];
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_pods; i++) {
+        const char *l = kobj_label(w->pods[i], "terrane.io/materialization");
+        if (l && !strcmp(l, name)) pods[n++] = w->pods[i];
+    }
+    reconcile_plan_clear(&w->plan);
+    reconcile_input in = {.namespace_ = "hydro",
+                          .name = name,
+                          .am = find_am(w, name),
+                          .ams = (const json_t *const *)w->ams,
+                          .n_ams = w->n_ams,
+                          .pods = pods,
+                          .n_pods = n,
+                          .now = w->now ? w->now : T0};
+    assert_int_equal(reconcile_decide(&g_cfg, &in, &w->plan), 0);
+    return &w->plan;
+}
+
+/* Writes the planned status back, as the API server would. */
+static void write_status(world *w, const char *name)
+{
+    json_t *am = find_am(w, name);
+    if (w->plan.status) json_object_set(am, "status", w->plan.status);
+}
+
+/* Creates the planned pod (Pending, unscheduled) and returns it. */
+static json_t *create_pod(world *w)
+{
+    assert_non_null(w->plan.create);
+    json_t *pod = json_deep_copy(w->plan.create);
+    json_object_set_new(json_object_get(pod, "metadata"), "uid", json_string(kobj_name(pod)));
+    json_object_set_new(json_object_get(pod, "metadata"), "creationTimestamp",
+                        json_string("2023-11-14T22:13:20Z"));
+    json_object_set_new(pod, "status", json_pack("{s:s}", "phase", "Pending"));
+    w->pods[w->n_pods++] = pod;
+    return pod;
+}
+
+/* One reconcile with the cluster's reaction: status written, pod created. */
+static reconcile_plan *step(world *w, const char *name, json_t **created)
+{
+    reconcile_plan *p = decide(w, name);
+    write_status(w, name);
+    if (p->create) {
+        json_t *pod = create_pod(w);
+        if (created) *created = pod;
+    } else if (created) {
+        *created = NULL;
+    }
+    return p;
+}
+
+static void pod_running(json_t *pod, const char *node)
+{
+    json_object_set_new(json_object_get(pod, "spec"), "nodeName", json_string(node));
+    json_object_set_new(pod, "status",
+                        json_pack("{s:s, s:[{s:{s:{s:s}}}]}", "phase", "Running",
+                                  "containerStatuses", "state", "running", "startedAt",
+                                  "2023-11-14T22:13:21Z"));
+}
+
+static void pod_unschedulable(json_t *pod, const char *msg)
+{
+    json_object_set_new(pod, "status",
+                        json_pack("{s:s, s:[{s:s, s:s, s:s, s:s}]}", "phase", "Pending",
+                                  "conditions", "type", "PodScheduled", "status", "False", "reason",
+                                  "Unschedulable", "message", msg));
+}
+
+/* Terminates the pod: phase, exit code, reason, termination message,
+ * finishedAt = T0 + 10 s. */
+static void pod_done(json_t *pod, const char *phase, int code, const char *reason,
+                     const char *message)
+{
+    json_t *term =
+        json_pack("{s:i, s:s, s:s, s:s}", "exitCode", code, "reason", reason, "startedAt",
+                  "2023-11-14T22:13:21Z", "finishedAt", "2023-11-14T22:13:30Z");
+    if (message) json_object_set_new(term, "message", json_string(message));
+    json_object_set_new(json_object_get(pod, "spec"), "nodeName", json_string("cpu-1"));
+    json_object_set_new(pod, "status",
+                        json_pack("{s:s, s:[{s:s, s:{s:o}}]}", "phase", phase, "containerStatuses",
+                                  "name", "worker", "state", "terminated", term));
+}
+
+static const char *ann(const json_t *pod, const char *key)
+{
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(pod, "metadata"), "annotations"), key));
+}
+
+/* A valid Succeeded Result for the pod's data version. */
+static char *success_result(const json_t *pod, const char *asset_key, bool cache_hit)
+{
+    const char *dv = ann(pod, "terrane.io/data-version");
+    char *prefix = cmem_printf("s3://assets/hydro/%s/%s", asset_key, dv + 7);
+    char *r = cmem_printf(
+        "{\"apiVersion\":\"terrane.io/"
+        "v1\",\"kind\":\"Result\",\"status\":\"Succeeded\",\"assetKey\":\"%s\","
+        "\"dataVersion\":\"%s\",\"output\":{\"uri\":\"%s/asset.tif\",\"checksum\":\"1220%064d\","
+        "\"sizeBytes\":1234,\"mediaType\":\"image/tiff; application=geotiff; "
+        "profile=cloud-optimized\","
+        "\"stacItem\":\"%s/item.json\",\"manifest\":\"%s/manifest.json\"},\"cacheHit\":%s,"
+        "\"timings\":{\"totalMs\":10,\"computeMs\":8,\"publishMs\":2},\"worker\":{\"version\":\"0."
+        "1.0\","
+        "\"gdalVersion\":\"3.6.2\"}}",
+        asset_key, dv, prefix, 0, prefix, prefix, cache_hit ? "true" : "false");
+    cmem_free(prefix);
+    return r;
+}
+
+static char *failure_result(const json_t *pod, const char *asset_key, const char *cls,
+                            const char *code, const char *msg)
+{
+    return cmem_printf(
+        "{\"apiVersion\":\"terrane.io/v1\",\"kind\":\"Result\",\"status\":\"Failed\","
+        "\"assetKey\":\"%s\",\"dataVersion\":\"%s\",\"error\":{\"class\":\"%s\",\"code\":\"%s\","
+        "\"message\":\"%s\",\"field\":\"inputs[0].uri\"},\"worker\":{\"version\":\"0.1.0\","
+        "\"gdalVersion\":\"3.6.2\"}}",
+        asset_key, ann(pod, "terrane.io/data-version"), cls, code, msg);
+}
+
+static void succeed(json_t *pod, const char *asset_key)
+{
+    char *r = success_result(pod, asset_key, false);
+    pod_done(pod, "Succeeded", 0, "Completed", r);
+    cmem_free(r);
+}
+
+/* Status accessors on the AM as last written. */
+static const char *st_str(world *w, const char *name, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(find_am(w, name), "status"), key));
+}
+
+static long long st_int(world *w, const char *name, const char *key)
+{
+    return json_integer_value(json_object_get(json_object_get(find_am(w, name), "status"), key));
+}
+
+static const char *cond_field(world *w, const char *name, const char *type, const char *field)
+{
+    const json_t *conds =
+        json_object_get(json_object_get(find_am(w, name), "status"), "conditions");
+    for (size_t i = 0; i < json_array_size(conds); i++) {
+        const json_t *c = json_array_get(conds, i);
+        if (!strcmp(json_string_value(json_object_get(c, "type")), type))
+            return json_string_value(json_object_get(c, field));
+    }
+    return NULL;
+}
+
+static bool has_event(const reconcile_plan *p, const char *type, const char *reason,
+                      const char *needle)
+{
+    for (size_t i = 0; i < p->n_events; i++)
+        if (!strcmp(p->events[i].type, type) && !strcmp(p->events[i].reason, reason) &&
+            (!needle || strstr(p->events[i].message, needle)))
+            return true;
+    return false;
+}
+
+static const char *task_env(const json_t *pod)
+{
+    const json_t *env = json_object_get(
+        json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0), "env");
+    for (size_t i = 0; i < json_array_size(env); i++) {
+        const json_t *e = json_array_get(env, i);
+        if (!strcmp(json_string_value(json_object_get(e, "name")), "TERRANE_TASK"))
+            return json_string_value(json_object_get(e, "value"));
+    }
+    return NULL;
+}
+
+#define COG_SPEC                                                                                   \
+    "{\"assetKey\":\"hydrology/"                                                                   \
+    "dem_cog\",\"operation\":\"cog\",\"params\":{\"compression\":\"DEFLATE\"},"                    \
+    "\"inputs\":[{\"name\":\"dem\",\"uri\":\"s3://raw/elev.tif\"}],\"output\":{\"uri\":\"s3://"    \
+    "assets\"}}"
+#define SLOPE_SPEC                                                                                 \
+    "{\"assetKey\":\"hydrology/"                                                                   \
+    "dem_slope\",\"operation\":\"terrain\",\"params\":{\"mode\":\"slope\"},"                       \
+    "\"inputs\":[{\"name\":\"dem\",\"from\":\"dem-cog\"}],\"output\":{\"uri\":\"s3://assets\"},"   \
+    "\"tags\":{\"terrane.io/pool\":\"highmem\"}}"
+
+/* Brings dem-cog to Succeeded; returns its pod. */
+static json_t *materialize_cog(world *w)
+{
+    json_t *pod;
+    step(w, "dem-cog", &pod);
+    assert_non_null(pod);
+    succeed(pod, "hydrology/dem_cog");
+    step(w, "dem-cog", NULL);
+    assert_string_equal(st_str(w, "dem-cog", "phase"), "Succeeded");
+    return pod;
+}
+
+/* --- tests -------------------------------------------------------------------------- */
+
+static void first_attempt_and_success(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    reconcile_plan *p = decide(&w, "dem-cog");
+    assert_string_equal(p->outcome, "create-pod");
+    assert_non_null(p->create);
+    assert_non_null(p->status);
+    assert_true(has_event(p, "Normal", "PodCreated", "attempt 1"));
+    const char *name = kobj_name(p->create);
+    assert_true(strncmp(name, "dem-cog-", 8) == 0);
+    assert_true(strlen(name) == strlen("dem-cog-") + 12 + 2 &&
+                !strcmp(name + strlen(name) - 2, "-1"));
+    write_status(&w, "dem-cog");
+    json_t *pod = create_pod(&w);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Pending");
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "Materializing");
+    assert_string_equal(cond_field(&w, "dem-cog", "Scheduled", "status"), "True");
+    assert_int_equal(st_int(&w, "dem-cog", "attempts"), 1);
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 0);
+    assert_int_equal(st_int(&w, "dem-cog", "observedGeneration"), 1);
+    assert_string_equal(st_str(&w, "dem-cog", "targetDataVersion"),
+                        ann(pod, "terrane.io/data-version"));
+    assert_string_equal(st_str(&w, "dem-cog", "pool"), "cpu");
+
+    /* the task in the pod is the spec's, with the data version */
+    json_t *task = parse(task_env(pod));
+    assert_string_equal(json_string_value(json_object_get(task, "dataVersion")),
+                        ann(pod, "terrane.io/data-version"));
+    assert_string_equal(json_string_value(json_object_get(task, "assetKey")), "hydrology/dem_cog");
+    assert_string_equal(json_string_value(json_object_get(task, "namespace")), "hydro");
+    assert_int_equal(json_integer_value(json_object_get(task, "attempt")), 1);
+    json_decref(task);
+
+    /* unscheduled: Pending with the scheduler's words */
+    pod_unschedulable(pod, "0/1 nodes are available: 1 Insufficient memory.");
+    p = step(&w, "dem-cog", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Pending");
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "Insufficient memory"));
+
+    pod_running(pod, "cpu-1");
+    p = step(&w, "dem-cog", NULL);
+    assert_string_equal(p->outcome, "running");
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Running");
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "cpu-1"));
+    /* nothing changed: no write, no Event */
+    p = decide(&w, "dem-cog");
+    assert_null(p->status);
+    assert_int_equal(p->n_events, 0);
+
+    succeed(pod, "hydrology/dem_cog");
+    p = step(&w, "dem-cog", NULL);
+    assert_string_equal(p->outcome, "succeeded");
+    assert_true(has_event(p, "Normal", "Materialized", "asset.tif"));
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Succeeded");
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "status"), "True");
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "Materialized");
+    assert_string_equal(cond_field(&w, "dem-cog", "Stale", "status"), "False");
+    assert_string_equal(st_str(&w, "dem-cog", "dataVersion"), ann(pod, "terrane.io/data-version"));
+    assert_int_equal(strlen(st_str(&w, "dem-cog", "shortDataVersion")), 12);
+    assert_string_equal(st_str(&w, "dem-cog", "node"), "cpu-1");
+    assert_string_equal(st_str(&w, "dem-cog", "finishedAt"), "2023-11-14T22:13:30Z");
+    const json_t *st = json_object_get(find_am(&w, "dem-cog"), "status");
+    const json_t *out = json_object_get(st, "output");
+    assert_int_equal(json_integer_value(json_object_get(out, "sizeBytes")), 1234);
+    assert_true(json_is_false(json_object_get(out, "cacheHit")));
+    assert_non_null(strstr(json_string_value(json_object_get(out, "manifest")), "manifest.json"));
+    const json_t *lin = json_array_get(json_object_get(st, "lineage"), 0);
+    assert_string_equal(json_string_value(json_object_get(lin, "input")), "dem");
+    assert_string_equal(json_string_value(json_object_get(lin, "uri")), "s3://raw/elev.tif");
+
+    /* settled: no write; the finished pod goes after the GC delay */
+    p = decide(&w, "dem-cog");
+    assert_string_equal(p->outcome, "up-to-date");
+    assert_null(p->status);
+    assert_int_equal(p->n_deletes, 0);
+    assert_int_equal(p->requeue_after_s, 70); /* finished at T0+10, deleted 60 s later */
+    w.now = T0 + 3600;
+    p = decide(&w, "dem-cog");
+    assert_int_equal(p->n_deletes, 1);
+    assert_string_equal(p->deletes[0].name, kobj_name(pod));
+    assert_string_equal(p->deletes[0].uid, kobj_name(pod));
+    assert_string_equal(p->deletes[0].why, "finished");
+    world_free(&w);
+}
+
+/* A pod created but not yet in the cache, or gone before it finished, is
+ * created again under the same name: never a second attempt. */
+static void status_ahead_of_cache(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    reconcile_plan *p = decide(&w, "dem-cog");
+    char *first = cmem_strdup(kobj_name(p->create));
+    write_status(&w, "dem-cog");
+    /* the informer has not delivered the pod yet */
+    p = decide(&w, "dem-cog");
+    assert_string_equal(p->outcome, "ensure-pod");
+    assert_non_null(p->create);
+    assert_string_equal(kobj_name(p->create), first);
+    assert_null(p->status); /* same attempt, same counters */
+    cmem_free(first);
+    world_free(&w);
+}
+
+static void same_observation_same_plan(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    reconcile_plan *p = decide(&w, "dem-cog");
+    char *a = json_dumps(p->create, JSON_SORT_KEYS);
+    char *s1 = json_dumps(p->status, JSON_SORT_KEYS);
+    p = decide(&w, "dem-cog");
+    char *b = json_dumps(p->create, JSON_SORT_KEYS);
+    char *s2 = json_dumps(p->status, JSON_SORT_KEYS);
+    assert_string_equal(a, b);
+    assert_string_equal(s1, s2);
+    cmem_free(a);
+    cmem_free(b);
+    cmem_free(s1);
+    cmem_free(s2);
+    world_free(&w);
+}
+
+static void invalid_spec(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "bad",
+           "{\"assetKey\":\"a/b\",\"operation\":\"terrain\",\"params\":{\"mode\":\"slop\"},"
+           "\"inputs\":[{\"name\":\"dem\",\"uri\":\"s3://raw/"
+           "elev.tif\"}],\"output\":{\"uri\":\"s3://assets\"}}");
+    reconcile_plan *p = step(&w, "bad", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "bad", "phase"), "Failed");
+    assert_string_equal(cond_field(&w, "bad", "Ready", "reason"), "InvalidSpec");
+    assert_non_null(
+        strstr(st_str(&w, "bad", "message"), "spec.params.mode: must be one of: hillshade, slope"));
+    assert_true(has_event(p, "Warning", "InvalidSpec", "spec.params.mode"));
+    p = decide(&w, "bad"); /* no retry loop: nothing to write */
+    assert_null(p->status);
+    assert_null(p->create);
+    assert_int_equal(p->requeue_after_s, 0);
+    world_free(&w);
+}
+
+static void upstreams(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-slope", SLOPE_SPEC);
+    /* missing */
+    reconcile_plan *p = step(&w, "dem-slope", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "dem-slope", "phase"), "Waiting");
+    assert_string_equal(cond_field(&w, "dem-slope", "UpstreamReady", "reason"), "UpstreamMissing");
+    assert_non_null(
+        strstr(st_str(&w, "dem-slope", "message"), "\"dem-cog\" (input dem) does not exist"));
+    assert_int_equal(p->requeue_after_s, 0); /* no polling: the upstream's add event wakes it */
+    /* present, not ready */
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *cog_pod;
+    step(&w, "dem-cog", &cog_pod);
+    p = step(&w, "dem-slope", NULL);
+    assert_null(p->create);
+    assert_string_equal(cond_field(&w, "dem-slope", "UpstreamReady", "reason"), "UpstreamNotReady");
+    assert_string_equal(cond_field(&w, "dem-slope", "Ready", "status"), "False");
+    /* ready: the task reads the upstream's output and version */
+    succeed(cog_pod, "hydrology/dem_cog");
+    step(&w, "dem-cog", NULL);
+    json_t *pod;
+    p = step(&w, "dem-slope", &pod);
+    assert_non_null(pod);
+    assert_string_equal(cond_field(&w, "dem-slope", "UpstreamReady", "status"), "True");
+    assert_string_equal(kobj_label(pod, "terrane.io/pool"), "highmem");
+    json_t *task = parse(task_env(pod));
+    const json_t *in = json_array_get(json_object_get(task, "inputs"), 0);
+    const json_t *cog_st = json_object_get(find_am(&w, "dem-cog"), "status");
+    assert_string_equal(
+        json_string_value(json_object_get(in, "uri")),
+        json_string_value(json_object_get(json_object_get(cog_st, "output"), "uri")));
+    assert_string_equal(json_string_value(json_object_get(in, "dataVersion")),
+                        json_string_value(json_object_get(cog_st, "dataVersion")));
+    assert_string_equal(json_string_value(json_object_get(in, "assetKey")), "hydrology/dem_cog");
+    assert_non_null(strstr(json_string_value(json_object_get(in, "stacItem")), "item.json"));
+    json_decref(task);
+    succeed(pod, "hydrology/dem_slope");
+    step(&w, "dem-slope", NULL);
+    const json_t *lin = json_array_get(
+        json_object_get(json_object_get(find_am(&w, "dem-slope"), "status"), "lineage"), 0);
+    assert_string_equal(json_string_value(json_object_get(lin, "from")), "dem-cog");
+    assert_string_equal(json_string_value(json_object_get(lin, "dataVersion")),
+                        json_string_value(json_object_get(cog_st, "dataVersion")));
+    world_free(&w);
+}
+
+static void dependency_cycle(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "a",
+           "{\"assetKey\":\"t/a\",\"operation\":\"terrain\",\"params\":{\"mode\":\"slope\"},"
+           "\"inputs\":[{\"name\":\"x\",\"from\":\"b\"}],\"output\":{\"uri\":\"s3://assets\"}}");
+    add_am(&w, "b",
+           "{\"assetKey\":\"t/b\",\"operation\":\"terrain\",\"params\":{\"mode\":\"slope\"},"
+           "\"inputs\":[{\"name\":\"x\",\"from\":\"a\"}],\"output\":{\"uri\":\"s3://assets\"}}");
+    reconcile_plan *p = step(&w, "a", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "a", "phase"), "Failed");
+    assert_string_equal(cond_field(&w, "a", "Ready", "reason"), "DependencyCycle");
+    assert_non_null(strstr(st_str(&w, "a", "message"), "a -> b -> a"));
+    assert_true(has_event(p, "Warning", "DependencyCycle", NULL));
+    p = decide(&w, "a");
+    assert_null(p->status);
+    world_free(&w);
+}
+
+static void upstream_change(void **state)
+{
+    (void)state;
+    for (int manual = 0; manual < 2; manual++) {
+        world w = {0};
+        add_am(&w, "dem-cog", COG_SPEC);
+        json_t *slope = add_am(&w, "dem-slope", SLOPE_SPEC);
+        if (manual)
+            json_object_set_new(json_object_get(slope, "spec"), "refreshPolicy",
+                                json_string("Manual"));
+        materialize_cog(&w);
+        json_t *pod;
+        step(&w, "dem-slope", &pod);
+        succeed(pod, "hydrology/dem_slope");
+        step(&w, "dem-slope", NULL);
+        char *old_dv = cmem_strdup(st_str(&w, "dem-slope", "dataVersion"));
+        /* the upstream's spec changes and it re-materializes */
+        json_t *cog = find_am(&w, "dem-cog");
+        json_object_set_new(json_object_get(json_object_get(cog, "spec"), "params"), "compression",
+                            json_string("ZSTD"));
+        json_object_set_new(json_object_get(cog, "metadata"), "generation", json_integer(2));
+        json_t *cog_pod;
+        reconcile_plan *p = step(&w, "dem-cog", &cog_pod);
+        assert_non_null(cog_pod);
+        assert_string_equal(cond_field(&w, "dem-cog", "Stale", "reason"), "SpecChanged");
+        /* while the upstream runs, the downstream waits */
+        p = step(&w, "dem-slope", NULL);
+        assert_string_equal(cond_field(&w, "dem-slope", "UpstreamReady", "status"), "False");
+        succeed(cog_pod, "hydrology/dem_cog");
+        step(&w, "dem-cog", NULL);
+        p = step(&w, "dem-slope", &pod);
+        assert_true(has_event(p, "Normal", "UpstreamChanged", NULL));
+        assert_string_equal(cond_field(&w, "dem-slope", "Stale", "status"), "True");
+        assert_string_equal(cond_field(&w, "dem-slope", "Stale", "reason"), "UpstreamChanged");
+        if (manual) {
+            assert_null(pod);
+            assert_string_equal(st_str(&w, "dem-slope", "phase"), "Succeeded");
+            assert_string_equal(cond_field(&w, "dem-slope", "Ready", "status"), "True");
+            assert_non_null(strstr(st_str(&w, "dem-slope", "message"), "stale"));
+            assert_string_equal(st_str(&w, "dem-slope", "dataVersion"), old_dv);
+            assert_null(decide(&w, "dem-slope")->status);
+        } else {
+            assert_non_null(pod);
+            assert_string_not_equal(ann(pod, "terrane.io/data-version"), old_dv);
+            assert_string_equal(st_str(&w, "dem-slope", "phase"), "Pending");
+            succeed(pod, "hydrology/dem_slope");
+            step(&w, "dem-slope", NULL);
+            assert_string_equal(cond_field(&w, "dem-slope", "Stale", "status"), "False");
+            assert_string_not_equal(st_str(&w, "dem-slope", "dataVersion"), old_dv);
+        }
+        cmem_free(old_dv);
+        world_free(&w);
+    }
+}
+
+/* A spec change that keeps the data version (output.uri) still runs again,
+ * and its pod gets a fresh attempt number (names never collide). */
+static void generation_change_same_data_version(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *first = materialize_cog(&w);
+    json_t *cog = find_am(&w, "dem-cog");
+    json_object_set_new(json_object_get(json_object_get(cog, "spec"), "output"), "uri",
+                        json_string("s3://assets/v2"));
+    json_object_set_new(json_object_get(cog, "metadata"), "generation", json_integer(2));
+    json_t *pod;
+    reconcile_plan *p = step(&w, "dem-cog", &pod);
+    assert_non_null(pod);
+    assert_string_equal(ann(pod, "terrane.io/data-version"), ann(first, "terrane.io/data-version"));
+    assert_string_equal(kobj_label(pod, "terrane.io/attempt"), "2");
+    assert_string_equal(ann(pod, "terrane.io/generation"), "2");
+    assert_string_equal(ann(pod, "terrane.io/attempts"), "1");
+    assert_int_equal(st_int(&w, "dem-cog", "attempts"), 1);
+    assert_int_equal(p->n_deletes, 0); /* the old pod is finished: it waits for the GC delay */
+    world_free(&w);
+}
+
+static void oom_escalates(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *pod, *pod2;
+    step(&w, "dem-cog", &pod);
+    pod_done(pod, "Failed", 137, "OOMKilled", NULL);
+    reconcile_plan *p = step(&w, "dem-cog", &pod2);
+    assert_non_null(pod2);
+    assert_true(has_event(p, "Warning", "OOMKilled", "retrying on pool highmem"));
+    assert_string_equal(kobj_label(pod2, "terrane.io/pool"), "highmem");
+    assert_string_equal(kobj_label(pod2, "terrane.io/attempt"), "2");
+    assert_string_equal(ann(pod2, "terrane.io/retries"), "1");
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 1);
+    assert_int_equal(st_int(&w, "dem-cog", "attempts"), 2);
+    assert_string_equal(st_str(&w, "dem-cog", "pool"), "highmem");
+    /* highmem has no bigger pool: the next OOM retries there */
+    pod_done(pod2, "Failed", 137, "OOMKilled", NULL);
+    json_t *pod3;
+    step(&w, "dem-cog", &pod3);
+    assert_string_equal(kobj_label(pod3, "terrane.io/pool"), "highmem");
+    world_free(&w);
+
+    /* with no retries left it fails for good */
+    world w2 = {0};
+    add_am(
+        &w2, "dem-cog",
+        "{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":"
+        "\"s3://raw/elev.tif\"}],\"output\":{\"uri\":\"s3://assets\"},\"retries\":{\"limit\":0}}");
+    step(&w2, "dem-cog", &pod);
+    pod_done(pod, "Failed", 137, "OOMKilled", NULL);
+    p = step(&w2, "dem-cog", &pod2);
+    assert_null(pod2);
+    assert_string_equal(cond_field(&w2, "dem-cog", "Ready", "reason"), "RetriesExhausted");
+    assert_true(has_event(p, "Warning", "RetriesExhausted", "OOMKilled"));
+    world_free(&w2);
+}
+
+static void disruption_is_free(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *pod, *pod2;
+    step(&w, "dem-cog", &pod);
+    pod_done(pod, "Failed", 143, "Error", NULL);
+    json_t *st = json_object_get(pod, "status");
+    json_object_set_new(st, "reason", json_string("Preempted"));
+    json_object_set_new(st, "conditions",
+                        json_pack("[{s:s, s:s, s:s}]", "type", "DisruptionTarget", "status", "True",
+                                  "reason", "PreemptionByScheduler"));
+    reconcile_plan *p = step(&w, "dem-cog", &pod2);
+    assert_non_null(pod2);
+    assert_true(has_event(p, "Warning", "Disrupted", "not counted"));
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 0);
+    assert_int_equal(st_int(&w, "dem-cog", "attempts"), 2);
+    assert_string_equal(kobj_label(pod2, "terrane.io/pool"), "cpu");
+    world_free(&w);
+}
+
+static void bad_input_is_final(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *pod, *pod2;
+    step(&w, "dem-cog", &pod);
+    char *r = failure_result(pod, "hydrology/dem_cog", "BadInput", "InputUnreadable",
+                             "inputs[0].uri: s3://raw/elev.tif does not exist");
+    pod_done(pod, "Failed", 65, "Error", r);
+    cmem_free(r);
+    reconcile_plan *p = step(&w, "dem-cog", &pod2);
+    assert_null(pod2);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Failed");
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "BadInput");
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "does not exist"));
+    assert_true(has_event(p, "Warning", "BadInput", NULL));
+    /* stays failed, keeps the pod for post-mortems, no requeue */
+    p = decide(&w, "dem-cog");
+    assert_null(p->status);
+    assert_null(p->create);
+    assert_int_equal(p->n_deletes, 0);
+    /* exit code 65 alone (no result) is bad input as well */
+    world w2 = {0};
+    add_am(&w2, "dem-cog", COG_SPEC);
+    step(&w2, "dem-cog", &pod);
+    pod_done(pod, "Failed", 65, "Error", "fatal: cannot decode");
+    step(&w2, "dem-cog", &pod2);
+    assert_null(pod2);
+    assert_string_equal(cond_field(&w2, "dem-cog", "Ready", "reason"), "BadInput");
+    world_free(&w);
+    world_free(&w2);
+}
+
+static void transient_backoff_then_exhausted(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog",
+           "{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":"
+           "\"s3://raw/elev.tif\"}],\"output\":{\"uri\":\"s3://assets\"},"
+           "\"retries\":{\"limit\":2,\"backoffSeconds\":30}}");
+    json_t *pod, *next;
+    step(&w, "dem-cog", &pod);
+    char *r = failure_result(pod, "a/b", "Transient", "S3ServerError", "s3://assets: 503");
+    pod_done(pod, "Failed", 75, "Error", r);
+    cmem_free(r);
+    /* finished at T0+10; backoff 30 s: retry at T0+40 */
+    w.now = T0 + 15;
+    reconcile_plan *p = step(&w, "dem-cog", &next);
+    assert_null(next);
+    assert_string_equal(p->outcome, "backoff");
+    assert_int_equal(p->requeue_after_s, 25);
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "RetryBackoff");
+    assert_true(has_event(p, "Warning", "AttemptFailed", "S3ServerError"));
+    w.now = T0 + 20; /* still waiting: nothing new to write or tell */
+    p = decide(&w, "dem-cog");
+    assert_null(p->status);
+    assert_int_equal(p->n_events, 0);
+    assert_int_equal(p->requeue_after_s, 20);
+    w.now = T0 + 41;
+    step(&w, "dem-cog", &next);
+    assert_non_null(next);
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 1);
+    assert_string_equal(ann(next, "terrane.io/retries"), "1");
+    /* second failure: backoff doubles to 60 s */
+    pod_done(next, "Failed", 70, "Error", NULL);
+    w.now = T0 + 41;
+    p = step(&w, "dem-cog", &pod);
+    assert_null(pod);
+    assert_int_equal(p->requeue_after_s, 10 + 60 - 41);
+    w.now = T0 + 100;
+    step(&w, "dem-cog", &pod);
+    assert_non_null(pod);
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 2);
+    /* third failure: limit 2 reached */
+    pod_done(pod, "Failed", 75, "Error", NULL);
+    p = step(&w, "dem-cog", &next);
+    assert_null(next);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Failed");
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "RetriesExhausted");
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "retries exhausted (2 of 2)"));
+    assert_null(decide(&w, "dem-cog")->create);
+    world_free(&w);
+}
+
+/* A pod that succeeded without a valid Result, or with another data
+ * version's, is a failed attempt. */
+static void untrusted_results(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *pod, *next;
+    step(&w, "dem-cog", &pod);
+    pod_done(pod, "Succeeded", 0, "Completed", "{\"not\":\"a result\"}");
+    reconcile_plan *p = step(&w, "dem-cog", &next);
+    assert_string_equal(p->outcome, "backoff");
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "invalid result"));
+    world_free(&w);
+
+    world w2 = {0};
+    add_am(&w2, "dem-cog", COG_SPEC);
+    step(&w2, "dem-cog", &pod);
+    char *r = success_result(pod, "hydrology/dem_cog", false);
+    char *dv = strstr(r, "sha256:");
+    dv[7] = dv[7] == 'a' ? 'b' : 'a';
+    pod_done(pod, "Succeeded", 0, "Completed", r);
+    cmem_free(r);
+    p = step(&w2, "dem-cog", &next);
+    assert_string_equal(p->outcome, "backoff");
+    assert_non_null(strstr(st_str(&w2, "dem-cog", "message"), "expected"));
+    world_free(&w2);
+}
+
+static void unknown_pool(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "x",
+           "{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":"
+           "\"s3://raw/elev.tif\"}],\"output\":{\"uri\":\"s3://assets\"},\"tags\":{\"terrane.io/"
+           "pool\":\"gpux\"}}");
+    reconcile_plan *p = step(&w, "x", NULL);
+    assert_null(p->create);
+    assert_string_equal(cond_field(&w, "x", "Ready", "reason"), "UnknownPool");
+    assert_non_null(strstr(st_str(&w, "x", "message"), "(pools: cpu, highmem)"));
+    world_free(&w);
+}
+
+static void pods_of_others_and_superseded(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *pod;
+    step(&w, "dem-cog", &pod);
+    pod_running(pod, "cpu-1");
+    /* the spec changes while the pod runs: it is superseded */
+    json_t *cog = find_am(&w, "dem-cog");
+    json_object_set_new(json_object_get(json_object_get(cog, "spec"), "params"), "compression",
+                        json_string("LZW"));
+    json_object_set_new(json_object_get(cog, "metadata"), "generation", json_integer(2));
+    json_t *next;
+    reconcile_plan *p = step(&w, "dem-cog", &next);
+    assert_non_null(next);
+    assert_int_equal(p->n_deletes, 1);
+    assert_string_equal(p->deletes[0].name, kobj_name(pod));
+    assert_string_equal(p->deletes[0].why, "superseded");
+    /* a pod of an earlier object of the same name is deleted */
+    json_t *ref =
+        json_array_get(json_object_get(json_object_get(next, "metadata"), "ownerReferences"), 0);
+    json_object_set_new(ref, "uid", json_string("uid-of-an-old-object"));
+    p = decide(&w, "dem-cog");
+    bool orphan = false;
+    for (size_t i = 0; i < p->n_deletes; i++)
+        if (!strcmp(p->deletes[i].name, kobj_name(next)) && !strcmp(p->deletes[i].why, "orphaned"))
+            orphan = true;
+    assert_true(orphan);
+    world_free(&w);
+}
+
+static void owner_gone_or_deleting(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *pod;
+    step(&w, "dem-cog", &pod);
+    json_t *am = find_am(&w, "dem-cog");
+    json_object_set_new(json_object_get(am, "metadata"), "deletionTimestamp",
+                        json_string("2023-11-14T22:14:00Z"));
+    reconcile_plan *p = decide(&w, "dem-cog");
+    assert_string_equal(p->outcome, "deleting");
+    assert_int_equal(p->n_deletes, 1);
+    assert_null(p->status);
+    /* gone */
+    json_decref(w.ams[0]);
+    w.n_ams = 0;
+    p = decide(&w, "dem-cog");
+    assert_string_equal(p->outcome, "gone");
+    assert_int_equal(p->n_deletes, 1);
+    world_free(&w);
+}
+
+static void failed_pods_gc(void **state)
+{
+    (void)state;
+    /* keep-failed-pods=false: a failed attempt goes after the delay, but
+     * never the latest one while its retry is pending */
+    g_cfg.keep_failed_pods = false;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    json_t *pod, *next;
+    step(&w, "dem-cog", &pod);
+    pod_done(pod, "Failed", 75, "Error", NULL);
+    w.now = T0 + 3600; /* long after: the backoff is over too */
+    reconcile_plan *p = step(&w, "dem-cog", &next);
+    assert_non_null(next);
+    assert_int_equal(p->n_deletes, 0); /* still the latest when the plan was made */
+    p = decide(&w, "dem-cog");
+    assert_int_equal(p->n_deletes, 1);
+    assert_string_equal(p->deletes[0].name, kobj_name(pod));
+    g_cfg.keep_failed_pods = true;
+    /* keep-failed-pods=true: kept until success, then deleted */
+    world w2 = {0};
+    add_am(&w2, "dem-cog", COG_SPEC);
+    step(&w2, "dem-cog", &pod);
+    pod_done(pod, "Failed", 75, "Error", NULL);
+    w2.now = T0 + 3600;
+    step(&w2, "dem-cog", &next);
+    p = decide(&w2, "dem-cog");
+    assert_int_equal(p->n_deletes, 0);
+    succeed(next, "hydrology/dem_cog");
+    step(&w2, "dem-cog", NULL);
+    p = decide(&w2, "dem-cog");
+    bool failed_deleted = false;
+    for (size_t i = 0; i < p->n_deletes; i++)
+        if (!strcmp(p->deletes[i].name, kobj_name(pod))) failed_deleted = true;
+    assert_true(failed_deleted);
+    world_free(&w);
+    world_free(&w2);
+}
+
+/* Every allocation failing in turn: NOMEM and an empty plan, no leaks. */
+static void out_of_memory(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    add_am(&w, "dem-slope", SLOPE_SPEC);
+    materialize_cog(&w);
+    reconcile_plan_clear(&w.plan);
+    long live = cmem_live();
+    const json_t *none[1];
+    reconcile_input in = {.namespace_ = "hydro",
+                          .name = "dem-slope",
+                          .am = find_am(&w, "dem-slope"),
+                          .ams = (const json_t *const *)w.ams,
+                          .n_ams = w.n_ams,
+                          .pods = none,
+                          .n_pods = 0,
+                          .now = T0};
+    unsigned long n;
+    for (n = 1;; n++) {
+        reconcile_plan p;
+        unsigned long before = cmem_count();
+        cmem_fail_at(n);
+        int rc = reconcile_decide(&g_cfg, &in, &p);
+        cmem_fail_at(0);
+        bool reached = cmem_count() - before >= n;
+        if (rc) {
+            assert_int_equal(rc, CERR_NOMEM);
+            assert_null(p.status);
+            assert_null(p.create);
+        }
+        reconcile_plan_clear(&p);
+        assert_int_equal(cmem_live(), live);
+        if (!reached) {
+            assert_int_equal(rc, 0);
+            break;
+        }
+    }
+    assert_true(n > 50);
+    world_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(first_attempt_and_success),
+        cmocka_unit_test(status_ahead_of_cache),
+        cmocka_unit_test(same_observation_same_plan),
+        cmocka_unit_test(invalid_spec),
+        cmocka_unit_test(upstreams),
+        cmocka_unit_test(dependency_cycle),
+        cmocka_unit_test(upstream_change),
+        cmocka_unit_test(generation_change_same_data_version),
+        cmocka_unit_test(oom_escalates),
+        cmocka_unit_test(disruption_is_free),
+        cmocka_unit_test(bad_input_is_final),
+        cmocka_unit_test(transient_backoff_then_exhausted),
+        cmocka_unit_test(untrusted_results),
+        cmocka_unit_test(unknown_pool),
+        cmocka_unit_test(pods_of_others_and_superseded),
+        cmocka_unit_test(owner_gone_or_deleting),
+        cmocka_unit_test(failed_pods_gc),
+        cmocka_unit_test(out_of_memory),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
