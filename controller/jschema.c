@@ -980,3 +980,18 @@ int jschema_validate(const jschema *s, const json_t *instance, jschema_error *er
     if (e->path[0]) return cerr_set(CERR_INVALID, "%s: %s", e->path, e->message);
     return cerr_set(CERR_INVALID, "%s", e->message);
 }
+
+int jschema_fail(jschema_error *err, const char *path, const char *keyword, const char *fmt, ...)
+{
+    char msg[JSCHEMA_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (err) {
+        snprintf(err->path, sizeof err->path, "%s", path);
+        snprintf(err->message, sizeof err->message, "%s", msg);
+        snprintf(err->keyword, sizeof err->keyword, "%s", keyword);
+    }
+    return cerr_set(CERR_INVALID, "%s: %s", path, msg);
+}

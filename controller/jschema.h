@@ -65,4 +65,10 @@ void jschema_free(jschema *s);
  * below a schema that descends); CERR_NOMEM. */
 int jschema_validate(const jschema *s, const json_t *instance, jschema_error *err);
 
+/* Fills err (may be NULL) with a failure found outside a schema (a rule the
+ * schema cannot express) and sets the cerr message "<path>: <message>".
+ * Returns CERR_INVALID. */
+int jschema_fail(jschema_error *err, const char *path, const char *keyword, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

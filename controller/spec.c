@@ -20,26 +20,9 @@
 #define PLACEHOLDER_DV "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 #define PLACEHOLDER_URI "s3://terrane-upstream/asset.tif"
 
-static int field_error(jschema_error *err, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int field_error(jschema_error *err, const char *path, const char *fmt, ...)
-{
-    char msg[JSCHEMA_MESSAGE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (err) {
-        snprintf(err->path, sizeof err->path, "%s", path);
-        snprintf(err->message, sizeof err->message, "%s", msg);
-        snprintf(err->keyword, sizeof err->keyword, "spec");
-    }
-    return cerr_set(CERR_INVALID, "%s: %s", path, msg);
-}
-
 static int type_error(jschema_error *err, const char *path, const char *want, const json_t *got)
 {
-    return field_error(err, path, "must be %s, got %s", want, kobj_type_name(got));
+    return jschema_fail(err, path, "spec", "must be %s, got %s", want, kobj_type_name(got));
 }
 
 bool spec_is_dns_subdomain(const char *s)
@@ -66,7 +49,7 @@ static int req_string(const json_t *obj, const char *key, const char *path, cons
                       jschema_error *err)
 {
     const json_t *v = opt(obj, key);
-    if (!v) return field_error(err, path, "is required");
+    if (!v) return jschema_fail(err, path, "spec", "is required");
     if (!json_is_string(v)) return type_error(err, path, "a string", v);
     *out = json_string_value(v);
     return 0;
@@ -91,16 +74,17 @@ static int decode_inputs(const json_t *list, am_spec *s, jschema_error *err)
         if ((rc = req_string(in, "name", path, &d->name, err))) return rc;
         const json_t *from = opt(in, "from"), *uri = opt(in, "uri");
         snprintf(path, sizeof path, "spec.inputs[%zu]", i);
-        if (!from == !uri) return field_error(err, path, "needs exactly one of from and uri");
+        if (!from == !uri)
+            return jschema_fail(err, path, "spec", "needs exactly one of from and uri");
         if (from) {
             snprintf(path, sizeof path, "spec.inputs[%zu].from", i);
             if (!json_is_string(from)) return type_error(err, path, "a string", from);
             d->from = json_string_value(from);
             if (!spec_is_dns_subdomain(d->from))
-                return field_error(err, path,
-                                   "\"%.64s\" is not the name of an AssetMaterialization (a DNS "
-                                   "subdomain: lowercase letters, digits, '-' and '.')",
-                                   d->from);
+                return jschema_fail(err, path, "spec",
+                                    "\"%.64s\" is not the name of an AssetMaterialization (a DNS "
+                                    "subdomain: lowercase letters, digits, '-' and '.')",
+                                    d->from);
         } else {
             snprintf(path, sizeof path, "spec.inputs[%zu].uri", i);
             if (!json_is_string(uri)) return type_error(err, path, "a string", uri);
@@ -140,21 +124,21 @@ static int decode_resources(const json_t *res, am_spec *s, jschema_error *err)
         char path[96];
         snprintf(path, sizeof path, "spec.resources.%.64s", k);
         if (strcmp(k, fields[0]) && strcmp(k, fields[1]))
-            return field_error(err, path, "unknown field (cpu, memory)");
+            return jschema_fail(err, path, "spec", "unknown field (cpu, memory)");
         if (json_is_null(v)) continue;
         long long milli = 0;
         if (json_is_integer(v)) {
             milli = json_integer_value(v) * 1000;
         } else if (json_is_string(v)) {
             if (pools_quantity_parse(json_string_value(v), &milli))
-                return field_error(
-                    err, path,
+                return jschema_fail(
+                    err, path, "spec",
                     "\"%.64s\" is not a Kubernetes quantity (e.g. \"500m\", \"2\", \"8Gi\")",
                     json_string_value(v));
         } else {
             return type_error(err, path, "a quantity (string or integer)", v);
         }
-        if (milli <= 0) return field_error(err, path, "must be greater than zero");
+        if (milli <= 0) return jschema_fail(err, path, "spec", "must be greater than zero");
     }
     s->resources = res;
     return 0;
@@ -168,7 +152,8 @@ static int int_field(const json_t *obj, const char *key, const char *path, int l
     if (!v) return 0;
     if (!json_is_integer(v)) return type_error(err, path, "an integer", v);
     json_int_t x = json_integer_value(v);
-    if (x < lo || x > hi) return field_error(err, path, "must be between %d and %d", lo, hi);
+    if (x < lo || x > hi)
+        return jschema_fail(err, path, "spec", "must be between %d and %d", lo, hi);
     *out = (int)x;
     return 0;
 }
@@ -234,7 +219,7 @@ static int check_task(const am_spec *s, const jschema *schema, jschema_error *er
     if (rc == CERR_INVALID) {
         char field[JSCHEMA_PATH_MAX];
         spec_field_of_task_path(s, terr.path, field, sizeof field);
-        rc = field_error(err, field, "%s", terr.message);
+        rc = jschema_fail(err, field, "spec", "%s", terr.message);
     }
 done:
     json_decref(task);
@@ -254,13 +239,13 @@ int spec_decode(const json_t *am, const jschema *task_schema, am_spec **out, jsc
     s->name = kobj_name(am);
     s->generation = kobj_generation(am);
     if (!s->name || !s->namespace_) {
-        rc = field_error(err, "metadata", "name and namespace are required");
+        rc = jschema_fail(err, "metadata", "spec", "name and namespace are required");
         goto fail;
     }
     const json_t *spec = json_object_get(am, "spec");
     if (!json_is_object(spec)) {
         rc = spec ? type_error(err, "spec", "an object", spec)
-                  : field_error(err, "spec", "is required");
+                  : jschema_fail(err, "spec", "spec", "is required");
         goto fail;
     }
     if ((rc = req_string(spec, "assetKey", "spec.assetKey", &s->asset_key, err)) ||
@@ -275,7 +260,7 @@ int spec_decode(const json_t *am, const jschema *task_schema, am_spec **out, jsc
     if ((rc = decode_inputs(opt(spec, "inputs"), s, err))) goto fail;
     const json_t *output = opt(spec, "output");
     if (!output) {
-        rc = field_error(err, "spec.output.uri", "is required");
+        rc = jschema_fail(err, "spec.output.uri", "spec", "is required");
         goto fail;
     }
     if (!json_is_object(output)) {
@@ -294,7 +279,8 @@ int spec_decode(const json_t *am, const jschema *task_schema, am_spec **out, jsc
         if (r && !strcmp(r, "Manual")) {
             s->refresh = SPEC_REFRESH_MANUAL;
         } else if (!r || strcmp(r, "OnUpstreamChange")) {
-            rc = field_error(err, "spec.refreshPolicy", "must be one of: OnUpstreamChange, Manual");
+            rc = jschema_fail(err, "spec.refreshPolicy", "spec",
+                              "must be one of: OnUpstreamChange, Manual");
             goto fail;
         }
     }

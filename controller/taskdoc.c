@@ -51,23 +51,6 @@ oom:
 
 /* --- rules ------------------------------------------------------------------------ */
 
-static int rule_error(jschema_error *err, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int rule_error(jschema_error *err, const char *path, const char *fmt, ...)
-{
-    char msg[JSCHEMA_MESSAGE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (err) {
-        snprintf(err->path, sizeof err->path, "%s", path);
-        snprintf(err->message, sizeof err->message, "%s", msg);
-        snprintf(err->keyword, sizeof err->keyword, "rule");
-    }
-    return cerr_set(CERR_INVALID, "%s: %s", path, msg);
-}
-
 static const char *input_name(const json_t *inputs, size_t i)
 {
     const json_t *in = json_array_get(inputs, i);
@@ -99,7 +82,7 @@ static int must_name(const json_t *params, const json_t *inputs, const char *key
     if (v && first_index(inputs, v) < 0) {
         char path[64];
         snprintf(path, sizeof path, "params.%s", key);
-        return rule_error(err, path, "\"%.100s\" is not the name of an input", v);
+        return jschema_fail(err, path, "rule", "\"%.100s\" is not the name of an input", v);
     }
     return 0;
 }
@@ -165,7 +148,7 @@ int taskdoc_check_rules(const json_t *task, jschema_error *err)
         const char *name = input_name(inputs, i);
         if (name && first_index(inputs, name) != (long)i) {
             snprintf(path, sizeof path, "inputs[%zu].name", i);
-            return rule_error(err, path, "duplicate input name \"%.64s\"", name);
+            return jschema_fail(err, path, "rule", "duplicate input name \"%.64s\"", name);
         }
     }
     const json_t *params = json_object_get(task, "params");
@@ -181,15 +164,15 @@ int taskdoc_check_rules(const json_t *task, jschema_error *err)
         if (raster && zones && first_index(inputs, raster) >= 0 &&
             first_index(inputs, zones) >= 0) {
             if (!strcmp(raster, zones))
-                return rule_error(err, "params.zones",
-                                  "raster and zones must name different inputs");
+                return jschema_fail(err, "params.zones", "rule",
+                                    "raster and zones must name different inputs");
             for (size_t i = 0; i < n; i++) {
                 const char *name = input_name(inputs, i);
                 if (name && strcmp(name, raster) && strcmp(name, zones)) {
                     snprintf(path, sizeof path, "inputs[%zu].name", i);
-                    return rule_error(err, path,
-                                      "input \"%.64s\" is neither params.raster nor params.zones",
-                                      name);
+                    return jschema_fail(err, path, "rule",
+                                        "input \"%.64s\" is neither params.raster nor params.zones",
+                                        name);
                 }
             }
         }
@@ -200,8 +183,8 @@ int taskdoc_check_rules(const json_t *task, jschema_error *err)
             const char *name = input_name(inputs, i);
             if (name && first_index(inputs, name) == (long)i && !expression_uses(expr, name)) {
                 snprintf(path, sizeof path, "inputs[%zu].name", i);
-                return rule_error(err, path, "input \"%.64s\" is not used by params.expression",
-                                  name);
+                return jschema_fail(err, path, "rule",
+                                    "input \"%.64s\" is not used by params.expression", name);
             }
         }
     }

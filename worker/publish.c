@@ -526,6 +526,25 @@ typedef struct published {
     char *path;
 } published;
 
+/* Reads fd (the scratch file path) to the end in CHUNK pieces, hashing
+ * each and, when s is given, writing it to the sink: one pass over the
+ * file whatever the destination. */
+static int hash_stream(int fd, const char *path, unsigned char *buf, hash_ctx *h, sink *s,
+                       unsigned long long *total)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, CHUNK);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "read %s: %s", path,
+                           strerror(errno));
+        if (n == 0) return 0;
+        if (hash_update(h, buf, (size_t)n) < 0) return -1;
+        if (s && sink_write(s, buf, (size_t)n) < 0) return -1;
+        *total += (unsigned long long)n;
+    }
+}
+
 /* Local output on the scratch file's own filesystem: hash the file in one
  * read and hard-link it into place instead of writing a copy. The link is
  * as atomic as the temporary-name path of sink_commit and saves the write
@@ -552,17 +571,7 @@ static int link_file(const dest *d, const op_output *f, unsigned char *buf, publ
         err_oom();
         goto cleanup;
     }
-    for (;;) {
-        ssize_t n = read(fd, buf, CHUNK);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "read %s: %s", f->path, strerror(errno));
-            goto cleanup;
-        }
-        if (n == 0) break;
-        if (hash_update(h, buf, (size_t)n) < 0) goto cleanup;
-        total += (unsigned long long)n;
-    }
+    if (hash_stream(fd, f->path, buf, h, NULL, &total) < 0) goto cleanup;
     /* Published files are for readers; scratch files are private. */
     if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
         local_error(errno, "prepare", f->path);
@@ -649,16 +658,8 @@ static int upload_file(const dest *d, const task *t, const op_output *f, unsigne
         goto cleanup;
     }
     *wrote = true;
-    for (;;) {
-        ssize_t n = read(fd, buf, CHUNK);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "read %s: %s", f->path, strerror(errno));
-            goto cleanup;
-        }
-        if (n == 0) break;
-        if (hash_update(h, buf, (size_t)n) < 0 || sink_write(&s, buf, (size_t)n) < 0) goto cleanup;
-    }
+    unsigned long long total = 0;
+    if (hash_stream(fd, f->path, buf, h, &s, &total) < 0) goto cleanup;
     *size = s.written;
     if (sink_commit(&s) < 0) goto cleanup;
     if (hash_final(h, checksum) < 0) goto cleanup;
