@@ -11,6 +11,7 @@
 #include "clog.h"
 #include "cmem.h"
 #include "jschema.h"
+#include "ctlmetrics.h"
 #include "manager.h"
 #include "podspec.h"
 #include "pools.h"
@@ -66,6 +67,10 @@ static const char USAGE[] =
     "  --lease-duration S, --renew-deadline S, --retry-period S   (default 15 / 10 / 2)\n"
     "  --identity ID                leader election identity (default hostname_pid)\n"
     "  --log-level LEVEL            debug, info (default), warn, error\n"
+    "  --metrics-addr HOST:PORT     serve /metrics, /healthz, /readyz (default :8080; \"\" or 0: "
+    "off)\n"
+    "  --emf=BOOL                   one CloudWatch EMF line per materialization on stdout (default "
+    "false)\n"
     "  --version, --help\n"
     "\n"
     "Logs are JSON lines on stderr. SIGTERM or SIGINT: finish in-flight work, release the\n"
@@ -76,10 +81,11 @@ typedef struct {
         *env_file;
     const char *service_account, *worker_version, *lease_name, *lease_namespace, *identity,
         *log_level;
+    const char *metrics_addr;
     long qps, burst, workers, resync, shutdown_timeout, lease_duration, renew_deadline,
         retry_period;
     long gc_delay, active_deadline;
-    bool leader_elect, keep_failed;
+    bool leader_elect, keep_failed, emf;
 } options;
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -146,6 +152,7 @@ static int parse_args(int argc, char **argv, options *o)
         S("lease-namespace", lease_namespace),
         S("identity", identity),
         S("log-level", log_level),
+        S("metrics-addr", metrics_addr),
         L("qps", qps, 1, 100000),
         L("burst", burst, 1, 100000),
         L("workers", workers, 1, 256),
@@ -158,6 +165,7 @@ static int parse_args(int argc, char **argv, options *o)
         L("worker-active-deadline", active_deadline, 0, 30 * 86400),
         B("leader-elect", leader_elect),
         B("keep-failed-pods", keep_failed),
+        B("emf", emf),
 #undef S
 #undef L
 #undef B
@@ -258,7 +266,8 @@ int main(int argc, char **argv)
                  .retry_period = 2,
                  .gc_delay = 60,
                  .leader_elect = true,
-                 .keep_failed = true};
+                 .keep_failed = true,
+                 .metrics_addr = ":8080"};
     int rc = parse_args(argc, argv, &o);
     if (rc < 0) return 0;
     if (rc) return rc;
@@ -299,6 +308,13 @@ int main(int argc, char **argv)
         clog_error("invalid worker configuration", "{s:s}", "error", cerr_message());
         goto done;
     }
+    const char *pool_names[65] = {NULL};
+    for (size_t i = 0; i < pools_count(ps) && i < 64; i++)
+        pool_names[i] = pool_name(pools_at(ps, i));
+    if (ctlm_init(&(ctlm_config){.emf_out = o.emf ? stdout : NULL, .pools = pool_names})) {
+        clog_error("cannot set up metrics", "{s:s}", "error", cerr_message());
+        goto done;
+    }
     podspec_config pod = {.image = o.image ? o.image : "terrane-worker:" TERRANE_VERSION,
                           .pull_policy = o.pull_policy,
                           .command = command,
@@ -321,6 +337,9 @@ int main(int argc, char **argv)
         .burst = (unsigned)o.burst,
         .resync_s = (int)o.resync,
         .shutdown_timeout_s = (int)o.shutdown_timeout,
+        .metrics_addr = o.metrics_addr && o.metrics_addr[0] && strcmp(o.metrics_addr, "0")
+                            ? o.metrics_addr
+                            : NULL,
         .reconcile = {.pools = ps,
                       .task_schema = task,
                       .result_schema = result,
@@ -340,5 +359,6 @@ done:
     jschema_free(task);
     jschema_free(result);
     pools_free(ps);
+    ctlm_shutdown(); /* after manager_free: the client's observer points into it */
     return status;
 }

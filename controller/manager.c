@@ -10,6 +10,10 @@
  */
 #include "manager.h"
 
+#include "ctlmetrics.h"
+#include "httpd.h"
+#include "status.h"
+
 #include "cerr.h"
 #include "clog.h"
 #include "cmem.h"
@@ -57,6 +61,8 @@ struct manager {
     wq *queue;
     event_recorder *events;
     lease_elector *lease;
+    httpd *http;
+    bool collecting; /* sample_cluster registered with the metrics registry */
     char *identity, *lease_ns;
 
     pthread_t *threads;
@@ -300,10 +306,16 @@ keep:
 
 /* --- leader election callbacks ------------------------------------------------------------- */
 
+static const char *lease_name(const manager *m)
+{
+    return m->cfg.lease_name && m->cfg.lease_name[0] ? m->cfg.lease_name : "terrane-controller";
+}
+
 static void started_leading(void *ctx)
 {
     manager *m = ctx;
     clog_info("started leading", "{s:s}", "identity", m->identity);
+    ctlm_set_leader(lease_name(m), true);
     pthread_mutex_lock(&m->mu);
     m->leading = true;
     pthread_cond_broadcast(&m->cv);
@@ -317,6 +329,7 @@ static void stopped_leading(void *ctx)
     bool stopping = m->stopping;
     m->leading = false;
     pthread_mutex_unlock(&m->mu);
+    ctlm_set_leader(lease_name(m), false);
     if (stopping) return;
     /* As controller-runtime: a replica that lost the Lease exits, so it
      * never acts on a cache while another replica leads. */
@@ -445,15 +458,51 @@ static int apply(manager *m, const char *key, const char *ns, const json_t *am,
     return retry;
 }
 
-static void process(manager *m, const char *key)
+/* A materialization that reached Succeeded or Failed with this status
+ * write (or a new data version there) is counted once. */
+static void observe_transition(const json_t *am, const json_t *st)
 {
+    const json_t *old = json_object_get(am, "status");
+    const char *phase = json_string_value(json_object_get(st, "phase"));
+    if (!phase || (strcmp(phase, "Succeeded") && strcmp(phase, "Failed"))) return;
+    const char *old_phase = json_string_value(json_object_get(old, "phase"));
+    const char *dv = json_string_value(json_object_get(st, "dataVersion"));
+    const char *old_dv = json_string_value(json_object_get(old, "dataVersion"));
+    if (old_phase && !strcmp(old_phase, phase) &&
+        (dv == old_dv || (dv && old_dv && !strcmp(dv, old_dv))))
+        return;
+    const json_t *out = json_object_get(st, "output");
+    struct timespec t0, t1;
+    double secs = 0;
+    if (!kobj_time_parse(json_string_value(json_object_get(st, "startedAt")), &t0) &&
+        !kobj_time_parse(json_string_value(json_object_get(st, "finishedAt")), &t1))
+        secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ctlm_materialization mat = {
+        .pool = json_string_value(json_object_get(st, "pool")),
+        .operation = json_string_value(json_object_get(json_object_get(am, "spec"), "operation")),
+        .result = !strcmp(phase, "Failed")                         ? CTLM_FAILED
+                  : json_is_true(json_object_get(out, "cacheHit")) ? CTLM_CACHE_HIT
+                                                                   : CTLM_SUCCEEDED,
+        .seconds = secs,
+        .namespace_ = kobj_namespace(am),
+        .name = kobj_name(am),
+        .asset_key = json_string_value(json_object_get(json_object_get(am, "spec"), "assetKey")),
+        .data_version = dv,
+        .attempts = (unsigned)json_integer_value(json_object_get(st, "attempts")),
+        .output_bytes = (unsigned long long)json_integer_value(json_object_get(out, "sizeBytes"))};
+    ctlm_materialization_finished(&mat);
+}
+
+static ctlm_reconcile_result process(manager *m, const char *key)
+{
+    ctlm_reconcile_result result = CTLM_RECONCILE_SUCCESS;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char ns[KEY_MAX], name[KEY_MAX], label[64];
     const char *slash = strchr(key, '/');
     if (!slash || (size_t)(slash - key) >= sizeof ns) {
         wq_forget(m->queue, key);
-        return;
+        return CTLM_RECONCILE_SUCCESS;
     }
     memcpy(ns, key, (size_t)(slash - key));
     ns[slash - key] = '\0';
@@ -478,18 +527,22 @@ static void process(manager *m, const char *key)
     if ((rc = reconcile_decide(&m->cfg.reconcile, &in, &plan))) goto retry;
     bool wrote;
     if ((rc = apply(m, key, ns, am, &plan, &wrote))) goto retry_quiet;
+    if (wrote) observe_transition(am, plan.status);
     atomic_fetch_add(&m->reconciles, 1);
     clog_info("reconcile", "{s:s, s:s, s:f, s:b, s:s, s:i, s:i, s:i}", "key", key, "outcome",
               plan.outcome, "ms", elapsed_ms(&t0), "statusWritten", wrote, "changed", plan.changed,
               "created", plan.create ? 1 : 0, "deleted", (int)plan.n_deletes, "requeueAfter",
               (int)plan.requeue_after_s);
     wq_forget(m->queue, key);
-    if (plan.requeue_after_s > 0)
+    if (plan.requeue_after_s > 0) {
         wq_add_after(m->queue, key, (uint64_t)plan.requeue_after_s * RATELIMIT_S);
+        result = CTLM_RECONCILE_REQUEUE_AFTER;
+    }
     goto done;
 retry:
     clog_error("reconcile failed", "{s:s, s:s}", "key", key, "error", cerr_message());
 retry_quiet:
+    result = cerr_code() == CERR_CONFLICT ? CTLM_RECONCILE_REQUEUE : CTLM_RECONCILE_ERROR;
     atomic_fetch_add(&m->reconciles, 1);
     clog_info("reconcile", "{s:s, s:s, s:f, s:s}", "key", key, "outcome", "retry", "ms",
               elapsed_ms(&t0), "error", cerr_message());
@@ -499,6 +552,7 @@ done:
     vec_clear(&ams);
     vec_clear(&pods);
     json_decref(am);
+    return result;
 }
 
 static void *worker_main(void *arg)
@@ -513,7 +567,13 @@ static void *worker_main(void *arg)
         if (stop) break;
         const char *key;
         if (wq_get(m->queue, &key)) break;
-        if (!atomic_load(&m->halt)) process(m, key);
+        if (!atomic_load(&m->halt)) {
+            struct timespec t0;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            ctlm_reconcile_begin();
+            ctlm_reconcile_result r = process(m, key);
+            ctlm_reconcile_end(r, elapsed_ms(&t0) / 1e3);
+        }
         wq_done(m->queue, key);
     }
     return NULL;
@@ -543,6 +603,7 @@ int manager_new(const manager_config *cfg, manager **out)
     if (cfg->qps > 0) m->kcfg->qps = cfg->qps;
     if (cfg->burst > 0) m->kcfg->burst = cfg->burst;
     if ((rc = kube_client_new(m->kcfg, &m->client))) goto fail;
+    if ((rc = ctlm_kube_attach(m->client, m->kcfg->server))) goto fail;
 
     char host[256] = "terrane-controller";
     gethostname(host, sizeof host - 1);
@@ -556,6 +617,8 @@ int manager_new(const manager_config *cfg, manager **out)
     m->cfg.identity = m->identity;
 
     if (!(m->queue = wq_new("assetmaterialization", NULL))) goto oom;
+    if ((rc = ctlm_workqueue_attach(m->queue))) goto fail;
+    ctlm_set_max_concurrent_reconciles(cfg->workers);
     if ((rc = events_new(m->client, "terrane-controller", m->identity, &m->events))) goto fail;
     informer_handlers ah = {.on_add = am_add,
                             .on_update = am_update,
@@ -570,7 +633,9 @@ int manager_new(const manager_config *cfg, manager **out)
     if ((rc = informer_new(m->client, &KUBE_ASSETMATERIALIZATIONS, cfg->namespace_, NULL,
                            cfg->resync_s, &ah, &m->ams)) ||
         (rc = informer_new(m->client, &KUBE_PODS, cfg->namespace_,
-                           PODSPEC_MANAGED_BY "=" PODSPEC_MANAGER, cfg->resync_s, &ph, &m->pods)))
+                           PODSPEC_MANAGED_BY "=" PODSPEC_MANAGER, cfg->resync_s, &ph, &m->pods)) ||
+        (rc = ctlm_informer_attach(m->ams, "assetmaterializations")) ||
+        (rc = ctlm_informer_attach(m->pods, "pods")))
         goto fail;
     if (cfg->leader_elect) {
         lease_config lc = {.ns = m->lease_ns,
@@ -585,6 +650,7 @@ int manager_new(const manager_config *cfg, manager **out)
                            .on_new_leader = new_leader,
                            .ctx = m};
         if ((rc = lease_new(m->client, &lc, &m->lease))) goto fail;
+        ctlm_set_leader(lc.name, false);
     }
     *out = m;
     return 0;
@@ -593,6 +659,67 @@ oom:
 fail:
     manager_free(m);
     return rc;
+}
+
+/* /readyz: caches complete and, with leader election, leading or a
+ * standby whose elector runs (losing the Lease ends the process). */
+static bool ready(void *ctx, char *reason, size_t cap)
+{
+    manager *m = ctx;
+    if (!informer_has_synced(m->ams) || !informer_has_synced(m->pods)) {
+        snprintf(reason, cap, "informers not synced");
+        return false;
+    }
+    pthread_mutex_lock(&m->mu);
+    bool ok = !m->stopping;
+    pthread_mutex_unlock(&m->mu);
+    if (!ok) snprintf(reason, cap, "shutting down");
+    return ok;
+}
+
+typedef struct {
+    manager *m;
+    long running[64], pending[64];
+    long stale;
+} census;
+
+static int count_pod(void *ctx, const json_t *pod)
+{
+    census *c = ctx;
+    const pools *ps = c->m->cfg.reconcile.pools;
+    const char *pname = kobj_label(pod, PODSPEC_L_POOL);
+    const char *phase = json_string_value(json_object_get(json_object_get(pod, "status"), "phase"));
+    for (size_t i = 0; pname && phase && i < pools_count(ps) && i < 64; i++) {
+        if (strcmp(pool_name(pools_at(ps, i)), pname)) continue;
+        if (!strcmp(phase, "Running"))
+            c->running[i]++;
+        else if (!strcmp(phase, "Pending"))
+            c->pending[i]++;
+    }
+    return 0;
+}
+
+static int count_stale(void *ctx, const json_t *am)
+{
+    census *c = ctx;
+    kobj_condition cond;
+    if (kobj_cond_get(json_object_get(am, "status"), COND_STALE, &cond) == 0 && cond.status &&
+        !strcmp(cond.status, "True"))
+        c->stale++;
+    return 0;
+}
+
+/* A metrics collector: worker pods per pool and phase, and stale assets,
+ * counted from the caches at each scrape. */
+static void sample_cluster(void *ctx)
+{
+    census c = {.m = ctx};
+    informer_each(c.m->pods, NULL, count_pod, &c);
+    informer_each(c.m->ams, NULL, count_stale, &c);
+    const pools *ps = c.m->cfg.reconcile.pools;
+    for (size_t i = 0; i < pools_count(ps) && i < 64; i++)
+        ctlm_set_pods(pool_name(pools_at(ps, i)), c.running[i], c.pending[i]);
+    ctlm_set_stale(c.stale);
 }
 
 /* Waits up to ms for a termination signal; true when one arrived. */
@@ -618,6 +745,20 @@ int manager_run(manager *m)
     clog_info("starting", "{s:s, s:s, s:i, s:b, s:s}", "identity", m->identity, "namespace",
               m->cfg.namespace_ ? m->cfg.namespace_ : "(all)", "workers", m->cfg.workers,
               "leaderElect", m->cfg.leader_elect, "workerVersion", m->cfg.reconcile.worker_version);
+    if (m->cfg.metrics_addr) {
+        httpd_config hc = {.addr = m->cfg.metrics_addr,
+                           .registry = ctlm_registry(),
+                           .ready = ready,
+                           .ready_ctx = m};
+        if (httpd_start(&hc, &m->http)) {
+            clog_error("cannot serve metrics", "{s:s}", "error", cerr_message());
+            return 1;
+        }
+        clog_info("serving metrics and probes", "{s:s, s:i}", "addr", m->cfg.metrics_addr, "port",
+                  httpd_port(m->http));
+    }
+    if (ctlm_registry() && metrics_add_collector(ctlm_registry(), sample_cluster, m) == 0)
+        m->collecting = true;
     if (informer_start(m->ams) || informer_start(m->pods)) {
         clog_error("cannot start informers", "{s:s}", "error", cerr_message());
         return 1;
@@ -685,6 +826,8 @@ shutdown:
     if (m->lease) lease_stop(m->lease, true); /* a standby takes over at once */
     informer_stop(m->ams);
     informer_stop(m->pods);
+    httpd_stop(m->http); /* last: probes and scrapes work until the end */
+    m->http = NULL;
     clog_info("stopped", "{s:i, s:i}", "reconciles", (int)atomic_load(&m->reconciles), "exitCode",
               status);
     return status;
@@ -695,6 +838,11 @@ void manager_free(manager *m)
     if (!m) return;
     if (m->nthreads && !m->threads_joined)
         return; /* workers may still use it: the process is ending */
+    httpd_stop(m->http);
+    if (m->collecting) metrics_remove_collector(ctlm_registry(), sample_cluster, m);
+    ctlm_workqueue_detach(m->queue);
+    ctlm_informer_detach(m->ams);
+    ctlm_informer_detach(m->pods);
     lease_free(m->lease);
     informer_free(m->ams);
     informer_free(m->pods);

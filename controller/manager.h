@@ -48,8 +48,9 @@ typedef struct {
     int lease_duration_s, renew_deadline_s, retry_period_s;
     double qps; /* 0: the client's default */
     unsigned burst;
-    int resync_s;           /* informer resync period */
-    int shutdown_timeout_s; /* bound on in-flight reconciles at shutdown */
+    int resync_s;             /* informer resync period */
+    int shutdown_timeout_s;   /* bound on in-flight reconciles at shutdown */
+    const char *metrics_addr; /* "host:port" of /metrics, /healthz, /readyz; NULL: none */
     reconcile_config reconcile;
 } manager_config;
 

@@ -15,6 +15,7 @@
  */
 #include "cog.h"
 #include "creds.h"
+#include "emf.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -62,15 +63,16 @@ static long now_ms(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: terrane-worker run [--task FILE] [--termination-log PATH]\n"
-               "       terrane-worker validate [--task FILE]\n"
-               "       terrane-worker --version\n"
-               "\n"
-               "The task is read from $%s unless --task is given.\n"
-               "run: runs the task and writes the result to the termination log and stdout.\n"
-               "validate: checks the task without any I/O; prints {\"valid\":true,...} or a\n"
-               "          failed result naming the field, exits 0 or %d.\n"
-               "Environment: %s, %s, %s, %s, %s\n",
+    fprintf(f,
+            "usage: terrane-worker run [--task FILE] [--termination-log PATH]\n"
+            "       terrane-worker validate [--task FILE]\n"
+            "       terrane-worker --version\n"
+            "\n"
+            "The task is read from $%s unless --task is given.\n"
+            "run: runs the task and writes the result to the termination log and stdout.\n"
+            "validate: checks the task without any I/O; prints {\"valid\":true,...} or a\n"
+            "          failed result naming the field, exits 0 or %d.\n"
+            "Environment: %s, %s, %s, %s, %s\n",
             TERRANE_ENV_TASK, TERRANE_EXIT_BAD_INPUT, TERRANE_ENV_ALLOWED_BUCKETS,
             TERRANE_ENV_ALLOWED_HOSTS, TERRANE_ENV_ALLOW_LOCAL, TERRANE_ENV_SCRATCH_DIR,
             TERRANE_ENV_LOG_LEVEL);
@@ -140,8 +142,8 @@ static int scratch_create(char **out)
     if (!mkdtemp(dir)) {
         int e = errno;
         mem_free(dir);
-        return err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "cannot create scratch directory in %s: %s",
-                       base, strerror(e));
+        return err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL,
+                       "cannot create scratch directory in %s: %s", base, strerror(e));
     }
     *out = dir;
     return 0;
@@ -182,8 +184,7 @@ static int cmd_validate(const char *task_file)
     result r = {0};
     if (read_task(task_file, &buf, &len) == 0 && task_decode(buf, len, &t) == 0 &&
         task_validate(t) == 0) {
-        printf("{\"valid\":true,\"operation\":\"%s\",\"inputs\":%zu}\n", t->operation,
-               t->n_inputs);
+        printf("{\"valid\":true,\"operation\":\"%s\",\"inputs\":%zu}\n", t->operation, t->n_inputs);
     } else {
         if (t) {
             r.asset_key = t->asset_key;
@@ -192,8 +193,8 @@ static int cmd_validate(const char *task_file)
         char out[TERRANE_TERMINATION_MAX];
         result_render(&r, out, sizeof out);
         puts(out);
-        log_kv(LOG_ERROR, "task invalid", "code", err_get_code(), "field", err_get_field(),
-               "error", err_get_message(), (const char *)NULL);
+        log_kv(LOG_ERROR, "task invalid", "code", err_get_code(), "field", err_get_field(), "error",
+               err_get_message(), (const char *)NULL);
     }
     int code = err_exit_code();
     task_free(t);
@@ -222,8 +223,8 @@ static int cmd_run(const char *task_file, const char *term_log)
     if (creds_start() < 0) goto done;
     if (publish_lookup(t, &r, &hit) < 0) goto done;
     if (hit) {
-        log_kv(LOG_INFO, "cache hit: this data version is already published", "uri",
-               r.output_uri, "checksum", r.checksum, (const char *)NULL);
+        log_kv(LOG_INFO, "cache hit: this data version is already published", "uri", r.output_uri,
+               "checksum", r.checksum, (const char *)NULL);
         r.cache_hit = true;
         t1 = t2 = now_ms();
         goto done;
@@ -231,7 +232,9 @@ static int cmd_run(const char *task_file, const char *term_log)
 
     if (scratch_create(&scratch) < 0) goto done;
     configure_gdal(scratch);
-    op_ctx ctx = {.task = t, .scratch = scratch, .progress = run_progress,
+    op_ctx ctx = {.task = t,
+                  .scratch = scratch,
+                  .progress = run_progress,
                   .progress_arg = (void *)t->operation};
     log_progress_reset();
     if (t->op->run(&ctx, &files) < 0) {
@@ -263,6 +266,15 @@ done:
     r.compute_ms = t1 - t0;
     r.publish_ms = t2 - t1;
     r.total_ms = now_ms() - t0;
+    /* One metrics line among the logs on stderr (stdout is the result's). */
+    bool ok = !err_is_set();
+    double cells =
+        ok && files.n_files && files.files[0].is_cog ? emf_raster_cells(files.files[0].path) : 0;
+    emf_worker_run(t ? t->operation : NULL,
+                   !ok           ? "failed"
+                   : r.cache_hit ? "cache_hit"
+                                 : "succeeded",
+                   r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, stderr);
     op_result_free(&files);
     scratch_remove(scratch);
     mem_free(scratch);

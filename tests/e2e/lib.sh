@@ -102,7 +102,7 @@ ctl_start() {
   shift
   "$CONTROLLER" --kubeconfig "$KUBECONFIG" --pools "$POOLS" \
     --worker-command "${WORKER_COMMAND:-[\"$WORKER\",\"run\"]}" --worker-env "$WORKER_ENV" \
-    --identity "$name" --lease-duration 3 --renew-deadline 2 --retry-period 1 "$@" \
+    --identity "$name" --lease-duration 3 --renew-deadline 2 --retry-period 1 --metrics-addr 127.0.0.1:0 "$@" \
     >>"$TMP/$name.log" 2>&1 &
   CTL_PID[$name]=$!
   at_exit "kill -9 ${CTL_PID[$name]} 2>/dev/null"

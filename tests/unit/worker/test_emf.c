@@ -80,8 +80,8 @@ static int check_structure(const cJSON *doc)
 static void full_line(void **state)
 {
     (void)state;
-    char *line = emf_worker_render("terrain", "succeeded", 5120, 4000, 1100, 123456789ULL,
-                                   1e7, 1714557600123LL);
+    char *line = emf_worker_render("terrain", "succeeded", 5120, 4000, 1100, 123456789ULL, 1e7,
+                                   1714557600123LL);
     assert_non_null(line);
     assert_null(strchr(line, '\n'));
     assert_true(!strncmp(line, "{\"_aws\":{\"Timestamp\":1714557600123,", 35));
