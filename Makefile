@@ -36,7 +36,7 @@ ifneq ($(wildcard controller/main.c),)
 BINS += $(BUILD)/terrane-controller
 endif
 
-.PHONY: all deps unit test check-asan fuzz fuzz-short demo bench clean format lint
+.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop bench clean format lint
 all: $(BINS)
 
 $(BUILD)/worker/%.o: worker/%.c $(wildcard worker/*.h) proto/terrane_proto.h
@@ -113,8 +113,13 @@ fuzz:
 images:
 	@scripts/images.sh
 
+# The whole system on one machine: kubesim, a local S3 server, the controller and
+# the example asset graphs (scripts/demo.sh). It keeps running until demo-stop.
 demo: deps all
 	@scripts/demo.sh $(BUILD)
+
+demo-stop:
+	@scripts/demo-stop.sh
 
 bench: deps all
 	@bench/run.sh $(BUILD)
