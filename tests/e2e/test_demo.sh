@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# test_demo.sh - `make demo` as a newcomer meets it: scripts/demo.sh with the
+# build under test, non-interactively, in a state directory of its own (so a
+# demo the developer has running is left alone):
+#   - run 1 leaves everything running: its recorded processes are alive and
+#     the kubectl command the report prints works against the simulated cluster;
+#   - run 2 (DEMO_STOP_AT_END=1) first stops run 1, then its report shows every
+#     asset Succeeded, every COG valid (checked again here with GDAL's
+#     validator), checksums that match, the lineage tree, the staleness table
+#     (dem-cog and everything downstream re-materialized, the Landsat assets
+#     unchanged) and a cache hit; at the end no process of either run is left:
+#     none of the recorded PIDs, nothing running from the state directory;
+#   - make demo-stop when nothing runs is harmless.
+. "$(dirname "$0")/../lib/common.sh"
+
+[ -x "$BUILD/terrane-controller" ] || skip "terrane-controller not built ($BUILD/terrane-controller)"
+command -v kubectl >/dev/null || skip "kubectl missing"
+[ -x "$ROOT/node_modules/.bin/s3rver" ] || skip "s3rver missing: run scripts/deps.sh"
+[ -f "$SAMPLES/L7_ETMs.tif" ] || skip "sample data missing: run scripts/deps.sh"
+
+export DEMO_DIR=$TMP/demo DEMO_NONINTERACTIVE=1
+unset DEMO_STOP_AT_END CI
+# Whatever happens, nothing of the demo outlives the test.
+at_exit '"$ROOT/scripts/demo-stop.sh" >/dev/null 2>&1'
+
+# Prints "NAME PID" for each process of a pids file that is still that process.
+alive_of() { # pids-file
+  local file=$1 name pid start s
+  while read -r name pid start; do
+    s=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    [ "$1" != Z ] && [ "${20}" = "$start" ] && echo "$name $pid"
+  done <"$file"
+}
+# Processes running from the state directory (kubesim's pods run in it) or
+# naming it on their command line, whatever recorded them.
+strays() {
+  local p cwd cmd
+  for p in /proc/[0-9]*; do
+    cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    case "$cwd|$cmd" in *"$DEMO_DIR"*) echo "${p#/proc/} $cmd" ;; esac
+  done
+}
+
+# --- run 1: left running ---------------------------------------------------------------------------
+start=$SECONDS
+"$ROOT/scripts/demo.sh" "$BUILD" >"$TMP/run1.txt" 2>&1
+rc=$?
+echo "--- run 1 ($((SECONDS - start))s, exit $rc), last lines:"
+tail -n 5 "$TMP/run1.txt"
+assert_eq 0 "$rc" "run 1 exits 0"
+[ "$rc" = 0 ] || { cat "$TMP/run1.txt"; finish; }
+cp "$DEMO_DIR/pids" "$TMP/pids1"
+for name in s3rver kubesim controller; do
+  assert_eq 1 "$(grep -c "^$name " "$TMP/pids1")" "run 1 recorded one $name"
+done
+assert_eq 3 "$(alive_of "$TMP/pids1" | grep -c .)" "run 1's s3rver, kubesim and controller keep running"
+assert_contains "$(tail -n 1 "$TMP/run1.txt")" "make demo-stop" "run 1 says how to stop it"
+# The exact command the report prints, against the still-running cluster.
+cmd=$(grep -E '^  kubectl --kubeconfig [^ ]+ get am -n hydro$' "$TMP/run1.txt" | head -n 1)
+assert_contains "$cmd" "--kubeconfig $DEMO_DIR/kubeconfig" "the report prints kubectl with the demo's kubeconfig"
+out=$(eval "$cmd" 2>&1)
+assert_eq 8 "$(echo "$out" | grep -c ' Succeeded ')" "the printed kubectl command lists 8 Succeeded assets"
+assert_contains "$(echo "$out" | head -n 1)" "VERSION" "with the CRD's printer columns"
+
+# --- run 2: stops run 1 first, stops itself at the end ------------------------------------------------
+start=$SECONDS
+DEMO_STOP_AT_END=1 "$ROOT/scripts/demo.sh" "$BUILD" >"$TMP/run2.txt" 2>&1
+rc=$?
+took=$((SECONDS - start))
+echo "--- run 2 (${took}s, exit $rc):"
+cat "$TMP/run2.txt"
+assert_eq 0 "$rc" "run 2 exits 0"
+assert_eq "" "$(alive_of "$TMP/pids1")" "run 2 stopped run 1's processes"
+report=$(cat "$TMP/run2.txt")
+
+# every asset Succeeded, every raster a valid COG, every checksum matched
+ASSETS=(dem-cog dem-hillshade dem-luref-25m dem-slope slope-by-canton elevation-by-canton l7-ndvi l7-vegetation-mask)
+RASTERS=(dem-cog dem-hillshade dem-luref-25m dem-slope l7-ndvi l7-vegetation-mask)
+table=$(sed -n '/== Report/,/^$/p' "$TMP/run2.txt")
+for a in "${ASSETS[@]}"; do
+  assert_eq 1 "$(echo "$table" | grep -cE "^  $a +Succeeded ")" "report: $a Succeeded"
+done
+for a in "${RASTERS[@]}"; do
+  assert_eq 1 "$(echo "$table" | grep -cE "^  $a +Succeeded .* [0-9a-f]{12} +valid$")" "report: $a is a valid COG"
+  if cog_validate "$DEMO_DIR/out/$a.tif" >/dev/null 2>&1; then ok "GDAL's validator: $a.tif is a COG"; else fail "$a.tif is not a valid COG"; fi
+done
+assert_eq 0 "$(echo "$report" | grep -c 'INVALID\|FAILED')" "report: nothing INVALID or FAILED"
+assert_eq 8 "$(echo "$report" | grep -cE '^    checksum +1220[0-9a-f]{64}  matches the downloaded copy$')" \
+  "report: 8 checksums match the downloaded copies"
+assert_contains "$(echo "$table" | grep -E '^  dem-luref-25m ')" " gpu     gpu-1 " "report: dem-luref-25m ran on the autoscaled gpu node"
+assert_contains "$report" "node gpu-1 added by the autoscaler (pool gpu)" "progress: the autoscaler added the gpu node"
+for a in dem-slope slope-by-canton; do
+  assert_eq 1 "$(echo "$report" | grep -cE "^    output +s3://assets/hydro/lux/${a//-/_}/[0-9a-f]{64}/")" \
+    "report: $a's output URI is content-addressed"
+done
+
+# lineage tree: elev.tif -> dem-cog -> dem-slope -> slope-by-canton; L7 -> ndvi -> mask
+tree=$(sed -n '/^Lineage/,/^$/p' "$TMP/run2.txt")
+echo "$tree" | grep -qE '^  s3://raw/lux/elev\.tif$' && ok "lineage: elev.tif is a root" || fail "lineage: no elev.tif root"
+echo "$tree" | grep -qE '^  └── dem-cog  lux/dem_cog  [0-9a-f]{12}$' && ok "lineage: └── dem-cog" || fail "lineage: dem-cog line"
+echo "$tree" | grep -qE '^      [├└]── dem-slope  lux/dem_slope  [0-9a-f]{12}$' && ok "lineage: dem-cog ─ dem-slope" || fail "lineage: dem-slope line"
+echo "$tree" | grep -qE '^      [│ ]   └── slope-by-canton  lux/slope_by_canton  [0-9a-f]{12}  \+ s3://raw/lux/lux\.shp$' &&
+  ok "lineage: dem-slope ─ slope-by-canton (+ the cantons)" || fail "lineage: slope-by-canton line"
+echo "$tree" | grep -qE '^      [├└]── dem-luref-25m  lux/dem_luref_25m  [0-9a-f]{12}  \[pool gpu\]$' && ok "lineage: dem-cog ─ dem-luref-25m" || fail "lineage: dem-luref-25m line"
+echo "$tree" | grep -qE '^  └── l7-ndvi  landsat/l7_ndvi  [0-9a-f]{12}$' && ok "lineage: └── l7-ndvi" || fail "lineage: l7-ndvi line"
+echo "$tree" | grep -qE '^      └── l7-vegetation-mask  landsat/l7_vegetation_mask  [0-9a-f]{12}$' && ok "lineage: l7-ndvi ─ l7-vegetation-mask" || fail "lineage: l7-vegetation-mask line"
+slope_v=$(echo "$table" | awk '$1 == "dem-slope" {print $5}')
+assert_contains "$tree" "dem-slope  lux/dem_slope  $slope_v" "lineage and table agree on dem-slope's version"
+
+# staleness: dem-cog and its downstream have new data versions, the Landsat assets do not
+stale=$(sed -n '/== 6\/7/,/== 7\/7/p' "$TMP/run2.txt")
+for a in dem-cog dem-slope slope-by-canton dem-hillshade elevation-by-canton dem-luref-25m; do
+  row=$(echo "$stale" | grep -E "^  $a +[0-9a-f]{12} +[0-9a-f]{12} ")
+  read -r _ before after _ <<<"$row"
+  if [ -n "$row" ] && [ "$before" != "$after" ] && [[ "$row" == *"changed"* || "$row" == *"re-materialized"* ]]; then
+    ok "staleness: $a re-materialized ($before -> $after)"
+  else
+    fail "staleness: $a row: '$row'"
+  fi
+done
+for a in l7-ndvi l7-vegetation-mask; do
+  row=$(echo "$stale" | grep -E "^  $a +[0-9a-f]{12} +[0-9a-f]{12} ")
+  read -r _ before after _ <<<"$row"
+  if [ -n "$row" ] && [ "$before" = "$after" ] && [[ "$row" == *"unchanged"* ]]; then
+    ok "staleness: $a unchanged ($before)"
+  else
+    fail "staleness: $a row: '$row'"
+  fi
+done
+
+# cache hit
+assert_eq 1 "$(echo "$report" | grep -cE '^  cache hit: worker result cacheHit=true \(pod dem-hillshade-[0-9a-f]{12}-1\), status\.output\.cacheHit=true$')" \
+  "cache hit: the worker and the status say cacheHit=true"
+
+# stopped at the end: no recorded process, nothing running from the state directory
+assert_contains "$report" "demo-stop: stopped" "run 2 stopped at the end"
+assert_eq "" "$(alive_of "$DEMO_DIR/pids")" "no recorded process of run 2 is left"
+assert_eq "" "$(strays)" "no process runs from or names the state directory"
+
+# make demo-stop with nothing running
+out=$("$ROOT/scripts/demo-stop.sh" 2>&1)
+assert_eq 0 "$?" "demo-stop with nothing running exits 0"
+assert_contains "$out" "nothing of the demo" "demo-stop says nothing was running"
+assert_contains "$(make -C "$ROOT" -n demo-stop 2>&1)" "scripts/demo-stop.sh" "make demo-stop runs scripts/demo-stop.sh"
+echo "run 2 took ${took}s"
+finish
