@@ -45,21 +45,8 @@ else
 fi
 
 # --- Prometheus ------------------------------------------------------------------------
-PPORT=$(free_port)
-cat >"$TMP/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: terrane
-    static_configs:
-      - targets: ['127.0.0.1:$MPORT']
-EOF
-prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/prom-data" \
-  --web.listen-address="127.0.0.1:$PPORT" >"$TMP/prometheus.log" 2>&1 &
-PROM_PID=$!
-at_exit 'kill $PROM_PID 2>/dev/null; wait $PROM_PID 2>/dev/null'
-API=http://127.0.0.1:$PPORT/api/v1
+prom_start "127.0.0.1:$MPORT"
+PPORT=$PROM_PORT API=$PROM_API
 
 # promq QUERY: the first sample's value ("" when the result is empty).
 promq() {

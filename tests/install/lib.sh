@@ -5,25 +5,9 @@
 # HELM (the pinned Helm, see scripts/helm.sh), yaml_json (YAML -> one JSON
 # document per line, parsed offline by kubectl as `kubectl apply` parses it),
 # and kubesim_start. Unlike tests/lib/common.sh it needs no built worker.
-set -uo pipefail
-ROOT=${TERRANE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/base.sh"
 HERE=$ROOT/tests/install
 PY=${PYTHON:-python3}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/terrane-install.XXXXXX")
-_cleanups=()
-_run_cleanups() {
-  local i
-  for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do eval "${_cleanups[$i]}" || true; done
-  rm -rf "$TMP"
-}
-trap _run_cleanups EXIT
-at_exit() { _cleanups+=("$1"); }
-
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-finish() { if [ "$fails" -gt 0 ]; then echo "$fails check(s) failed" >&2; exit 1; fi; echo "all checks passed"; exit 0; }
-skip() { echo "skip: $*"; exit 77; }
 
 # kubectl must never touch a real cluster from these tests.
 export KUBECONFIG=$TMP/no-cluster.kubeconfig HOME=$TMP/home KUBECACHEDIR=$TMP/kube-cache

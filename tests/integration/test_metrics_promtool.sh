@@ -12,24 +12,12 @@
 #     histogram quantile within the observed range;
 #   - the controller's and the worker's sample EMF lines pass
 #     tests/lib/emf_check.py, which rejects deliberately broken lines.
-set -uo pipefail
-ROOT=${TERRANE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$(dirname "$0")/../lib/base.sh"
 BUILD=${TERRANE_BUILD:-$ROOT/build}
 PY=/usr/bin/python3
 EMF_CHECK=$ROOT/tests/lib/emf_check.py
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/terrane-metrics.XXXXXX")
 PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-skip() { echo "skip: $*"; exit 77; }
+at_exit 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
 
 T_METRICS=$BUILD/tests/controller/test_metrics
 T_HTTPD=$BUILD/tests/controller/test_httpd
@@ -85,20 +73,8 @@ if command -v prometheus >/dev/null; then
   for _ in $(seq 1 300); do [ -s "$TMP/port" ] && break; sleep 0.1; done
   [ -s "$TMP/port" ] || { tail -20 "$TMP/serve.log"; fail "metrics server did not start"; }
   MPORT=$(cat "$TMP/port" 2>/dev/null)
-  PPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-  cat >"$TMP/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: terrane
-    static_configs:
-      - targets: ['127.0.0.1:$MPORT']
-EOF
-  prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/prom-data" \
-    --web.listen-address="127.0.0.1:$PPORT" >"$TMP/prometheus.log" 2>&1 &
-  PIDS+=($!)
-  API=http://127.0.0.1:$PPORT/api/v1
+  prom_start "127.0.0.1:$MPORT"
+  PPORT=$PROM_PORT API=$PROM_API
   # promq QUERY [TIME]: the first sample's value, or "" when the result is empty.
   promq() {
     local args=(--data-urlencode "query=$1")

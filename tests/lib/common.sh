@@ -1,45 +1,11 @@
 # tests/lib/common.sh - shared helpers for shell tests. Source it:
 #   . "$(dirname "$0")/../lib/common.sh"
-# Gives: ROOT, BUILD, WORKER, SAMPLES, TMP (removed on exit), free_port,
-# s3_start/s3_stop (s3rver on loopback), cog_validate, assert helpers, json_get.
-set -uo pipefail
-ROOT=${TERRANE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# Gives what tests/lib/base.sh gives, plus BUILD, WORKER, SAMPLES, s3_start/s3_stop
+# (s3rver on loopback), s3_put/s3_get/s3_exists, cog_validate and task_json.
+. "$(dirname "${BASH_SOURCE[0]}")/base.sh"
 BUILD=${TERRANE_BUILD:-$ROOT/build}
 WORKER=$BUILD/terrane-worker
 SAMPLES=$ROOT/.cache/samples
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/terrane-test.XXXXXX")
-_cleanups=()
-_run_cleanups() {
-  local i
-  for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do eval "${_cleanups[$i]}" || true; done
-  rm -rf "$TMP"
-}
-trap _run_cleanups EXIT
-at_exit() { _cleanups+=("$1"); }
-
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-# Ends the test: exit 1 if any check failed.
-finish() { if [ "$fails" -gt 0 ]; then echo "$fails check(s) failed" >&2; exit 1; fi; echo "all checks passed"; exit 0; }
-skip() { echo "skip: $*"; exit 77; }
-assert_eq() { # expected actual what
-  if [ "$1" == "$2" ]; then ok "$3"; else fail "$3: expected '$1', got '$2'"; fi
-}
-assert_contains() { # haystack needle what
-  if [[ "$1" == *"$2"* ]]; then ok "$3"; else fail "$3: '$2' not in: ${1:0:600}"; fi
-}
-# json_get FILE_OR_- EXPR: prints a value from JSON with a Python expression on `d`.
-json_get() {
-  /usr/bin/python3 -c 'import json,sys
-src=sys.argv[1]; d=json.load(sys.stdin if src=="-" else open(src))
-v=eval(sys.argv[2])
-print(json.dumps(v) if isinstance(v,(dict,list)) else ("" if v is None else str(v).lower() if isinstance(v,bool) else v))' "$1" "$2"
-}
-
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 [ -x "$WORKER" ] || skip "terrane-worker not built ($WORKER)"
 [ -f "$SAMPLES/elev.tif" ] || skip "sample rasters missing: run scripts/deps.sh"
