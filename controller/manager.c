@@ -458,6 +458,24 @@ static int apply(manager *m, const char *key, const char *ns, const json_t *am,
     return retry;
 }
 
+static ctlm_reason attempt_reason(const char *how)
+{
+    if (!how || !strcmp(how, "Failed")) return CTLM_REASON_FAILED;
+    if (!strcmp(how, "Succeeded")) return CTLM_REASON_SUCCEEDED;
+    if (!strcmp(how, "OOMKilled")) return CTLM_REASON_OOMKILLED;
+    if (!strcmp(how, "Preempted")) return CTLM_REASON_PREEMPTED;
+    return CTLM_REASON_EVICTED;
+}
+
+/* An attempt that ended, and the retry it causes, counted once: after the
+ * status write that records them (a conflict decides again). */
+static void observe_attempt(const reconcile_plan *p)
+{
+    if (p->attempt_ended && p->ended_pool)
+        ctlm_attempt_finished(p->ended_pool, attempt_reason(p->ended_how));
+    if (p->retried) ctlm_retry(attempt_reason(p->ended_how));
+}
+
 /* A materialization that reached Succeeded or Failed with this status
  * write (or a new data version there) is counted once. */
 static void observe_transition(const json_t *am, const json_t *st)
@@ -528,6 +546,7 @@ static ctlm_reconcile_result process(manager *m, const char *key)
     bool wrote;
     if ((rc = apply(m, key, ns, am, &plan, &wrote))) goto retry_quiet;
     if (wrote) observe_transition(am, plan.status);
+    if (wrote || !plan.status) observe_attempt(&plan);
     atomic_fetch_add(&m->reconciles, 1);
     clog_info("reconcile", "{s:s, s:s, s:f, s:b, s:s, s:i, s:i, s:i}", "key", key, "outcome",
               plan.outcome, "ms", elapsed_ms(&t0), "statusWritten", wrote, "changed", plan.changed,

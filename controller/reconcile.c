@@ -395,6 +395,23 @@ static fail_kind classify(const rctx *c, const json_t *pod, char *why, size_t si
     return kind;
 }
 
+/* Records, for metrics, how the attempt in pod ended. */
+static void attempt_ended(rctx *c, const pool *p, const char *how, bool retried)
+{
+    c->plan->attempt_ended = true;
+    c->plan->retried = retried;
+    c->plan->ended_pool = p ? pool_name(p) : NULL;
+    c->plan->ended_how = how;
+}
+
+/* "Preempted" or "Evicted" (node loss and shutdowns count as evictions). */
+static const char *disruption_kind(const json_t *pod)
+{
+    const char *d = NULL;
+    pod_disrupted(pod, &d);
+    return d && strstr(d, "Preempt") ? "Preempted" : "Evicted";
+}
+
 /* --- decision steps ----------------------------------------------------------------------- */
 
 static void decide_gone(rctx *c, bool deleting)
@@ -895,6 +912,7 @@ static void materialize(rctx *c)
         const char *rstatus = result ? jstr(result, NULL, "status") : NULL;
         const char *rdv = result ? jstr(result, NULL, "dataVersion") : NULL;
         if (result && rstatus && !strcmp(rstatus, "Succeeded") && rdv && !strcmp(rdv, c->dv)) {
+            attempt_ended(c, pod_pool(c, latest, spool), "Succeeded", false);
             record_success(c, latest, result);
             json_decref(result);
             return;
@@ -917,9 +935,11 @@ static void materialize(rctx *c)
     int limit = c->spec->retry_limit;
     switch (kind) {
     case FAIL_BAD_INPUT:
+        attempt_ended(c, cur, "Failed", false);
         fail_for_good(c, latest, R_BAD_INPUT, why);
         return;
     case FAIL_DISRUPTED:
+        attempt_ended(c, cur, disruption_kind(latest), true);
         add_event(c, "Warning", "Disrupted", "%s; retrying (not counted against retries)", why);
         create_pod(c, cur, next_attempt_number(c), (int)attempts + 1, (int)retries);
         return;
@@ -928,9 +948,11 @@ static void materialize(rctx *c)
             char msg[MSG_MAX];
             snprintf(msg, sizeof msg, "%s on pool %s; retries exhausted (%lld of %d)", why,
                      pool_name(cur), retries, limit);
+            attempt_ended(c, cur, "OOMKilled", false);
             fail_for_good(c, latest, R_EXHAUSTED, msg);
             return;
         }
+        attempt_ended(c, cur, "OOMKilled", true);
         const pool *bigger = pool_escalation(cur);
         const pool *next = bigger ? bigger : cur;
         add_event(c, "Warning", "OOMKilled",
@@ -945,9 +967,14 @@ static void materialize(rctx *c)
     if (retries >= limit) {
         char msg[MSG_MAX];
         snprintf(msg, sizeof msg, "%s; retries exhausted (%lld of %d)", why, retries, limit);
+        attempt_ended(c, cur, "Failed", false);
         fail_for_good(c, latest, R_EXHAUSTED, msg);
         return;
     }
+    /* The attempt's end is counted once: when the backoff starts, or at the
+     * retry itself when the backoff had already passed when it was seen. */
+    bool backing_off = !strcmp(status_cond_reason(c->old, COND_READY), R_RETRY_BACKOFF) &&
+                       !strcmp(old_str(c, "podName") ? old_str(c, "podName") : "", name);
     long delay = (long)c->spec->backoff_seconds;
     for (long long i = 0; i < retries && delay < MAX_BACKOFF_S; i++)
         delay *= 2;
@@ -959,14 +986,17 @@ static void materialize(rctx *c)
         state(c, PHASE_PENDING, false, R_RETRY_BACKOFF,
               "attempt %lld failed: %s; retry %lld of %d at %s", attempts, why, retries + 1, limit,
               when);
-        if (strcmp(status_cond_reason(c->old, COND_READY), R_RETRY_BACKOFF) ||
-            strcmp(old_str(c, "podName") ? old_str(c, "podName") : "", name))
+        if (!backing_off) {
+            attempt_ended(c, cur, "Failed", false);
             add_event(c, "Warning", "AttemptFailed", "attempt %lld failed: %s; retrying in %lds",
                       attempts, why, (long)(at - c->in->now));
+        }
         requeue_in(c, (long)(at - c->in->now));
         c->plan->outcome = "backoff";
         return;
     }
+    attempt_ended(c, cur, "Failed", true);
+    c->plan->attempt_ended = !backing_off;
     create_pod(c, cur, next_attempt_number(c), (int)attempts + 1, (int)retries + 1);
 }
 

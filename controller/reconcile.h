@@ -111,8 +111,16 @@ typedef struct {
     reconcile_event *events; /* record after the status is written */
     size_t n_events;
     long requeue_after_s; /* 0: no timed requeue */
-    const char *outcome;  /* for logs: "up-to-date", "create-pod", "waiting", ... */
-    char changed[256];    /* for logs: the status fields that changed */
+    /* For metrics, reported after the status write like the events: an
+     * attempt that ended in this plan (its pool, and how: "Succeeded",
+     * "OOMKilled", "Preempted", "Evicted", "Failed"), and whether a new
+     * attempt follows because of it. */
+    bool attempt_ended;
+    bool retried;
+    const char *ended_pool; /* borrowed from the pools configuration */
+    const char *ended_how;
+    const char *outcome; /* for logs: "up-to-date", "create-pod", "waiting", ... */
+    char changed[256];   /* for logs: the status fields that changed */
 } reconcile_plan;
 
 /* 0 with *out filled, or CERR_NOMEM (the plan is then empty). Decisions

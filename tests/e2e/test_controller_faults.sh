@@ -12,8 +12,9 @@ trap 'e2e_dump; _run_cleanups' EXIT
 e2e_start "$E2E/testdata/faults.json"
 # The worker is slowed by a second so that the faults, which hit running
 # containers, find it running.
+MPORT=$(free_port)
 WORKER_COMMAND="[\"/bin/sh\",\"-c\",\"sleep 1; exec \\\"\$0\\\" run\",\"$WORKER\"]" \
-  ctl_start ctl --pod-gc-delay 3 --leader-elect=false
+  ctl_start ctl --pod-gc-delay 3 --leader-elect=false --metrics-addr "127.0.0.1:$MPORT"
 
 k apply -f "$E2E/testdata/faults.yaml" >/dev/null || fail "kubectl apply faults.yaml"
 if k wait --for=condition=Ready am/oom-cog am/pre-cog --timeout=90s >/dev/null; then
@@ -37,6 +38,16 @@ assert_eq 2 "$(am_get pre-cog '{.status.attempts}')" "pre-cog: two attempts"
 assert_eq 0 "$(am_get pre-cog '{.status.retries}')" "pre-cog: preemption does not count as a retry"
 ev=$(k get events --field-selector involvedObject.name=pre-cog,reason=Disrupted -o 'jsonpath={.items[*].message}' 2>&1)
 assert_contains "$ev" "not counted" "pre-cog: Event Warning Disrupted"
+
+# the same story in the metrics: attempts and retries by reason
+metric() { # NAME_AND_LABELS: the sample's value, or 0
+  curl -sf "http://127.0.0.1:$MPORT/metrics" | awk -v m="$1" 'index($0, m " ") == 1 {print $2; f=1} END {if (!f) print 0}'
+}
+assert_eq 1 "$(metric 'terrane_attempts_total{pool="cpu",reason="OOMKilled"}')" "metrics: one OOMKilled attempt on cpu"
+assert_eq 1 "$(metric 'terrane_retries_total{reason="OOMKilled"}')" "metrics: one retry after an OOM kill"
+assert_eq 1 "$(metric 'terrane_attempts_total{pool="cpu",reason="Preempted"}')" "metrics: one preempted attempt on cpu"
+assert_eq 1 "$(metric 'terrane_retries_total{reason="Preempted"}')" "metrics: one retry after a preemption"
+assert_eq 1 "$(metric 'terrane_attempts_total{pool="highmem",reason="Succeeded"}')" "metrics: the OOM retry succeeded on highmem"
 
 # garbage collection: the failed first attempts go once the assets succeed,
 # the successful ones --pod-gc-delay (3 s) after they finished

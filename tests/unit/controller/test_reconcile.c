@@ -324,6 +324,16 @@ static json_t *materialize_cog(world *w)
 
 /* --- tests -------------------------------------------------------------------------- */
 
+/* The plan's account of an ended attempt, for metrics. */
+static void expect_attempt(const reconcile_plan *p, bool ended, const char *how, bool retried,
+                           const char *pool)
+{
+    assert_int_equal(p->attempt_ended, ended);
+    assert_int_equal(p->retried, retried);
+    if (how) assert_string_equal(p->ended_how, how);
+    if (pool) assert_string_equal(p->ended_pool, pool);
+}
+
 static void first_attempt_and_success(void **state)
 {
     (void)state;
@@ -375,10 +385,12 @@ static void first_attempt_and_success(void **state)
     p = decide(&w, "dem-cog");
     assert_null(p->status);
     assert_int_equal(p->n_events, 0);
+    expect_attempt(p, false, NULL, false, NULL);
 
     succeed(pod, "hydrology/dem_cog");
     p = step(&w, "dem-cog", NULL);
     assert_string_equal(p->outcome, "succeeded");
+    expect_attempt(p, true, "Succeeded", false, "cpu");
     assert_true(has_event(p, "Normal", "Materialized", "asset.tif"));
     assert_string_equal(st_str(&w, "dem-cog", "phase"), "Succeeded");
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "status"), "True");
@@ -635,6 +647,7 @@ static void oom_escalates(void **state)
     reconcile_plan *p = step(&w, "dem-cog", &pod2);
     assert_non_null(pod2);
     assert_true(has_event(p, "Warning", "OOMKilled", "retrying on pool highmem"));
+    expect_attempt(p, true, "OOMKilled", true, "cpu");
     assert_string_equal(kobj_label(pod2, "terrane.io/pool"), "highmem");
     assert_string_equal(kobj_label(pod2, "terrane.io/attempt"), "2");
     assert_string_equal(ann(pod2, "terrane.io/retries"), "1");
@@ -660,6 +673,7 @@ static void oom_escalates(void **state)
     assert_null(pod2);
     assert_string_equal(cond_field(&w2, "dem-cog", "Ready", "reason"), "RetriesExhausted");
     assert_true(has_event(p, "Warning", "RetriesExhausted", "OOMKilled"));
+    expect_attempt(p, true, "OOMKilled", false, "cpu");
     world_free(&w2);
 }
 
@@ -679,6 +693,7 @@ static void disruption_is_free(void **state)
     reconcile_plan *p = step(&w, "dem-cog", &pod2);
     assert_non_null(pod2);
     assert_true(has_event(p, "Warning", "Disrupted", "not counted"));
+    expect_attempt(p, true, "Preempted", true, "cpu");
     assert_int_equal(st_int(&w, "dem-cog", "retries"), 0);
     assert_int_equal(st_int(&w, "dem-cog", "attempts"), 2);
     assert_string_equal(kobj_label(pod2, "terrane.io/pool"), "cpu");
@@ -702,8 +717,10 @@ static void bad_input_is_final(void **state)
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "BadInput");
     assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "does not exist"));
     assert_true(has_event(p, "Warning", "BadInput", NULL));
+    expect_attempt(p, true, "Failed", false, "cpu");
     /* stays failed, keeps the pod for post-mortems, no requeue */
     p = decide(&w, "dem-cog");
+    expect_attempt(p, false, NULL, false, NULL);
     assert_null(p->status);
     assert_null(p->create);
     assert_int_equal(p->n_deletes, 0);
@@ -740,14 +757,18 @@ static void transient_backoff_then_exhausted(void **state)
     assert_int_equal(p->requeue_after_s, 25);
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "RetryBackoff");
     assert_true(has_event(p, "Warning", "AttemptFailed", "S3ServerError"));
+    expect_attempt(p, true, "Failed", false, "cpu");
     w.now = T0 + 20; /* still waiting: nothing new to write or tell */
     p = decide(&w, "dem-cog");
     assert_null(p->status);
     assert_int_equal(p->n_events, 0);
     assert_int_equal(p->requeue_after_s, 20);
+    expect_attempt(p, false, NULL, false, NULL);
     w.now = T0 + 41;
-    step(&w, "dem-cog", &next);
+    p = step(&w, "dem-cog", &next);
     assert_non_null(next);
+    /* the end was counted when the backoff began; now only the retry */
+    expect_attempt(p, false, "Failed", true, "cpu");
     assert_int_equal(st_int(&w, "dem-cog", "retries"), 1);
     assert_string_equal(ann(next, "terrane.io/retries"), "1");
     /* second failure: backoff doubles to 60 s */
