@@ -163,7 +163,7 @@ for op, name in (("cog", "cog"), ("slope", "terrain-slope")):
         st.median(float(work[r][6]) / 1000 for r in reps), "ok" if ratio <= TARGET else "OVER"))
 print("  ratio = median over reps of worker/tool wall time (whole task: decode, compute, publish);")
 print("  no-pub = (worker wall time - its publishMs) / tool wall time (median): everything but publishing;")
-print("  publish = worker's publishMs (median): hash, copy, fsync, rename, STAC Item, manifest")
+print("  publish = worker's publishMs (median): hash, fsync, link into place, STAC Item, manifest")
 print()
 print("peak RSS (MB)  %-14s %8s %8s" % ("operation", "worker", "tool"))
 for op, name in (("cog", "cog"), ("slope", "terrain-slope")):
