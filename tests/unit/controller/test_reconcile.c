@@ -326,12 +326,12 @@ static json_t *materialize_cog(world *w)
 
 /* The plan's account of an ended attempt, for metrics. */
 static void expect_attempt(const reconcile_plan *p, bool ended, const char *how, bool retried,
-                           const char *pool)
+                           const char *pname)
 {
     assert_int_equal(p->attempt_ended, ended);
     assert_int_equal(p->retried, retried);
     if (how) assert_string_equal(p->ended_how, how);
-    if (pool) assert_string_equal(p->ended_pool, pool);
+    if (pname) assert_string_equal(p->ended_pool, pname);
 }
 
 static void first_attempt_and_success(void **state)
