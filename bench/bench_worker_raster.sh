@@ -108,6 +108,9 @@ one_pair() {
         timed "worker-$op" "$size" "$rep" "$WORKER" run --task "$WORK/task.json" || return 1
       mv "$(worker_output)" "$WORK/worker.keep.tif"
     fi
+    # Untimed: write back what this run left dirty, so the next run does not
+    # pay for it (the tool exits with its whole output still unwritten).
+    sync
   done
   # Same work: the two files must be byte-identical (checked each rep, not timed).
   if ! cmp -s "$WORK/tool.keep.tif" "$WORK/worker.keep.tif"; then
