@@ -64,7 +64,7 @@ $(BUILD)/terrane-controller: $(C_OBJ)
 worker: $(BUILD)/terrane-worker
 controller: $(BUILD)/terrane-controller
 
-$(BUILD)/tests/worker/%: tests/unit/worker/%.c $(W_LIBOBJ)
+$(BUILD)/tests/worker/%: tests/unit/worker/%.c $(wildcard tests/unit/worker/*.h) $(W_LIBOBJ)
 	@mkdir -p $(@D)
 	$(CC) $(W_CFLAGS) -Itests/unit -o $@ $< $(W_LIBOBJ) $(W_LIBS) -lcmocka
 $(BUILD)/tests/controller/%: tests/unit/controller/%.c $(C_LIBOBJ)

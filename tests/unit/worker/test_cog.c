@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "worker/fixture.h"
+
 #include "cog.h"
 #include "err.h"
 #include "mem.h"
@@ -33,27 +35,12 @@
 
 static char tmpdir[256];
 
-static void quiet_handler(CPLErr cls, CPLErrorNum num, const char *msg)
-{
-    (void)cls;
-    (void)num;
-    (void)msg;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     mem_init();
     GDALAllRegister();
-    CPLSetErrorHandler(quiet_handler);
+    CPLSetErrorHandler(fixture_quiet_gdal);
     /* As the worker runs (main.c): no .aux.xml sidecars anywhere. */
     CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
     snprintf(tmpdir, sizeof tmpdir, "%s/test_cog.XXXXXX",
@@ -66,7 +53,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fixture_rmtree(tmpdir);
     return 0;
 }
 

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "worker/fixture.h"
+
 #include "err.h"
 #include "hash.h"
 #include "log.h"
@@ -46,21 +48,6 @@ static char raster[512];
 static char outdir[512];
 static int case_no;
 
-static void quiet_handler(CPLErr cls, CPLErrorNum num, const char *msg)
-{
-    (void)cls;
-    (void)num;
-    (void)msg;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* A small georeferenced GeoTIFF standing in for an operation's COG. */
 static int make_raster(const char *path)
 {
@@ -87,7 +74,7 @@ static int group_setup(void **state)
     (void)state;
     mem_init();
     GDALAllRegister();
-    CPLSetErrorHandler(quiet_handler);
+    CPLSetErrorHandler(fixture_quiet_gdal);
     CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
     /* Publishing fsyncs every file; on tmpfs that is free, so the loop over
      * every allocation failure stays fast. */
@@ -105,7 +92,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fixture_rmtree(tmpdir);
     return 0;
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "worker/fixture.h"
+
 #include "err.h"
 #include "mem.h"
 #include "op.h"
@@ -33,21 +35,6 @@
 static char tmpdir[256];
 static char utm[512], custom[512], nogeo[512], geojson[512];
 
-static void quiet_handler(CPLErr cls, CPLErrorNum num, const char *msg)
-{
-    (void)cls;
-    (void)num;
-    (void)msg;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* width x height Byte raster; srs_def NULL: no georeferencing at all. */
 static int make_raster(const char *path, const char *srs_def, const double *gt, int nodata)
 {
@@ -70,7 +57,7 @@ static int group_setup(void **state)
     (void)state;
     mem_init();
     GDALAllRegister();
-    CPLSetErrorHandler(quiet_handler);
+    CPLSetErrorHandler(fixture_quiet_gdal);
     CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
     snprintf(tmpdir, sizeof tmpdir, "%s/test_stac.XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -103,7 +90,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fixture_rmtree(tmpdir);
     return 0;
 }
 
