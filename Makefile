@@ -1,7 +1,9 @@
 # Terrane — build, test, demo, bench.
 #
-# Modules are found by glob: worker/*.c make terrane-worker, controller/*.c make
-# terrane-controller, tests/unit/<side>/test_*.c each become one cmocka binary
+# Modules are found by glob: worker/*.c make terrane-worker; controller/*.c
+# (Terrane's logic), controller/kube/*.c (the Kubernetes client library) and
+# controller/lib/*.c (errors, logs, allocation, maps, schema, HTTP) make
+# terrane-controller; tests/unit/<side>/test_*.c each become one cmocka binary
 # linked against that side's objects (minus main.o). BUILD selects the output
 # directory, so sanitizer and fuzz builds never mix objects with the release one.
 
@@ -22,7 +24,9 @@ LDFLAGS   ?=
 W_SRC     := $(wildcard worker/*.c)
 W_OBJ     := $(W_SRC:%.c=$(BUILD)/%.o)
 W_LIBOBJ  := $(filter-out $(BUILD)/worker/main.o,$(W_OBJ))
-C_SRC     := $(wildcard controller/*.c)
+C_DIRS    := controller controller/kube controller/lib
+C_SRC     := $(foreach d,$(C_DIRS),$(wildcard $(d)/*.c))
+C_HDR     := $(foreach d,$(C_DIRS),$(wildcard $(d)/*.h))
 C_OBJ     := $(C_SRC:%.c=$(BUILD)/%.o)
 C_LIBOBJ  := $(filter-out $(BUILD)/controller/main.o,$(C_OBJ))
 
@@ -50,7 +54,7 @@ $(BUILD)/gen/%_schema.inc: proto/schema/%.v1.json
 	@mkdir -p $(@D)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
 
-$(BUILD)/controller/%.o: controller/%.c $(wildcard controller/*.h) proto/terrane_proto.h $(GEN)
+$(BUILD)/controller/%.o: controller/%.c $(C_HDR) proto/terrane_proto.h $(GEN)
 	@mkdir -p $(@D)
 	$(CC) $(C_CFLAGS) -c $< -o $@
 
@@ -67,7 +71,7 @@ controller: $(BUILD)/terrane-controller
 $(BUILD)/tests/worker/%: tests/unit/worker/%.c $(wildcard tests/unit/worker/*.h) $(W_LIBOBJ)
 	@mkdir -p $(@D)
 	$(CC) $(W_CFLAGS) -Itests/unit -o $@ $< $(W_LIBOBJ) $(W_LIBS) -lcmocka
-$(BUILD)/tests/controller/%: tests/unit/controller/%.c $(C_LIBOBJ)
+$(BUILD)/tests/controller/%: tests/unit/controller/%.c $(C_HDR) $(C_LIBOBJ)
 	@mkdir -p $(@D)
 	$(CC) $(C_CFLAGS) -Itests/unit -o $@ $< $(C_LIBOBJ) $(C_LIBS) -lcmocka
 
@@ -125,7 +129,7 @@ bench: deps all
 	@bench/run.sh $(BUILD)
 
 format:
-	clang-format -i worker/*.[ch] controller/*.[ch] tests/unit/*/*.c tests/fuzz/*.c 2>/dev/null || true
+	clang-format -i worker/*.[ch] $(C_SRC) $(C_HDR) tests/unit/*/*.c tests/fuzz/*.c 2>/dev/null || true
 
 lint: $(GEN)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

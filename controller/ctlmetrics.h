@@ -95,10 +95,10 @@
 #ifndef TERRANE_CTLMETRICS_H
 #define TERRANE_CTLMETRICS_H
 
-#include "informer.h"
-#include "kube.h"
-#include "metrics.h"
-#include "wq.h"
+#include "kube/informer.h"
+#include "kube/kube.h"
+#include "kube/wq.h"
+#include "lib/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>

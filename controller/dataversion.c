@@ -4,8 +4,8 @@
  */
 #include "dataversion.h"
 
-#include "cerr.h"
-#include "cmem.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <math.h>
 #include <openssl/evp.h>

@@ -8,9 +8,9 @@
  */
 #include "graph.h"
 
-#include "cerr.h"
-#include "cmem.h"
-#include "strmap.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/strmap.h"
 
 #include <stdint.h>
 #include <string.h>

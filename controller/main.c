@@ -7,11 +7,11 @@
  * way to handle signals in a threaded program); SIGPIPE is ignored because
  * a peer closing a connection is an error return, not a reason to die.
  */
-#include "cerr.h"
-#include "clog.h"
-#include "cmem.h"
-#include "jschema.h"
 #include "ctlmetrics.h"
+#include "lib/cerr.h"
+#include "lib/clog.h"
+#include "lib/cmem.h"
+#include "lib/jschema.h"
 #include "manager.h"
 #include "podspec.h"
 #include "pools.h"

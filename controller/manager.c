@@ -10,23 +10,24 @@
  */
 #include "manager.h"
 
+#include "crd.h"
 #include "ctlmetrics.h"
-#include "httpd.h"
+#include "lib/httpd.h"
 #include "status.h"
 
-#include "cerr.h"
-#include "clog.h"
-#include "cmem.h"
-#include "events.h"
-#include "informer.h"
-#include "kobj.h"
-#include "kube.h"
-#include "lease.h"
+#include "kube/events.h"
+#include "kube/informer.h"
+#include "kube/kobj.h"
+#include "kube/kube.h"
+#include "kube/lease.h"
+#include "kube/ratelimit.h"
+#include "kube/wq.h"
+#include "lib/cerr.h"
+#include "lib/clog.h"
+#include "lib/cmem.h"
+#include "lib/strmap.h"
 #include "podspec.h"
-#include "ratelimit.h"
 #include "spec.h"
-#include "strmap.h"
-#include "wq.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -435,7 +436,7 @@ static int apply(manager *m, const char *key, const char *ns, const json_t *am,
             cerr_oom();
             return 1;
         }
-        rc = kube_update_status(m->client, &KUBE_ASSETMATERIALIZATIONS, obj, &updated);
+        rc = kube_update_status(m->client, &CRD_ASSETMATERIALIZATIONS, obj, &updated);
         json_decref(obj);
         json_decref(updated);
         if (rc == CERR_CONFLICT) {
@@ -614,13 +615,15 @@ int manager_new(const manager_config *cfg, manager **out)
     if (!(m->deps = strmap_new(0)) || !(m->ups = strmap_new(0))) goto oom;
 
     rc = cfg->kubeconfig ? kube_config_load(cfg->kubeconfig, cfg->context, &m->kcfg)
-                         : kube_config_in_cluster(&m->kcfg);
+                         : kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &m->kcfg);
     if (rc) {
         cerr_prefix("%s", cfg->kubeconfig ? cfg->kubeconfig : "in-cluster configuration");
         goto fail;
     }
     if (cfg->qps > 0) m->kcfg->qps = cfg->qps;
     if (cfg->burst > 0) m->kcfg->burst = cfg->burst;
+    cmem_free(m->kcfg->user_agent);
+    if (!(m->kcfg->user_agent = cmem_strdup("terrane-controller/" TERRANE_VERSION))) goto oom;
     if ((rc = kube_client_new(m->kcfg, &m->client))) goto fail;
     if ((rc = ctlm_kube_attach(m->client, m->kcfg->server))) goto fail;
 
@@ -649,7 +652,7 @@ int manager_new(const manager_config *cfg, manager **out)
                             .on_delete = pod_delete,
                             .transform = pod_transform,
                             .ctx = m};
-    if ((rc = informer_new(m->client, &KUBE_ASSETMATERIALIZATIONS, cfg->namespace_, NULL,
+    if ((rc = informer_new(m->client, &CRD_ASSETMATERIALIZATIONS, cfg->namespace_, NULL,
                            cfg->resync_s, &ah, &m->ams)) ||
         (rc = informer_new(m->client, &KUBE_PODS, cfg->namespace_,
                            PODSPEC_MANAGED_BY "=" PODSPEC_MANAGER, cfg->resync_s, &ph, &m->pods)) ||

@@ -3,9 +3,9 @@
  */
 #include "podspec.h"
 
-#include "cerr.h"
-#include "cmem.h"
 #include "dataversion.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 #include "terrane_proto.h"
 
 #include <stdint.h>

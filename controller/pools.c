@@ -4,9 +4,9 @@
  */
 #include "pools.h"
 
-#include "cerr.h"
-#include "cmem.h"
-#include "kobj.h"
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <errno.h>
 #include <stdbool.h>

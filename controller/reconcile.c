@@ -12,11 +12,11 @@
  */
 #include "reconcile.h"
 
-#include "cerr.h"
-#include "cmem.h"
 #include "dataversion.h"
 #include "graph.h"
-#include "kobj.h"
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 #include "spec.h"
 #include "status.h"
 #include "taskdoc.h"

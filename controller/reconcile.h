@@ -63,7 +63,7 @@
 #ifndef TERRANE_RECONCILE_H
 #define TERRANE_RECONCILE_H
 
-#include "jschema.h"
+#include "lib/jschema.h"
 #include "podspec.h"
 #include "pools.h"
 

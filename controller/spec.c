@@ -3,10 +3,10 @@
  */
 #include "spec.h"
 
-#include "cerr.h"
-#include "cmem.h"
 #include "dataversion.h"
-#include "kobj.h"
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 #include "pools.h"
 #include "taskdoc.h"
 

@@ -24,7 +24,7 @@
 #ifndef TERRANE_SPEC_H
 #define TERRANE_SPEC_H
 
-#include "jschema.h"
+#include "lib/jschema.h"
 
 #include <jansson.h>
 #include <stdbool.h>

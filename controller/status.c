@@ -3,9 +3,9 @@
  */
 #include "status.h"
 
-#include "cerr.h"
-#include "cmem.h"
-#include "kobj.h"
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,8 @@
  */
 #include "taskdoc.h"
 
-#include "cerr.h"
-#include "cmem.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 #include "terrane_proto.h"
 
 #include <stdarg.h>

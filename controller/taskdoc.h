@@ -21,7 +21,7 @@
 #ifndef TERRANE_TASKDOC_H
 #define TERRANE_TASKDOC_H
 
-#include "jschema.h"
+#include "lib/jschema.h"
 #include "spec.h"
 
 #include <jansson.h>

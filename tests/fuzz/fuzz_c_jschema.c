@@ -2,9 +2,9 @@
  * task schema (and, as a Result, against the result schema, which refers
  * into the task schema). The validator must neither crash nor leak, and a
  * failure must always come with a path and a message. */
-#include "cerr.h"
-#include "cmem.h"
-#include "jschema.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/jschema.h"
 
 #include <jansson.h>
 #include <stddef.h>

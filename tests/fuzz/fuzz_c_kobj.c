@@ -14,10 +14,10 @@
  *   4  a resource quantity
  * The target aborts when a documented invariant does not hold.
  */
-#include "cerr.h"
-#include "cmem.h"
 #include "dataversion.h"
-#include "kobj.h"
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 #include "pools.h"
 
 #include <stdint.h>

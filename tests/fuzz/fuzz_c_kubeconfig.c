@@ -1,9 +1,9 @@
 /* Fuzz target: the kubeconfig parser (kube_config_parse) on arbitrary
  * bytes, with the current context and with a named one. It reads no files:
  * paths are only resolved against base_dir. */
-#include "cerr.h"
-#include "cmem.h"
-#include "kube.h"
+#include "kube/kube.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -7,9 +7,9 @@
  * once more in 7-byte chunks); the three runs must report exactly the same
  * events, or the target aborts. The callback reads every field it gets.
  */
-#include "cmem.h"
-#include "kobj.h"
-#include "watch.h"
+#include "kube/kobj.h"
+#include "kube/watch.h"
+#include "lib/cmem.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <jansson.h>
 #include <pthread.h>

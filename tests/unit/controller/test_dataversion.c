@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
 #include "dataversion.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <string.h>
 

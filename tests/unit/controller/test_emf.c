@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "emf.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/emf.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -18,12 +18,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
 #include "ctlmetrics.h"
-#include "httpd.h"
-#include "kube.h"
-#include "metrics.h"
+#include "kube/kube.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/httpd.h"
+#include "lib/metrics.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>

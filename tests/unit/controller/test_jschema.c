@@ -12,10 +12,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "jregex.h"
-#include "jschema.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/jregex.h"
+#include "lib/jschema.h"
 
 #include <dirent.h>
 #include <stdio.h>

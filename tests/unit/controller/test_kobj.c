@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "kobj.h"
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <string.h>
 

@@ -24,14 +24,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "events.h"
-#include "informer.h"
-#include "kobj.h"
-#include "kube.h"
-#include "lease.h"
-#include "ratelimit.h"
+#include "crd.h"
+#include "kube/events.h"
+#include "kube/informer.h"
+#include "kube/kobj.h"
+#include "kube/kube.h"
+#include "kube/lease.h"
+#include "kube/ratelimit.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -69,7 +70,8 @@ static void sleep_ms(long ms)
 #define WAIT_FOR(cond, ms)                                                                         \
     do {                                                                                           \
         double until_ = now_s() + (ms) / 1000.0;                                                   \
-        while (!(cond) && now_s() < until_) sleep_ms(10);                                          \
+        while (!(cond) && now_s() < until_)                                                        \
+            sleep_ms(10);                                                                          \
     } while (0)
 
 /* ========================================================================================
@@ -131,13 +133,14 @@ static void reply(int fd, int code, const char *extra_headers, const char *body)
     char head[1024];
     size_t blen = body ? strlen(body) : 0;
     snprintf(head, sizeof head,
-             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n", code, blen,
-             extra_headers ? extra_headers : "");
+             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
+             code, blen, extra_headers ? extra_headers : "");
     send_all(fd, head, strlen(head));
     if (blen) send_all(fd, body, blen);
 }
 
-static void reply_status(int fd, int code, const char *reason, const char *message, const char *extra)
+static void reply_status(int fd, int code, const char *reason, const char *message,
+                         const char *extra)
 {
     char body[1024];
     snprintf(body, sizeof body,
@@ -149,7 +152,8 @@ static void reply_status(int fd, int code, const char *reason, const char *messa
 
 static void stream_start(int fd)
 {
-    const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *h =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
     send_all(fd, h, strlen(h));
 }
 
@@ -231,7 +235,8 @@ static void *conn_main(void *arg)
         size_t head_len = (size_t)(end - buf) + 4;
         char *line_end = memmem(buf, head_len, "\r\n", 2);
         char line[4096];
-        size_t ll = (size_t)(line_end - buf) < sizeof line - 1 ? (size_t)(line_end - buf) : sizeof line - 1;
+        size_t ll =
+            (size_t)(line_end - buf) < sizeof line - 1 ? (size_t)(line_end - buf) : sizeof line - 1;
         memcpy(line, buf, ll);
         line[ll] = '\0';
         sscanf(line, "%15s %2047s", req->method, req->target);
@@ -386,7 +391,12 @@ static kube_client *client_for(tsrv *s, double qps, unsigned burst, const char *
 {
     char server[64];
     snprintf(server, sizeof server, "http://127.0.0.1:%d", s->port);
-    kube_config cfg = {.server = server, .token = "tok", .qps = qps, .burst = burst, .timeout_ms = 5000};
+    kube_config cfg = {.server = server,
+                       .token = "tok",
+                       .qps = qps,
+                       .burst = burst,
+                       .timeout_ms = 5000,
+                       .user_agent = "test-agent/" TERRANE_VERSION};
     cfg.token_file = (char *)token_file;
     kube_client *c = NULL;
     int rc = kube_client_new(&cfg, &c);
@@ -429,9 +439,11 @@ static void h_echo(tsrv *s, int fd, http_req *r)
     char body[4096];
     if (!strcmp(r->method, "GET"))
         snprintf(body, sizeof body,
-                 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p1\",\"namespace\":\"ns1\","
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p1\","
+                 "\"namespace\":\"ns1\","
                  "\"resourceVersion\":\"7\"}}");
-    else snprintf(body, sizeof body, "%s", r->body_len ? r->body : "{}");
+    else
+        snprintf(body, sizeof body, "%s", r->body_len ? r->body : "{}");
     reply(fd, !strcmp(r->method, "POST") ? 201 : 200, NULL, body);
 }
 
@@ -450,49 +462,68 @@ static void get_sends_headers_and_decodes(void **state)
     assert_string_equal(logged(s)->targets[0], "/api/v1/namespaces/ns1/pods/p1");
     assert_string_equal(logged(s)->methods[0], "GET");
     assert_non_null(strcasestr(logged(s)->hdrs[0], "Accept: application/json\r\n"));
-    assert_non_null(strcasestr(logged(s)->hdrs[0], "User-Agent: terrane-controller/" TERRANE_VERSION "\r\n"));
+    assert_non_null(
+        strcasestr(logged(s)->hdrs[0], "User-Agent: test-agent/" TERRANE_VERSION "\r\n"));
     assert_non_null(strcasestr(logged(s)->hdrs[0], "Authorization: Bearer tok\r\n"));
     assert_int_equal(o.calls, 1);
     assert_string_equal(o.verbs[0], "GET");
     assert_int_equal(o.codes[0], 200);
 
     /* A custom resource's status subresource, and names that need escaping. */
-    json_t *am = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:{s:s}}", "apiVersion", "terrane.io/v1alpha1", "kind",
-                           "AssetMaterialization", "metadata", "name", "dem slope", "namespace", "hydro",
-                           "resourceVersion", "5", "status", "phase", "Running");
-    assert_int_equal(kube_update_status(c, &KUBE_ASSETMATERIALIZATIONS, am, &obj), 0);
-    assert_string_equal(logged(s)->targets[1], "/apis/terrane.io/v1alpha1/namespaces/hydro/assetmaterializations/dem%20slope/status");
+    json_t *am =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:{s:s}}", "apiVersion", "terrane.io/v1alpha1",
+                  "kind", "AssetMaterialization", "metadata", "name", "dem slope", "namespace",
+                  "hydro", "resourceVersion", "5", "status", "phase", "Running");
+    assert_int_equal(kube_update_status(c, &CRD_ASSETMATERIALIZATIONS, am, &obj), 0);
+    assert_string_equal(
+        logged(s)->targets[1],
+        "/apis/terrane.io/v1alpha1/namespaces/hydro/assetmaterializations/dem%20slope/status");
     assert_string_equal(logged(s)->methods[1], "PUT");
     assert_non_null(strstr(logged(s)->bodies[1], "\"resourceVersion\":\"5\""));
     assert_non_null(strcasestr(logged(s)->hdrs[1], "Content-Type: application/json\r\n"));
     json_decref(obj);
-    assert_int_equal(kube_update(c, &KUBE_ASSETMATERIALIZATIONS, am, NULL), 0);
-    assert_string_equal(logged(s)->targets[2], "/apis/terrane.io/v1alpha1/namespaces/hydro/assetmaterializations/dem%20slope");
-    assert_int_equal(kube_create(c, &KUBE_ASSETMATERIALIZATIONS, NULL, am, &obj), 0);
-    assert_string_equal(logged(s)->targets[3], "/apis/terrane.io/v1alpha1/namespaces/hydro/assetmaterializations");
+    assert_int_equal(kube_update(c, &CRD_ASSETMATERIALIZATIONS, am, NULL), 0);
+    assert_string_equal(
+        logged(s)->targets[2],
+        "/apis/terrane.io/v1alpha1/namespaces/hydro/assetmaterializations/dem%20slope");
+    assert_int_equal(kube_create(c, &CRD_ASSETMATERIALIZATIONS, NULL, am, &obj), 0);
+    assert_string_equal(logged(s)->targets[3],
+                        "/apis/terrane.io/v1alpha1/namespaces/hydro/assetmaterializations");
     assert_string_equal(logged(s)->methods[3], "POST");
     json_decref(obj);
     json_decref(am);
 
     /* Patches carry their media type; DELETE carries DeleteOptions. */
     json_t *patch = json_pack("{s:{s:s}}", "metadata", "name", "x");
-    assert_int_equal(kube_patch(c, &KUBE_PODS, "ns1", "p1", KUBE_PATCH_MERGE, patch, false, NULL), 0);
-    assert_non_null(strcasestr(logged(s)->hdrs[4], "Content-Type: application/merge-patch+json\r\n"));
+    assert_int_equal(kube_patch(c, &KUBE_PODS, "ns1", "p1", KUBE_PATCH_MERGE, patch, false, NULL),
+                     0);
+    assert_non_null(
+        strcasestr(logged(s)->hdrs[4], "Content-Type: application/merge-patch+json\r\n"));
     assert_string_equal(logged(s)->methods[4], "PATCH");
-    assert_int_equal(kube_patch(c, &KUBE_PODS, "ns1", "p1", KUBE_PATCH_STRATEGIC, patch, false, NULL), 0);
-    assert_non_null(strcasestr(logged(s)->hdrs[5], "Content-Type: application/strategic-merge-patch+json\r\n"));
+    assert_int_equal(
+        kube_patch(c, &KUBE_PODS, "ns1", "p1", KUBE_PATCH_STRATEGIC, patch, false, NULL), 0);
+    assert_non_null(
+        strcasestr(logged(s)->hdrs[5], "Content-Type: application/strategic-merge-patch+json\r\n"));
     json_decref(patch);
-    patch = json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path", "/status/phase", "value", "Failed");
-    assert_int_equal(kube_patch(c, &KUBE_ASSETMATERIALIZATIONS, "hydro", "a", KUBE_PATCH_JSON, patch, true, NULL), 0);
-    assert_non_null(strcasestr(logged(s)->hdrs[6], "Content-Type: application/json-patch+json\r\n"));
-    assert_string_equal(logged(s)->targets[6], "/apis/terrane.io/v1alpha1/namespaces/hydro/assetmaterializations/a/status");
+    patch =
+        json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path", "/status/phase", "value", "Failed");
+    assert_int_equal(
+        kube_patch(c, &CRD_ASSETMATERIALIZATIONS, "hydro", "a", KUBE_PATCH_JSON, patch, true, NULL),
+        0);
+    assert_non_null(
+        strcasestr(logged(s)->hdrs[6], "Content-Type: application/json-patch+json\r\n"));
+    assert_string_equal(
+        logged(s)->targets[6],
+        "/apis/terrane.io/v1alpha1/namespaces/hydro/assetmaterializations/a/status");
     json_decref(patch);
     assert_int_equal(kube_delete(c, &KUBE_PODS, "ns1", "p1", "uid-1", "Background"), 0);
     assert_string_equal(logged(s)->methods[7], "DELETE");
     json_t *opts = json_loads(logged(s)->bodies[7], 0, NULL);
     assert_non_null(opts);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(opts, "preconditions"), "uid")), "uid-1");
-    assert_string_equal(json_string_value(json_object_get(opts, "propagationPolicy")), "Background");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(opts, "preconditions"), "uid")), "uid-1");
+    assert_string_equal(json_string_value(json_object_get(opts, "propagationPolicy")),
+                        "Background");
     json_decref(opts);
 
     /* Keep-alive: all of it on one connection (the handle pool keeps it). */
@@ -512,17 +543,28 @@ static void get_sends_headers_and_decodes(void **state)
 static void h_errors(tsrv *s, int fd, http_req *r)
 {
     (void)s;
-    if (strstr(r->target, "/gone")) reply_status(fd, 404, "NotFound", "pods \\\"gone\\\" not found", NULL);
-    else if (!strcmp(r->method, "POST")) reply_status(fd, 409, "AlreadyExists", "pods \\\"x\\\" already exists", NULL);
+    if (strstr(r->target, "/gone"))
+        reply_status(fd, 404, "NotFound", "pods \\\"gone\\\" not found", NULL);
+    else if (!strcmp(r->method, "POST"))
+        reply_status(fd, 409, "AlreadyExists", "pods \\\"x\\\" already exists", NULL);
     else if (!strcmp(r->method, "PUT"))
-        reply_status(fd, 409, "Conflict", "Operation cannot be fulfilled on pods \\\"x\\\": the object has been modified", NULL);
-    else if (strstr(r->target, "/expired")) reply_status(fd, 410, "Expired", "too old resource version: 1 (5)", NULL);
-    else if (strstr(r->target, "/denied")) reply_status(fd, 403, "Forbidden", "pods is forbidden: User cannot get", NULL);
-    else if (strstr(r->target, "/bad")) reply_status(fd, 422, "Invalid", "Pod \\\"bad\\\" is invalid", NULL);
-    else if (strstr(r->target, "/html")) reply(fd, 418, "Content-Type: text/html\r\n", "<html>\n<b>teapot</b></html>");
-    else if (strstr(r->target, "/notjson")) reply(fd, 200, NULL, "{\"a\": ");
-    else if (strstr(r->target, "/array")) reply(fd, 200, NULL, "[1,2]");
-    else reply(fd, 200, NULL, "{}");
+        reply_status(
+            fd, 409, "Conflict",
+            "Operation cannot be fulfilled on pods \\\"x\\\": the object has been modified", NULL);
+    else if (strstr(r->target, "/expired"))
+        reply_status(fd, 410, "Expired", "too old resource version: 1 (5)", NULL);
+    else if (strstr(r->target, "/denied"))
+        reply_status(fd, 403, "Forbidden", "pods is forbidden: User cannot get", NULL);
+    else if (strstr(r->target, "/bad"))
+        reply_status(fd, 422, "Invalid", "Pod \\\"bad\\\" is invalid", NULL);
+    else if (strstr(r->target, "/html"))
+        reply(fd, 418, "Content-Type: text/html\r\n", "<html>\n<b>teapot</b></html>");
+    else if (strstr(r->target, "/notjson"))
+        reply(fd, 200, NULL, "{\"a\": ");
+    else if (strstr(r->target, "/array"))
+        reply(fd, 200, NULL, "[1,2]");
+    else
+        reply(fd, 200, NULL, "{}");
 }
 
 static void status_errors_map_to_codes_and_reasons(void **state)
@@ -531,12 +573,15 @@ static void status_errors_map_to_codes_and_reasons(void **state)
     tsrv *s = srv_start(h_errors, NULL);
     kube_client *c = client_for(s, 1000, 1000, NULL);
     long live = cmem_live();
-    json_t *obj = NULL, *pod = json_pack("{s:{s:s, s:s}}", "metadata", "name", "x", "namespace", "ns1");
+    json_t *obj = NULL,
+           *pod = json_pack("{s:{s:s, s:s}}", "metadata", "name", "x", "namespace", "ns1");
 
     assert_int_equal(kube_get(c, &KUBE_PODS, "ns1", "gone", &obj), CERR_NOTFOUND);
     assert_null(obj);
     assert_string_equal(kube_last_reason(), "NotFound");
-    assert_non_null(strstr(cerr_message(), "GET /api/v1/namespaces/ns1/pods/gone: NotFound (404): pods \"gone\" not found"));
+    assert_non_null(
+        strstr(cerr_message(),
+               "GET /api/v1/namespaces/ns1/pods/gone: NotFound (404): pods \"gone\" not found"));
 
     assert_int_equal(kube_create(c, &KUBE_PODS, "ns1", pod, &obj), CERR_CONFLICT);
     assert_string_equal(kube_last_reason(), "AlreadyExists");
@@ -575,7 +620,8 @@ static void h_throttle_once(tsrv *s, int fd, http_req *r)
     if (st == 0) {
         char extra[64];
         snprintf(extra, sizeof extra, "Retry-After: %s\r\n", (const char *)s->ctx);
-        reply_status(fd, 429, "TooManyRequests", "Too many requests, please try again later.", extra);
+        reply_status(fd, 429, "TooManyRequests", "Too many requests, please try again later.",
+                     extra);
     } else {
         reply(fd, 200, NULL, "{\"metadata\":{\"name\":\"p1\"}}");
     }
@@ -621,8 +667,10 @@ static void h_always(tsrv *s, int fd, http_req *r)
 {
     (void)r;
     int code = atoi(s->ctx);
-    if (code == 429) reply_status(fd, 429, "TooManyRequests", "slow down", "Retry-After: 0\r\n");
-    else reply_status(fd, code, code == 503 ? "ServiceUnavailable" : "InternalError", "boom", NULL);
+    if (code == 429)
+        reply_status(fd, 429, "TooManyRequests", "slow down", "Retry-After: 0\r\n");
+    else
+        reply_status(fd, code, code == 503 ? "ServiceUnavailable" : "InternalError", "boom", NULL);
 }
 
 static void persistent_429_and_5xx_give_up(void **state)
@@ -655,8 +703,10 @@ static void h_503_then_ok(tsrv *s, int fd, http_req *r)
     pthread_mutex_lock(&s->mu);
     int st = s->state++;
     pthread_mutex_unlock(&s->mu);
-    if (st < 2) reply_status(fd, 503, "ServiceUnavailable", "etcd leader changed", NULL);
-    else reply(fd, 200, NULL, "{\"metadata\":{\"name\":\"p1\"}}");
+    if (st < 2)
+        reply_status(fd, 503, "ServiceUnavailable", "etcd leader changed", NULL);
+    else
+        reply(fd, 200, NULL, "{\"metadata\":{\"name\":\"p1\"}}");
 }
 
 static void get_retries_5xx_with_backoff(void **state)
@@ -678,7 +728,8 @@ static void h_big(tsrv *s, int fd, http_req *r)
     (void)r;
     size_t n = (9u << 20);
     char head[256];
-    snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+    snprintf(head, sizeof head,
+             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
              n + 8);
     send_all(fd, head, strlen(head));
     send_all(fd, "{\"a\":\"", 6);
@@ -719,20 +770,25 @@ static void h_pages(tsrv *s, int fd, http_req *r)
     }
     if (!limited)
         reply(fd, 200, NULL,
-              "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"200\"},\"items\":[{\"metadata\":"
+              "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"200\"},\"items\":[{"
+              "\"metadata\":"
               "{\"name\":\"all\"}}]}");
     else if (!cont[0])
-        reply(fd, 200, NULL,
-              "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"100\","
-              "\"continue\":\"t1\",\"remainingItemCount\":2},\"items\":[{\"metadata\":{\"name\":\"a\"}},"
-              "{\"metadata\":{\"name\":\"b\"}}]}");
+        reply(
+            fd, 200, NULL,
+            "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"100\","
+            "\"continue\":\"t1\",\"remainingItemCount\":2},\"items\":[{\"metadata\":{\"name\":"
+            "\"a\"}},"
+            "{\"metadata\":{\"name\":\"b\"}}]}");
     else if (!strcmp(cont, "t1"))
-        reply(fd, 200, NULL,
-              "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"100\",\"continue\":\"t2\"},"
-              "\"items\":[{\"metadata\":{\"name\":\"c\"}}]}");
+        reply(
+            fd, 200, NULL,
+            "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"100\",\"continue\":\"t2\"},"
+            "\"items\":[{\"metadata\":{\"name\":\"c\"}}]}");
     else
         reply(fd, 200, NULL,
-              "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"100\"},\"items\":[{\"metadata\":"
+              "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"100\"},\"items\":[{"
+              "\"metadata\":"
               "{\"name\":\"d\"}}]}");
 }
 
@@ -743,7 +799,8 @@ static void list_follows_continue_and_escapes_selectors(void **state)
     kube_client *c = client_for(s, 1000, 1000, NULL);
     long live = cmem_live();
     json_t *list = NULL;
-    assert_int_equal(kube_list(c, &KUBE_PODS, "ns1", "app=x,tier in (a,b)", "status.phase!=Running", &list), 0);
+    assert_int_equal(
+        kube_list(c, &KUBE_PODS, "ns1", "app=x,tier in (a,b)", "status.phase!=Running", &list), 0);
     json_t *items = json_object_get(list, "items");
     assert_int_equal(json_array_size(items), 4);
     assert_string_equal(kobj_name(json_array_get(items, 3)), "d");
@@ -753,14 +810,17 @@ static void list_follows_continue_and_escapes_selectors(void **state)
     assert_null(json_object_get(meta, "remainingItemCount"));
     json_decref(list);
     assert_int_equal(srv_nreq(s), 3);
-    assert_string_equal(logged(s)->targets[0], "/api/v1/namespaces/ns1/pods?limit=500&labelSelector=app%3Dx%2Ctier%20in%20%28a%2Cb%29"
-                                       "&fieldSelector=status.phase%21%3DRunning");
+    assert_string_equal(
+        logged(s)->targets[0],
+        "/api/v1/namespaces/ns1/pods?limit=500&labelSelector=app%3Dx%2Ctier%20in%20%28a%2Cb%29"
+        "&fieldSelector=status.phase%21%3DRunning");
     assert_non_null(strstr(logged(s)->targets[1], "&continue=t1&"));
 
     /* All namespaces. */
-    assert_int_equal(kube_list(c, &KUBE_ASSETMATERIALIZATIONS, NULL, NULL, NULL, &list), 0);
+    assert_int_equal(kube_list(c, &CRD_ASSETMATERIALIZATIONS, NULL, NULL, NULL, &list), 0);
     json_decref(list);
-    assert_string_equal(logged(s)->targets[3], "/apis/terrane.io/v1alpha1/assetmaterializations?limit=500");
+    assert_string_equal(logged(s)->targets[3],
+                        "/apis/terrane.io/v1alpha1/assetmaterializations?limit=500");
 
     /* A continue token that expired: one unpaginated list instead. */
     srv_set(s, 0, "expire");
@@ -883,10 +943,12 @@ static bool make_certs(void)
              "openssl req -x509 $K -keyout other.key -out other.crt -days 2 -subj /CN=other-ca && "
              "openssl req $K -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 && "
              "printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext && "
-             "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 "
+             "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt "
+             "-days 2 "
              "-extfile srv.ext && "
              "openssl req $K -keyout cli.key -out cli.csr -subj /CN=terrane-controller && "
-             "openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out cli.crt -days 2",
+             "openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out cli.crt "
+             "-days 2",
              tls_dir);
     char full[2200];
     snprintf(full, sizeof full, "(%s) >/dev/null 2>&1", cmd);
@@ -941,10 +1003,12 @@ static void *tls_main(void *arg)
             char cn[128] = "none", body[256], resp[512];
             X509 *peer = SSL_get1_peer_certificate(ssl);
             if (peer) {
-                X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+                X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
+                                          sizeof cn);
                 X509_free(peer);
             }
-            snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"tls\",\"annotations\":{\"client\":\"%s\"}}}", cn);
+            snprintf(body, sizeof body,
+                     "{\"metadata\":{\"name\":\"tls\",\"annotations\":{\"client\":\"%s\"}}}", cn);
             snprintf(resp, sizeof resp,
                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n%s",
@@ -1088,14 +1152,14 @@ static int record_event(void *ctx, const watch_event *ev)
     return l->stop_at && l->n == l->stop_at ? 42 : 0;
 }
 
-static const char *ev_added_a =
-    "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"namespace\":\"ns1\","
-    "\"resourceVersion\":\"6\"}}}\n";
-static const char *ev_modified_a =
-    "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"namespace\":\"ns1\","
-    "\"resourceVersion\":\"7\"}}}\n";
-static const char *ev_bookmark =
-    "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"resourceVersion\":\"9\"}}}\n";
+static const char *ev_added_a = "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{"
+                                "\"name\":\"a\",\"namespace\":\"ns1\","
+                                "\"resourceVersion\":\"6\"}}}\n";
+static const char *ev_modified_a = "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\","
+                                   "\"metadata\":{\"name\":\"a\",\"namespace\":\"ns1\","
+                                   "\"resourceVersion\":\"7\"}}}\n";
+static const char *ev_bookmark = "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"metadata\":"
+                                 "{\"resourceVersion\":\"9\"}}}\n";
 
 /* ctx selects the script. */
 static void h_watch(tsrv *s, int fd, http_req *r)
@@ -1130,9 +1194,11 @@ static void h_watch(tsrv *s, int fd, http_req *r)
         stream_end(fd);
     } else if (!strcmp(mode, "error410")) {
         chunk_str(fd, ev_added_a);
-        chunk_str(fd, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":"
-                      "\"Failure\",\"message\":\"too old resource version: 5 (8)\",\"reason\":\"Expired\","
-                      "\"code\":410}}\n");
+        chunk_str(
+            fd,
+            "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":"
+            "\"Failure\",\"message\":\"too old resource version: 5 (8)\",\"reason\":\"Expired\","
+            "\"code\":410}}\n");
         stream_end(fd);
     } else if (!strcmp(mode, "hang")) {
         chunk_str(fd, ev_added_a);
@@ -1144,7 +1210,8 @@ static void h_watch(tsrv *s, int fd, http_req *r)
         sleep_ms(50);
         r->close = true; /* no terminating chunk: the stream is cut */
     } else if (!strcmp(mode, "many")) {
-        for (int i = 0; i < 5; i++) chunk_str(fd, ev_added_a);
+        for (int i = 0; i < 5; i++)
+            chunk_str(fd, ev_added_a);
         stream_end(fd);
     } else if (!strcmp(mode, "silent")) {
         wait_client_gone(s, fd, -1); /* headers, then nothing at all */
@@ -1162,13 +1229,15 @@ static void watch_joins_events_split_across_chunks(void **state)
     long live = cmem_live();
     wlog l = {0};
     atomic_bool stop = false;
-    assert_int_equal(kube_watch(c, &KUBE_PODS, "ns1", "app=x", "5", 30, record_event, &l, &stop), 0);
+    assert_int_equal(kube_watch(c, &KUBE_PODS, "ns1", "app=x", "5", 30, record_event, &l, &stop),
+                     0);
     assert_int_equal(l.n, 3);
     assert_string_equal(l.log[0], "ADDED ns1/a 6");
     assert_string_equal(l.log[1], "MODIFIED ns1/a 7");
     assert_string_equal(l.log[2], "BOOKMARK - 9");
-    assert_string_equal(logged(s)->targets[0], "/api/v1/namespaces/ns1/pods?watch=1&allowWatchBookmarks=true"
-                                       "&resourceVersion=5&timeoutSeconds=30&labelSelector=app%3Dx");
+    assert_string_equal(logged(s)->targets[0],
+                        "/api/v1/namespaces/ns1/pods?watch=1&allowWatchBookmarks=true"
+                        "&resourceVersion=5&timeoutSeconds=30&labelSelector=app%3Dx");
     assert_int_equal(o.calls, 1);
     assert_string_equal(o.verbs[0], "WATCH");
     assert_int_equal(cmem_live(), live);
@@ -1193,8 +1262,9 @@ static void watch_errors_and_callback_stop(void **state)
             assert_non_null(strstr(cerr_message(), "too old resource version"));
         }
         if (i == 3) assert_int_equal(l.n, 2);
-        assert_string_equal(logged(s)->targets[0], "/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=5"
-                                           "&timeoutSeconds=30");
+        assert_string_equal(logged(s)->targets[0],
+                            "/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=5"
+                            "&timeoutSeconds=30");
         kube_client_free(c);
         srv_stop(s);
     }
@@ -1224,7 +1294,8 @@ static void watch_stop_flag_ends_a_hanging_watch(void **state)
     pthread_t t;
     pthread_create(&t, NULL, stop_later, &st);
     double t0 = now_s();
-    assert_int_equal(kube_watch(c, &KUBE_PODS, "ns1", NULL, "5", 600, record_event, &l, &stop), CERR_SHUTDOWN);
+    assert_int_equal(kube_watch(c, &KUBE_PODS, "ns1", NULL, "5", 600, record_event, &l, &stop),
+                     CERR_SHUTDOWN);
     double took = now_s() - t0;
     pthread_join(t, NULL);
     assert_int_equal(l.n, 1);
@@ -1232,7 +1303,8 @@ static void watch_stop_flag_ends_a_hanging_watch(void **state)
     assert_true(took < 2.0);
     /* Already stopped: no request at all. */
     int n = srv_nreq(s);
-    assert_int_equal(kube_watch(c, &KUBE_PODS, "ns1", NULL, "5", 600, record_event, &l, &stop), CERR_SHUTDOWN);
+    assert_int_equal(kube_watch(c, &KUBE_PODS, "ns1", NULL, "5", 600, record_event, &l, &stop),
+                     CERR_SHUTDOWN);
     assert_int_equal(srv_nreq(s), n);
     kube_client_free(c);
     srv_stop(s);
@@ -1262,7 +1334,8 @@ static void silent_watch_connection_is_declared_dead(void **state)
     wlog l = {0};
     /* timeoutSeconds=1: no byte for 2 s means the connection is dead. */
     double t0 = now_s();
-    assert_int_equal(kube_watch(c, &KUBE_PODS, "ns1", NULL, "5", 1, record_event, &l, NULL), CERR_TIMEOUT);
+    assert_int_equal(kube_watch(c, &KUBE_PODS, "ns1", NULL, "5", 1, record_event, &l, NULL),
+                     CERR_TIMEOUT);
     assert_true(now_s() - t0 >= 1.9);
     assert_non_null(strstr(cerr_message(), "connection presumed dead"));
     kube_client_free(c);
@@ -1306,7 +1379,8 @@ static void out_of_memory_anywhere_leaks_nothing(void **state)
         cmem_fail_at(n);
         int rc = kube_watch(c, &KUBE_PODS, "ns1", NULL, "5", 30, record_event, &l, NULL);
         cmem_fail_at(0);
-        if (rc != 0 && rc != CERR_NOMEM) fail_msg("allocation %lu: %s: %s", n, cerr_name(rc), cerr_message());
+        if (rc != 0 && rc != CERR_NOMEM)
+            fail_msg("allocation %lu: %s: %s", n, cerr_name(rc), cerr_message());
         assert_int_equal(cmem_live(), live);
         whole = rc == 0 && l.n == 3 && !strcmp(l.log[2], "BOOKMARK - 9");
     }
@@ -1329,7 +1403,9 @@ typedef struct {
 static void hlog_add(hlog *h, const char *what, const json_t *obj)
 {
     pthread_mutex_lock(&h->mu);
-    if (h->n < 64) snprintf(h->log[h->n], sizeof h->log[0], "%s %s", what, kobj_name(obj) ? kobj_name(obj) : "?");
+    if (h->n < 64)
+        snprintf(h->log[h->n], sizeof h->log[0], "%s %s", what,
+                 kobj_name(obj) ? kobj_name(obj) : "?");
     h->n++;
     pthread_mutex_unlock(&h->mu);
 }
@@ -1381,9 +1457,13 @@ static bool hlog_has(hlog *h, int from, const char *entry)
     return found;
 }
 
-#define POD(name, rv) "{\"metadata\":{\"name\":\"" name "\",\"namespace\":\"ns1\",\"resourceVersion\":\"" rv "\"},\"spec\":{\"big\":1}}"
-#define EVENT(type, name, rv) "{\"type\":\"" type "\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\"," \
-    "\"metadata\":{\"name\":\"" name "\",\"namespace\":\"ns1\",\"resourceVersion\":\"" rv "\"},\"spec\":{}}}\n"
+#define POD(name, rv)                                                                              \
+    "{\"metadata\":{\"name\":\"" name "\",\"namespace\":\"ns1\",\"resourceVersion\":\"" rv         \
+    "\"},\"spec\":{\"big\":1}}"
+#define EVENT(type, name, rv)                                                                      \
+    "{\"type\":\"" type "\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\","                   \
+    "\"metadata\":{\"name\":\"" name "\",\"namespace\":\"ns1\",\"resourceVersion\":\"" rv          \
+    "\"},\"spec\":{}}}\n"
 
 /* Lists: 1st {a@1, b@2} rv 10; 2nd {a@12, b@14, d@13} rv 20. Watches: from
  * 10: ADDED c, MODIFIED a, DELETED b, then ERROR 410; from 20 or later: a
@@ -1397,11 +1477,15 @@ static void h_informer(tsrv *s, int fd, http_req *r)
         int lists = s->state++;
         pthread_mutex_unlock(&s->mu);
         if (lists == 0)
-            reply(fd, 200, NULL, "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"10\"},"
-                                 "\"items\":[" POD("a", "1") "," POD("b", "2") "]}");
+            reply(fd, 200, NULL,
+                  "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":"
+                  "\"10\"},"
+                  "\"items\":[" POD("a", "1") "," POD("b", "2") "]}");
         else
-            reply(fd, 200, NULL, "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"20\"},"
-                                 "\"items\":[" POD("a", "12") "," POD("b", "14") "," POD("d", "13") "]}");
+            reply(fd, 200, NULL,
+                  "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":"
+                  "\"20\"},"
+                  "\"items\":[" POD("a", "12") "," POD("b", "14") "," POD("d", "13") "]}");
         return;
     }
     query_param(r, "resourceVersion", rv, sizeof rv);
@@ -1411,14 +1495,19 @@ static void h_informer(tsrv *s, int fd, http_req *r)
         chunk_str(fd, EVENT("ADDED", "c", "11"));
         chunk_str(fd, EVENT("MODIFIED", "a", "12"));
         chunk_str(fd, EVENT("DELETED", "b", "13"));
-        chunk_str(fd, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
-                      "\"message\":\"too old resource version: 10 (15)\",\"reason\":\"Expired\",\"code\":410}}\n");
+        chunk_str(fd, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+                      "\"status\":\"Failure\","
+                      "\"message\":\"too old resource version: 10 "
+                      "(15)\",\"reason\":\"Expired\",\"code\":410}}\n");
         stream_end(fd);
         return;
     }
-    chunk_str(fd, "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"metadata\":{\"resourceVersion\":\"25\"}}}\n");
-    if (wait_client_gone(s, fd, atol(tmo) * 1000)) r->close = true;
-    else stream_end(fd);
+    chunk_str(fd, "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"metadata\":{"
+                  "\"resourceVersion\":\"25\"}}}\n");
+    if (wait_client_gone(s, fd, atol(tmo) * 1000))
+        r->close = true;
+    else
+        stream_end(fd);
 }
 
 static void informer_lists_watches_and_relists_on_410(void **state)
@@ -1494,14 +1583,20 @@ static void h_flaky_list(tsrv *s, int fd, http_req *r)
         pthread_mutex_lock(&s->mu);
         int n = s->state++;
         pthread_mutex_unlock(&s->mu);
-        if (n < 2) reply_status(fd, 403, "Forbidden", "not yet", NULL);
-        else reply(fd, 200, NULL, "{\"metadata\":{\"resourceVersion\":\"3\"},\"items\":[" POD("a", "1") "," POD("b", "2") "]}");
+        if (n < 2)
+            reply_status(fd, 403, "Forbidden", "not yet", NULL);
+        else
+            reply(fd, 200, NULL,
+                  "{\"metadata\":{\"resourceVersion\":\"3\"},\"items\":[" POD("a", "1") "," POD(
+                      "b", "2") "]}");
         return;
     }
     query_param(r, "timeoutSeconds", tmo, sizeof tmo);
     stream_start(fd);
-    if (wait_client_gone(s, fd, atol(tmo) * 1000)) r->close = true;
-    else stream_end(fd);
+    if (wait_client_gone(s, fd, atol(tmo) * 1000))
+        r->close = true;
+    else
+        stream_end(fd);
 }
 
 static void informer_backs_off_then_syncs_and_resyncs(void **state)
@@ -1542,9 +1637,12 @@ static void informer_backs_off_then_syncs_and_resyncs(void **state)
 
 static void h_events(tsrv *s, int fd, http_req *r)
 {
-    while (atomic_load(&s->gate) && !atomic_load(&s->stop)) sleep_ms(5);
-    if (!strcmp(r->method, "POST")) reply(fd, 201, NULL, r->body);
-    else reply(fd, 200, NULL, "{\"kind\":\"Event\"}");
+    while (atomic_load(&s->gate) && !atomic_load(&s->stop))
+        sleep_ms(5);
+    if (!strcmp(r->method, "POST"))
+        reply(fd, 201, NULL, r->body);
+    else
+        reply(fd, 200, NULL, "{\"kind\":\"Event\"}");
 }
 
 static void events_are_created_then_aggregated(void **state)
@@ -1555,10 +1653,12 @@ static void events_are_created_then_aggregated(void **state)
     long live = cmem_live();
     event_recorder *r = NULL;
     assert_int_equal(events_new(c, "terrane-controller", "node-1", &r), 0);
-    json_t *am = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}", "apiVersion", "terrane.io/v1alpha1", "kind",
-                           "AssetMaterialization", "metadata", "name", "dem-slope", "namespace", "hydro", "uid",
-                           "u-1", "resourceVersion", "42");
-    for (int i = 0; i < 3; i++) events_record(r, am, "Normal", "Scheduled", "pod %s created on pool %s", "p-1", "cpu");
+    json_t *am =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}", "apiVersion", "terrane.io/v1alpha1", "kind",
+                  "AssetMaterialization", "metadata", "name", "dem-slope", "namespace", "hydro",
+                  "uid", "u-1", "resourceVersion", "42");
+    for (int i = 0; i < 3; i++)
+        events_record(r, am, "Normal", "Scheduled", "pod %s created on pool %s", "p-1", "cpu");
     char longmsg[3000];
     memset(longmsg, 'm', sizeof longmsg - 1);
     longmsg[sizeof longmsg - 1] = '\0';
@@ -1574,16 +1674,20 @@ static void events_are_created_then_aggregated(void **state)
     assert_int_equal(strncmp(name, "dem-slope.", 10), 0);
     json_t *io = json_object_get(ev, "involvedObject");
     assert_string_equal(json_string_value(json_object_get(io, "kind")), "AssetMaterialization");
-    assert_string_equal(json_string_value(json_object_get(io, "apiVersion")), "terrane.io/v1alpha1");
+    assert_string_equal(json_string_value(json_object_get(io, "apiVersion")),
+                        "terrane.io/v1alpha1");
     assert_string_equal(json_string_value(json_object_get(io, "uid")), "u-1");
     assert_string_equal(json_string_value(json_object_get(io, "resourceVersion")), "42");
     assert_string_equal(json_string_value(json_object_get(ev, "reason")), "Scheduled");
     assert_string_equal(json_string_value(json_object_get(ev, "type")), "Normal");
-    assert_string_equal(json_string_value(json_object_get(ev, "message")), "pod p-1 created on pool cpu");
+    assert_string_equal(json_string_value(json_object_get(ev, "message")),
+                        "pod p-1 created on pool cpu");
     assert_int_equal(json_integer_value(json_object_get(ev, "count")), 1);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "source"), "component")),
-                        "terrane-controller");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "source"), "host")), "node-1");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(ev, "source"), "component")),
+        "terrane-controller");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "source"), "host")),
+                        "node-1");
     assert_string_equal(json_string_value(json_object_get(ev, "reportingInstance")), "node-1");
     assert_non_null(json_string_value(json_object_get(ev, "firstTimestamp")));
     char want[256];
@@ -1591,7 +1695,8 @@ static void events_are_created_then_aggregated(void **state)
     for (int i = 1; i <= 2; i++) {
         assert_string_equal(logged(s)->methods[i], "PATCH");
         assert_string_equal(logged(s)->targets[i], want);
-        assert_non_null(strcasestr(logged(s)->hdrs[i], "Content-Type: application/merge-patch+json"));
+        assert_non_null(
+            strcasestr(logged(s)->hdrs[i], "Content-Type: application/merge-patch+json"));
         json_t *p = json_loads(logged(s)->bodies[i], 0, NULL);
         assert_int_equal(json_integer_value(json_object_get(p, "count")), i + 1);
         assert_non_null(json_string_value(json_object_get(p, "lastTimestamp")));
@@ -1617,7 +1722,8 @@ static void events_queue_is_bounded(void **state)
     event_recorder *r = NULL;
     assert_int_equal(events_new(c, "terrane-controller", NULL, &r), 0);
     json_t *pod = json_pack("{s:{s:s, s:s}}", "metadata", "name", "p", "namespace", "ns1");
-    for (int i = 0; i < 1100; i++) events_record(r, pod, "Normal", "Tick", "tick %d", i);
+    for (int i = 0; i < 1100; i++)
+        events_record(r, pod, "Normal", "Tick", "tick %d", i);
     /* 1024 queued, one maybe in flight: the rest were dropped at once. */
     assert_true(events_dropped(r) >= 1100 - 1025);
     events_record(r, NULL, "Normal", "Tick", "no object");
@@ -1638,8 +1744,12 @@ static void lease_config_is_checked(void **state)
     tsrv *s = srv_start(h_echo, NULL);
     kube_client *c = client_for(s, 1000, 1000, NULL);
     lease_elector *e = NULL;
-    lease_config cfg = {.ns = "kube-system", .name = "terrane", .identity = "me", .lease_duration_s = 10,
-                        .renew_deadline_s = 10, .retry_period_s = 2};
+    lease_config cfg = {.ns = "kube-system",
+                        .name = "terrane",
+                        .identity = "me",
+                        .lease_duration_s = 10,
+                        .renew_deadline_s = 10,
+                        .retry_period_s = 2};
     assert_int_equal(lease_new(c, &cfg, &e), CERR_INVALID);
     assert_non_null(strstr(cerr_message(), "must exceed the renew deadline"));
     cfg.lease_duration_s = 15;
@@ -1683,8 +1793,10 @@ static int ksim_setup(void **state)
     cfg->qps = 2000;
     cfg->burst = 2000;
     int rc = kube_client_new(cfg, &ksim);
-    if (kc && kc[0]) kube_config_free(cfg);
-    else free(cfg);
+    if (kc && kc[0])
+        kube_config_free(cfg);
+    else
+        free(cfg);
     if (rc) {
         fprintf(stderr, "kube_client_new: %s\n", cerr_message());
         return -1;
@@ -1710,8 +1822,9 @@ static int ksim_teardown(void **state)
 
 static json_t *configmap(const char *name, const char *label, const char *value)
 {
-    return json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
-                     "name", name, "namespace", ksim_ns, "labels", "suite", label, "data", "v", value);
+    return json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:s}}", "apiVersion", "v1", "kind",
+                     "ConfigMap", "metadata", "name", name, "namespace", ksim_ns, "labels", "suite",
+                     label, "data", "v", value);
 }
 
 static void ksim_crud_conflicts_and_preconditions(void **state)
@@ -1740,14 +1853,20 @@ static void ksim_crud_conflicts_and_preconditions(void **state)
     json_decref(upd);
     /* Merge patch. */
     json_t *patch = json_pack("{s:{s:s}}", "data", "w", "patched");
-    assert_int_equal(kube_patch(c, &KUBE_CONFIGMAPS, ksim_ns, "crud-1", KUBE_PATCH_MERGE, patch, false, &upd), 0);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(upd, "data"), "w")), "patched");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(upd, "data"), "v")), "two");
+    assert_int_equal(
+        kube_patch(c, &KUBE_CONFIGMAPS, ksim_ns, "crud-1", KUBE_PATCH_MERGE, patch, false, &upd),
+        0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(upd, "data"), "w")),
+                        "patched");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(upd, "data"), "v")),
+                        "two");
     json_decref(patch);
     json_decref(upd);
     /* Delete with a wrong uid: refused; with the right one: gone. */
-    assert_int_equal(kube_delete(c, &KUBE_CONFIGMAPS, ksim_ns, "crud-1", "00000000-wrong", NULL), CERR_CONFLICT);
-    assert_int_equal(kube_delete(c, &KUBE_CONFIGMAPS, ksim_ns, "crud-1", uid_copy, "Background"), 0);
+    assert_int_equal(kube_delete(c, &KUBE_CONFIGMAPS, ksim_ns, "crud-1", "00000000-wrong", NULL),
+                     CERR_CONFLICT);
+    assert_int_equal(kube_delete(c, &KUBE_CONFIGMAPS, ksim_ns, "crud-1", uid_copy, "Background"),
+                     0);
     assert_int_equal(kube_get(c, &KUBE_CONFIGMAPS, ksim_ns, "crud-1", &upd), CERR_NOTFOUND);
     assert_string_equal(kube_last_reason(), "NotFound");
     assert_non_null(strstr(cerr_message(), "\"crud-1\" not found"));
@@ -1852,14 +1971,17 @@ static void ksim_watch_from_list_and_410_after_compaction(void **state)
     json_t *list = NULL;
     assert_int_equal(kube_list(c, &KUBE_CONFIGMAPS, ksim_ns, "suite=watch", NULL, &list), 0);
     char rv[64];
-    snprintf(rv, sizeof rv, "%s", json_string_value(json_object_get(json_object_get(list, "metadata"), "resourceVersion")));
+    snprintf(
+        rv, sizeof rv, "%s",
+        json_string_value(json_object_get(json_object_get(list, "metadata"), "resourceVersion")));
     json_decref(list);
     creator cr = {c, 300, "watch-1"};
     pthread_t t;
     pthread_create(&t, NULL, create_later, &cr);
     wlog l = {0};
     /* The server ends the watch after timeoutSeconds=2; 0 is returned. */
-    assert_int_equal(kube_watch(c, &KUBE_CONFIGMAPS, ksim_ns, "suite=watch", rv, 2, record_event, &l, NULL), 0);
+    assert_int_equal(
+        kube_watch(c, &KUBE_CONFIGMAPS, ksim_ns, "suite=watch", rv, 2, record_event, &l, NULL), 0);
     pthread_join(t, NULL);
     bool seen = false;
     for (int i = 0; i < l.n && i < 64; i++)
@@ -1869,7 +1991,9 @@ static void ksim_watch_from_list_and_410_after_compaction(void **state)
     /* Compact the history past rv: watching from it is 410 Gone. */
     ksim_admin("/kubesim/compact", "{}");
     l.n = 0;
-    assert_int_equal(kube_watch(c, &KUBE_CONFIGMAPS, ksim_ns, "suite=watch", rv, 5, record_event, &l, NULL), CERR_GONE);
+    assert_int_equal(
+        kube_watch(c, &KUBE_CONFIGMAPS, ksim_ns, "suite=watch", rv, 5, record_event, &l, NULL),
+        CERR_GONE);
 }
 
 static void ksim_informer_relists_after_dropped_watch_and_compaction(void **state)
@@ -1909,7 +2033,8 @@ static void ksim_informer_relists_after_dropped_watch_and_compaction(void **stat
     ksim_admin("/kubesim/compact", "{}");
     ksim_admin("/kubesim/faults", "{}");
     informer_stats st;
-    WAIT_FOR((informer_stats_get(inf, &st), informer_len(inf) == 2 && hlog_has(&h, 0, "delete inf-a") &&
+    WAIT_FOR((informer_stats_get(inf, &st), informer_len(inf) == 2 &&
+                                                hlog_has(&h, 0, "delete inf-a") &&
                                                 hlog_has(&h, 0, "add inf-c")),
              8000);
     assert_int_equal(informer_len(inf), 2);
@@ -1989,9 +2114,16 @@ static void ksim_lease_one_leader_release_and_expiry(void **state)
     memset(counts, 0, sizeof counts);
     kube_delete(c, &KUBE_LEASES, ksim_ns, "terrane-test", NULL, NULL);
     for (int i = 0; i < 3; i++) {
-        lease_config cfg = {.ns = ksim_ns, .name = "terrane-test", .identity = ids[i], .lease_duration_s = 3,
-                            .renew_deadline_s = 2, .retry_period_s = 1, .on_started_leading = l_started,
-                            .on_stopped_leading = l_stopped, .on_new_leader = l_new, .ctx = &counts[i]};
+        lease_config cfg = {.ns = ksim_ns,
+                            .name = "terrane-test",
+                            .identity = ids[i],
+                            .lease_duration_s = 3,
+                            .renew_deadline_s = 2,
+                            .retry_period_s = 1,
+                            .on_started_leading = l_started,
+                            .on_stopped_leading = l_stopped,
+                            .on_new_leader = l_new,
+                            .ctx = &counts[i]};
         assert_int_equal(lease_new(c, &cfg, &e[i]), 0);
         assert_int_equal(lease_start(e[i]), 0);
     }
@@ -2017,7 +2149,8 @@ static void ksim_lease_one_leader_release_and_expiry(void **state)
     struct timespec ts;
     assert_int_equal(kobj_time_parse(renew, &ts), 0);
     json_decref(lease);
-    for (int i = 0; i < 3; i++) assert_true(atomic_load(&counts[i].new_leader) >= 1);
+    for (int i = 0; i < 3; i++)
+        assert_true(atomic_load(&counts[i].new_leader) >= 1);
 
     /* Stop with release: a standby takes over within about a retry period
      * (1 s plus up to 1.2 s of jitter), long before the 3 s lease expires. */
@@ -2065,17 +2198,20 @@ static void ksim_events_aggregate(void **state)
     json_decref(cm);
     event_recorder *r = NULL;
     assert_int_equal(events_new(c, "terrane-controller", "test-host", &r), 0);
-    for (int i = 0; i < 3; i++) events_record(r, obj, "Warning", "TestRepeated", "the same thing happened again");
+    for (int i = 0; i < 3; i++)
+        events_record(r, obj, "Warning", "TestRepeated", "the same thing happened again");
     events_record(r, obj, "Normal", "TestOnce", "something else");
     events_free(r);
     json_t *list = NULL;
-    assert_int_equal(kube_list(c, &KUBE_EVENTS, ksim_ns, NULL, "involvedObject.name=evt-target", &list), 0);
+    assert_int_equal(
+        kube_list(c, &KUBE_EVENTS, ksim_ns, NULL, "involvedObject.name=evt-target", &list), 0);
     json_t *items = json_object_get(list, "items");
     assert_int_equal(json_array_size(items), 2);
     size_t i;
     json_t *ev;
     int repeated = 0;
-    json_array_foreach(items, i, ev) {
+    json_array_foreach(items, i, ev)
+    {
         const char *reason = json_string_value(json_object_get(ev, "reason"));
         const json_t *io = json_object_get(ev, "involvedObject");
         assert_string_equal(json_string_value(json_object_get(io, "uid")), kobj_uid(obj));
@@ -2098,12 +2234,13 @@ static void ksim_custom_resource_and_status(void **state)
     (void)state;
     NEED_KUBESIM();
     kube_client *c = ksim;
-    json_t *am = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:{s:s}}}", "apiVersion", "terrane.io/v1alpha1",
-                           "kind", "AssetMaterialization", "metadata", "name", "client-test", "namespace", ksim_ns,
-                           "spec", "assetKey", "test/client", "operation", "cog", "output", "uri", "s3://assets/t/");
+    json_t *am = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:{s:s}}}", "apiVersion",
+                           "terrane.io/v1alpha1", "kind", "AssetMaterialization", "metadata",
+                           "name", "client-test", "namespace", ksim_ns, "spec", "assetKey",
+                           "test/client", "operation", "cog", "output", "uri", "s3://assets/t/");
     json_t *got = NULL, *upd = NULL;
-    kube_delete(c, &KUBE_ASSETMATERIALIZATIONS, ksim_ns, "client-test", NULL, NULL);
-    int rc = kube_create(c, &KUBE_ASSETMATERIALIZATIONS, ksim_ns, am, &got);
+    kube_delete(c, &CRD_ASSETMATERIALIZATIONS, ksim_ns, "client-test", NULL, NULL);
+    int rc = kube_create(c, &CRD_ASSETMATERIALIZATIONS, ksim_ns, am, &got);
     if (rc == CERR_NOTFOUND) {
         json_decref(am);
         skip(); /* the CRD is not installed (the script applies it) */
@@ -2111,10 +2248,11 @@ static void ksim_custom_resource_and_status(void **state)
     if (rc) fail_msg("create: %s", cerr_message());
     json_t *st = json_deep_copy(got);
     json_object_set_new(st, "status", json_pack("{s:s}", "phase", "Pending"));
-    assert_int_equal(kube_update_status(c, &KUBE_ASSETMATERIALIZATIONS, st, &upd), 0);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(upd, "status"), "phase")), "Pending");
+    assert_int_equal(kube_update_status(c, &CRD_ASSETMATERIALIZATIONS, st, &upd), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(upd, "status"), "phase")),
+                        "Pending");
     /* The same stale write again: 409. */
-    assert_int_equal(kube_update_status(c, &KUBE_ASSETMATERIALIZATIONS, st, NULL), CERR_CONFLICT);
+    assert_int_equal(kube_update_status(c, &CRD_ASSETMATERIALIZATIONS, st, NULL), CERR_CONFLICT);
     json_decref(st);
     json_decref(upd);
     json_decref(got);

@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "kube.h"
+#include "kube/kube.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,38 +29,37 @@
 #define KEY_B64 "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1DNAotLS0tLUVORCBQUklWQVRFIEtFWS0tLS0tCg=="
 #define KEY_TEXT "-----BEGIN PRIVATE KEY-----\nMC4\n-----END PRIVATE KEY-----\n"
 
-static const char full[] =
-    "apiVersion: v1\n"
-    "kind: Config\n"
-    "current-context: prod\n"
-    "clusters:\n"
-    "- name: other\n"
-    "  cluster:\n"
-    "    server: http://127.0.0.1:8080\n"
-    "- name: eks\n"
-    "  cluster:\n"
-    "    server: https://ABC.gr7.eu-west-1.eks.amazonaws.com/\n"
-    "    certificate-authority-data: " PEM_B64 "\n"
-    "contexts:\n"
-    "- name: dev\n"
-    "  context:\n"
-    "    cluster: other\n"
-    "    user: dev-user\n"
-    "- name: prod\n"
-    "  context:\n"
-    "    cluster: eks\n"
-    "    user: admin\n"
-    "    namespace: hydro\n"
-    "users:\n"
-    "- name: dev-user\n"
-    "  user:\n"
-    "    token: dev-token\n"
-    "- name: admin\n"
-    "  user:\n"
-    "    client-certificate-data: " PEM_B64 "\n"
-    "    client-key-data: " KEY_B64 "\n"
-    "    token: \"s3cret\"\n"
-    "preferences: {}\n";
+static const char full[] = "apiVersion: v1\n"
+                           "kind: Config\n"
+                           "current-context: prod\n"
+                           "clusters:\n"
+                           "- name: other\n"
+                           "  cluster:\n"
+                           "    server: http://127.0.0.1:8080\n"
+                           "- name: eks\n"
+                           "  cluster:\n"
+                           "    server: https://ABC.gr7.eu-west-1.eks.amazonaws.com/\n"
+                           "    certificate-authority-data: " PEM_B64 "\n"
+                           "contexts:\n"
+                           "- name: dev\n"
+                           "  context:\n"
+                           "    cluster: other\n"
+                           "    user: dev-user\n"
+                           "- name: prod\n"
+                           "  context:\n"
+                           "    cluster: eks\n"
+                           "    user: admin\n"
+                           "    namespace: hydro\n"
+                           "users:\n"
+                           "- name: dev-user\n"
+                           "  user:\n"
+                           "    token: dev-token\n"
+                           "- name: admin\n"
+                           "  user:\n"
+                           "    client-certificate-data: " PEM_B64 "\n"
+                           "    client-key-data: " KEY_B64 "\n"
+                           "    token: \"s3cret\"\n"
+                           "preferences: {}\n";
 
 static int setup(void **state)
 {
@@ -85,8 +84,8 @@ static void parse_err(const char *yaml, const char *ctx, int code, const char *w
     long live = cmem_live();
     int rc = kube_config_parse(yaml, strlen(yaml), "/base", ctx, &cfg);
     if (rc != code || !strstr(cerr_message(), want))
-        fail_msg("expected %s containing \"%s\", got %s: \"%s\"", cerr_name(code), want, cerr_name(rc),
-                 cerr_message());
+        fail_msg("expected %s containing \"%s\", got %s: \"%s\"", cerr_name(code), want,
+                 cerr_name(rc), cerr_message());
     assert_null(cfg);
     assert_int_equal(cmem_live(), live);
 }
@@ -129,7 +128,8 @@ static void relative_paths_resolve_against_the_kubeconfig_dir(void **state)
 {
     (void)state;
     const char *y = "current-context: c\n"
-                    "clusters: [{name: k, cluster: {server: 'k.example:6443', certificate-authority: ca.pem}}]\n"
+                    "clusters: [{name: k, cluster: {server: 'k.example:6443', "
+                    "certificate-authority: ca.pem}}]\n"
                     "contexts: [{name: c, context: {cluster: k, user: u, namespace: ~}}]\n"
                     "users:\n"
                     "- name: u\n"
@@ -189,11 +189,12 @@ static void load_reads_the_file_and_uses_its_directory(void **state)
     snprintf(path, sizeof path, "%s/config", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs("current-context: c\n"
-          "clusters: [{name: k, cluster: {server: https://h:6443, certificate-authority: ca.crt}}]\n"
-          "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-          "users: [{name: u, user: {tokenFile: tok}}]\n",
-          f);
+    fputs(
+        "current-context: c\n"
+        "clusters: [{name: k, cluster: {server: https://h:6443, certificate-authority: ca.crt}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "users: [{name: u, user: {tokenFile: tok}}]\n",
+        f);
     fclose(f);
     kube_config *cfg = NULL;
     long live = cmem_live();
@@ -236,58 +237,69 @@ static void errors_name_the_yaml_path(void **state)
     parse_err(HEAD CLUSTER "users:\n- name: u\n  user:\n    client-certificate-data: " PEM_B64
                            "\n    client-key-data: LS0t*bad\n",
               NULL, CERR_INVALID, "users[0].user.client-key-data: invalid base64 at byte 4");
-    parse_err(HEAD "clusters: [{name: x, cluster: {server: a}}, {name: k, cluster: {server: https://h, "
-                   "insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {}}]\n",
+    parse_err(HEAD
+              "clusters: [{name: x, cluster: {server: a}}, {name: k, cluster: {server: https://h, "
+              "insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {}}]\n",
               NULL, CERR_INVALID, "clusters[1].cluster.insecure-skip-tls-verify: refused");
     parse_err(HEAD CLUSTER "users: [{name: u, user: {exec: {command: aws}}}]\n", NULL, CERR_INVALID,
               "users[0].user.exec: exec credential plugins are not supported");
-    parse_err(HEAD CLUSTER "users: [{name: u, user: {auth-provider: {name: gcp}}}]\n", NULL, CERR_INVALID,
-              "users[0].user.auth-provider");
-    parse_err(HEAD CLUSTER "users: [{name: u, user: {username: a, password: b}}]\n", NULL, CERR_INVALID,
-              "basic authentication is not supported");
+    parse_err(HEAD CLUSTER "users: [{name: u, user: {auth-provider: {name: gcp}}}]\n", NULL,
+              CERR_INVALID, "users[0].user.auth-provider");
+    parse_err(HEAD CLUSTER "users: [{name: u, user: {username: a, password: b}}]\n", NULL,
+              CERR_INVALID, "basic authentication is not supported");
     parse_err(HEAD CLUSTER "users: [{name: u, user: {}}]\n", "nope", CERR_NOTFOUND,
               "contexts: no entry named \"nope\"");
     parse_err("contexts: []\n", NULL, CERR_INVALID, "current-context: not set");
     parse_err(HEAD "clusters: []\nusers: [{name: u, user: {}}]\n", NULL, CERR_NOTFOUND,
               "clusters: no entry named \"k\"");
-    parse_err(HEAD CLUSTER "users: [{name: x, user: {}}]\n", NULL, CERR_NOTFOUND, "users: no entry named \"u\"");
-    parse_err(HEAD "clusters: [{name: k, cluster: {certificate-authority: ca}}]\n" USERS, NULL, CERR_INVALID,
-              "clusters[0].cluster.server: missing");
+    parse_err(HEAD CLUSTER "users: [{name: x, user: {}}]\n", NULL, CERR_NOTFOUND,
+              "users: no entry named \"u\"");
+    parse_err(HEAD "clusters: [{name: k, cluster: {certificate-authority: ca}}]\n" USERS, NULL,
+              CERR_INVALID, "clusters[0].cluster.server: missing");
     parse_err(HEAD "clusters: [{name: k, cluster: {server: {a: b}}}]\n" USERS, NULL, CERR_INVALID,
               "clusters[0].cluster.server: expected a string, got a mapping");
-    parse_err(HEAD "clusters: {k: 1}\n" USERS, NULL, CERR_INVALID, "clusters: expected a list, got a mapping");
-    parse_err(HEAD "clusters: [x]\n" USERS, NULL, CERR_INVALID, "clusters[0]: expected a mapping, got a string");
+    parse_err(HEAD "clusters: {k: 1}\n" USERS, NULL, CERR_INVALID,
+              "clusters: expected a list, got a mapping");
+    parse_err(HEAD "clusters: [x]\n" USERS, NULL, CERR_INVALID,
+              "clusters[0]: expected a mapping, got a string");
     parse_err(HEAD "clusters: [{name: k, cluster: [1]}]\n" USERS, NULL, CERR_INVALID,
               "clusters[0].cluster: expected a mapping, got a list");
-    parse_err(HEAD "clusters: [{name: k}]\n" USERS, NULL, CERR_INVALID, "clusters[0].cluster: missing");
-    parse_err(HEAD CLUSTER "users: [{name: u, user: {client-key: a.key, client-key-data: " KEY_B64 "}}]\n",
+    parse_err(HEAD "clusters: [{name: k}]\n" USERS, NULL, CERR_INVALID,
+              "clusters[0].cluster: missing");
+    parse_err(HEAD CLUSTER "users: [{name: u, user: {client-key: a.key, client-key-data: " KEY_B64
+                           "}}]\n",
               NULL, CERR_INVALID, "users[0].user: both client-key and client-key-data are set");
-    parse_err(HEAD CLUSTER "users: [{name: u, user: {client-certificate: a.crt}}]\n", NULL, CERR_INVALID,
-              "users[0].user: client-certificate without client-key");
-    parse_err(HEAD "clusters: [{name: k, cluster: {server: https://h, certificate-authority-data: aGVsbG8=}}]\n" USERS,
+    parse_err(HEAD CLUSTER "users: [{name: u, user: {client-certificate: a.crt}}]\n", NULL,
+              CERR_INVALID, "users[0].user: client-certificate without client-key");
+    parse_err(HEAD "clusters: [{name: k, cluster: {server: https://h, certificate-authority-data: "
+                   "aGVsbG8=}}]\n" USERS,
               NULL, CERR_INVALID, "clusters[0].cluster.certificate-authority-data: not PEM");
-    parse_err(HEAD "clusters: [{name: k, cluster: {server: https://h, certificate-authority-data: aGVsbG8==}}]\n" USERS,
+    parse_err(HEAD "clusters: [{name: k, cluster: {server: https://h, certificate-authority-data: "
+                   "aGVsbG8==}}]\n" USERS,
               NULL, CERR_INVALID, "clusters[0].cluster.certificate-authority-data: invalid base64");
-    parse_err(HEAD "clusters: [{name: k, cluster: {server: 'ftp://h'}}]\n" USERS, NULL, CERR_INVALID,
-              "only http:// and https:// are supported");
-    parse_err(HEAD "clusters: [{name: k, cluster: {server: 'https://'}}]\n" USERS, NULL, CERR_INVALID,
-              "clusters[0].cluster.server: \"https://\" has no host");
-    parse_err(HEAD "clusters: [{name: k, cluster: {server: 'http:////'}}]\n" USERS, NULL, CERR_INVALID,
-              "has no host");
-    parse_err(HEAD "clusters: [{name: k, cluster: {server: 'https://h x'}}]\n" USERS, NULL, CERR_INVALID,
-              "clusters[0].cluster.server: contains whitespace");
-    parse_err(HEAD "clusters: [{name: k, cluster: {server: https://h, proxy-url: http://p}}]\n" USERS, NULL,
-              CERR_INVALID, "clusters[0].cluster.proxy-url: not supported");
-    parse_err(HEAD "clusters: [{name: k, cluster: {server: \"https://h\\0\"}}]\n" USERS, NULL, CERR_INVALID,
-              "contains a NUL byte");
+    parse_err(HEAD "clusters: [{name: k, cluster: {server: 'ftp://h'}}]\n" USERS, NULL,
+              CERR_INVALID, "only http:// and https:// are supported");
+    parse_err(HEAD "clusters: [{name: k, cluster: {server: 'https://'}}]\n" USERS, NULL,
+              CERR_INVALID, "clusters[0].cluster.server: \"https://\" has no host");
+    parse_err(HEAD "clusters: [{name: k, cluster: {server: 'http:////'}}]\n" USERS, NULL,
+              CERR_INVALID, "has no host");
+    parse_err(HEAD "clusters: [{name: k, cluster: {server: 'https://h x'}}]\n" USERS, NULL,
+              CERR_INVALID, "clusters[0].cluster.server: contains whitespace");
+    parse_err(HEAD
+              "clusters: [{name: k, cluster: {server: https://h, proxy-url: http://p}}]\n" USERS,
+              NULL, CERR_INVALID, "clusters[0].cluster.proxy-url: not supported");
+    parse_err(HEAD "clusters: [{name: k, cluster: {server: \"https://h\\0\"}}]\n" USERS, NULL,
+              CERR_INVALID, "contains a NUL byte");
     parse_err("current-context: c\ncontexts: [{name: c, context: {user: u}}]\n", NULL, CERR_INVALID,
               "contexts[0].context.cluster: missing");
     parse_err("clusters: [\n  {name: k\n", NULL, CERR_INVALID, "kubeconfig: line ");
     parse_err("- a\n- b\n", NULL, CERR_INVALID, "expected a mapping at the top, got a list");
     parse_err("", NULL, CERR_INVALID, "kubeconfig: empty document");
     parse_err("kind: Pod\n", NULL, CERR_INVALID, "kind: expected Config");
-    parse_err("current-context: [a]\n", NULL, CERR_INVALID, "current-context: expected a string, got a list");
-    assert_int_equal(strncmp(cerr_message(), "current-context:", 16), 0); /* a top-level key: no leading dot */
+    parse_err("current-context: [a]\n", NULL, CERR_INVALID,
+              "current-context: expected a string, got a list");
+    assert_int_equal(strncmp(cerr_message(), "current-context:", 16),
+                     0); /* a top-level key: no leading dot */
 }
 
 static void oversized_input_is_refused(void **state)
@@ -387,12 +399,12 @@ static void in_cluster_reads_the_service_account(void **state)
     long live = cmem_live();
     kube_config *cfg = NULL;
     unsetenv("KUBERNETES_SERVICE_HOST");
-    assert_int_equal(kube_config_in_cluster(&cfg), CERR_NOTFOUND);
+    assert_int_equal(kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &cfg), CERR_NOTFOUND);
     assert_non_null(strstr(cerr_message(), "KUBERNETES_SERVICE_HOST"));
 
     setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
     setenv("KUBERNETES_SERVICE_PORT", "443", 1);
-    assert_int_equal(kube_config_in_cluster(&cfg), 0);
+    assert_int_equal(kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &cfg), 0);
     assert_string_equal(cfg->server, "https://10.96.0.1:443");
     assert_string_equal(cfg->token, "eyJhbGciOi.token");
     char want[128];
@@ -405,31 +417,31 @@ static void in_cluster_reads_the_service_account(void **state)
 
     /* IPv6 service address: bracketed in the URL. */
     setenv("KUBERNETES_SERVICE_HOST", "fd00:10:96::1", 1);
-    assert_int_equal(kube_config_in_cluster(&cfg), 0);
+    assert_int_equal(kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &cfg), 0);
     assert_string_equal(cfg->server, "https://[fd00:10:96::1]:443");
     kube_config_free(cfg);
 
     setenv("KUBERNETES_SERVICE_PORT", "44x", 1);
-    assert_int_equal(kube_config_in_cluster(&cfg), CERR_INVALID);
+    assert_int_equal(kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &cfg), CERR_INVALID);
     assert_non_null(strstr(cerr_message(), "KUBERNETES_SERVICE_PORT"));
     setenv("KUBERNETES_SERVICE_PORT", "443", 1);
     setenv("KUBERNETES_SERVICE_HOST", "evil/path", 1);
-    assert_int_equal(kube_config_in_cluster(&cfg), CERR_INVALID);
+    assert_int_equal(kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &cfg), CERR_INVALID);
     setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
 
     /* No namespace file: no namespace. No token: an error naming the file. */
     snprintf(want, sizeof want, "%s/namespace", sa_dir);
     unlink(want);
-    assert_int_equal(kube_config_in_cluster(&cfg), 0);
+    assert_int_equal(kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &cfg), 0);
     assert_null(cfg->namespace_);
     kube_config_free(cfg);
     snprintf(want, sizeof want, "%s/token", sa_dir);
     unlink(want);
-    assert_int_equal(kube_config_in_cluster(&cfg), CERR_NOTFOUND);
+    assert_int_equal(kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &cfg), CERR_NOTFOUND);
     assert_non_null(strstr(cerr_message(), want));
     assert_null(cfg);
     write_file(sa_dir, "token", "\n");
-    assert_int_equal(kube_config_in_cluster(&cfg), CERR_INVALID);
+    assert_int_equal(kube_config_in_cluster(getenv("TERRANE_SA_DIR"), &cfg), CERR_INVALID);
     assert_non_null(strstr(cerr_message(), "is empty"));
     assert_int_equal(cmem_live(), live);
 }
@@ -447,7 +459,8 @@ int main(void)
         cmocka_unit_test(oversized_input_is_refused),
         cmocka_unit_test(aliases_and_anchors_are_harmless),
         cmocka_unit_test(out_of_memory_anywhere_is_reported_and_leaks_nothing),
-        cmocka_unit_test_setup_teardown(in_cluster_reads_the_service_account, sa_setup, sa_teardown),
+        cmocka_unit_test_setup_teardown(in_cluster_reads_the_service_account, sa_setup,
+                                        sa_teardown),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

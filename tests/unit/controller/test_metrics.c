@@ -16,11 +16,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
+#include "crd.h"
 #include "ctlmetrics.h"
-#include "metrics.h"
-#include "wq.h"
+#include "kube/wq.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/metrics.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -810,7 +811,7 @@ static void ctlm_dump_sample(void **state)
     kube_client *c = NULL;
     informer *inf = NULL;
     assert_int_equal(kube_client_new(&cfg, &c), 0);
-    assert_int_equal(informer_new(c, &KUBE_ASSETMATERIALIZATIONS, NULL, NULL, 0, NULL, &inf), 0);
+    assert_int_equal(informer_new(c, &CRD_ASSETMATERIALIZATIONS, NULL, NULL, 0, NULL, &inf), 0);
     ctlm_informer_attach(inf, "assetmaterializations");
     wq_add(q, "hydro/dem");
     const char *k;

@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 #include "podspec.h"
 #include "pools.h"
 #include "terrane_proto.h"

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 #include "pools.h"
 
 #include <stdio.h>

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "ratelimit.h"
+#include "kube/ratelimit.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #define MS RATELIMIT_MS
 #define S RATELIMIT_S

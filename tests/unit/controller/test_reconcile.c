@@ -12,11 +12,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
 #include "dataversion.h"
-#include "jschema.h"
-#include "kobj.h"
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/jschema.h"
 #include "pools.h"
 #include "reconcile.h"
 

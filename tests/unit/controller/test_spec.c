@@ -11,9 +11,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "jschema.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/jschema.h"
 #include "spec.h"
 
 #include <stdio.h>

@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "strmap.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/strmap.h"
 
 #include <stdio.h>
 #include <stdlib.h>

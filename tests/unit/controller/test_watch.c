@@ -12,10 +12,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cerr.h"
-#include "cmem.h"
-#include "kobj.h"
-#include "watch.h"
+#include "kube/kobj.h"
+#include "kube/watch.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
 
 #include <dirent.h>
 #include <stdio.h>

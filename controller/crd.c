@@ -1,0 +1,5 @@
+/* crd.c - descriptors of Terrane's custom resources (see crd.h). */
+#include "crd.h"
+
+const kube_resource CRD_ASSETMATERIALIZATIONS = {CRD_GROUP, CRD_VERSION, "assetmaterializations",
+                                                 "AssetMaterialization", true};
