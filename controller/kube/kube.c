@@ -24,6 +24,7 @@
 #include "kube/watch.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "lib/jtype.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -785,7 +786,7 @@ static int do_request(kube_client *c, const kreq *q, json_t **out)
             }
             if (!json_is_object(j)) {
                 rc = cerr_set(CERR_INVALID, "%s %.300s: the response is a JSON %s, not an object",
-                              q->method, q->path, kobj_type_name(j));
+                              q->method, q->path, jtype_name(j));
                 json_decref(j);
                 break;
             }
@@ -963,7 +964,7 @@ int kube_list(kube_client *c, const kube_resource *r, const char *ns, const char
         if (!json_is_array(items)) {
             if (items && !json_is_null(items)) {
                 rc = cerr_set(CERR_INVALID, "LIST %.300s: items: expected array, got %s", base.s,
-                              kobj_type_name(items));
+                              jtype_name(items));
                 goto cleanup;
             }
             if (json_object_set_new(page, "items", json_array())) {
