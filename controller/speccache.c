@@ -68,8 +68,15 @@ static entry *decode(speccache *c, const json_t *am)
     if (!e) return NULL;
     e->refs = 1;
     e->generation = kobj_generation(am);
-    if (!(e->holder = json_copy((json_t *)am)) ||
-        (json_object_get(e->holder, "status") && json_object_del(e->holder, "status")))
+    /* Only what spec_decode reads: the metadata it names (copied: a small
+     * object) and the spec (shared: the informer's cache keeps one spec
+     * per generation, see caches.c). */
+    const json_t *md = json_object_get(am, "metadata");
+    if (!(e->holder =
+              json_pack("{s:{s:O*, s:O*, s:O*, s:O*}, s:O*}", "metadata", "name",
+                        json_object_get(md, "name"), "namespace", json_object_get(md, "namespace"),
+                        "uid", json_object_get(md, "uid"), "generation",
+                        json_object_get(md, "generation"), "spec", json_object_get(am, "spec"))))
         goto oom;
     int rc = spec_decode(e->holder, c->task_schema, &e->spec, &e->err);
     if (rc == CERR_NOMEM) goto oom;

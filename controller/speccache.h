@@ -8,10 +8,9 @@
  * reused until the generation moves; status writes, which are most of
  * the updates, never re-validate.
  *
- * An entry holds a shallow copy of the object it was decoded from
- * (status removed: the spec and metadata subtrees are shared with the
- * informer's cache, which never changes them), since an am_spec borrows
- * its strings. Entries are reference-counted: speccache_get returns one
+ * An entry holds what it was decoded from (the object's name, namespace,
+ * uid and generation, and its spec subtree, shared with the informer's
+ * cache, which never changes it), since an am_spec borrows its strings. Entries are reference-counted: speccache_get returns one
  * that stays valid until speccache_put, even if a newer generation
  * replaces it meanwhile. Thread-safe (one mutex).
  */
