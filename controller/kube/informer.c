@@ -2,7 +2,9 @@
  * informer.c - list, then watch, into a local cache (see informer.h).
  *
  * The informer's thread owns the flow (client-go's Reflector and shared
- * informer in one): list every page, swap the cache and emit the diff,
+ * informer in one): list page by page into a fresh cache (each object
+ * through the transform as its page arrives, so a relist holds one page
+ * of raw objects, not the whole list), swap the caches and emit the diff,
  * then watch from the list's resourceVersion, applying each event to the
  * cache before calling the handlers (so a handler that enqueues a key sees
  * the new object when the key is processed). It re-watches from the last
@@ -318,33 +320,51 @@ static bool same_version(const json_t *a, const json_t *b)
     return ra && rb && strcmp(ra, rb) == 0;
 }
 
-/* Lists, swaps the cache and emits the differences. */
-static int relist(informer *inf)
+/* A relist being built: the fresh cache and indexes, filled page by page. */
+typedef struct {
+    informer *inf;
+    strmap *fresh;
+    strmap *idx[INFORMER_MAX_INDEXES];
+    informer_values vals[INFORMER_MAX_INDEXES];
+    char rv[RV_MAX];
+} relist_state;
+
+static void relist_clear(relist_state *st)
 {
+    for (size_t k = 0; k < st->inf->n_idx; k++) {
+        index_map_free(st->idx[k]);
+        st->idx[k] = NULL;
+    }
+    free_cache(st->fresh);
+    st->fresh = NULL;
+}
+
+static int relist_reset(relist_state *st)
+{
+    relist_clear(st);
+    if (!(st->fresh = strmap_new(0))) return cerr_oom();
+    for (size_t k = 0; k < st->inf->n_idx; k++)
+        if (!(st->idx[k] = strmap_new(0))) return cerr_oom();
+    return 0;
+}
+
+/* One page into the fresh cache: each item through the transform as it
+ * arrives, so the relist holds one page of raw objects at a time. */
+static int relist_page(void *ctx, json_t *page, bool restart)
+{
+    relist_state *st = ctx;
+    informer *inf = st->inf;
     int rc;
-    json_t *list = NULL;
-    strmap *fresh = NULL, *old = NULL;
-    strmap *fresh_idx[INFORMER_MAX_INDEXES] = {0}, *old_idx[INFORMER_MAX_INDEXES] = {0};
-    informer_values vals[INFORMER_MAX_INDEXES] = {0};
-    for (size_t i = 0; i < inf->n_idx; i++)
-        if (!(fresh_idx[i] = strmap_new(0))) {
-            rc = cerr_oom();
-            goto cleanup;
-        }
-    if ((rc = kube_list(inf->c, inf->r, inf->ns, inf->selector, NULL, &list))) return rc;
-    const json_t *meta = json_object_get(list, "metadata");
-    const json_t *jrv = json_object_get(meta, "resourceVersion");
-    if (!json_is_string(jrv) || !json_string_length(jrv)) {
-        rc = cerr_set(CERR_INVALID, "informer %s: the list has no metadata.resourceVersion",
-                      inf->r->plural);
-        goto cleanup;
-    }
-    if ((rc = set_rv(inf, json_string_value(jrv)))) goto cleanup;
-    if (!(fresh = strmap_new(0))) {
-        rc = cerr_oom();
-        goto cleanup;
-    }
-    json_t *items = json_object_get(list, "items");
+    if (restart && (rc = relist_reset(st))) return rc;
+    const json_t *jrv = json_object_get(json_object_get(page, "metadata"), "resourceVersion");
+    if (!json_is_string(jrv) || !json_string_length(jrv))
+        return cerr_set(CERR_INVALID, "informer %s: the list has no metadata.resourceVersion",
+                        inf->r->plural);
+    if (json_string_length(jrv) >= RV_MAX)
+        return cerr_set(CERR_INVALID, "informer %s: resourceVersion longer than %d bytes",
+                        inf->r->plural, RV_MAX - 1);
+    memcpy(st->rv, json_string_value(jrv), json_string_length(jrv) + 1);
+    json_t *items = json_object_get(page, "items");
     size_t i;
     json_t *item;
     json_array_foreach(items, i, item)
@@ -353,27 +373,41 @@ static int relist(informer *inf)
         if (!json_is_object(item) || kobj_key(item, key, sizeof key))
             continue; /* nameless: not an object */
         json_t *obj = cache_form(inf, item);
-        if (!obj) {
-            rc = cerr_oom();
-            goto cleanup;
-        }
-        json_t *dup = strmap_lookup(fresh, key);
+        if (!obj) return cerr_oom();
+        json_t *dup = strmap_lookup(st->fresh, key);
         if (dup) {
             /* the same key twice in one list: the last one counts */
-            if ((rc = values_of(inf, dup, vals))) goto cleanup;
+            if ((rc = values_of(inf, dup, st->vals))) {
+                json_decref(obj);
+                return rc;
+            }
             for (size_t k = 0; k < inf->n_idx; k++)
-                index_del(fresh_idx[k], &vals[k], key);
+                index_del(st->idx[k], &st->vals[k], key);
         }
-        if (strmap_put(fresh, key, obj)) {
+        if (strmap_put(st->fresh, key, obj)) {
             json_decref(obj);
-            rc = cerr_oom();
-            goto cleanup;
+            return cerr_oom();
         }
         json_decref(dup);
-        if ((rc = values_of(inf, obj, vals))) goto cleanup;
+        if ((rc = values_of(inf, obj, st->vals))) return rc;
         for (size_t k = 0; k < inf->n_idx; k++)
-            if ((rc = index_put(fresh_idx[k], &vals[k], key, obj))) goto cleanup;
+            if ((rc = index_put(st->idx[k], &st->vals[k], key, obj))) return rc;
     }
+    return 0;
+}
+
+/* Lists page by page, swaps the cache and emits the differences. */
+static int relist(informer *inf)
+{
+    int rc;
+    strmap *old = NULL, *old_idx[INFORMER_MAX_INDEXES] = {0};
+    relist_state st = {.inf = inf};
+    if ((rc = relist_reset(&st)) ||
+        (rc = kube_list_pages(inf->c, inf->r, inf->ns, inf->selector, NULL, relist_page, &st)) ||
+        (rc = set_rv(inf, st.rv)))
+        goto cleanup;
+    strmap *fresh = st.fresh, **fresh_idx = st.idx;
+    st.fresh = NULL;
 
     pthread_rwlock_wrlock(&inf->lock);
     old = inf->cache;
@@ -384,7 +418,6 @@ static int relist(informer *inf)
         fresh_idx[k] = NULL;
     }
     pthread_rwlock_unlock(&inf->lock);
-    fresh = NULL;
 
     /* The diff, outside the lock: only this thread changes either map. */
     size_t pos = 0;
@@ -411,12 +444,10 @@ static int relist(informer *inf)
 cleanup:
     for (size_t k = 0; k < inf->n_idx; k++) {
         index_map_free(old_idx[k]);
-        index_map_free(fresh_idx[k]);
-        values_free(&vals[k]);
+        values_free(&st.vals[k]);
     }
+    relist_clear(&st);
     free_cache(old);
-    free_cache(fresh);
-    json_decref(list);
     return rc;
 }
 

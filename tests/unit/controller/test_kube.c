@@ -1623,6 +1623,35 @@ static void informer_lists_watches_and_relists_on_410(void **state)
     srv_stop(s);
 }
 
+/* A relist pages through the list into the cache (the transform applied
+ * page by page); an expired continue token starts it over unpaginated,
+ * and nothing of the abandoned pages stays. */
+static void informer_relists_by_pages(void **state)
+{
+    (void)state;
+    for (int expire = 0; expire < 2; expire++) {
+        tsrv *s = srv_start(h_pages, NULL);
+        if (expire) srv_set(s, 0, "expire");
+        kube_client *c = client_for(s, 1000, 1000, NULL);
+        hlog h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        informer_handlers hs = {on_add, on_update, on_delete, strip_spec, &h};
+        informer *inf = NULL;
+        long live = cmem_live();
+        assert_int_equal(informer_new(c, &KUBE_PODS, "ns1", NULL, 0, &hs, &inf), 0);
+        assert_int_equal(informer_add_index(inf, "name", index_name_all, NULL), 0);
+        assert_int_equal(informer_start(inf), 0);
+        assert_true(informer_wait_synced(inf, 5000));
+        informer_stop(inf);
+        assert_string_equal(indexed(inf, "name", "all"), expire ? "all" : "a,b,c,d");
+        assert_int_equal(informer_len(inf), expire ? 1 : 4);
+        assert_non_null(strstr(logged(s)->targets[0], "limit=500"));
+        informer_free(inf);
+        assert_int_equal(cmem_live(), live);
+        kube_client_free(c);
+        srv_stop(s);
+    }
+}
+
 static int count_ns1(void *ctx, const json_t *obj)
 {
     (void)obj;
@@ -2324,6 +2353,7 @@ int main(void)
         cmocka_unit_test(get_retries_5xx_with_backoff),
         cmocka_unit_test(oversized_response_is_refused),
         cmocka_unit_test(list_follows_continue_and_escapes_selectors),
+        cmocka_unit_test(informer_relists_by_pages),
         cmocka_unit_test(qps_limit_spaces_requests),
         cmocka_unit_test(token_file_is_reread_when_it_changes),
         cmocka_unit_test(connection_failures_name_the_server),
