@@ -5,7 +5,10 @@
  *  1. URI syntax and allowlists (schemes, buckets, hosts), checked without I/O
  *     so `terrane-worker validate` catches them;
  *  2. at open time, the https host's addresses are resolved and link-local
- *     and metadata addresses refused (a DNS name can point anywhere);
+ *     and metadata addresses refused (a DNS name can point anywhere), and
+ *     https inputs are read through https.c, not GDAL's /vsicurl/, which
+ *     would follow redirects anywhere; every redirect is checked against
+ *     layer 1 and every connection against the forbidden addresses;
  *  3. GDAL opens the dataset with a driver allowlist, so a file that is
  *     really a VRT, a raw-binary header or a WMS description is refused even
  *     if it is named .tif.
@@ -15,6 +18,7 @@
 #include "input.h"
 
 #include "err.h"
+#include "https.h"
 #include "log.h"
 #include "mem.h"
 #include "terrane_proto.h"
@@ -101,7 +105,7 @@ static bool is_metadata_host(const char *host, size_t n)
     return false;
 }
 
-static bool addr_forbidden(const struct sockaddr *sa)
+bool input_addr_forbidden(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
@@ -236,7 +240,7 @@ int input_check_output_uri(const char *uri, const char *field)
 char *input_gdal_path(const char *uri)
 {
     if (!strncmp(uri, "s3://", 5)) return mem_printf("/vsis3/%s", uri + 5);
-    if (!strncmp(uri, "https://", 8)) return mem_printf("/vsicurl/%s", uri);
+    if (!strncmp(uri, "https://", 8)) return https_gdal_path(uri);
     return mem_strdup(uri);
 }
 
@@ -260,7 +264,7 @@ static int check_resolved(const char *uri, const char *field)
                        field, "%s: cannot resolve %s: %s", field, name, gai_strerror(rc));
     int bad_addr = 0;
     for (struct addrinfo *a = res; a; a = a->ai_next)
-        if (addr_forbidden(a->ai_addr)) bad_addr = 1;
+        if (input_addr_forbidden(a->ai_addr)) bad_addr = 1;
     freeaddrinfo(res);
     if (bad_addr)
         return err_set(ERR_BAD_INPUT, ERR_INPUT_NOT_ALLOWED, field,
@@ -306,6 +310,9 @@ static int open_with(const task *t, const task_input *in, unsigned flags,
     *out = NULL;
     snprintf(field, sizeof field, "inputs[%d].uri", task_input_index(t, in));
     if (input_check_uri(in->uri, field) < 0 || check_resolved(in->uri, field) < 0) return -1;
+    if (!strncmp(in->uri, "https://", 8) &&
+        (https_install() < 0 || https_probe(in->uri, field) < 0))
+        return -1;
     path = input_gdal_path(in->uri);
     if (!path) return err_oom();
     CPLErrorReset();
