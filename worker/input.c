@@ -24,6 +24,7 @@
 #include "terrane_proto.h"
 
 #include <arpa/inet.h>
+#include <cpl_error.h>
 #include <cpl_vsi.h>
 #include <cpl_vsi_error.h>
 #include <netdb.h>
@@ -272,6 +273,20 @@ static int check_resolved(const char *uri, const char *field)
     return 0;
 }
 
+/* The S3 error code when GDAL's error says the credentials were refused:
+ * GDAL 3.6 maps InvalidAccessKeyId to the generic CPLE_AWSError, so S3's
+ * <Message> texts are recognised too. NULL otherwise. */
+static const char *credentials_refused(int no, const char *msg)
+{
+    if (no == CPLE_AWSInvalidCredentials || strstr(msg, "InvalidAccessKeyId") ||
+        strstr(msg, "Access Key Id you provided does not exist"))
+        return "InvalidAccessKeyId";
+    if (no == CPLE_AWSSignatureDoesNotMatch || strstr(msg, "SignatureDoesNotMatch") ||
+        strstr(msg, "signature we calculated does not match"))
+        return "SignatureDoesNotMatch";
+    return NULL;
+}
+
 /* Classifies a failed open: missing object, access, server trouble, or a
  * file GDAL cannot read with the allowed drivers. */
 static int open_failed(const char *uri, const char *path, const char *field, const char *what)
@@ -279,6 +294,16 @@ static int open_failed(const char *uri, const char *path, const char *field, con
     VSIStatBufL st;
     char gdal_msg[512];
     snprintf(gdal_msg, sizeof gdal_msg, "%s", CPLGetLastErrorMsg());
+    /* A key pair caught mid-rotation (creds.c sets the three keys one after
+     * another) or an expired one is refused with these; the next attempt
+     * signs with a consistent pair, so they are retried, as cog_gdal_fail
+     * retries them on reads. The stat below cannot tell: a HEAD's 403 has
+     * no body to name the reason. */
+    const char *refused = credentials_refused(CPLGetLastErrorNo(), gdal_msg);
+    if (refused)
+        return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, field,
+                       "%s: the credentials were refused reading %s (%s): %s", field, uri, refused,
+                       gdal_msg);
     VSIErrorReset();
     if (VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_SET_ERROR_FLAG) != 0) {
         int e = VSIGetLastErrorNo();
@@ -287,8 +312,10 @@ static int open_failed(const char *uri, const char *path, const char *field, con
             return err_set(ERR_TRANSIENT, ERR_INPUT_UNREADABLE, field, "%s: cannot read %s: %s",
                            field, uri, vmsg && vmsg[0] ? vmsg : "request failed");
         }
-        if (e == VSIE_AWSAccessDenied || e == VSIE_AWSInvalidCredentials ||
-            e == VSIE_AWSSignatureDoesNotMatch)
+        if (e == VSIE_AWSInvalidCredentials || e == VSIE_AWSSignatureDoesNotMatch)
+            return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, field,
+                           "%s: the credentials were refused reading %s: %s", field, uri, vmsg);
+        if (e == VSIE_AWSAccessDenied)
             return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field,
                            "%s: access to %s denied: %s", field, uri, vmsg);
         return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field, "%s: %s does not exist",
