@@ -206,7 +206,7 @@ static void dump_samples(void **state)
 {
     (void)state;
     const char *path = getenv("TERRANE_EMF_DUMP");
-    if (!path) skip();
+    assert_non_null(path);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(emf_worker_run("terrain", "succeeded", 5120, 4000, 1100, 123456, 1e7, f), 0);
@@ -223,7 +223,11 @@ int main(void)
         cmocka_unit_test_setup(run_writes_one_line_and_keeps_errors, setup),
         cmocka_unit_test_setup(raster_cells, setup),
         cmocka_unit_test_setup(allocation_failures, setup),
-        cmocka_unit_test_setup(dump_samples, setup),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* A helper for another suite, run only when it asks (TERRANE_EMF_DUMP), not a test
+     * that would otherwise report itself as skipped. */
+    const struct CMUnitTest helper[] = {cmocka_unit_test_setup(dump_samples, setup)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (getenv("TERRANE_EMF_DUMP")) rc += cmocka_run_group_tests(helper, NULL, NULL);
+    return rc;
 }
