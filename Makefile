@@ -40,7 +40,7 @@ ifneq ($(wildcard controller/main.c),)
 BINS += $(BUILD)/terrane-controller
 endif
 
-.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop bench clean format lint
+.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop bench clean format lint crd
 all: $(BINS)
 
 $(BUILD)/worker/%.o: worker/%.c $(wildcard worker/*.h) proto/terrane_proto.h
@@ -124,6 +124,12 @@ demo: deps all
 
 demo-stop:
 	@scripts/demo-stop.sh
+
+# The CRD's params schema and CEL rules come from proto/schema/task.v1.json
+# (scripts/gen-crd.py); tests/install/test_crd_params.sh fails when the
+# committed CRDs differ from what this writes.
+crd:
+	@scripts/gen-crd.py
 
 bench: deps all
 	@bench/run.sh $(BUILD)
