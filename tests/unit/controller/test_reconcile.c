@@ -395,6 +395,7 @@ static void first_attempt_and_success(void **state)
     assert_string_equal(st_str(&w, "dem-cog", "phase"), "Succeeded");
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "status"), "True");
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "Materialized");
+    assert_string_equal(cond_field(&w, "dem-cog", "Failed", "status"), "False");
     assert_string_equal(cond_field(&w, "dem-cog", "Stale", "status"), "False");
     assert_string_equal(st_str(&w, "dem-cog", "dataVersion"), ann(pod, "terrane.io/data-version"));
     assert_int_equal(strlen(st_str(&w, "dem-cog", "shortDataVersion")), 12);
@@ -476,6 +477,8 @@ static void invalid_spec(void **state)
     assert_null(p->create);
     assert_string_equal(st_str(&w, "bad", "phase"), "Failed");
     assert_string_equal(cond_field(&w, "bad", "Ready", "reason"), "InvalidSpec");
+    assert_string_equal(cond_field(&w, "bad", "Failed", "status"), "True");
+    assert_string_equal(cond_field(&w, "bad", "Failed", "reason"), "InvalidSpec");
     assert_non_null(
         strstr(st_str(&w, "bad", "message"), "spec.params.mode: must be one of: hillshade, slope"));
     assert_true(has_event(p, "Warning", "InvalidSpec", "spec.params.mode"));
@@ -672,6 +675,7 @@ static void oom_escalates(void **state)
     p = step(&w2, "dem-cog", &pod2);
     assert_null(pod2);
     assert_string_equal(cond_field(&w2, "dem-cog", "Ready", "reason"), "RetriesExhausted");
+    assert_string_equal(cond_field(&w2, "dem-cog", "Failed", "status"), "True");
     assert_true(has_event(p, "Warning", "RetriesExhausted", "OOMKilled"));
     expect_attempt(p, true, "OOMKilled", false, "cpu");
     world_free(&w2);
@@ -756,6 +760,7 @@ static void transient_backoff_then_exhausted(void **state)
     assert_string_equal(p->outcome, "backoff");
     assert_int_equal(p->requeue_after_s, 25);
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "RetryBackoff");
+    assert_string_equal(cond_field(&w, "dem-cog", "Failed", "status"), "False");
     assert_true(has_event(p, "Warning", "AttemptFailed", "S3ServerError"));
     expect_attempt(p, true, "Failed", false, "cpu");
     w.now = T0 + 20; /* still waiting: nothing new to write or tell */
