@@ -381,6 +381,9 @@ static fail_kind classify(const rctx *c, const json_t *pod, char *why, size_t si
     fail_kind kind = (code == TERRANE_EXIT_BAD_INPUT || (cls && !strcmp(cls, "BadInput")))
                          ? FAIL_BAD_INPUT
                          : FAIL_OTHER;
+    /* The worker's messages usually start with their field already. */
+    if (field && emsg && !strncmp(emsg, field, strlen(field)) && emsg[strlen(field)] == ':')
+        field = NULL;
     if (emsg)
         snprintf(why, size, "%s%s%s%s%s", ecode ? ecode : "", ecode ? ": " : "", field ? field : "",
                  field ? ": " : "", emsg);

@@ -720,6 +720,10 @@ static void bad_input_is_final(void **state)
     assert_string_equal(st_str(&w, "dem-cog", "phase"), "Failed");
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "BadInput");
     assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "does not exist"));
+    /* the worker's message starts with its field: not repeated */
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"),
+                           "InputUnreadable: inputs[0].uri: s3://raw/elev.tif does not exist"));
+    assert_null(strstr(st_str(&w, "dem-cog", "message"), "inputs[0].uri: inputs[0].uri"));
     assert_true(has_event(p, "Warning", "BadInput", NULL));
     expect_attempt(p, true, "Failed", false, "cpu");
     /* stays failed, keeps the pod for post-mortems, no requeue */
