@@ -7,7 +7,8 @@
 #  - the CRD registers (kubesim refuses what a real API server refuses: a
 #    non-structural schema, a non-RE2 pattern, a rule selecting a field CEL
 #    cannot see) and every rule is within kubesim's CEL, so none is skipped;
-#  - `kubectl explain am.spec.params` lists the params with their descriptions;
+#  - `kubectl explain am.spec.params` lists the params with their descriptions,
+#    and resources.cpu/memory are IntOrString quantities;
 #  - every golden valid task's params apply, and every golden invalid task
 #    whose error is a param is rejected naming it (tests/install/crd_params_check.py).
 # Exit 0 pass, 77 skip (no kubectl), anything else fail.
@@ -54,6 +55,26 @@ out=$(K explain am.spec.params.mode 2>&1)
   || fail "kubectl explain am.spec.params.mode: $out"
 
 K create namespace golden >/dev/null 2>&1 || fail "create namespace golden"
+
+# resources: IntOrString quantities (kubectl explain can only print <Object> for an
+# x-kubernetes-int-or-string field: its description says the type).
+out=$(K explain am.spec.resources.cpu 2>&1)
+[[ "$out" == *"IntOrString"* && "$out" == *"quantity"* ]] && ok "kubectl explain am.spec.resources.cpu says IntOrString, a quantity" \
+  || fail "kubectl explain am.spec.resources.cpu: $out"
+am_with_resources() { # NAME RESOURCES-FLOW-MAP
+  printf '%s\n' 'apiVersion: terrane.io/v1alpha1' 'kind: AssetMaterialization' \
+    "metadata: {name: $1, namespace: golden}" 'spec:' '  assetKey: test/res' '  operation: cog' \
+    '  inputs: [{name: dem, uri: "s3://raw/elev.tif"}]' '  output: {uri: "s3://assets"}' "  resources: $2"
+}
+for r in 'res-int {cpu: 2, memory: 1073741824}' 'res-str {cpu: "500m", memory: "1.5Gi"}' 'res-exp {cpu: "1e3", memory: "1G"}'; do
+  if out=$(am_with_resources ${r%% *} "${r#* }" | K apply -f - 2>&1); then ok "resources ${r#* } apply"
+  else fail "resources ${r#* } rejected: $out"; fi
+done
+for r in 'res-bad {cpu: "2 cores"}' 'res-float {cpu: 0.5}' 'res-gb {memory: 8GB}'; do
+  if out=$(am_with_resources ${r%% *} "${r#* }" | K apply -f - 2>&1); then fail "resources ${r#* } accepted"
+  elif [[ "$out" == *"spec.resources."* ]]; then ok "resources ${r#* } rejected: $(head -n 1 <<<"$out" | cut -c1-160)"
+  else fail "resources ${r#* }: $out"; fi
+done
 "$PY" "$HERE/crd_params_check.py" "$ROOT" "$TMP/golden" || fail "cannot write the golden resources"
 K apply -f "$TMP/golden/valid/" >"$TMP/valid.out" 2>"$TMP/valid.err"
 K apply -f "$TMP/golden/invalid/" >"$TMP/invalid.out" 2>"$TMP/invalid.err"
