@@ -40,7 +40,7 @@ ifneq ($(wildcard controller/main.c),)
 BINS += $(BUILD)/terrane-controller
 endif
 
-.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop bench clean format lint crd
+.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop demo-upload bench clean format lint crd
 all: $(BINS)
 
 # The controller checks params against the same JSON Schema the worker is
@@ -125,6 +125,11 @@ demo: deps all
 
 demo-stop:
 	@scripts/demo-stop.sh
+
+# Puts FILE into the running demo's S3 at s3://raw/KEY (KEY may start with
+# raw/ or assets/, the buckets the demo's workers may read).
+demo-upload:
+	@scripts/demo-upload.sh "$(FILE)" "$(KEY)"
 
 # The CRD's params schema and CEL rules come from proto/schema/task.v1.json
 # (scripts/gen-crd.py); tests/install/test_crd_params.sh fails when the

@@ -103,8 +103,8 @@ static bool digit(char c)
 }
 
 /* The next name the expression reads, from *p on: an identifier token that
- * is not part of a number (1e-3), not directly followed by "(" (a function
- * call) and not one of the operators and, or, not. false at the end. */
+ * is not part of a number (1e-3), not followed by "(" (a function call) and
+ * not one of the operators and, or, not. false at the end. */
 static bool next_name(const char **p, const char **start, size_t *len)
 {
     const char *q = *p;
@@ -133,7 +133,11 @@ static bool next_name(const char **p, const char **start, size_t *len)
             size_t n = (size_t)(q - s);
             bool op = (n == 3 && (!memcmp(s, "and", 3) || !memcmp(s, "not", 3))) ||
                       (n == 2 && !memcmp(s, "or", 2));
-            if (*q != '(' && !op) {
+            const char *after = q;
+            while (*after == ' ' || *after == '\t' || *after == '\n' || *after == '\r')
+                after++;
+            /* the worker's lexer skips blanks: "sqrt (x)" is a call too */
+            if (*after != '(' && !op) {
                 *p = q;
                 *start = s;
                 *len = n;
@@ -169,7 +173,9 @@ static int unknown_name(const char *expr, const json_t *inputs, jschema_error *e
             const char *name = input_name(inputs, i);
             known = name && strlen(name) == len && !memcmp(s, name, len);
         }
-        if (known) continue;
+        /* pi and nodata are the expression's constants, unless an input has the name. */
+        if (known || (len == 2 && !memcmp(s, "pi", 2)) || (len == 6 && !memcmp(s, "nodata", 6)))
+            continue;
         char list[256];
         size_t o = 0;
         list[0] = '\0';
