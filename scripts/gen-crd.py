@@ -50,6 +50,9 @@ SCHEMA_FILE = os.path.join(ROOT, "proto/schema/task.v1.json")
 TEMPLATE = os.path.join(ROOT, "crds/template/assetmaterializations.yaml.in")
 OUTPUTS = [os.path.join(ROOT, "crds/terrane.io_assetmaterializations.yaml"),
            os.path.join(ROOT, "helm/terrane/crds/terrane.io_assetmaterializations.yaml")]
+POLICY = os.path.join(ROOT, "crds/terrane.io_assetmaterializations-params-policy.yaml")
+POLICY_CHART = os.path.join(ROOT, "helm/terrane/templates/params-policy.yaml")
+POLICY_NAME = "terrane-params"
 
 SCHEMA = json.load(open(SCHEMA_FILE, encoding="utf-8"))
 NUMERIC = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
@@ -292,6 +295,99 @@ def pred(s, e, t, types):
     return conj([x for x, _ in checks(s, e, t, types)])
 
 
+# ---- dynamically typed CEL (ValidatingAdmissionPolicy) -------------------------
+# A policy's `object` is untyped: it sees params of several types, which CRD
+# rules cannot. Each keyword applies only to values of its JSON type, as in
+# JSON Schema, so every check is guarded by a type test.
+
+IS_NUM = "(type({e}) == int || type({e}) == double)"
+# An integer-valued double, without int() of a double out of int64's range.
+IS_INT = ("(type({e}) == int || (type({e}) == double && {e} >= -9.0e18 && {e} <= 9.0e18 && "
+          "double(int({e})) == {e}))")
+
+
+def dyn_eq(e, v):
+    if isinstance(v, str):
+        return "(type(%s) == string && %s == %s)" % (e, e, lit(v))
+    if isinstance(v, bool):
+        return "(type(%s) == bool && %s == %s)" % (e, e, lit(v))
+    if isinstance(v, (int, float)):
+        return "(%s && double(%s) == %s)" % (IS_NUM.format(e=e), e, lit(v, "number"))
+    raise Untranslatable("const %r" % (v,))
+
+
+def dyn_pred(s, e, depth=0):
+    """A CEL predicate over a dynamically typed value e: e satisfies s."""
+    s = resolve(s)
+    if s is True:
+        return "true"
+    if s is False:
+        return "false"
+    parts = []
+    t = s.get("type")
+    if t == "number":
+        parts.append(IS_NUM.format(e=e))
+    elif t == "integer":
+        parts.append(IS_INT.format(e=e))
+    elif t in ("string", "boolean", "array", "object"):
+        parts.append("type(%s) == %s" % (e, {"string": "string", "boolean": "bool", "array": "list",
+                                             "object": "map"}[t]))
+    elif t is not None:
+        raise Untranslatable("type %r" % (t,))
+    if "const" in s:
+        parts.append(dyn_eq(e, s["const"]))
+    if "enum" in s:
+        parts.append("(%s)" % " || ".join(dyn_eq(e, v) for v in s["enum"]))
+    num = []
+    for k, op in (("minimum", ">="), ("maximum", "<="), ("exclusiveMinimum", ">"), ("exclusiveMaximum", "<")):
+        if k in s and not isinstance(s[k], bool):
+            num.append("double(%s) %s %s" % (e, op, lit(s[k], "number")))
+    if num:
+        parts.append("(!%s || (%s))" % (IS_NUM.format(e=e), " && ".join(num)))
+    strs = []
+    if "minLength" in s:
+        strs.append("size(%s) >= %d" % (e, s["minLength"]))
+    if "maxLength" in s:
+        strs.append("size(%s) <= %d" % (e, s["maxLength"]))
+    if "pattern" in s:
+        p, relaxed = re2(s["pattern"])
+        if relaxed:
+            raise Untranslatable("pattern with lookahead")
+        strs.append("%s.matches(%s)" % (e, lit(p)))
+    if strs:
+        parts.append("(type(%s) != string || (%s))" % (e, " && ".join(strs)))
+    arr = []
+    if "minItems" in s:
+        arr.append("size(%s) >= %d" % (e, s["minItems"]))
+    if "maxItems" in s:
+        arr.append("size(%s) <= %d" % (e, s["maxItems"]))
+    if "items" in s:
+        v = "v%d" % depth
+        arr.append("%s.all(%s, %s)" % (e, v, dyn_pred(s["items"], v, depth + 1)))
+    if arr:
+        parts.append("(type(%s) != list || (%s))" % (e, " && ".join(arr)))
+    if "not" in s:
+        parts.append(neg(dyn_pred(s["not"], e, depth)))
+    for b in s.get("allOf") or []:
+        parts.append(dyn_pred(b, e, depth))
+    if "anyOf" in s or "oneOf" in s:
+        parts.append("(%s)" % " || ".join("(%s)" % dyn_pred(b, e, depth)
+                                          for b in s.get("anyOf") or s.get("oneOf")))
+    for k in ("uniqueItems", "contains", "properties", "if", "multipleOf"):
+        if k in s:
+            raise Untranslatable(k)
+    return conj(parts)
+
+
+POLICY_RULES = []
+
+
+def vap_add(guard, check, message):
+    expr = " || ".join(guard + [check])
+    expr = re.sub(r"\bself\.", "object.spec.", expr)
+    POLICY_RULES.append({"expression": expr, "message": message, "reason": "Invalid"})
+
+
 # ---- the structural schema of params ---------------------------------------
 
 def operations():
@@ -453,7 +549,10 @@ def rules():
         if not foreign:
             continue
         if f in untyped:
-            gaps.append("%s for %s" % (f, ", ".join(foreign)))
+            vap_add(["!(self.operation in [%s])" % ", ".join(lit(o) for o in foreign), "!has(self.params)"],
+                    "!has(self.params.%s)" % f,
+                    "spec.params.%s: %s is not a param of this operation; it is a param of %s"
+                    % (f, f, ", ".join(per_op)))
             continue
         owners = ", ".join(per_op)
         add(["!(self.operation in [%s])" % ", ".join(lit(o) for o in foreign), "!has(self.params)"],
@@ -471,6 +570,14 @@ def rules():
         for r in ps.get("required") or []:
             add(guard, "has(self.params.%s)" % r, ".params." + r, "%s is required for %s" % (r, op),
                 "FieldValueRequired")
+        for f, sub in (ps.get("properties") or {}).items():
+            if f in untyped:
+                try:
+                    vap_add(guard + ["!has(self.params.%s)" % f], dyn_pred(sub, "self.params." + f),
+                            "spec.params.%s is not valid for %s: %s" % (
+                                f, op, resolve(sub).get("description", "").rstrip(".")))
+                except Untranslatable:
+                    gaps.append("%s for %s" % (f, op))
         for f, sub in (ps.get("properties") or {}).items():
             keys = residual.get((op, f)) or set()
             if not keys:
@@ -567,7 +674,12 @@ def emit_block(blk, guard, op, types, add, gaps, why):
                 t = types.of(e)
                 cs = [("!has(%s)" % e, "is not allowed")] if sub is False else checks(sub, e, t, types)
             except Untranslatable:
-                gaps.append("%s (%s)" % (why, op))
+                try:
+                    check = "!has(%s)" % e if sub is False else dyn_pred(sub, e)
+                    vap_add(guard + cond + ([] if sub is False else ["!has(%s)" % e]), check,
+                            "spec.params.%s: %s" % (f, why))
+                except Untranslatable:
+                    gaps.append("%s (%s)" % (why, op))
                 continue
             for c, m in cs:
                 present = [] if sub is False else ["!has(%s)" % e]
@@ -635,10 +747,13 @@ def render():
              "created. By operation:"]
     for op in op_names:
         lines.append("%s: %s." % (op, ", ".join(per_op.get(op, [])) or "none"))
+    if POLICY_RULES:
+        lines.append("CRD rules cannot see params of several types (%s): the ValidatingAdmissionPolicy"
+                     " %s (crds/%s, also in the chart) checks them." % (
+                         ", ".join(untyped), POLICY_NAME, os.path.basename(POLICY)))
     if gaps:
-        lines.append("Checked by the controller only (status reason InvalidSpec), as the API server's"
-                     " rules cannot see params of several types (%s) and its patterns have no"
-                     " lookahead: %s." % (", ".join(untyped), "; ".join(gaps)))
+        lines.append("Checked by the controller only (status reason InvalidSpec), as API server"
+                     " patterns have no lookahead: %s." % "; ".join(gaps))
     params = {"type": "object", "description": " ".join(lines), "properties": props}
     fill("@OPERATIONS@", lambda n: yaml({"enum": op_names}, n))
     fill("@PARAMS@", lambda n: yaml({"params": params}, n))
@@ -648,16 +763,43 @@ def render():
     return header + text
 
 
+def render_policy():
+    """The ValidatingAdmissionPolicy and its binding, for the rules CRD rules cannot say."""
+    group, version = "terrane.io", re.search(r"^    - name: (\S+)", open(TEMPLATE).read(), re.M).group(1)
+    policy = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+              "metadata": {"name": POLICY_NAME, "labels": {"app.kubernetes.io/name": "terrane",
+                                                           "app.kubernetes.io/part-of": "terrane"}},
+              "spec": {"failurePolicy": "Fail",
+                       "matchConstraints": {"resourceRules": [{
+                           "apiGroups": [group], "apiVersions": [version],
+                           "operations": ["CREATE", "UPDATE"], "resources": ["assetmaterializations"]}]},
+                       "validations": POLICY_RULES}}
+    binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+               "metadata": {"name": POLICY_NAME, "labels": policy["metadata"]["labels"]},
+               "spec": {"policyName": POLICY_NAME, "validationActions": ["Deny"]}}
+    body = "\n".join(yaml(policy, 0)) + "\n---\n" + "\n".join(yaml(binding, 0)) + "\n"
+    head = ("# GENERATED by scripts/gen-crd.py from proto/schema/task.v1.json; run `make crd`.\n"
+            "# The params rules the CRD's own CEL rules cannot express: CRD rules see no field\n"
+            "# without a type, and params such as nodata (a number or \"none\") have several.\n"
+            "# A ValidatingAdmissionPolicy's object is dynamically typed. Needs Kubernetes 1.30+.\n")
+    plain = head + body
+    chart = head + ('{{- if .Capabilities.APIVersions.Has '
+                    '"admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy" }}\n') + body + "{{- end }}\n"
+    return plain, chart
+
+
 def main():
     text = render()
+    plain, chart = render_policy()
+    want = [(p, text) for p in OUTPUTS] + [(POLICY, plain), (POLICY_CHART, chart)]
     if "--check" in sys.argv[1:]:
-        bad = [p for p in OUTPUTS if not os.path.exists(p) or open(p, encoding="utf-8").read() != text]
+        bad = [p for p, t in want if not os.path.exists(p) or open(p, encoding="utf-8").read() != t]
         for p in bad:
-            print("%s differs from the generated CRD: run `make crd`" % os.path.relpath(p, ROOT))
+            print("%s differs from the generated one: run `make crd`" % os.path.relpath(p, ROOT))
         return 1 if bad else 0
-    for p in OUTPUTS:
+    for p, t in want:
         with open(p, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            fh.write(t)
     return 0
 
 

@@ -142,7 +142,7 @@ assert_eq "Failed" "$(am_get bad-input '{.status.phase}')" "bad-input phase"
 assert_eq 1 "$(pods_of bad-input | grep -c .)" "bad-input ran exactly one pod"
 assert_eq 0 "$(am_get bad-input '{.status.retries}')" "bad-input was not retried"
 assert_contains "$(am_get bad-input '{.status.message}')" "does-not-exist.tif" "bad-input message has the worker's reason"
-assert_contains "$(am_get bad-spec '{.status.message}')" "spec.params.nodata" "bad-spec message names the field"
+assert_contains "$(am_get bad-spec '{.status.message}')" "spec.params.dstCrs" "bad-spec message names the field"
 echo "bad-spec: $(am_get bad-spec '{.status.message}')"
 if k wait --for=condition=Failed am/bad-spec am/bad-input --timeout=10s >/dev/null; then
   ok "kubectl wait --for=condition=Failed ends on the failed assets"
@@ -161,6 +161,15 @@ out=$(printf '%s\n' 'apiVersion: terrane.io/v1alpha1' 'kind: AssetMaterializatio
   '  output: {uri: "s3://assets"}' | k apply -f - 2>&1) && fail "mode: slop was accepted"
 echo "apply mode: slop: $out"
 assert_contains "$out" 'spec.params.mode: Unsupported value: "slop"' "kubectl apply rejects mode: slop naming the param"
+# A param the CRD's rules cannot see (nodata, a number or "none"): the policy in crds/.
+out=$(printf '%s\n' 'apiVersion: terrane.io/v1alpha1' 'kind: AssetMaterialization' \
+  'metadata: {name: nodata-byte}' 'spec:' '  assetKey: test/nodata_byte' '  operation: calc' \
+  '  params: {expression: "dem * 2", outputType: Byte, nodata: -9999}' \
+  '  inputs: [{name: dem, uri: "s3://raw/elev.tif"}]' '  output: {uri: "s3://assets"}' | k apply -f - 2>&1) \
+  && fail "nodata -9999 for Byte was accepted"
+echo "apply nodata -9999 for Byte: $out"
+assert_contains "$out" "spec.params.nodata: nodata must be representable in Byte" \
+  "kubectl apply rejects a nodata out of Byte's range (ValidatingAdmissionPolicy)"
 assert_eq "Failed" "$(am_get bad-spec '{.status.phase}')" "bad-spec phase"
 assert_eq 0 "$(pods_of bad-spec | grep -c .)" "bad-spec started no pod"
 assert_contains "$(am_get cyc-a '{.status.message}')" "cyc-a -> cyc-b -> cyc-a" "cyc-a message shows the cycle"

@@ -7,10 +7,11 @@
 Each proto/examples/task/{valid,invalid}/*.json becomes an AssetMaterialization
 with the task's operation, params and inputs (by uri). Valid tasks must apply;
 every invalid task whose .field names a param must be rejected by the API
-server with a message naming that param (spec.params.<name>), except the
-cases listed in CONTROLLER_ONLY, which the CRD cannot express (the
-generated CRD says so in its params description) and which must then apply,
-so the list cannot go stale. Prints one ok/FAIL line per case and exits 1 on
+server (the CRD's schema and rules, or the ValidatingAdmissionPolicy of
+crds/terrane.io_assetmaterializations-params-policy.yaml) with a message
+naming that param (spec.params.<name>), except the cases listed in
+CONTROLLER_ONLY, which neither can express (the generated CRD says so in its
+params description) and which must then apply, so the list cannot go stale. Prints one ok/FAIL line per case and exits 1 on
 any failure.
 """
 
@@ -19,13 +20,10 @@ import os
 import re
 import sys
 
-# Rules the API server's CRD machinery cannot evaluate (see scripts/gen-crd.py):
-# CEL sees no param of several types, and RE2 has no lookahead.
+# Params of several types (nodata, resolution), which CRD rules cannot see,
+# are checked by the generated ValidatingAdmissionPolicy; a pattern's
+# lookahead has no RE2 equivalent, in either.
 CONTROLLER_ONLY = {
-    "calc-nodata-fraction-for-int16": "nodata is a number or \"none\": no CEL type",
-    "calc-nodata-out-of-byte-range": "nodata is a number or \"none\": no CEL type",
-    "terrain-nodata": "nodata is a number or \"none\": no CEL type",
-    "warp-resolution-pair-negative": "resolution is a number or [x, y]: no CEL type",
     "warp-dst-crs-proj-init": "the +init= exclusion is a lookahead",
 }
 

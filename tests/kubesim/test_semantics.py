@@ -431,6 +431,35 @@ def test_crd_refused_like_the_api_server():
     assert st["details"]["causes"][0]["reason"] == "FieldValueDuplicate", st
 
 
+def test_validating_admission_policy():
+    """A bound policy denies what its expression rejects, with the API server's message; unbound, it does not."""
+    ensure_widget_crd()
+    vp = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"
+    vb = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings"
+    ok(*C.post(vp, {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                    "metadata": {"name": "no-big"},
+                    "spec": {"matchConstraints": {"resourceRules": [{
+                        "apiGroups": ["example.terrane.io"], "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"], "resources": ["widgets"]}]},
+                        "validations": [{"expression": "!has(object.spec.params) || !has(object.spec.params.n) || "
+                                                       "(type(object.spec.params.n) == int && object.spec.params.n < 10)",
+                                         "message": "spec.params.n: must be an integer below 10"}]}})[:2])
+    ok(*C.post(WD % "default", widget("vap-unbound", params={"n": 99}))[:2])   # no binding yet
+    ok(*C.post(vb, {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                    "metadata": {"name": "no-big"},
+                    "spec": {"policyName": "no-big", "validationActions": ["Deny"]}})[:2])
+    code, st, _ = C.post(WD % "default", widget("vap-big", params={"n": 99}))
+    assert code == 422 and st["reason"] == "Invalid", st
+    assert "ValidatingAdmissionPolicy 'no-big' with binding 'no-big' denied request: spec.params.n" in st["message"], st
+    code, st, _ = C.post(WD % "default", widget("vap-float", params={"n": 1.5}))   # untyped: seen as a double
+    assert code == 422, st
+    ok(*C.post(WD % "default", widget("vap-small", params={"n": 3}))[:2])
+    code, st, _ = C.patch(WD % "default" + "/vap-small", {"spec": {"params": {"n": 12}}})
+    assert code == 422 and "denied request" in st["message"], st   # updates too
+    for path in (vb + "/no-big", vp + "/no-big"):
+        C.delete(path)
+
+
 def test_patch_types():
     ok(*C.post(CM % "default", cm("pt", labels={"a": "1", "b": "2"}, data={"x": "1", "y": "2"}))[:2])
     code, o, _ = C.patch(CM % "default" + "/pt", {"metadata": {"labels": {"a": None}}, "data": {"z": "3"}})
