@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Generate the AssetMaterialization CRD's params schema from the task contract.
 
-    scripts/gen-crd.py            rewrite crds/ and helm/terrane/crds/ from the template
-    scripts/gen-crd.py --check    exit 1 when a committed CRD differs from the generated one
+    scripts/gen-crd.py            rewrite the CRD (crds/, helm/terrane/crds/) and the params policy
+                                  (crds/, helm/terrane/templates/) from the template and the schema
+    scripts/gen-crd.py --check    exit 1 when a committed file differs from the generated one
 
 The template crds/template/assetmaterializations.yaml.in holds everything
 written by hand; its @OPERATIONS@, @PARAMS@ and @SPEC_RULES@ lines are replaced
@@ -30,9 +31,12 @@ Limits of the real API server this stays within (and what it cannot say):
     or [x, y]) is therefore a preserve-unknown-fields node carrying only the
     value validations that are safe for every type.
   * CEL sees no field without a type (the apiserver ignores
-    preserve-unknown-fields data in rules), so rules about those params are
-    left to the controller, which checks the whole task contract before any
-    pod is created. They are listed in the generated CRD's params description.
+    preserve-unknown-fields data in rules), so rules about those params go to
+    a ValidatingAdmissionPolicy (crds/...-params-policy.yaml and the chart's
+    templates/params-policy.yaml), whose `object` is dynamically typed: each
+    check there is guarded by a type test. What neither can say is left to
+    the controller, which checks the whole task contract before any pod is
+    created, and listed in the generated CRD's params description.
   * Patterns are Go RE2: no lookahead. A pattern with one is relaxed (the
     lookahead dropped); the controller applies the full one.
   * CEL cost: rules are comparisons, `in` over literal lists and `exists`
