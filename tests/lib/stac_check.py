@@ -59,61 +59,44 @@ def nums(v, *sizes):
     return isinstance(v, list) and len(v) in sizes and all(num(x) for x in v)
 
 
-def check_proj(where, o, errs):
-    for k, v in o.items():
-        if not k.startswith("proj:"):
-            continue
-        ok = {
-            "proj:code": lambda v: v is None or (isinstance(v, str) and re.match(r"^[A-Za-z0-9_.-]+:[^\s]+$", v)),
-            "proj:wkt2": lambda v: v is None or isinstance(v, str),
-            "proj:projjson": lambda v: v is None or isinstance(v, dict),
-            "proj:geometry": lambda v: isinstance(v, dict) and "type" in v,
-            "proj:bbox": lambda v: nums(v, 4, 6),
-            "proj:centroid": lambda v: isinstance(v, dict) and num(v.get("lat")) and num(v.get("lon")),
-            "proj:shape": lambda v: isinstance(v, list) and len(v) == 2 and all(integer(x) for x in v),
-            "proj:transform": lambda v: nums(v, 6, 9),
-        }.get(k)
-        if ok is None:
-            errs.append("%s: %s is not a field of projection v2.0.0" % (where, k))
-        elif not ok(v):
-            errs.append("%s: %s is not valid: %s" % (where, k, json.dumps(v)[:120]))
+PROJ = {
+    "proj:code": lambda v: v is None or (isinstance(v, str) and re.match(r"^[A-Za-z0-9_.-]+:[^\s]+$", v)),
+    "proj:wkt2": lambda v: v is None or isinstance(v, str),
+    "proj:projjson": lambda v: v is None or isinstance(v, dict),
+    "proj:geometry": lambda v: isinstance(v, dict) and "type" in v,
+    "proj:bbox": lambda v: nums(v, 4, 6),
+    "proj:centroid": lambda v: isinstance(v, dict) and num(v.get("lat")) and num(v.get("lon")),
+    "proj:shape": lambda v: isinstance(v, list) and len(v) == 2 and all(integer(x) for x in v),
+    "proj:transform": lambda v: nums(v, 6, 9),
+}
+FILE = {
+    "file:checksum": lambda v: isinstance(v, str) and re.match(r"^[a-f0-9]+$", v),
+    "file:size": lambda v: integer(v) and v >= 0,
+    "file:header_size": lambda v: integer(v) and v >= 0,
+    "file:byte_order": lambda v: v in ("big-endian", "little-endian"),
+    "file:values": lambda v: isinstance(v, list) and len(v) >= 1,
+    "file:local_path": lambda v: isinstance(v, str),
+}
+PROCESSING = {
+    "processing:expression": lambda v: isinstance(v, dict) and "format" in v and "expression" in v,
+    "processing:lineage": lambda v: isinstance(v, str),
+    "processing:level": lambda v: isinstance(v, str),
+    "processing:facility": lambda v: isinstance(v, str),
+    "processing:version": lambda v: isinstance(v, str),
+    "processing:datetime": lambda v: isinstance(v, str) and RFC3339.match(v),
+    "processing:software": lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+}
 
 
-def check_file(where, o, errs):
-    for k, v in o.items():
-        if not k.startswith("file:"):
-            continue
-        ok = {
-            "file:checksum": lambda v: isinstance(v, str) and re.match(r"^[a-f0-9]+$", v),
-            "file:size": lambda v: integer(v) and v >= 0,
-            "file:header_size": lambda v: integer(v) and v >= 0,
-            "file:byte_order": lambda v: v in ("big-endian", "little-endian"),
-            "file:values": lambda v: isinstance(v, list) and len(v) >= 1,
-            "file:local_path": lambda v: isinstance(v, str),
-        }.get(k)
-        if ok is None:
-            errs.append("%s: %s is not a field of file v2.1.0" % (where, k))
-        elif not ok(v):
-            errs.append("%s: %s is not valid: %s" % (where, k, json.dumps(v)[:120]))
-
-
-def check_processing(where, o, errs):
-    used = [k for k in o if k.startswith("processing:")]
+def check_fields(where, o, prefix, fields, extension, errs):
+    """The extension's fields of o; whether o uses any."""
+    used = [k for k in o if k.startswith(prefix)]
     for k in used:
-        v = o[k]
-        ok = {
-            "processing:expression": lambda v: isinstance(v, dict) and "format" in v and "expression" in v,
-            "processing:lineage": lambda v: isinstance(v, str),
-            "processing:level": lambda v: isinstance(v, str),
-            "processing:facility": lambda v: isinstance(v, str),
-            "processing:version": lambda v: isinstance(v, str),
-            "processing:datetime": lambda v: isinstance(v, str) and RFC3339.match(v),
-            "processing:software": lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
-        }.get(k)
+        ok = fields.get(k)
         if ok is None:
-            errs.append("%s: %s is not a field of processing v1.2.0" % (where, k))
-        elif not ok(v):
-            errs.append("%s: %s is not valid: %s" % (where, k, json.dumps(v)[:120]))
+            errs.append("%s: %s is not a field of %s" % (where, k, extension))
+        elif not ok(o[k]):
+            errs.append("%s: %s is not valid: %s" % (where, k, json.dumps(o[k])[:120]))
     return bool(used)
 
 
@@ -195,13 +178,13 @@ def check(item):
         assets = {}
     used = set()
     for where, o in [("properties", props)] + [("assets.%s" % k, a) for k, a in assets.items()]:
-        check_proj(where, o, errs)
-        check_file(where, o, errs)
+        check_fields(where, o, "proj:", PROJ, "projection v2.0.0", errs)
+        check_fields(where, o, "file:", FILE, "file v2.1.0", errs)
         check_raster(where, o, errs)
         for prefix in ("proj", "file", "raster"):
             if any(k.startswith(prefix + ":") for k in o):
                 used.add(prefix)
-    if check_processing("properties", props, errs):
+    if check_fields("properties", props, "processing:", PROCESSING, "processing v1.2.0", errs):
         used.add("processing")
     for prefix, uri in EXT.items():
         if prefix in used and uri not in exts:
