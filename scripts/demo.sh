@@ -122,7 +122,12 @@ wait_for 150 "s3rver on 127.0.0.1:$S3_PORT (log: $DEMO_DIR/s3rver.log)" s3_up
 export AWS_S3_ENDPOINT=127.0.0.1:$S3_PORT AWS_HTTPS=NO AWS_VIRTUAL_HOSTING=FALSE
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE || true
-say "s3rver on http://127.0.0.1:$S3_PORT (pid $S3_PID), buckets raw and assets"
+# The S3 environment, for `make demo-upload` and for GDAL or QGIS by hand.
+cat >"$DEMO_DIR/s3.env" <<ENV
+export AWS_S3_ENDPOINT=$AWS_S3_ENDPOINT AWS_HTTPS=NO AWS_VIRTUAL_HOSTING=FALSE
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+ENV
+say "s3rver on http://127.0.0.1:$S3_PORT (pid $S3_PID), buckets raw and assets; environment in $(rel "$DEMO_DIR/s3.env")"
 $PY - "$SAMPLES" <<'PY' || fail "uploading the sample data to s3://raw/lux/"
 import os, sys
 from osgeo import gdal
@@ -325,6 +330,11 @@ echo "    $S3ENV"
 echo "    /vsis3/${slope_uri#s3://}"
 echo "    STAC Item: /vsis3/${slope_item#s3://}"
 echo "  The same with GDAL:  env $S3ENV gdalinfo /vsis3/${slope_uri#s3://}"
+echo "  (the same variables: . $(rel "$DEMO_DIR/s3.env"))"
+echo
+echo "${B}== Use your own data ==${N}"
+echo "  make demo-upload FILE=my-dem.tif KEY=my/dem.tif     # puts it at s3://raw/my/dem.tif"
+echo "  then an asset with  inputs: [{name: dem, uri: s3://raw/my/dem.tif}]  (README: Use your own data)"
 echo
 echo "${B}== Query the simulated cluster with kubectl (it keeps running) ==${N}"
 echo "  $KC get am -n $NS"
