@@ -267,7 +267,11 @@ int hydro_write_cog(const hydro_raster *r, void *data, GDALDataType type, bool h
 static OGRSpatialReferenceH raster_srs(const hydro_raster *r)
 {
     OGRSpatialReferenceH srs = r->wkt ? OSRNewSpatialReference(r->wkt) : NULL;
-    if (srs) OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
+    if (!srs) return NULL;
+    OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
+    /* The GeoJSON driver names a CRS only by its EPSG code ("crs" member);
+     * without one, readers would take the coordinates for WGS 84. */
+    if (!OSRGetAuthorityCode(srs, NULL)) OSRAutoIdentifyEPSG(srs);
     return srs;
 }
 

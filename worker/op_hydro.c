@@ -546,8 +546,9 @@ static int watershed_validate(const task *t)
 {
     if (check_inputs(t, watershed_inputs, 2) < 0) return -1;
     if (params_num(t->params, "snapDistance", 0) > 0 && !task_input_find(t, "accumulation"))
-        return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, "params.snapDistance",
-                       "params.snapDistance: snapping needs an input named 'accumulation'");
+        return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, "inputs",
+                       "inputs: snapping pour points (params.snapDistance > 0) needs an input "
+                       "named 'accumulation'");
     return check_common(t);
 }
 
