@@ -451,6 +451,23 @@ size_t hydro_d8_normalize(const hydro_grid *g, uint8_t *dir)
 
 /* ---- D-infinity ------------------------------------------------------------ */
 
+/* The angle of neighbour ccw (0 = E, 1 = NE, ... 7 = SE, counter-clockwise)
+ * from a cell on row y: multiples of pi / 4 only for square cells. */
+static double ccw_angle(const hydro_grid *g, size_t y, int ccw)
+{
+    double diag = atan2(g->dy, g->dx[y]);
+    switch (ccw & 7) {
+    case 0: return 0;
+    case 1: return diag;
+    case 2: return M_PI / 2;
+    case 3: return M_PI - diag;
+    case 4: return M_PI;
+    case 5: return M_PI + diag;
+    case 6: return 3 * M_PI / 2;
+    default: return 2 * M_PI - diag;
+    }
+}
+
 int hydro_dinf(const hydro_grid *g, const float *dem, const uint8_t *d8, float *angle)
 {
     /* Facets: cardinal neighbour, diagonal neighbour, base angle, sign. */
@@ -497,8 +514,7 @@ int hydro_dinf(const hydro_grid *g, const float *dem, const uint8_t *d8, float *
                 if (d >= 8) {
                     best_a = -1;
                 } else {
-                    int ccw = (8 - d) % 8; /* E=0, NE=1, N=2 ... counter-clockwise */
-                    best_a = ccw * M_PI / 4;
+                    best_a = ccw_angle(g, y, (8 - d) % 8);
                 }
             }
             if (best_a >= 2 * M_PI) best_a -= 2 * M_PI;
@@ -556,13 +572,16 @@ static void dinf_split(const hydro_grid *g, const float *angle, size_t x, size_t
     *r1 = *r2 = -1;
     *p1 = *p2 = 0;
     if (!(a >= 0)) return;
-    double k = floor(a / (M_PI / 4));
-    double frac = a / (M_PI / 4) - k;
-    int ccw1 = (int)k % 8, ccw2 = (ccw1 + 1) % 8;
-    int d1 = (8 - ccw1) % 8, d2 = (8 - ccw2) % 8;
-    int64_t n1 = neighbour(g, x, y, d1), n2 = neighbour(g, x, y, d2);
-    if (frac < 1e-9) frac = 0;
-    if (frac > 1 - 1e-9) frac = 1;
+    /* The sector of a between two neighbours, and how far across it. */
+    int k = 0;
+    while (k < 7 && a >= ccw_angle(g, y, k + 1)) k++;
+    double lo = ccw_angle(g, y, k), hi = k == 7 ? 2 * M_PI : ccw_angle(g, y, k + 1);
+    double frac = (a - lo) / (hi - lo);
+    /* Angles are stored as Float32: one read back may fall a few ulps
+     * either side of a neighbour's angle. */
+    if (frac < 1e-5) frac = 0;
+    if (frac > 1 - 1e-5) frac = 1;
+    int64_t n1 = neighbour(g, x, y, (8 - k) % 8), n2 = neighbour(g, x, y, (8 - (k + 1) % 8) % 8);
     if (n1 >= 0 && !isnan(angle[n1]) && frac < 1) {
         *r1 = n1;
         *p1 = 1 - frac;

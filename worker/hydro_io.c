@@ -267,13 +267,14 @@ int hydro_write_cog(const hydro_raster *r, void *data, GDALDataType type, bool h
 static OGRSpatialReferenceH raster_srs(const hydro_raster *r)
 {
     OGRSpatialReferenceH srs = r->wkt ? OSRNewSpatialReference(r->wkt) : NULL;
-    if (!srs) return NULL;
-    OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
-    /* The GeoJSON driver names a CRS only by its EPSG code ("crs" member);
-     * without one, readers would take the coordinates for WGS 84. */
-    if (!OSRGetAuthorityCode(srs, NULL)) OSRAutoIdentifyEPSG(srs);
+    if (srs) OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
     return srs;
 }
+
+/* GeoJSON as RFC 7946 has it: the driver reprojects from the layer's CRS
+ * to WGS 84 longitude/latitude (7 decimals, about 1 cm), the only CRS the
+ * format names; a CRS without an EPSG code could not be written at all. */
+static char *const geojson_layer_opts[] = {"RFC7946=YES", NULL};
 
 static GDALDatasetH geojson_create(const char *path)
 {
@@ -319,7 +320,7 @@ int hydro_write_polygons(const hydro_raster *r, uint32_t *label, const char *lay
     if (GDALPolygonize(band, GDALGetMaskBand(band), ml, 0, opts, NULL, NULL) != CE_None)
         goto gdal_fail;
     if (!(out = geojson_create(path))) goto gdal_fail;
-    OGRLayerH ol = GDALDatasetCreateLayer(out, layer_name, srs, wkbPolygon, NULL);
+    OGRLayerH ol = GDALDatasetCreateLayer(out, layer_name, srs, wkbPolygon, (char **)geojson_layer_opts);
     if (!ol) goto gdal_fail;
     fd = OGR_Fld_Create("id", OFTInteger);
     OGRFieldDefnH fa = OGR_Fld_Create("area", OFTReal);
@@ -379,7 +380,8 @@ int hydro_lines_open(const hydro_raster *r, const char *path, hydro_lines **out)
     }
     l->r = r;
     if (!(l->ds = geojson_create(path)) ||
-        !(l->layer = GDALDatasetCreateLayer(l->ds, "streams", srs, wkbLineString, NULL)) ||
+        !(l->layer = GDALDatasetCreateLayer(l->ds, "streams", srs, wkbLineString,
+                                                   (char **)geojson_layer_opts)) ||
         OGR_L_CreateField(l->layer, fid, TRUE) != OGRERR_NONE ||
         OGR_L_CreateField(l->layer, ford, TRUE) != OGRERR_NONE) {
         err_set_gdal(ERR_TRANSIENT, ERR_OUTPUT, NULL, "creating %s", path);

@@ -85,6 +85,15 @@ static hydro_encoding param_encoding(const task *t, GDALDatasetH ds)
     return hydro_dirs_encoding(ds, HYDRO_ENC_ESRI);
 }
 
+/* Puts field on an input-data error hydro.h set without one. */
+static void name_field(const char *field)
+{
+    char msg[512];
+    if (strcmp(err_get_code(), ERR_INPUT_INVALID) || err_get_field()[0]) return;
+    snprintf(msg, sizeof msg, "%s", err_get_message());
+    err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: %s", field, msg);
+}
+
 static void progress(const op_ctx *ctx, double f)
 {
     if (ctx->progress) ctx->progress(f, NULL, ctx->progress_arg);
@@ -406,7 +415,7 @@ static int facc_run(const op_ctx *ctx, op_result *out)
         }
     progress(ctx, 0.3);
     if ((dinf ? hydro_accumulate_dinf(g, angle, acc) : hydro_accumulate_d8(g, dir, acc)) < 0) {
-        err_prefix("%s: ", dirs.r.field);
+        name_field(dirs.r.field);
         goto cleanup;
     }
     progress(ctx, 0.6);
