@@ -42,6 +42,24 @@ static int64_t neighbour(const hydro_grid *g, size_t x, size_t y, int d)
     return ny * (int64_t)g->w + nx;
 }
 
+/* Index offsets of the 8 neighbours. */
+static void offsets(const hydro_grid *g, int64_t off[8])
+{
+    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+}
+
+/* Fills nb with the 8 neighbours of cell c at (x, y), -1 off the grid; the
+ * common interior case without bounds checks. */
+static inline void neighbours(const hydro_grid *g, const int64_t off[8], size_t c, size_t x,
+                              size_t y, int64_t nb[8])
+{
+    if (x > 0 && y > 0 && x + 1 < g->w && y + 1 < g->h) {
+        for (int d = 0; d < 8; d++) nb[d] = (int64_t)c + off[d];
+        return;
+    }
+    for (int d = 0; d < 8; d++) nb[d] = neighbour(g, x, y, d);
+}
+
 /* ---- encodings ------------------------------------------------------------ */
 
 /* GRASS r.watershed codes 1..8 counter-clockwise from NE, by our d. */
@@ -111,8 +129,9 @@ static void fifo_free(fifo *q)
     memset(q, 0, sizeof *q);
 }
 
-/* A binary min-heap of (elevation, index); equal elevations pop in the
- * order of their index so results do not depend on push order. */
+/* A 4-ary min-heap of (elevation, index): shallower than a binary one, and
+ * the four children share a cache line. The order among equal elevations
+ * does not matter: the filled surface is unique. */
 typedef struct heap_item {
     float z;
     uint32_t i;
@@ -123,10 +142,6 @@ typedef struct heap {
     size_t cap, len;
 } heap;
 
-static bool item_less(heap_item a, heap_item b)
-{
-    return a.z < b.z || (a.z == b.z && a.i < b.i);
-}
 
 static int heap_push(heap *hp, float z, uint32_t i)
 {
@@ -140,8 +155,8 @@ static int heap_push(heap *hp, float z, uint32_t i)
     heap_item it = {z, i};
     size_t k = hp->len++;
     while (k > 0) {
-        size_t p = (k - 1) / 2;
-        if (!item_less(it, hp->v[p])) break;
+        size_t p = (k - 1) / 4;
+        if (!(z < hp->v[p].z)) break;
         hp->v[k] = hp->v[p];
         k = p;
     }
@@ -154,12 +169,14 @@ static heap_item heap_pop(heap *hp)
     heap_item top = hp->v[0], last = hp->v[--hp->len];
     size_t k = 0, n = hp->len;
     for (;;) {
-        size_t c = 2 * k + 1;
+        size_t c = 4 * k + 1, end = c + 4 < n ? c + 4 : n;
         if (c >= n) break;
-        if (c + 1 < n && item_less(hp->v[c + 1], hp->v[c])) c++;
-        if (!item_less(hp->v[c], last)) break;
-        hp->v[k] = hp->v[c];
-        k = c;
+        size_t m = c;
+        for (size_t j = c + 1; j < end; j++)
+            if (hp->v[j].z < hp->v[m].z) m = j;
+        if (!(hp->v[m].z < last.z)) break;
+        hp->v[k] = hp->v[m];
+        k = m;
     }
     if (n) hp->v[k] = last;
     return top;
@@ -170,15 +187,59 @@ static heap_item heap_pop(heap *hp)
 #define BIT_GET(b, i) ((b)[(i) >> 3] & (1u << ((i)&7)))
 #define BIT_SET(b, i) ((b)[(i) >> 3] |= (uint8_t)(1u << ((i)&7)))
 
-/* True when the valid cell (x, y) is on the edge or next to nodata. */
-static bool on_border(const hydro_grid *g, const float *dem, size_t x, size_t y)
+/* A LIFO stack of cell indexes that grows by doubling. */
+typedef struct stack {
+    uint32_t *v;
+    size_t cap, len;
+} stack;
+
+static int stack_push(stack *st, uint32_t i)
 {
-    if (x == 0 || y == 0 || x + 1 == g->w || y + 1 == g->h) return true;
-    for (int d = 0; d < 8; d++) {
-        int64_t n = neighbour(g, x, y, d);
-        if (isnan(dem[n])) return true;
+    if (st->len == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 4096;
+        uint32_t *v = mem_realloc(st->v, cap * sizeof *v);
+        if (!v) return err_oom();
+        st->v = v;
+        st->cap = cap;
     }
-    return false;
+    st->v[st->len++] = i;
+    return 0;
+}
+
+/* Slope cells (Zhou, Sun and Fu 2016): a cell higher than the cell it was
+ * reached from keeps its own elevation, so it needs no priority order
+ * itself; its neighbours do only when one of them is lower (or, with an
+ * epsilon, not higher). trace expands such cells from a stack and hands a
+ * cell to the priority queue only when it has a lower open neighbour,
+ * which keeps most of a DEM's cells out of the heap. */
+static int trace(const hydro_grid *g, const int64_t off[8], const float *dem, uint8_t *closed,
+                 stack *st, heap *open, bool strict)
+{
+    while (st->len) {
+        uint32_t c = st->v[--st->len];
+        size_t y = (uint32_t)c / (uint32_t)g->w, x = c - y * g->w;
+        float zc = dem[c];
+        int64_t nb[8];
+        bool defer = false;
+        neighbours(g, off, c, x, y, nb);
+        for (int d = 0; d < 8; d++) {
+            if (nb[d] < 0 || BIT_GET(closed, nb[d])) {
+                nb[d] = -1;
+                continue;
+            }
+            if (dem[nb[d]] < zc || (strict && dem[nb[d]] == zc)) defer = true;
+        }
+        if (defer) {
+            if (heap_push(open, zc, c) < 0) return -1;
+            continue;
+        }
+        for (int d = 0; d < 8; d++) {
+            if (nb[d] < 0) continue;
+            BIT_SET(closed, nb[d]);
+            if (stack_push(st, (uint32_t)nb[d]) < 0) return -1;
+        }
+    }
+    return 0;
 }
 
 int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
@@ -187,71 +248,93 @@ int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
     uint8_t *closed = mem_calloc(n / 8 + 1, 1);
     heap open = {0};
     fifo pit = {0};
+    stack slope = {0};
+    int64_t off[8];
     int rc = -1;
 
     if (!closed) {
         err_oom();
         goto cleanup;
     }
+    offsets(g, off);
+    /* Seeds: the valid cells of the frame and those next to nodata. Only
+     * nodata cells are looked around, so a DEM without nodata costs one
+     * pass. */
+    for (size_t i = 0; i < n; i++)
+        if (isnan(dem[i])) BIT_SET(closed, i);
     for (size_t y = 0; y < g->h; y++)
         for (size_t x = 0; x < g->w; x++) {
             size_t i = y * g->w + x;
-            if (isnan(dem[i])) {
-                BIT_SET(closed, i);
-            } else if (on_border(g, dem, x, y)) {
+            bool frame = x == 0 || y == 0 || x + 1 == g->w || y + 1 == g->h;
+            if (frame && !BIT_GET(closed, i)) {
                 BIT_SET(closed, i);
                 if (heap_push(&open, dem[i], (uint32_t)i) < 0) goto cleanup;
+            }
+            if (!isnan(dem[i])) continue;
+            int64_t nb[8];
+            neighbours(g, off, i, x, y, nb);
+            for (int d = 0; d < 8; d++) {
+                if (nb[d] < 0 || BIT_GET(closed, nb[d])) continue;
+                BIT_SET(closed, nb[d]);
+                if (heap_push(&open, dem[nb[d]], (uint32_t)nb[d]) < 0) goto cleanup;
             }
         }
     while (pit.len || open.len) {
         uint32_t c = pit.len ? fifo_pop(&pit) : heap_pop(&open).i;
-        size_t y = c / g->w, x = c - y * g->w;
+        size_t y = (uint32_t)c / (uint32_t)g->w, x = c - y * g->w;
         float zc = dem[c], floor_z = zc;
+        int64_t nbs[8];
         if (epsilon > 0) {
             floor_z = (float)(zc + epsilon);
             if (!(floor_z > zc)) floor_z = nextafterf(zc, INFINITY);
         }
+        neighbours(g, off, c, x, y, nbs);
         for (int d = 0; d < 8; d++) {
-            int64_t nb = neighbour(g, x, y, d);
+            int64_t nb = nbs[d];
             if (nb < 0 || BIT_GET(closed, nb)) continue;
             BIT_SET(closed, nb);
             if (dem[nb] <= zc) {
                 if (dem[nb] != floor_z) count++;
                 dem[nb] = floor_z;
                 if (fifo_push(&pit, (uint32_t)nb) < 0) goto cleanup;
-            } else if (heap_push(&open, dem[nb], (uint32_t)nb) < 0) {
+            } else if (stack_push(&slope, (uint32_t)nb) < 0) {
                 goto cleanup;
             }
         }
+        if (trace(g, off, dem, closed, &slope, &open, epsilon > 0) < 0) goto cleanup;
     }
     if (raised) *raised = count;
     rc = 0;
 cleanup:
     mem_free(closed);
     mem_free(open.v);
+    mem_free(slope.v);
     fifo_free(&pit);
     return rc;
 }
 
 /* ---- D8 ------------------------------------------------------------------- */
 
-/* Steepest descent of valid cell (x, y), HYDRO_OUT when no neighbour is
- * lower; *off gets the first off-grid or nodata direction (-1 if none). */
-static uint8_t steepest(const hydro_grid *g, const float *dem, size_t x, size_t y, int *off)
+/* Steepest descent of valid cell c at (x, y) (drop times inv[d], the
+ * inverse distance), HYDRO_OUT when no neighbour is lower; *off gets the
+ * first off-grid or nodata direction (-1 if none). */
+static inline uint8_t steepest(const hydro_grid *g, const int64_t offs[8], const double inv[8],
+                               const float *dem, size_t c, size_t x, size_t y, int *off)
 {
-    size_t i = y * g->w + x;
-    float z = dem[i];
+    float z = dem[c];
     double best = 0;
     uint8_t dir = HYDRO_OUT;
+    int64_t nb[8];
     *off = -1;
+    neighbours(g, offs, c, x, y, nb);
     for (int d = 0; d < 8; d++) {
-        int64_t nb = neighbour(g, x, y, d);
-        if (nb < 0 || isnan(dem[nb])) {
+        if (nb[d] < 0 || isnan(dem[nb[d]])) {
             if (*off < 0) *off = d;
             continue;
         }
-        if (dem[nb] >= z) continue;
-        double s = (double)(z - dem[nb]) / dist(g, y, d);
+        float zn = dem[nb[d]];
+        if (zn >= z) continue;
+        double s = (double)(z - zn) * inv[d];
         if (s > best) {
             best = s;
             dir = (uint8_t)d;
@@ -273,14 +356,21 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
     int32_t *mask = NULL;
     fifo low = {0}, high = {0}, q = {0};
     uint32_t n_labels = 0;
+    int64_t off[8], nbs[8];
+    size_t n_out = 0;
     int rc = -1;
+
+    offsets(g, off);
+    for (size_t i = 0; i < n; i++) n_out += dir[i] == HYDRO_OUT;
+    if (!n_out) goto count_sinks;
 
     for (size_t y = 0; y < g->h; y++)
         for (size_t x = 0; x < w; x++) {
             size_t i = y * w + x;
             if (dir[i] == HYDRO_NODATA) continue;
+            neighbours(g, off, i, x, y, nbs);
             for (int d = 0; d < 8; d++) {
-                int64_t nb = neighbour(g, x, y, d);
+                int64_t nb = nbs[d];
                 if (nb < 0 || dir[nb] == HYDRO_NODATA) continue;
                 if (dir[i] != HYDRO_OUT && dir[nb] == HYDRO_OUT && dem[nb] == dem[i]) {
                     if (fifo_push(&low, (uint32_t)i) < 0) goto cleanup;
@@ -307,9 +397,10 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
         if (fifo_push(&q, s) < 0) goto cleanup;
         while (q.len) {
             uint32_t c = fifo_pop(&q);
-            size_t y = c / w, x = c - y * w;
+            size_t y = (uint32_t)c / (uint32_t)w, x = c - y * w;
+            neighbours(g, off, c, x, y, nbs);
             for (int d = 0; d < 8; d++) {
-                int64_t nb = neighbour(g, x, y, d);
+                int64_t nb = nbs[d];
                 if (nb < 0 || label[nb] || dir[nb] == HYDRO_NODATA || dem[nb] != dem[c]) continue;
                 label[nb] = n_labels;
                 if (fifo_push(&q, (uint32_t)nb) < 0) goto cleanup;
@@ -341,9 +432,10 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
             for (size_t r = 0; r < round; r++) {
                 uint32_t c = fifo_pop(&next);
                 if (flat_height[label[c]] < loops) flat_height[label[c]] = loops;
-                size_t y = c / w, x = c - y * w;
+                size_t y = (uint32_t)c / (uint32_t)w, x = c - y * w;
+                neighbours(g, off, c, x, y, nbs);
                 for (int d = 0; d < 8; d++) {
-                    int64_t nb = neighbour(g, x, y, d);
+                    int64_t nb = nbs[d];
                     if (nb < 0 || label[nb] != label[c] || mask[nb] || dir[nb] != HYDRO_OUT)
                         continue;
                     mask[nb] = (int32_t)loops + 1;
@@ -371,9 +463,10 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
                     mask[c] = (int32_t)flat_height[label[c]] + mask[c] + 2 * (int32_t)loops;
                 else
                     mask[c] = 2 * (int32_t)loops;
-                size_t y = c / w, x = c - y * w;
+                size_t y = (uint32_t)c / (uint32_t)w, x = c - y * w;
+                neighbours(g, off, c, x, y, nbs);
                 for (int d = 0; d < 8; d++) {
-                    int64_t nb = neighbour(g, x, y, d);
+                    int64_t nb = nbs[d];
                     if (nb < 0 || label[nb] != label[c] || mask[nb] > 0 || dir[nb] != HYDRO_OUT)
                         continue;
                     if (fifo_push(&low, (uint32_t)nb) < 0) goto cleanup;
@@ -389,8 +482,9 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
             if (dir[i] != HYDRO_OUT || !label[i]) continue;
             int32_t best = mask[i];
             uint8_t bd = HYDRO_OUT;
+            neighbours(g, off, i, x, y, nbs);
             for (int d = 0; d < 8; d++) {
-                int64_t nb = neighbour(g, x, y, d);
+                int64_t nb = nbs[d];
                 if (nb < 0 || label[nb] != label[i]) continue;
                 if (mask[nb] < best || (mask[nb] == best && bd != HYDRO_OUT && !is_diag(d) &&
                                         is_diag(bd))) {
@@ -419,7 +513,11 @@ cleanup:
 
 int hydro_d8(const hydro_grid *g, const float *dem, uint8_t *dir, size_t *sinks)
 {
-    for (size_t y = 0; y < g->h; y++)
+    int64_t offs[8];
+    double inv[8];
+    offsets(g, offs);
+    for (size_t y = 0; y < g->h; y++) {
+        for (int d = 0; d < 8; d++) inv[d] = 1 / dist(g, y, d);
         for (size_t x = 0; x < g->w; x++) {
             size_t i = y * g->w + x;
             if (isnan(dem[i])) {
@@ -427,9 +525,10 @@ int hydro_d8(const hydro_grid *g, const float *dem, uint8_t *dir, size_t *sinks)
                 continue;
             }
             int off;
-            uint8_t d = steepest(g, dem, x, y, &off);
+            uint8_t d = steepest(g, offs, inv, dem, i, x, y, &off);
             dir[i] = (d == HYDRO_OUT && off >= 0) ? (uint8_t)off : d;
         }
+    }
     return resolve_flats(g, dem, dir, sinks);
 }
 
@@ -613,7 +712,7 @@ int hydro_accumulate_dinf(const hydro_grid *g, const float *angle, double *acc)
         if (!indeg[i] && !isnan(angle[i]) && fifo_push(&q, (uint32_t)i) < 0) goto cleanup;
     while (q.len) {
         uint32_t c = fifo_pop(&q);
-        size_t y = c / g->w, x = c - y * g->w;
+        size_t y = (uint32_t)c / (uint32_t)g->w, x = c - y * g->w;
         int64_t r[2];
         double p[2];
         done++;
