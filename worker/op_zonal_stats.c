@@ -12,6 +12,7 @@
 #include "input.h"
 #include "mem.h"
 #include "op.h"
+#include "podres.h"
 #include "zonal.h"
 
 #include <stdio.h>
@@ -25,7 +26,8 @@ static const char *const stat_choices[] = {"count", "min", "max", "mean", "sum",
 static const param_spec zonal_params[] = {
     {"raster", PARAM_STRING, true, NULL, 0, 0, 63},  {"zones", PARAM_STRING, true, NULL, 0, 0, 63},
     {"key", PARAM_STRING, true, NULL, 0, 0, 255},    {"band", PARAM_INT, false, NULL, 1, 65535},
-    {"stats", PARAM_ENUM_LIST, false, stat_choices}, {NULL},
+    {"stats", PARAM_ENUM_LIST, false, stat_choices}, PODRES_PARAM_SPECS,
+    {NULL},
 };
 
 /* The ZONAL_* bits of params.stats; all of them when absent. */
