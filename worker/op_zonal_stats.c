@@ -13,6 +13,7 @@
 #include "mem.h"
 #include "op.h"
 #include "podres.h"
+#include "tpool.h"
 #include "zonal.h"
 
 #include <stdio.h>
@@ -92,6 +93,8 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
     const task *t = ctx->task;
     const task_input *rin, *zin;
     GDALDatasetH raster = NULL, zones = NULL;
+    GDALDatasetH more[TPOOL_MAX_THREADS - 1] = {NULL};
+    int n_more = 0;
     char raster_field[48], zones_field[48];
     char *gj_path = NULL, *csv_path = NULL;
     int band = params_int(t->params, "band", 1), rc = -1;
@@ -108,6 +111,10 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
                 GDALGetRasterCount(raster), band);
         goto cleanup;
     }
+    /* One more handle on the raster per extra thread: zones are computed
+     * in parallel, each thread reading through its own. */
+    for (; n_more < podres_threads() - 1 && n_more < TPOOL_MAX_THREADS - 1; n_more++)
+        if (input_open_raster(t, rin, &more[n_more]) < 0) goto cleanup;
     gj_path = mem_printf("%s/%s", ctx->scratch, ZONAL_GEOJSON_NAME);
     csv_path = mem_printf("%s/%s", ctx->scratch, ZONAL_CSV_NAME);
     if (!gj_path || !csv_path) {
@@ -116,6 +123,8 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
     }
     job = (zonal_job){
         .raster = raster,
+        .more_rasters = more,
+        .n_more = n_more,
         .band = band,
         .zones = zones,
         .key = params_str(t->params, "key", ""),
@@ -134,6 +143,7 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
     rc = 0;
 cleanup:
     if (raster) GDALClose(raster);
+    for (int k = 0; k < n_more; k++) GDALClose(more[k]);
     if (zones) GDALClose(zones);
     mem_free(gj_path);
     mem_free(csv_path);

@@ -70,13 +70,13 @@ static void *worker_main(void *arg)
 int tpool_for(int threads, size_t n, tpool_fn fn, void *arg)
 {
     pool p = {.fn = fn, .arg = arg, .n = n};
-    pthread_t tids[64];
-    worker_arg wargs[64];
+    pthread_t tids[TPOOL_MAX_THREADS];
+    worker_arg wargs[TPOOL_MAX_THREADS];
     int started = 0;
 
     if (threads < 1) threads = 1;
     if ((size_t)threads > n) threads = n > 0 ? (int)n : 1;
-    if (threads > 64) threads = 64;
+    if (threads > TPOOL_MAX_THREADS) threads = TPOOL_MAX_THREADS;
     atomic_init(&p.next, 0);
     atomic_init(&p.failed, false);
     pthread_mutex_init(&p.lock, NULL);

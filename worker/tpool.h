@@ -17,6 +17,9 @@
 
 #include <stddef.h>
 
+/* More are not started; callers with per-thread state size it to this. */
+#define TPOOL_MAX_THREADS 64
+
 typedef int (*tpool_fn)(size_t i, int worker, void *arg);
 
 /* threads < 1 counts as 1; more threads than items start no idle ones. */
