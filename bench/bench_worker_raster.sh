@@ -77,24 +77,25 @@ task() { # op params input key -> task JSON on stdout
 json() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 
 # timed LABEL SIZE REP cmd... : runs cmd under /usr/bin/time, appends
-# "label size rep seconds rss_kb compute_ms publish_ms" to RUNS.
+# "label size rep seconds rss_kb compute_ms publish_ms cpu_seconds" to RUNS.
 timed() {
   local label=$1 size=$2 rep=$3
   shift 3
-  if ! "$TIME" -f '%e %M' -o "$WORK/time.txt" "$@" >"$WORK/stdout.txt" 2>"$WORK/stderr.txt"; then
+  if ! "$TIME" -f '%e %M %U %S' -o "$WORK/time.txt" "$@" >"$WORK/stdout.txt" 2>"$WORK/stderr.txt"; then
     echo "$label failed:" >&2
     tail -n 5 "$WORK/stderr.txt" "$WORK/stdout.txt" >&2
     return 1
   fi
-  local secs rss cms=- pms=-
-  read -r secs rss <"$WORK/time.txt"
+  local secs rss usr sys cms=- pms=-
+  read -r secs rss usr sys <"$WORK/time.txt"
   if [[ $label == worker-* || $label == probe ]]; then
     cms=$(json "$WORK/stdout.txt" 'd["timings"]["computeMs"]')
     pms=$(json "$WORK/stdout.txt" 'd["timings"]["publishMs"]')
     W_THREADS=$(json "$WORK/stdout.txt" 'd["timings"]["threads"]')
     W_CACHE=$(json "$WORK/stdout.txt" 'd["timings"]["gdalCacheMb"]')
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$size" "$rep" "$secs" "$rss" "$cms" "$pms" >>"$RUNS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$size" "$rep" "$secs" "$rss" "$cms" "$pms" \
+    "$(awk -v u="$usr" -v s="$sys" 'BEGIN { print u + s }')" >>"$RUNS"
 }
 
 worker_output() { find "$WORK/out" -name asset.tif | head -n 1; }
@@ -211,6 +212,13 @@ print("                 one compression thread, GDAL's default cache); the worke
 print("  vs tool-same = the same against the tool with identical options, threads and cache included;")
 print("  compute alone = (worker wall - its publishMs) / tool-same wall: everything but publishing;")
 print("  publish = worker's publishMs (median): hash, fsync, link into place, STAC Item, manifest")
+print()
+print("CPU seconds (user + sys, median; what another tenant's load changes least)")
+for op, name in (("cog", "cog"), ("slope", "terrain-slope")):
+    c = {l: st.median(float(r[7]) for r in sel(l + op, size).values())
+         for l in ("worker-", "tool-user-", "tool-same-")}
+    print("  %-14s worker %7.2f  tool-user %7.2f  tool-same %7.2f" % (
+        name, c["worker-"], c["tool-user-"], c["tool-same-"]))
 print()
 print("peak RSS (MB)  %-14s %8s %8s %8s %14s" % ("operation", "worker", "user", "same", "worker/limit"))
 for op, name in (("cog", "cog"), ("slope", "terrain-slope")):
