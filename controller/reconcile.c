@@ -152,7 +152,7 @@ static void set_time(rctx *c, const char *key, time_t t)
     if (status_set_time(c->st, key, t)) oom(c);
 }
 
-/* phase, Ready and the summary message together: they always agree. */
+/* phase, Ready, Failed and the summary message together: they always agree. */
 static void state(rctx *c, const char *phase, bool ready, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void state(rctx *c, const char *phase, bool ready, const char *reason, const char *fmt, ...)
@@ -165,6 +165,7 @@ static void state(rctx *c, const char *phase, bool ready, const char *reason, co
     set_str(c, "phase", phase);
     set_str(c, "message", msg);
     cond(c, COND_READY, ready, reason, msg);
+    cond(c, COND_FAILED, !strcmp(phase, PHASE_FAILED), reason, msg);
 }
 
 static const char *old_str(const rctx *c, const char *key)
@@ -380,6 +381,9 @@ static fail_kind classify(const rctx *c, const json_t *pod, char *why, size_t si
     fail_kind kind = (code == TERRANE_EXIT_BAD_INPUT || (cls && !strcmp(cls, "BadInput")))
                          ? FAIL_BAD_INPUT
                          : FAIL_OTHER;
+    /* The worker's messages usually start with their field already. */
+    if (field && emsg && !strncmp(emsg, field, strlen(field)) && emsg[strlen(field)] == ':')
+        field = NULL;
     if (emsg)
         snprintf(why, size, "%s%s%s%s%s", ecode ? ecode : "", ecode ? ": " : "", field ? field : "",
                  field ? ": " : "", emsg);

@@ -606,9 +606,21 @@ static void desc_tail(const char *desc, char *buf, size_t size)
         return;
     }
     size_t n = strlen(desc);
-    if (desc[n - 1] == '.') n--;
-    if (n > 300) n = 300;
-    snprintf(buf, size, ": %.*s", (int)n, desc);
+    const char *more = "";
+    if (n > 300) {
+        /* Whole sentences when they fit, else whole words: never mid-word. */
+        size_t cut = 0;
+        for (size_t i = 1; i < 300; i++)
+            if (desc[i] == ' ' && desc[i - 1] == '.') cut = i;
+        if (!cut) {
+            for (size_t i = 0; i < 300; i++)
+                if (desc[i] == ' ') cut = i;
+            more = cut ? " ..." : "";
+        }
+        n = cut ? cut : 300;
+    }
+    if (n && desc[n - 1] == '.') n--;
+    snprintf(buf, size, ": %.*s%s", (int)n, desc, more);
 }
 
 static int validate(vctx *c, const json_t *schema, const json_t *inst, jschema_error *err);
