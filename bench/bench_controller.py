@@ -235,26 +235,32 @@ def run_case(build, n, nns, resync, tmp, log, timeout):
         time.sleep(1.0)
         rss_steady = mem_kb(ctl.pid, "VmRSS")
 
-        # the resync: first sample after which reconciles grow again
-        base, _ = scrape(mport)
-        prev_t, prev_cpu, prev_sim = time.monotonic(), cpu_s(ctl.pid), cpu_s(sim.pid)
-        rs_deadline = time.monotonic() + resync + timeout
-        while True:
-            now_tot, _ = scrape(mport)
-            if now_tot > base:
-                break
+        # the resync: first sample after which reconciles grow again (a
+        # resync that does not finish in time is reported as such, the
+        # figures until converging still count)
+        rs_wall = rs_cpu = rs_sim = float("nan")
+        try:
+            base, _ = scrape(mport)
             prev_t, prev_cpu, prev_sim = time.monotonic(), cpu_s(ctl.pid), cpu_s(sim.pid)
-            if prev_t > rs_deadline:
-                raise RuntimeError(f"N={n}: no resync within {resync} s")
-            time.sleep(0.1)
-        while now_tot < base + n:
-            time.sleep(0.05)
-            now_tot, buckets = scrape(mport)
-            if time.monotonic() > rs_deadline:
-                raise RuntimeError(f"N={n}: resync incomplete ({now_tot - base:.0f} of {n})")
-        rs_wall = time.monotonic() - prev_t
-        rs_cpu = cpu_s(ctl.pid) - prev_cpu
-        rs_sim = cpu_s(sim.pid) - prev_sim
+            rs_deadline = time.monotonic() + resync + timeout
+            while True:
+                now_tot, _ = scrape(mport)
+                if now_tot > base:
+                    break
+                prev_t, prev_cpu, prev_sim = time.monotonic(), cpu_s(ctl.pid), cpu_s(sim.pid)
+                if prev_t > rs_deadline:
+                    raise RuntimeError(f"no resync within {resync} s")
+                time.sleep(0.1)
+            while now_tot < base + n:
+                time.sleep(0.05)
+                now_tot, buckets = scrape(mport)
+                if time.monotonic() > rs_deadline:
+                    raise RuntimeError(f"resync incomplete ({now_tot - base:.0f} of {n})")
+            rs_wall = time.monotonic() - prev_t
+            rs_cpu = cpu_s(ctl.pid) - prev_cpu
+            rs_sim = cpu_s(sim.pid) - prev_sim
+        except RuntimeError as e:
+            print(f"N={n} ns={nns}: {e}", flush=True)
         total, buckets = scrape(mport)
         peak = mem_kb(ctl.pid, "VmHWM")
         row = {"n": n, "ns": nns, "create_s": create_s, "converge_s": conv,
