@@ -141,9 +141,13 @@ bench: deps all
 	@bench/run.sh $(BUILD)
 
 # The controller at scale against kubesim (bench/README.md); BENCH_CONTROLLER_ARGS
-# chooses other sizes, e.g. "--n 1000,10000,100000".
+# chooses other sizes, e.g. "--n 1000,10000,100000"; BENCH_FAULTS=0 skips the
+# faults-at-scale run (1,000 assets, ten kills).
 bench-controller: deps all
 	@bench/bench_controller.py $(BUILD) $(BENCH_CONTROLLER_ARGS)
+	@if [ "$${BENCH_FAULTS:-1}" != 0 ]; then \
+	  SCALE_ASSETS=1000 SCALE_KILLS=10 SCALE_TIMEOUT=3600 TERRANE_BUILD=$(abspath $(BUILD)) \
+	    tests/e2e/test_controller_scale_faults.sh | grep -E '^(ok|FAIL|converged|audit|killed)'; fi
 
 format:
 	clang-format -i worker/*.[ch] $(C_SRC) $(C_HDR) tests/unit/*/*.c tests/fuzz/*.c 2>/dev/null || true

@@ -3,6 +3,7 @@
 #
 # Gives everything tests/lib/common.sh gives, plus:
 #   e2e_start [FAULTS_JSON]   s3rver with buckets raw and assets holding the sample DEM
+#                             ($KUBESIM_ARGS: more kubesim options, e.g. --audit)
 #                             and communes, kubesim (pools cpu, highmem, gpu; autoscaler),
 #                             the CRD, namespace $NS, and the controller's pools and
 #                             worker-env files ($POOLS, $WORKER_ENV)
@@ -70,6 +71,8 @@ e2e_start() {
   local args=(--port 0 --kubeconfig "$KUBECONFIG" --state-dir "$TMP/kubesim" --pools "$E2E/testdata/kubesim-pools.json"
               --ready-file "$TMP/kubesim.port" --namespace "$NS")
   [ -n "$faults_file" ] && args+=(--faults "$faults_file")
+  # shellcheck disable=SC2206 # word-split on purpose: extra options
+  [ -n "${KUBESIM_ARGS:-}" ] && args+=($KUBESIM_ARGS)
   $PY "$ROOT/tests/kubesim/kubesim.py" "${args[@]}" >"$TMP/kubesim.log" 2>&1 &
   KUBESIM_PID=$!
   at_exit 'kill $KUBESIM_PID 2>/dev/null; wait $KUBESIM_PID 2>/dev/null'

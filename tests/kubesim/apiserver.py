@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import labelsel
 import openapi
 import scheduler
+import store as store_mod
 import tables
 from util import ApiError, bad_request, dumps
 
@@ -143,6 +144,7 @@ class Handler(BaseHTTPRequestHandler):
             url = urllib.parse.urlsplit(self.path)
             q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
             raw = self._read_body()
+            store_mod.REQUEST.agent = self.headers.get("User-Agent", "")
             if self.sim.token and not url.path.startswith("/kubesim/"):
                 auth = self.headers.get("Authorization", "")
                 if auth != "Bearer " + self.sim.token:
@@ -678,6 +680,12 @@ class Handler(BaseHTTPRequestHandler):
             if sim.cluster:
                 out["pools"] = sim.cluster.describe()
             return self._send(200, out)
+        if what == "audit":
+            with store.lock:
+                recs = list(store.audit) if store.audit is not None else None
+            if recs is None:
+                raise ApiError(404, "NotFound", "kubesim runs without --audit")
+            return self._send(200, {"records": recs})
         if what == "processes":
             return self._send(200, {"processes": sim.kubelet.processes() if sim.kubelet else []})
         if what in ("preempt", "oom", "evict") and method == "POST":

@@ -120,6 +120,9 @@ def parse_args(argv):
                     help="serve HTTPS with a self-signed certificate (CA data in the kubeconfig)")
     ap.add_argument("--namespace", default="default", help="kubeconfig context namespace")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    ap.add_argument("--audit", action="store_true",
+                    help="record every change of pods, AssetMaterializations and Leases with the "
+                    "client's User-Agent (GET /kubesim/audit)")
     return ap.parse_args(argv)
 
 
@@ -130,6 +133,8 @@ def main(argv=None):
     os.makedirs(state_dir, exist_ok=True)
 
     st = storemod.Store(history_size=args.history_size, seed=args.seed)
+    if args.audit:
+        st.audit = []
     flt = faultsmod.Faults(seed=args.seed)
     if args.faults:
         try:
