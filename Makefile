@@ -40,7 +40,7 @@ ifneq ($(wildcard controller/main.c),)
 BINS += $(BUILD)/terrane-controller
 endif
 
-.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop demo-upload bench clean format lint crd
+.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop demo-upload bench bench-controller clean format lint crd
 all: $(BINS)
 
 # The controller checks params against the same JSON Schema the worker is
@@ -139,6 +139,11 @@ crd:
 
 bench: deps all
 	@bench/run.sh $(BUILD)
+
+# The controller at scale against kubesim (bench/README.md); BENCH_CONTROLLER_ARGS
+# chooses other sizes, e.g. "--n 1000,10000,100000".
+bench-controller: deps all
+	@bench/bench_controller.py $(BUILD) $(BENCH_CONTROLLER_ARGS)
 
 format:
 	clang-format -i worker/*.[ch] $(C_SRC) $(C_HDR) tests/unit/*/*.c tests/fuzz/*.c 2>/dev/null || true

@@ -7,6 +7,7 @@
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "lib/jtype.h"
 #include "pools.h"
 #include "taskdoc.h"
 
@@ -22,7 +23,7 @@
 
 static int type_error(jschema_error *err, const char *path, const char *want, const json_t *got)
 {
-    return jschema_fail(err, path, "spec", "must be %s, got %s", want, kobj_type_name(got));
+    return jschema_fail(err, path, "spec", "must be %s, got %s", want, jtype_name(got));
 }
 
 bool spec_is_dns_subdomain(const char *s)

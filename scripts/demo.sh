@@ -27,7 +27,8 @@ WORKER=$BUILD/terrane-worker
 SAMPLES=$ROOT/.cache/samples
 PY=/usr/bin/python3
 NS=hydro
-EXAMPLES=(crds/examples/lux-terrain-catchments.yaml crds/examples/landsat-ndvi.yaml crds/examples/gpu-pool.yaml)
+EXAMPLES=(crds/examples/lux-terrain-catchments.yaml crds/examples/landsat-ndvi.yaml crds/examples/gpu-pool.yaml
+          crds/examples/hydrology.yaml)
 T0=$SECONDS
 unset KUBECONFIG # never a real cluster: every kubectl here uses the demo's kubeconfig
 
@@ -139,6 +140,18 @@ for name in ["elev.tif", "lux.shp", "lux.shx", "lux.dbf", "lux.prj", "L7_ETMs.ti
     if gdal.VSIFCloseL(f) != 0:
         sys.exit("upload of %s failed" % name)
     print("demo: uploaded s3://raw/lux/%-12s %8d bytes" % (name, len(data)))
+# Three river gauges, the pour points of crds/examples/hydrology.yaml.
+gauges = {"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": name},
+     "geometry": {"type": "Point", "coordinates": [lon, lat]}}
+    for name, lon, lat in [("Alzette-Sauer", 6.273, 49.873), ("Attert", 6.073, 49.918),
+                           ("Syr", 6.452, 49.690)]]}
+data = __import__("json").dumps(gauges).encode()
+f = gdal.VSIFOpenL("/vsis3/raw/lux/gauges.geojson", "wb")
+gdal.VSIFWriteL(data, 1, len(data), f)
+if gdal.VSIFCloseL(f) != 0:
+    sys.exit("upload of gauges.geojson failed")
+print("demo: uploaded s3://raw/lux/%-12s %8d bytes" % ("gauges.geojson", len(data)))
 PY
 
 # --- 2. the simulated cluster -------------------------------------------------------------------
@@ -245,7 +258,7 @@ fi
 step "5/7  kubectl apply the asset graphs"
 apply_args=()
 for f in "${EXAMPLES[@]}"; do apply_args+=(-f "$f"); done
-demo_py wait --timeout 120 --title "Materializing (kubectl get am -n $NS -w shows the same)" \
+demo_py wait --timeout 180 --title "Materializing (kubectl get am -n $NS -w shows the same)" \
   -- kubectl apply "${apply_args[@]}" || fail "the asset graph did not materialize"
 NAMES=$(demo_py names | paste -sd, -) || fail "listing the assets"
 say "all $(echo "$NAMES" | tr ',' '\n' | grep -c .) assets Succeeded ($((SECONDS - T0))s since the start)"

@@ -22,6 +22,7 @@
 #include "mem.h"
 #include "op.h"
 #include "opdoc.h"
+#include "podres.h"
 #include "publish.h"
 #include "result.h"
 #include "task.h"
@@ -81,9 +82,10 @@ static void usage(FILE *f)
             "Operations:\n",
             TERRANE_ENV_TASK, TERRANE_EXIT_BAD_INPUT);
     opdoc_list(f);
-    fprintf(f, "\nEnvironment: %s, %s, %s, %s, %s\n", TERRANE_ENV_ALLOWED_BUCKETS,
-            TERRANE_ENV_ALLOWED_HOSTS, TERRANE_ENV_ALLOW_LOCAL, TERRANE_ENV_SCRATCH_DIR,
-            TERRANE_ENV_LOG_LEVEL);
+    fprintf(f, "\nEnvironment: %s, %s, %s, %s, %s,\n             %s, %s, %s\n",
+            TERRANE_ENV_ALLOWED_BUCKETS, TERRANE_ENV_ALLOWED_HOSTS, TERRANE_ENV_ALLOW_LOCAL,
+            TERRANE_ENV_SCRATCH_DIR, TERRANE_ENV_LOG_LEVEL, TERRANE_ENV_THREADS,
+            TERRANE_ENV_CACHE_MB, TERRANE_ENV_MEMORY_LIMIT);
 }
 
 /* Reads the task from FILE or the environment into a new buffer. */
@@ -240,6 +242,9 @@ static int cmd_run(const char *task_file, const char *term_log)
 
     if (scratch_create(&scratch) < 0) goto done;
     configure_gdal(scratch);
+    if (podres_init(t->params) < 0) goto done;
+    r.threads = podres_threads();
+    r.cache_mb = podres_cache_bytes() >> 20;
     op_ctx ctx = {.task = t,
                   .scratch = scratch,
                   .progress = run_progress,
@@ -282,7 +287,8 @@ done:
                    !ok           ? "failed"
                    : r.cache_hit ? "cache_hit"
                                  : "succeeded",
-                   r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, stderr);
+                   r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, r.threads,
+                   r.cache_mb, stderr);
     op_result_free(&files);
     scratch_remove(scratch);
     mem_free(scratch);

@@ -24,6 +24,14 @@ static const struct {
     {"terrain", "hillshade, slope, aspect, TRI, TPI, roughness (gdaldem)"},
     {"calc", "band math over named inputs (+ - * / ^, comparisons, where, min, max, ...)"},
     {"zonal-stats", "count, min, max, mean, sum, stddev of a raster per polygon (GeoJSON, CSV)"},
+    {"fill", "fill depressions of a DEM (priority-flood, optional epsilon gradient)"},
+    {"flow-direction", "flow directions, D8 (esri or grass codes) or D-infinity, flats resolved"},
+    {"flow-accumulation", "upstream cells or area from flow directions, optional weight raster"},
+    {"streams", "stream network from an accumulation threshold (Strahler raster, GeoJSON lines)"},
+    {"watershed", "catchments draining to snapped pour points (raster and polygons)"},
+    {"basins", "every drainage basin labelled (raster and polygons)"},
+    {"twi", "topographic wetness index ln(a / tan b)"},
+    {"hand", "height above nearest drainage"},
 };
 
 static const cJSON *get(const cJSON *o, const char *k)

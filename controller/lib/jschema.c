@@ -12,11 +12,11 @@
  */
 #include "lib/jschema.h"
 
-#include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/jregex.h"
 #include "lib/strmap.h"
+#include "lib/jtype.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -505,7 +505,7 @@ static void excerpt(const json_t *v, char *buf, size_t size)
     } else if (json_is_boolean(v)) {
         snprintf(buf, size, "%s", json_is_true(v) ? "true" : "false");
     } else {
-        snprintf(buf, size, "%s", kobj_type_name(v));
+        snprintf(buf, size, "%s", jtype_name(v));
     }
 }
 

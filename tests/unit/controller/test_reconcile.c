@@ -13,12 +13,14 @@
 #include <cmocka.h>
 
 #include "dataversion.h"
+#include "depgraph.h"
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/jschema.h"
 #include "pools.h"
 #include "reconcile.h"
+#include "spec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,15 +134,36 @@ static reconcile_plan *decide(world *w, const char *name)
         if (l && !strcmp(l, name)) pods[n++] = w->pods[i];
     }
     reconcile_plan_clear(&w->plan);
+    /* the cycle from the graph the manager keeps, built from the world */
+    depgraph *g = depgraph_new();
+    assert_non_null(g);
+    for (size_t i = 0; i < w->n_ams; i++) {
+        const char *ups[8];
+        char keys[8][96], key[96];
+        size_t total, k = spec_upstreams(w->ams[i], ups, 8, &total);
+        for (size_t j = 0; j < k; j++) {
+            snprintf(keys[j], sizeof keys[j], "hydro/%s", ups[j]);
+            ups[j] = keys[j];
+        }
+        snprintf(key, sizeof key, "hydro/%s", kobj_name(w->ams[i]));
+        assert_int_equal(depgraph_set(g, key, ups, k), 0);
+    }
+    char key[96], *cycle = NULL;
+    bool on = false;
+    snprintf(key, sizeof key, "hydro/%s", name);
+    assert_int_equal(depgraph_cycle(g, key, &on, &cycle, 1024), 0);
+    depgraph_free(g);
     reconcile_input in = {.namespace_ = "hydro",
                           .name = name,
                           .am = find_am(w, name),
                           .ams = (const json_t *const *)w->ams,
                           .n_ams = w->n_ams,
+                          .cycle = cycle,
                           .pods = pods,
                           .n_pods = n,
                           .now = w->now ? w->now : T0};
     assert_int_equal(reconcile_decide(&g_cfg, &in, &w->plan), 0);
+    cmem_free(cycle);
     return &w->plan;
 }
 
