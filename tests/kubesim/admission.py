@@ -11,6 +11,7 @@ run under the Store's lock.
 import base64
 import json
 
+import psa
 import quantity
 from util import now_ts
 
@@ -233,10 +234,22 @@ def prepare_update(store, res, new, old, subresource):
             "kubernetes.io/metadata.name"] = new["metadata"].get("name", "")
 
 
+def allows_unconditional_update(res):
+    """AllowUnconditionalUpdate of the kind's registry strategy: false for
+    custom resources (and their status) and for CRDs themselves, true for the
+    other built-ins simulated here (pods, config maps, leases, ...)."""
+    if res.crd_name:
+        return False
+    return _skey(res) != ("apiextensions.k8s.io", "customresourcedefinitions")
+
+
 def validate(store, res, new, old, subresource=None):
     sk = _skey(res)
     if sk == ("", "pods"):
-        return _validate_pod(new, old, subresource)
+        causes = _validate_pod(new, old, subresource)
+        if old is None and not causes:
+            psa.enforce(store, new)
+        return causes
     if sk == ("apiextensions.k8s.io", "customresourcedefinitions"):
         return _validate_crd(new)
     return []

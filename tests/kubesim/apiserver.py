@@ -19,6 +19,7 @@ import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import freshness
 import labelsel
 import openapi
 import scheduler
@@ -38,10 +39,11 @@ def _status_ok(details=None, code=200):
 class Sim:
     """What the handler needs: set up by kubesim.py."""
 
-    def __init__(self, store, faults, kubelet=None, cluster=None, bookmark_interval=5.0,
-                 server_version="v1.30.0", token=None, verbose=False):
+    def __init__(self, store, faults, kubelet=None, cluster=None, bookmark_interval=60.0,
+                 server_version="v1.30.0", token=None, verbose=False, fresh_wait=3.0):
         self.store, self.faults, self.kubelet, self.cluster = store, faults, kubelet, cluster
         self.bookmark_interval = bookmark_interval
+        self.fresh_wait = fresh_wait
         self.server_version = server_version
         self.token = token
         self.verbose = verbose
@@ -315,6 +317,9 @@ class Handler(BaseHTTPRequestHandler):
             limit = int(q.get("limit") or 0)
         except ValueError:
             raise bad_request("limit must be an integer")
+        err = freshness.too_large(self.sim.store, q.get("resourceVersion"), self.sim.fresh_wait)
+        if err:
+            raise err
         lst = self.sim.store.list(res, ns, lreqs, freqs, max(0, limit), q.get("continue") or None)
         want = self._want()
         if want == "table":
@@ -340,6 +345,12 @@ class Handler(BaseHTTPRequestHandler):
             timeout = float(q.get("timeoutSeconds") or 0)
         except ValueError:
             raise bad_request("timeoutSeconds must be a number")
+        err = freshness.too_large(store, q.get("resourceVersion"), sim.fresh_wait)
+        if err:
+            self._start_stream()
+            self._chunk((json.dumps({"type": "ERROR", "object": err.status()}) + "\n").encode())
+            self._end_stream()
+            return
         w = store.watch_start(res, ns, q.get("resourceVersion"), lreqs, freqs, send_initial)
         want = self._want()
         include = q.get("includeObject", "PartialObjectMetadata")
