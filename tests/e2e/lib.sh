@@ -70,6 +70,9 @@ e2e_start() {
   local args=(--port 0 --kubeconfig "$KUBECONFIG" --state-dir "$TMP/kubesim" --pools "$E2E/testdata/kubesim-pools.json"
               --ready-file "$TMP/kubesim.port" --namespace "$NS")
   [ -n "$faults_file" ] && args+=(--faults "$faults_file")
+  # E2E_KUBESIM_ARGS: more kubesim options (a suite's own, e.g. TLS and RBAC).
+  # shellcheck disable=SC2206
+  args+=(${E2E_KUBESIM_ARGS:-})
   # Sanitizer settings reach the workers, so a sanitized worker reports where
   # the run asked (scripts/e2e-sanitized.sh).
   local v
@@ -82,6 +85,7 @@ e2e_start() {
   # A suite that cannot start its server fails: a skip would hide it.
   [ -s "$TMP/kubesim.port" ] || { cat "$TMP/kubesim.log"; fail "kubesim did not start"; finish; }
   KUBESIM_URL=http://127.0.0.1:$(cat "$TMP/kubesim.port")
+  [[ " ${E2E_KUBESIM_ARGS:-} " == *" --tls "* ]] && KUBESIM_URL=https://127.0.0.1:$(cat "$TMP/kubesim.port")
 
   kubectl --kubeconfig "$KUBECONFIG" apply -f "$ROOT/crds/" >/dev/null || { fail "kubectl apply -f crds/"; finish; }
   kubectl --kubeconfig "$KUBECONFIG" create namespace "$NS" >/dev/null || { fail "create namespace"; finish; }
