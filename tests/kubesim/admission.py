@@ -11,6 +11,7 @@ run under the Store's lock.
 import base64
 import json
 
+import podvalidation
 import psa
 import quantity
 import schema as schemamod
@@ -87,6 +88,7 @@ def _default_pod(obj):
 
 
 def _validate_pod(new, old, subresource):
+    podvalidation.check_types(new)
     causes = []
     spec = new.get("spec") or {}
     cs = spec.get("containers")
@@ -113,6 +115,7 @@ def _validate_pod(new, old, subresource):
                     except ValueError as e:
                         causes.append(("%s.resources.%s[%s]" % (p, part, k), "FieldValueInvalid",
                                        'Invalid value: "%s": %s' % (v, e)))
+    causes += podvalidation.validate(spec)
     if spec.get("restartPolicy") not in ("Always", "OnFailure", "Never"):
         causes.append(("spec.restartPolicy", "FieldValueNotSupported",
                        'Unsupported value: "%s": supported values: "Always", "OnFailure", "Never"'

@@ -429,6 +429,54 @@ def test_pod_security_admission_restricted():
     C.delete(PODS % "default" + "/loose-elsewhere")
 
 
+def test_pod_validation():
+    """The pod fields Terrane's pods use are validated as the real server does."""
+    def refused(p, field, message, code=422):
+        c, st, _ = C.post(PODS % "default", p)
+        assert c == code, (c, st)
+        if code == 422:
+            causes = {x["field"]: x["message"] for x in st["details"]["causes"]}
+            assert causes.get(field) == message, (field, causes)
+        else:
+            assert st["message"] == message, st["message"]
+    p = pod("v-env", "true")
+    p["spec"]["containers"][0]["env"] = [{"name": "1BAD", "value": "x"}]
+    refused(p, "spec.containers[0].env[0].name",
+            "Invalid value: \"1BAD\": a valid environment variable name must consist of alphabetic "
+            "characters, digits, '_', '-', or '.', and must not start with a digit (e.g. "
+            "'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is "
+            "'[-._a-zA-Z][-._a-zA-Z0-9]*')")
+    p = pod("v-mount", "true")
+    p["spec"]["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/scratch"}]
+    refused(p, "spec.containers[0].volumeMounts[0].name", 'Not found: "scratch"')
+    refused(pod("v-req", "true", requests={"cpu": "2"}, limits={"cpu": "1"}),
+            "spec.containers[0].resources.requests[cpu]",
+            'Invalid value: "2": must be less than or equal to cpu limit of 1')
+    refused(pod("v-gpu", "true", requests={"nvidia.com/gpu": "2"}, limits={"nvidia.com/gpu": "1"}),
+            "spec.containers[0].resources.requests[nvidia.com/gpu]",
+            'Invalid value: "2": must be equal to nvidia.com/gpu limit of 1')
+    refused(pod("v-gpu2", "true", requests={"nvidia.com/gpu": "1"}),
+            "spec.containers[0].resources.limits",
+            "Required value: Limit must be set for non overcommitable resources")
+    refused(pod("v-tol", "true", tolerations=[{"key": "k", "operator": "In", "value": "v"}]),
+            "spec.tolerations[0].operator", 'Unsupported value: "In": supported values: "Equal", "Exists"')
+    refused(pod("v-eff", "true", tolerations=[{"key": "k", "operator": "Exists", "effect": "Sometimes"}]),
+            "spec.tolerations[0].effect",
+            'Unsupported value: "Sometimes": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"')
+    refused(pod("v-sc", "true", securityContext={"runAsUser": "root"}), None,
+            'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go '
+            'struct field PodSecurityContext.spec.securityContext.runAsUser of type int64', code=400)
+    good = pod("v-good", "true", requests={"cpu": "1", "nvidia.com/gpu": "1"},
+               limits={"cpu": "2", "nvidia.com/gpu": "1"},
+               tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+               volumes=[{"name": "scratch", "emptyDir": {}}])
+    good["spec"]["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/scratch"}]
+    good["spec"]["containers"][0]["env"] = [{"name": "TERRANE_TASK", "value": "{}"}]
+    c, got, _ = C.post(PODS % "default", good)
+    ok(c, got, 201)
+    C.delete(PODS % "default" + "/v-good")
+
+
 def test_crd_schema_enforcement():
     ensure_widget_crd()
     code, st, _ = C.post(WD % "default", {"apiVersion": "example.terrane.io/v1", "kind": "Widget",
