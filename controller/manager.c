@@ -80,7 +80,36 @@ struct manager {
     pthread_mutex_t dep_mu;
     strmap *deps; /* "ns/upstream" -> strlist * of dependent names */
     strmap *ups;  /* "ns/name" -> strlist * of its upstream names */
+
+    manager_observer_fn observe; /* the UI's change hook, or NULL */
+    void *observe_ctx;
 };
+
+void manager_set_observer(manager *m, manager_observer_fn fn, void *ctx)
+{
+    m->observe = fn;
+    m->observe_ctx = ctx;
+}
+
+kube_client *manager_client(manager *m)
+{
+    return m->client;
+}
+
+informer *manager_assets(manager *m)
+{
+    return m->ams;
+}
+
+informer *manager_pods(manager *m)
+{
+    return m->pods;
+}
+
+static void observe(manager *m, bool pod, const json_t *obj, bool deleted)
+{
+    if (m->observe) m->observe(m->observe_ctx, pod, obj, deleted);
+}
 
 unsigned long manager_reconciles(const manager *m)
 {
@@ -208,6 +237,7 @@ static void am_add(void *ctx, const json_t *obj)
     enqueue(m, kobj_namespace(obj), kobj_name(obj));
     /* dependents waiting with UpstreamMissing */
     enqueue_dependents(m, kobj_namespace(obj), kobj_name(obj));
+    observe(m, false, obj, false);
 }
 
 static bool str_differs(const json_t *a, const json_t *b, const char *key)
@@ -222,6 +252,7 @@ static void am_update(void *ctx, const json_t *old, const json_t *obj)
     manager *m = ctx;
     enqueue(m, kobj_namespace(obj), kobj_name(obj));
     if (old == obj) return; /* resync */
+    observe(m, false, obj, false);
     index_am(m, obj);
     const json_t *os = json_object_get(old, "status"), *ns = json_object_get(obj, "status");
     if (str_differs(os, ns, "phase") || str_differs(os, ns, "dataVersion") ||
@@ -236,6 +267,7 @@ static void am_delete(void *ctx, const json_t *obj)
     dep_set(m, kobj_namespace(obj), kobj_name(obj), NULL, 0);
     enqueue(m, kobj_namespace(obj), kobj_name(obj));
     enqueue_dependents(m, kobj_namespace(obj), kobj_name(obj));
+    observe(m, false, obj, true);
 }
 
 /* The cache keeps no managedFields: nothing here reads them, and with
@@ -258,17 +290,19 @@ static void pod_enqueue_owner(manager *m, const json_t *pod)
 static void pod_add(void *ctx, const json_t *obj)
 {
     pod_enqueue_owner(ctx, obj);
+    observe(ctx, true, obj, false);
 }
 
 static void pod_update(void *ctx, const json_t *old, const json_t *obj)
 {
-    (void)old;
     pod_enqueue_owner(ctx, obj);
+    if (old != obj) observe(ctx, true, obj, false);
 }
 
 static void pod_delete(void *ctx, const json_t *obj)
 {
     pod_enqueue_owner(ctx, obj);
+    observe(ctx, true, obj, true);
 }
 
 /* Pods are cached with only what the reconciler reads: the spec's Task

@@ -34,6 +34,8 @@
 #ifndef TERRANE_MANAGER_H
 #define TERRANE_MANAGER_H
 
+#include "kube/informer.h"
+#include "kube/kube.h"
 #include "reconcile.h"
 
 #include <stdbool.h>
@@ -63,6 +65,17 @@ int manager_new(const manager_config *cfg, manager **out);
  * process exit status. */
 int manager_run(manager *m);
 void manager_free(manager *m);
+
+/* For the lineage UI (uisource.h), which reads the manager's caches: the
+ * client and the two informers (borrowed, valid until manager_free), and
+ * an observer the informer handlers call after their own work (pod: false
+ * for an AssetMaterialization; obj borrowed for the call). Set the
+ * observer before manager_run. */
+typedef void (*manager_observer_fn)(void *ctx, bool pod, const json_t *obj, bool deleted);
+void manager_set_observer(manager *m, manager_observer_fn fn, void *ctx);
+kube_client *manager_client(manager *m);
+informer *manager_assets(manager *m);
+informer *manager_pods(manager *m);
 
 /* Reconciles so far (for logs and tests). */
 unsigned long manager_reconciles(const manager *m);

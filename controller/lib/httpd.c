@@ -91,7 +91,7 @@ int httpd_parse_addr(const char *addr, char *host, size_t cap, int *port)
 }
 
 /* lws binds to an interface name or a numeric address: resolve names. */
-static int numeric_host(const char *host, char *out, size_t cap, bool *ipv6)
+int httpd_numeric_host(const char *host, char *out, size_t cap, bool *ipv6)
 {
     struct in6_addr a6;
     struct in_addr a4;
@@ -334,7 +334,7 @@ int httpd_start(const httpd_config *cfg, httpd **out)
     bool ipv6 = false;
     *out = NULL;
     if ((rc = httpd_parse_addr(cfg->addr, host, sizeof host, &port)) < 0) return rc;
-    if (host[0] && (rc = numeric_host(host, iface, sizeof iface, &ipv6)) < 0) return rc;
+    if (host[0] && (rc = httpd_numeric_host(host, iface, sizeof iface, &ipv6)) < 0) return rc;
 
     httpd *h = cmem_calloc(1, sizeof *h);
     if (!h) return cerr_oom();

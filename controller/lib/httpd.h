@@ -58,5 +58,8 @@ void httpd_stop(httpd *h);
 /* Splits "host:port" (see httpd_config.addr) into host (brackets removed;
  * "" for all interfaces) and port. 0 or CERR_INVALID. */
 int httpd_parse_addr(const char *addr, char *host, size_t cap, int *port);
+/* The numeric address lws binds to for host (a name is resolved, IPv4
+ * preferred); *ipv6 tells the family. 0 or CERR_INVALID. */
+int httpd_numeric_host(const char *host, char *out, size_t cap, bool *ipv6);
 
 #endif

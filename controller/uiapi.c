@@ -1,0 +1,459 @@
+/*
+ * uiapi.c - the UI's JSON documents (see uiapi.h).
+ *
+ * Every document is assembled from whitelisted fields: a field the cache
+ * gains later (a pod's spec, an annotation with credentials in it) never
+ * reaches the browser because nothing here copies it.
+ */
+#include "uiapi.h"
+
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/cmem.h"
+#include "lib/strmap.h"
+#include "podspec.h"
+#include "status.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_MAX 512
+
+struct uiapi {
+    uisource *src;
+    pthread_mutex_t mu;
+    strmap *history; /* "ns/name" -> json array, newest first */
+};
+
+int uiapi_new(uisource *src, uiapi **out)
+{
+    uiapi *a = cmem_calloc(1, sizeof *a);
+    if (!a) return cerr_oom();
+    a->src = src;
+    pthread_mutex_init(&a->mu, NULL);
+    if (!(a->history = strmap_new(0))) {
+        uiapi_free(a);
+        return cerr_oom();
+    }
+    *out = a;
+    return 0;
+}
+
+void uiapi_free(uiapi *a)
+{
+    if (!a) return;
+    if (a->history) {
+        size_t pos = 0;
+        const char *k;
+        void *v;
+        while (strmap_next(a->history, &pos, &k, &v))
+            json_decref(v);
+        strmap_free(a->history);
+    }
+    pthread_mutex_destroy(&a->mu);
+    cmem_free(a);
+}
+
+/* --- helpers ------------------------------------------------------------------------- */
+
+static const json_t *get(const json_t *o, const char *k)
+{
+    return json_is_object(o) ? json_object_get(o, k) : NULL;
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(get(o, k));
+}
+
+/* Copies o[k] into dst when present. 0 or -1 (out of memory). */
+static int copy(json_t *dst, const json_t *o, const char *k)
+{
+    json_t *v = (json_t *)get(o, k);
+    return v ? json_object_set(dst, k, v) : 0;
+}
+
+static int copy_as(json_t *dst, const char *dk, const json_t *o, const char *k)
+{
+    json_t *v = (json_t *)get(o, k);
+    return v ? json_object_set(dst, dk, v) : 0;
+}
+
+static bool make_key(const char *ns, const char *name, char *key)
+{
+    int n = snprintf(key, KEY_MAX, "%s/%s", ns ? ns : "", name ? name : "");
+    return name && n > 0 && n < KEY_MAX;
+}
+
+/* --- summaries ----------------------------------------------------------------------- */
+
+json_t *uiapi_summary(const json_t *am)
+{
+    const json_t *spec = get(am, "spec"), *st = get(am, "status");
+    json_t *s = json_object(), *ups = json_array(), *srcs = json_array();
+    if (!s || !ups || !srcs) goto oom;
+    if (json_object_set_new(s, "upstreams", ups)) {
+        ups = NULL;
+        goto oom;
+    }
+    json_t *u = ups;
+    ups = NULL;
+    if (json_object_set_new(s, "sources", srcs)) {
+        srcs = NULL;
+        goto oom;
+    }
+    json_t *sr = srcs;
+    srcs = NULL;
+    const char *phase = str(st, "phase");
+    kobj_condition c;
+    bool stale = kobj_cond_is_true(st, COND_STALE);
+    const char *reason = NULL, *message = NULL;
+    if (kobj_cond_get(st, COND_READY, &c) == 0) {
+        reason = c.reason;
+        message = c.message;
+    }
+    if (json_object_set_new(s, "kind", json_string("AssetMaterialization")) ||
+        json_object_set_new(s, "namespace", json_string(kobj_namespace(am) ? kobj_namespace(am) : "")) ||
+        json_object_set_new(s, "name", json_string(kobj_name(am) ? kobj_name(am) : "")) ||
+        copy_as(s, "key", spec, "assetKey") || copy(s, spec, "operation") ||
+        json_object_set_new(s, "phase", json_string(phase ? phase : "")) ||
+        json_object_set_new(s, "stale", json_boolean(stale)) || copy(s, st, "pool") ||
+        copy(s, st, "dataVersion") ||
+        json_object_set_new(s, "generation", json_integer(kobj_generation(am))) ||
+        copy(s, st, "observedGeneration") ||
+        (reason && json_object_set_new(s, "reason", json_string(reason))) ||
+        (message && json_object_set_new(s, "message", json_string(message))) ||
+        copy_as(s, "output", get(st, "output"), "uri") ||
+        copy(s, get(spec, "tags"), "terrane.io/pool"))
+        goto oom;
+    /* the spec's pool when the status has none yet */
+    if (!get(s, "pool") && get(s, "terrane.io/pool") &&
+        json_object_set(s, "pool", json_object_get(s, "terrane.io/pool")))
+        goto oom;
+    json_object_del(s, "terrane.io/pool");
+    const json_t *inputs = get(spec, "inputs");
+    size_t i;
+    const json_t *in;
+    json_array_foreach(inputs, i, in)
+    {
+        const json_t *from = get(in, "from"), *uri = get(in, "uri");
+        if (json_is_string(from) && json_array_append(u, (json_t *)from)) goto oom;
+        if (json_is_string(uri) && json_array_append(sr, (json_t *)uri)) goto oom;
+    }
+    return s;
+oom:
+    json_decref(s);
+    json_decref(ups);
+    json_decref(srcs);
+    return NULL;
+}
+
+int uiapi_summary_of(uiapi *a, const char *ns, const char *name, json_t **out)
+{
+    *out = NULL;
+    json_t *am = uisource_get(a->src, UISRC_ASSETS, ns, name);
+    if (!am) return cerr_set(CERR_NOTFOUND, "no asset %s/%s", ns, name);
+    *out = uiapi_summary(am);
+    json_decref(am);
+    return *out ? 0 : cerr_oom();
+}
+
+int uiapi_pod_owner(uiapi *a, const char *ns, const char *pod, char *name, size_t cap)
+{
+    json_t *p = uisource_get(a->src, UISRC_PODS, ns, pod);
+    kobj_owner_ref ref;
+    int rc = CERR_NOTFOUND;
+    if (p && kobj_controller_ref(p, &ref) == 0 && !strcmp(ref.kind, "AssetMaterialization") &&
+        strlen(ref.name) < cap) {
+        memcpy(name, ref.name, strlen(ref.name) + 1);
+        rc = 0;
+    }
+    json_decref(p);
+    return rc;
+}
+
+typedef struct {
+    json_t *arr;
+    int rc;
+} collect;
+
+static int add_summary(void *ctx, const json_t *am)
+{
+    collect *c = ctx;
+    json_t *s = uiapi_summary(am);
+    if (!s || json_array_append_new(c->arr, s)) return c->rc = cerr_oom();
+    return 0;
+}
+
+int uiapi_assets(uiapi *a, const char *ns, json_t **out)
+{
+    collect c = {.arr = json_array()};
+    *out = NULL;
+    if (!c.arr) return cerr_oom();
+    int rc = uisource_each(a->src, UISRC_ASSETS, ns, add_summary, &c);
+    if (rc || c.rc) {
+        json_decref(c.arr);
+        return c.rc ? c.rc : rc;
+    }
+    if (!(*out = json_pack("{s:o}", "assets", c.arr))) return cerr_oom();
+    return 0;
+}
+
+/* --- one asset --------------------------------------------------------------------------- */
+
+static json_t *metadata_of(const json_t *am)
+{
+    const json_t *m = get(am, "metadata");
+    json_t *o = json_object();
+    if (!o || copy(o, m, "name") || copy(o, m, "namespace") || copy(o, m, "uid") ||
+        copy(o, m, "generation") || copy(o, m, "resourceVersion") ||
+        copy(o, m, "creationTimestamp") || copy(o, m, "deletionTimestamp") || copy(o, m, "labels"))
+        goto oom;
+    const json_t *ann = get(m, "annotations");
+    if (json_is_object(ann)) {
+        json_t *a = json_object();
+        if (!a || json_object_set_new(o, "annotations", a)) goto oom;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)ann, k, v)
+        {
+            /* a copy of the whole applied manifest: large, and not the
+             * cluster's state */
+            if (!strcmp(k, "kubectl.kubernetes.io/last-applied-configuration")) continue;
+            if (json_object_set(a, k, v)) goto oom;
+        }
+    }
+    return o;
+oom:
+    json_decref(o);
+    return NULL;
+}
+
+typedef struct {
+    const char *name;
+    json_t *arr;
+    int rc;
+} match;
+
+static int add_downstream(void *ctx, const json_t *am)
+{
+    match *d = ctx;
+    size_t i;
+    const json_t *in;
+    json_array_foreach(get(get(am, "spec"), "inputs"), i, in)
+    {
+        const char *from = str(in, "from");
+        if (!from || strcmp(from, d->name)) continue;
+        json_t *s = json_string(kobj_name(am) ? kobj_name(am) : "");
+        if (!s || json_array_append_new(d->arr, s)) return d->rc = cerr_oom();
+        break;
+    }
+    return 0;
+}
+
+static const json_t *pod_condition(const json_t *pod, const char *type)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(get(get(pod, "status"), "conditions"), i, c)
+    {
+        const char *t = str(c, "type");
+        if (t && !strcmp(t, type)) return c;
+    }
+    return NULL;
+}
+
+static json_t *pod_of(const json_t *pod)
+{
+    const json_t *st = get(pod, "status");
+    const json_t *cs = json_array_get(get(st, "containerStatuses"), 0);
+    const json_t *term = get(get(cs, "state"), "terminated");
+    const json_t *wait = get(get(cs, "state"), "waiting");
+    const json_t *sched = pod_condition(pod, "PodScheduled");
+    json_t *o = json_object();
+    const char *attempt = kobj_label(pod, PODSPEC_L_ATTEMPT);
+    const char *pname = kobj_label(pod, PODSPEC_L_POOL);
+    if (!o || json_object_set_new(o, "name", json_string(kobj_name(pod) ? kobj_name(pod) : "")) ||
+        (attempt && json_object_set_new(o, "attempt", json_string(attempt))) ||
+        (pname && json_object_set_new(o, "pool", json_string(pname))) ||
+        copy_as(o, "node", get(pod, "spec"), "nodeName") || copy(o, st, "phase") ||
+        copy(o, st, "reason") || copy(o, st, "startTime") ||
+        copy_as(o, "created", get(pod, "metadata"), "creationTimestamp") ||
+        copy_as(o, "finishedAt", term, "finishedAt") || copy_as(o, "exitCode", term, "exitCode") ||
+        copy_as(o, "terminatedReason", term, "reason") ||
+        copy_as(o, "waitingReason", wait, "reason") ||
+        (sched && str(sched, "status") && !strcmp(str(sched, "status"), "False") &&
+         copy_as(o, "unschedulable", sched, "message")))
+        goto oom;
+    return o;
+oom:
+    json_decref(o);
+    return NULL;
+}
+
+static int add_pod(void *ctx, const json_t *pod)
+{
+    match *p = ctx;
+    const char *l = kobj_label(pod, PODSPEC_L_MATERIALIZATION);
+    if (!l || strcmp(l, p->name)) return 0;
+    json_t *o = pod_of(pod);
+    if (!o || json_array_append_new(p->arr, o)) return p->rc = cerr_oom();
+    return 0;
+}
+
+typedef struct {
+    const char *name;   /* the asset */
+    json_t *pods;       /* names of its pods */
+    json_t *arr;
+    int rc;
+} evmatch;
+
+static bool is_pod_of(const json_t *pods, const char *name)
+{
+    size_t i;
+    const json_t *p;
+    json_array_foreach(pods, i, p)
+    {
+        const char *n = str(p, "name");
+        if (n && !strcmp(n, name)) return true;
+    }
+    return false;
+}
+
+static int add_event(void *ctx, const json_t *ev)
+{
+    evmatch *m = ctx;
+    const json_t *io = get(ev, "involvedObject");
+    const char *kind = str(io, "kind"), *name = str(io, "name");
+    if (!kind || !name) return 0;
+    bool mine = (!strcmp(kind, "AssetMaterialization") && !strcmp(name, m->name)) ||
+                (!strcmp(kind, "Pod") && is_pod_of(m->pods, name));
+    if (!mine) return 0;
+    json_t *o = json_pack("{s:s, s:s}", "kind", kind, "object", name);
+    const char *t = str(ev, "lastTimestamp");
+    if (!t) t = str(ev, "eventTime");
+    if (!t) t = str(ev, "firstTimestamp");
+    if (!o || copy(o, ev, "type") || copy(o, ev, "reason") || copy(o, ev, "message") ||
+        copy(o, ev, "count") || (t && json_object_set_new(o, "time", json_string(t))) ||
+        json_array_append_new(m->arr, o))
+        return m->rc = cerr_oom();
+    return 0;
+}
+
+static int by_time_desc(const void *a, const void *b)
+{
+    const char *x = str(*(json_t *const *)a, "time"), *y = str(*(json_t *const *)b, "time");
+    /* RFC 3339 in UTC sorts as text */
+    return strcmp(y ? y : "", x ? x : "");
+}
+
+/* Newest first, at most UIAPI_EVENTS_MAX. */
+static json_t *sorted_events(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    json_t **v = n ? cmem_calloc(n, sizeof *v) : NULL, *out = json_array();
+    if ((n && !v) || !out) goto oom;
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(arr, i);
+    qsort(v, n, sizeof *v, by_time_desc);
+    for (size_t i = 0; i < n && i < UIAPI_EVENTS_MAX; i++)
+        if (json_array_append(out, v[i])) goto oom;
+    cmem_free(v);
+    return out;
+oom:
+    cmem_free(v);
+    json_decref(out);
+    return NULL;
+}
+
+int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
+{
+    int rc = 0;
+    json_t *am = NULL, *doc = NULL, *evs = NULL;
+    char key[KEY_MAX];
+    *out = NULL;
+    if (!ns || !name || !make_key(ns, name, key))
+        return cerr_set(CERR_NOTFOUND, "no asset %s/%s", ns ? ns : "", name ? name : "");
+    if (!(am = uisource_get(a->src, UISRC_ASSETS, ns, name)))
+        return cerr_set(CERR_NOTFOUND, "no asset %s/%s", ns, name);
+    match down = {.name = name, .arr = json_array()};
+    char label[64];
+    podspec_materialization_label(name, label, sizeof label);
+    match pods = {.name = label, .arr = json_array()};
+    evmatch em = {.name = name, .pods = pods.arr, .arr = json_array()};
+    json_t *spec = (json_t *)get(am, "spec"), *st = (json_t *)get(am, "status");
+    if (!down.arr || !pods.arr || !em.arr) goto oom;
+    if ((rc = uisource_each(a->src, UISRC_ASSETS, ns, add_downstream, &down)) || down.rc ||
+        (rc = uisource_each(a->src, UISRC_PODS, ns, add_pod, &pods)) || pods.rc ||
+        (rc = uisource_each(a->src, UISRC_EVENTS, ns, add_event, &em)) || em.rc)
+        goto fail;
+    if (!(evs = sorted_events(em.arr))) goto oom;
+    doc = json_pack("{s:o, s:o, s:O, s:O, s:O, s:O, s:O}", "asset", uiapi_summary(am), "metadata",
+                    metadata_of(am), "spec", spec ? spec : json_null(), "status",
+                    st ? st : json_null(), "downstream", down.arr, "pods", pods.arr, "events",
+                    evs);
+    if (!doc) goto oom;
+    pthread_mutex_lock(&a->mu);
+    json_t *h = strmap_lookup(a->history, key);
+    h = h ? json_deep_copy(h) : json_array();
+    pthread_mutex_unlock(&a->mu);
+    if (!h || json_object_set_new(doc, "history", h)) goto oom;
+    *out = doc;
+    doc = NULL;
+    goto cleanup;
+oom:
+    rc = cerr_oom();
+    goto cleanup;
+fail:
+    if (!rc) rc = down.rc ? down.rc : pods.rc ? pods.rc : em.rc;
+cleanup:
+    json_decref(doc);
+    json_decref(evs);
+    json_decref(down.arr);
+    json_decref(pods.arr);
+    json_decref(em.arr);
+    json_decref(am);
+    return rc;
+}
+
+/* --- history ----------------------------------------------------------------------------- */
+
+void uiapi_observe(uiapi *a, const json_t *am, bool deleted)
+{
+    char key[KEY_MAX];
+    if (!a || !make_key(kobj_namespace(am), kobj_name(am), key)) return;
+    const json_t *st = get(am, "status");
+    const char *dv = str(st, "dataVersion");
+    pthread_mutex_lock(&a->mu);
+    json_t *h = strmap_lookup(a->history, key);
+    if (deleted) {
+        if (h) {
+            strmap_remove(a->history, key, NULL);
+            json_decref(h);
+        }
+        goto done;
+    }
+    if (!dv || !*dv) goto done;
+    const char *last = str(json_array_get(h, 0), "dataVersion");
+    if (last && !strcmp(last, dv)) goto done;
+    if (!h) {
+        if (!(h = json_array())) goto done;
+        if (strmap_put(a->history, key, h)) {
+            json_decref(h);
+            goto done;
+        }
+    }
+    const json_t *o = get(st, "output");
+    json_t *e = json_pack("{s:s}", "dataVersion", dv);
+    if (!e || copy(e, st, "finishedAt") || copy(e, o, "uri") || copy(e, o, "checksum") ||
+        copy(e, o, "cacheHit") || json_array_insert_new(h, 0, e)) {
+        json_decref(e);
+        goto done;
+    }
+    while (json_array_size(h) > UIAPI_HISTORY_MAX)
+        json_array_remove(h, json_array_size(h) - 1);
+done:
+    pthread_mutex_unlock(&a->mu);
+}
