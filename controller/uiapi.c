@@ -9,6 +9,7 @@
 
 #include "kube/kobj.h"
 #include "lib/cerr.h"
+#include "lib/clog.h"
 #include "lib/cmem.h"
 #include "lib/strmap.h"
 #include "podspec.h"
@@ -21,11 +22,27 @@
 
 #define KEY_MAX 512
 
+/* What the change stream has told about one asset. */
+typedef struct {
+    char *summary; /* its summary as JSON text */
+    size_t len;
+    json_t *history; /* data versions, newest first */
+} entry;
+
 struct uiapi {
     uisource *src;
     pthread_mutex_t mu;
-    strmap *history; /* "ns/name" -> json array, newest first */
+    strmap *entries; /* "ns/name" -> entry * */
+    size_t bytes;    /* summaries' total length */
 };
+
+static void entry_free(entry *e)
+{
+    if (!e) return;
+    cmem_free(e->summary);
+    json_decref(e->history);
+    cmem_free(e);
+}
 
 int uiapi_new(uisource *src, uiapi **out)
 {
@@ -33,7 +50,7 @@ int uiapi_new(uisource *src, uiapi **out)
     if (!a) return cerr_oom();
     a->src = src;
     pthread_mutex_init(&a->mu, NULL);
-    if (!(a->history = strmap_new(0))) {
+    if (!(a->entries = strmap_new(0))) {
         uiapi_free(a);
         return cerr_oom();
     }
@@ -44,13 +61,13 @@ int uiapi_new(uisource *src, uiapi **out)
 void uiapi_free(uiapi *a)
 {
     if (!a) return;
-    if (a->history) {
+    if (a->entries) {
         size_t pos = 0;
         const char *k;
         void *v;
-        while (strmap_next(a->history, &pos, &k, &v))
-            json_decref(v);
-        strmap_free(a->history);
+        while (strmap_next(a->entries, &pos, &k, &v))
+            entry_free(v);
+        strmap_free(a->entries);
     }
     pthread_mutex_destroy(&a->mu);
     cmem_free(a);
@@ -89,24 +106,25 @@ static bool make_key(const char *ns, const char *name, char *key)
 
 /* --- summaries ----------------------------------------------------------------------- */
 
-json_t *uiapi_summary(const json_t *am)
+json_t *uiapi_summary(const json_t *am, bool full)
 {
     const json_t *spec = get(am, "spec"), *st = get(am, "status");
-    json_t *s = json_object(), *ups = json_array(), *srcs = json_array();
-    if (!s || !ups || !srcs) goto oom;
+    json_t *s = json_object(), *ups = json_array(), *srcs = full ? json_array() : NULL;
+    if (!s || !ups || (full && !srcs)) goto oom;
+    json_t *u = ups, *sr = srcs;
     if (json_object_set_new(s, "upstreams", ups)) {
         ups = NULL;
         goto oom;
     }
-    json_t *u = ups;
     ups = NULL;
-    if (json_object_set_new(s, "sources", srcs)) {
+    if (full && json_object_set_new(s, "sources", srcs)) {
         srcs = NULL;
         goto oom;
     }
-    json_t *sr = srcs;
     srcs = NULL;
-    const char *phase = str(st, "phase");
+    const char *phase = str(st, "phase"), *dv = str(st, "dataVersion");
+    const char *pl = str(st, "pool");
+    if (!pl) pl = str(get(spec, "tags"), "terrane.io/pool"); /* before the first attempt */
     kobj_condition c;
     bool stale = kobj_cond_is_true(st, COND_STALE);
     const char *reason = NULL, *message = NULL;
@@ -114,25 +132,26 @@ json_t *uiapi_summary(const json_t *am)
         reason = c.reason;
         message = c.message;
     }
-    if (json_object_set_new(s, "kind", json_string("AssetMaterialization")) ||
-        json_object_set_new(s, "namespace", json_string(kobj_namespace(am) ? kobj_namespace(am) : "")) ||
+    if (str(st, "message") && *str(st, "message")) message = str(st, "message");
+    /* "sha256:" and the first 12 hex digits, as kubectl's column shows */
+    char shortv[20] = "";
+    if (dv) snprintf(shortv, sizeof shortv, "%s", strchr(dv, ':') ? strchr(dv, ':') + 1 : dv);
+    if (json_object_set_new(s, "namespace", json_string(kobj_namespace(am) ? kobj_namespace(am) : "")) ||
         json_object_set_new(s, "name", json_string(kobj_name(am) ? kobj_name(am) : "")) ||
-        copy_as(s, "key", spec, "assetKey") || copy(s, spec, "operation") ||
+        copy_as(s, "key", spec, "assetKey") ||
         json_object_set_new(s, "phase", json_string(phase ? phase : "")) ||
-        json_object_set_new(s, "stale", json_boolean(stale)) || copy(s, st, "pool") ||
-        copy(s, st, "dataVersion") ||
-        json_object_set_new(s, "generation", json_integer(kobj_generation(am))) ||
-        copy(s, st, "observedGeneration") ||
+        (stale && json_object_set_new(s, "stale", json_true())) ||
+        (pl && json_object_set_new(s, "pool", json_string(pl))) ||
+        (shortv[0] && json_object_set_new(s, "version", json_stringn(shortv, strnlen(shortv, 12)))) ||
         (reason && json_object_set_new(s, "reason", json_string(reason))) ||
-        (message && json_object_set_new(s, "message", json_string(message))) ||
-        copy_as(s, "output", get(st, "output"), "uri") ||
-        copy(s, get(spec, "tags"), "terrane.io/pool"))
+        (message && json_object_set_new(s, "message", json_string(message))))
         goto oom;
-    /* the spec's pool when the status has none yet */
-    if (!get(s, "pool") && get(s, "terrane.io/pool") &&
-        json_object_set(s, "pool", json_object_get(s, "terrane.io/pool")))
+    if (full && (json_object_set_new(s, "kind", json_string("AssetMaterialization")) ||
+                 copy(s, spec, "operation") || copy(s, st, "dataVersion") ||
+                 json_object_set_new(s, "generation", json_integer(kobj_generation(am))) ||
+                 copy(s, st, "observedGeneration") ||
+                 copy_as(s, "output", get(st, "output"), "uri")))
         goto oom;
-    json_object_del(s, "terrane.io/pool");
     const json_t *inputs = get(spec, "inputs");
     size_t i;
     const json_t *in;
@@ -140,7 +159,7 @@ json_t *uiapi_summary(const json_t *am)
     {
         const json_t *from = get(in, "from"), *uri = get(in, "uri");
         if (json_is_string(from) && json_array_append(u, (json_t *)from)) goto oom;
-        if (json_is_string(uri) && json_array_append(sr, (json_t *)uri)) goto oom;
+        if (full && json_is_string(uri) && json_array_append(sr, (json_t *)uri)) goto oom;
     }
     return s;
 oom:
@@ -155,7 +174,7 @@ int uiapi_summary_of(uiapi *a, const char *ns, const char *name, json_t **out)
     *out = NULL;
     json_t *am = uisource_get(a->src, UISRC_ASSETS, ns, name);
     if (!am) return cerr_set(CERR_NOTFOUND, "no asset %s/%s", ns, name);
-    *out = uiapi_summary(am);
+    *out = uiapi_summary(am, false);
     json_decref(am);
     return *out ? 0 : cerr_oom();
 }
@@ -174,30 +193,40 @@ int uiapi_pod_owner(uiapi *a, const char *ns, const char *pod, char *name, size_
     return rc;
 }
 
-typedef struct {
-    json_t *arr;
-    int rc;
-} collect;
-
-static int add_summary(void *ctx, const json_t *am)
+int uiapi_assets_text(uiapi *a, const char *ns, unsigned long seq, char **out, size_t *len)
 {
-    collect *c = ctx;
-    json_t *s = uiapi_summary(am);
-    if (!s || json_array_append_new(c->arr, s)) return c->rc = cerr_oom();
-    return 0;
-}
-
-int uiapi_assets(uiapi *a, const char *ns, json_t **out)
-{
-    collect c = {.arr = json_array()};
+    char head[64];
+    int hl = snprintf(head, sizeof head, "{\"seq\":%lu,\"assets\":[", seq);
+    size_t nslen = ns ? strlen(ns) : 0;
     *out = NULL;
-    if (!c.arr) return cerr_oom();
-    int rc = uisource_each(a->src, UISRC_ASSETS, ns, add_summary, &c);
-    if (rc || c.rc) {
-        json_decref(c.arr);
-        return c.rc ? c.rc : rc;
+    *len = 0;
+    pthread_mutex_lock(&a->mu);
+    size_t cap = (size_t)hl + a->bytes + strmap_len(a->entries) + 3;
+    char *buf = cmem_malloc(cap), *p = buf;
+    if (!buf) {
+        pthread_mutex_unlock(&a->mu);
+        return cerr_oom();
     }
-    if (!(*out = json_pack("{s:o}", "assets", c.arr))) return cerr_oom();
+    memcpy(p, head, (size_t)hl);
+    p += hl;
+    size_t pos = 0;
+    const char *k;
+    void *v;
+    bool first = true;
+    while (strmap_next(a->entries, &pos, &k, &v)) {
+        const entry *e = v;
+        if (ns && (strncmp(k, ns, nslen) || k[nslen] != '/')) continue;
+        if (!first) *p++ = ',';
+        first = false;
+        memcpy(p, e->summary, e->len);
+        p += e->len;
+    }
+    pthread_mutex_unlock(&a->mu);
+    *p++ = ']';
+    *p++ = '}';
+    *p = '\0';
+    *out = buf;
+    *len = (size_t)(p - buf);
     return 0;
 }
 
@@ -336,9 +365,11 @@ static int add_event(void *ctx, const json_t *ev)
     if (!t) t = str(ev, "eventTime");
     if (!t) t = str(ev, "firstTimestamp");
     if (!o || copy(o, ev, "type") || copy(o, ev, "reason") || copy(o, ev, "message") ||
-        copy(o, ev, "count") || (t && json_object_set_new(o, "time", json_string(t))) ||
-        json_array_append_new(m->arr, o))
+        copy(o, ev, "count") || (t && json_object_set_new(o, "time", json_string(t)))) {
+        json_decref(o);
         return m->rc = cerr_oom();
+    }
+    if (json_array_append_new(m->arr, o)) return m->rc = cerr_oom();
     return 0;
 }
 
@@ -371,7 +402,7 @@ oom:
 int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
 {
     int rc = 0;
-    json_t *am = NULL, *doc = NULL, *evs = NULL;
+    json_t *am = NULL, *doc = NULL, *evs = NULL, *sum = NULL, *meta = NULL;
     char key[KEY_MAX];
     *out = NULL;
     if (!ns || !name || !make_key(ns, name, key))
@@ -390,14 +421,14 @@ int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
         (rc = uisource_each(a->src, UISRC_EVENTS, ns, add_event, &em)) || em.rc)
         goto fail;
     if (!(evs = sorted_events(em.arr))) goto oom;
-    doc = json_pack("{s:o, s:o, s:O, s:O, s:O, s:O, s:O}", "asset", uiapi_summary(am), "metadata",
-                    metadata_of(am), "spec", spec ? spec : json_null(), "status",
-                    st ? st : json_null(), "downstream", down.arr, "pods", pods.arr, "events",
-                    evs);
+    if (!(sum = uiapi_summary(am, true)) || !(meta = metadata_of(am))) goto oom;
+    doc = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "asset", sum, "metadata", meta, "spec",
+                    spec ? spec : json_null(), "status", st ? st : json_null(), "downstream",
+                    down.arr, "pods", pods.arr, "events", evs);
     if (!doc) goto oom;
     pthread_mutex_lock(&a->mu);
-    json_t *h = strmap_lookup(a->history, key);
-    h = h ? json_deep_copy(h) : json_array();
+    entry *e = strmap_lookup(a->entries, key);
+    json_t *h = e && e->history ? json_deep_copy(e->history) : json_array();
     pthread_mutex_unlock(&a->mu);
     if (!h || json_object_set_new(doc, "history", h)) goto oom;
     *out = doc;
@@ -410,6 +441,8 @@ fail:
     if (!rc) rc = down.rc ? down.rc : pods.rc ? pods.rc : em.rc;
 cleanup:
     json_decref(doc);
+    json_decref(sum);
+    json_decref(meta);
     json_decref(evs);
     json_decref(down.arr);
     json_decref(pods.arr);
@@ -420,40 +453,63 @@ cleanup:
 
 /* --- history ----------------------------------------------------------------------------- */
 
+/* Appends the status's data version to the history when it is new. */
+static void add_version(entry *e, const json_t *st)
+{
+    const char *dv = str(st, "dataVersion");
+    if (!dv || !*dv) return;
+    const char *last = str(json_array_get(e->history, 0), "dataVersion");
+    if (last && !strcmp(last, dv)) return;
+    if (!e->history && !(e->history = json_array())) return;
+    const json_t *o = get(st, "output");
+    json_t *h = json_pack("{s:s}", "dataVersion", dv);
+    if (!h || copy(h, st, "finishedAt") || copy(h, o, "uri") || copy(h, o, "checksum") ||
+        copy(h, o, "cacheHit") || json_array_insert_new(e->history, 0, h)) {
+        json_decref(h);
+        return;
+    }
+    while (json_array_size(e->history) > UIAPI_HISTORY_MAX)
+        json_array_remove(e->history, json_array_size(e->history) - 1);
+}
+
 void uiapi_observe(uiapi *a, const json_t *am, bool deleted)
 {
     char key[KEY_MAX];
     if (!a || !make_key(kobj_namespace(am), kobj_name(am), key)) return;
-    const json_t *st = get(am, "status");
-    const char *dv = str(st, "dataVersion");
+    char *text = NULL;
+    if (!deleted) {
+        /* built outside the lock: the list only copies text */
+        json_t *sum = uiapi_summary(am, false);
+        text = sum ? json_dumps(sum, JSON_COMPACT) : NULL;
+        json_decref(sum);
+        if (!text) {
+            clog_warn("ui: asset summary dropped (out of memory)", "{s:s}", "key", key);
+            return;
+        }
+    }
     pthread_mutex_lock(&a->mu);
-    json_t *h = strmap_lookup(a->history, key);
+    entry *e = strmap_lookup(a->entries, key);
     if (deleted) {
-        if (h) {
-            strmap_remove(a->history, key, NULL);
-            json_decref(h);
+        if (e) {
+            strmap_remove(a->entries, key, NULL);
+            a->bytes -= e->len;
+            entry_free(e);
         }
         goto done;
     }
-    if (!dv || !*dv) goto done;
-    const char *last = str(json_array_get(h, 0), "dataVersion");
-    if (last && !strcmp(last, dv)) goto done;
-    if (!h) {
-        if (!(h = json_array())) goto done;
-        if (strmap_put(a->history, key, h)) {
-            json_decref(h);
+    if (!e) {
+        if (!(e = cmem_calloc(1, sizeof *e)) || strmap_put(a->entries, key, e)) {
+            cmem_free(e);
+            cmem_free(text);
             goto done;
         }
     }
-    const json_t *o = get(st, "output");
-    json_t *e = json_pack("{s:s}", "dataVersion", dv);
-    if (!e || copy(e, st, "finishedAt") || copy(e, o, "uri") || copy(e, o, "checksum") ||
-        copy(e, o, "cacheHit") || json_array_insert_new(h, 0, e)) {
-        json_decref(e);
-        goto done;
-    }
-    while (json_array_size(h) > UIAPI_HISTORY_MAX)
-        json_array_remove(h, json_array_size(h) - 1);
+    a->bytes -= e->len;
+    cmem_free(e->summary);
+    e->summary = text;
+    e->len = strlen(text);
+    a->bytes += e->len;
+    add_version(e, get(am, "status"));
 done:
     pthread_mutex_unlock(&a->mu);
 }

@@ -322,19 +322,19 @@ static unsigned route(uiserver *s, struct lws *wsi, const char *path, size_t ple
     }
     if (IS("/api/v1/config")) return text_body(ss, s->config_json) < 0 ? 500 : 200;
     if (IS("/api/v1/assets")) {
-        char ns[256];
-        const char *want = NULL;
-        if (lws_get_urlarg_by_name(wsi, "namespace=", ns, sizeof ns)) {
-            if (ns[0] && !name_ok(ns, strlen(ns))) return error_body(ss, 400, "bad namespace");
-            if (ns[0]) want = ns;
-        }
-        json_t *doc = NULL;
-        if (uiapi_assets(s->api, want, &doc)) return error_body(ss, 500, cerr_message());
-        if (json_object_set_new(doc, "seq", json_integer((json_int_t)atomic_load(&s->seq)))) {
-            json_decref(doc);
-            return error_body(ss, 500, "out of memory");
-        }
-        return json_body(ss, doc, 200);
+        char buf[300];
+        /* lws copies "namespace=VALUE" into buf and points at VALUE */
+        const char *want = lws_get_urlarg_by_name(wsi, "namespace=", buf, sizeof buf);
+        if (want && !*want) want = NULL;
+        if (want && !name_ok(want, strlen(want))) return error_body(ss, 400, "bad namespace");
+        char *text = NULL;
+        size_t len = 0;
+        if (uiapi_assets_text(s->api, want, atomic_load(&s->seq), &text, &len))
+            return error_body(ss, 500, cerr_message());
+        ss->owned = text;
+        ss->body = (const unsigned char *)text;
+        ss->len = len;
+        return 200;
     }
     if (PREFIX("/api/v1/namespaces/")) {
         const char *p = path + sizeof("/api/v1/namespaces/") - 1, *end = path + plen;
@@ -663,7 +663,7 @@ int uiserver_start(const uiserver_config *cfg, uiserver **out)
         rc = cerr_oom();
         goto fail;
     }
-    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    lws_set_log_level(LLL_ERR | LLL_WARN, httpd_lws_log);
     if (host[0]) {
         rc = listen_on(s, iface, port, ipv6, cfg->addr);
     } else {

@@ -268,7 +268,7 @@ static const struct lws_protocols protocols[] = {
 
 /* --- server ------------------------------------------------------------------ */
 
-static void lws_log(int level, const char *line)
+void httpd_lws_log(int level, const char *line)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", line);
@@ -343,7 +343,7 @@ int httpd_start(const httpd_config *cfg, httpd **out)
     h->ready = cfg->ready;
     h->ready_ctx = cfg->ready_ctx;
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    lws_set_log_level(LLL_ERR | LLL_WARN, httpd_lws_log);
     if (host[0]) {
         rc = listen_on(h, iface, port, ipv6, cfg->addr);
     } else {

@@ -61,5 +61,8 @@ int httpd_parse_addr(const char *addr, char *host, size_t cap, int *port);
 /* The numeric address lws binds to for host (a name is resolved, IPv4
  * preferred); *ipv6 tells the family. 0 or CERR_INVALID. */
 int httpd_numeric_host(const char *host, char *out, size_t cap, bool *ipv6);
+/* libwebsockets' log lines as the controller's JSON log lines (an emitter
+ * for lws_set_log_level; every server of the process shares it). */
+void httpd_lws_log(int level, const char *line);
 
 #endif

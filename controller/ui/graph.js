@@ -9,19 +9,22 @@ const NODE_W = 190, NODE_H = 46, GROUP_H = 52;
 
 export const idOf = (a) => a.namespace + '/' + a.name;
 
-// Prefixes of an asset key ("a/b/c" -> ["a/", "a/b/"]), namespaced.
-function prefixes(a) {
-  const segs = (a.key || a.name).split('/');
-  const out = [];
-  for (let i = 1; i < segs.length; i++) out.push(a.namespace + ':' + segs.slice(0, i).join('/') + '/');
+// Prefixes of an asset key ("a/b/c" -> ["a/", "a/b/"]), namespaced; worked
+// out once per summary (a summary object is replaced, never changed, when
+// its asset changes).
+export function prefixes(a) {
+  if (a._pre) return a._pre;
+  const key = a.key || a.name, out = [];
+  for (let i = key.indexOf('/'); i > 0; i = key.indexOf('/', i + 1)) out.push(a.namespace + ':' + key.slice(0, i + 1));
+  Object.defineProperty(a, '_pre', { value: out });
   return out;
 }
 
 // The id of the node that shows asset a: the first collapsed prefix, or a itself.
-function shownAs(a, expanded, grouping) {
-  if (!grouping) return idOf(a);
+function shownAs(a, id, expanded, grouping) {
+  if (!grouping) return id;
   for (const p of prefixes(a)) if (!expanded.has(p)) return 'group:' + p;
-  return idOf(a);
+  return id;
 }
 
 export class Graph {
@@ -90,11 +93,24 @@ export class Graph {
   // assets: the filtered summaries; all: every summary by id (for edges).
   render(assets, opts) {
     const { grouping, expanded } = opts;
+    for (;;) {
+      const r = this.collect(assets, grouping, expanded);
+      // one group alone says nothing: open it (a common prefix such as "scale/")
+      if (r.items.size === 1) {
+        const only = r.items.values().next().value;
+        if (only.group) { expanded.add(only.prefix); continue; }
+      }
+      return this.show(r.items, r.edges);
+    }
+  }
+
+  collect(assets, grouping, expanded) {
     const items = new Map(); // shown id -> item
     const shown = new Map(); // asset id -> shown id
     for (const a of assets) {
-      const sid = shownAs(a, expanded, grouping);
-      shown.set(idOf(a), sid);
+      const id = idOf(a);
+      const sid = shownAs(a, id, expanded, grouping);
+      shown.set(id, sid);
       let it = items.get(sid);
       if (!it) {
         it = sid.startsWith('group:')
@@ -108,21 +124,31 @@ export class Graph {
     const edgeSet = new Set();
     const edges = [];
     for (const a of assets) {
+      const ups = a.upstreams;
+      if (!ups || !ups.length) continue;
       const to = shown.get(idOf(a));
-      for (const u of a.upstreams || []) {
+      for (const u of ups) {
         const from = shown.get(a.namespace + '/' + u);
         if (!from || from === to) continue;
         const k = from + '\u0000' + to;
         if (edgeSet.has(k)) continue;
         edgeSet.add(k);
-        edges.push({ from, to, ups: a.namespace + '/' + u, down: idOf(a) });
+        edges.push({ from, to });
       }
     }
-    const structure = [...items.keys()].sort().join('\u0001') + '\u0002' + [...edgeSet].sort().join('\u0001');
+    return { items, edges };
+  }
+
+  show(items, edges) {
+    // items and edges come in the order of the assets, which is stable
+    const structure = [...items.keys()].join('\u0001') + '\u0002' + edges.map((e) => e.from + '\u0000' + e.to).join('\u0001');
     if (structure !== this.structure) {
       this.structure = structure;
+      const t0 = performance.now();
       this.layout(items, edges);
+      const t1 = performance.now();
       this.draw(items, edges);
+      this.timing = { layout: Math.round(t1 - t0), draw: Math.round(performance.now() - t1), nodes: items.size, edges: edges.length };
     } else {
       for (const it of items.values()) this.update(it);
     }

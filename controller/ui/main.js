@@ -1,8 +1,11 @@
 // main.js - the lineage UI: state, the change stream, filters.
 //
-// The websocket opens first; its hello triggers the list (GET
-// /api/v1/assets), and a change message is applied only when its seq is
-// above the list's, so nothing between the two is lost or applied twice.
+// The list (GET /api/v1/assets) and the websocket start together. The
+// stream's first message after its hello has seq hello+1, so a list with a
+// seq below the hello's missed something and is fetched again; a change
+// message is applied only when its seq is above the list's, so nothing is
+// lost or applied twice. Messages that arrive while a list is under way wait
+// for it.
 import { el } from './dom.js';
 import { Graph, idOf } from './graph.js';
 import { renderPanel } from './panel.js';
@@ -13,7 +16,8 @@ const state = {
   cfg: {},
   assets: new Map(),
   seq: -1,
-  listing: null,
+  helloSeq: null,
+  listing: false,
   buffered: [],
   expanded: new Set(),
   grouping: false,
@@ -24,7 +28,9 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
-const stats = { firstPaint: null, renders: 0, lastChangeAt: null };
+const stats = { firstPaint: null, renders: 0, lastChangeAt: null, marks: {} };
+const mark = (k) => { stats.marks[k] = Math.round(performance.now()); };
+mark('script');
 window.terraneUI = stats; // read by the tests
 
 const graph = new Graph($('svg'), select, expand);
@@ -42,7 +48,17 @@ async function getJSON(path) {
 }
 
 async function list() {
-  const doc = await getJSON('/api/v1/assets');
+  if (state.listing) return;
+  state.listing = true;
+  state.seq = -1; // buffer what arrives meanwhile
+  mark('list-request');
+  let doc;
+  try {
+    doc = await getJSON('/api/v1/assets');
+  } finally {
+    state.listing = false;
+  }
+  mark('list-parsed');
   state.assets = new Map(doc.assets.map((a) => [idOf(a), a]));
   state.seq = doc.seq;
   if (!state.groupingChosen) {
@@ -54,12 +70,17 @@ async function list() {
   for (const m of pending) apply(m);
   refreshFilters();
   scheduleRender();
+  if (state.helloSeq !== null && state.seq < state.helloSeq) relist();
+}
+
+function relist() {
+  list().catch((e) => setLive(false, 'list failed: ' + e.message));
 }
 
 function apply(m) {
   if (m.seq <= state.seq) return;
   state.seq = m.seq;
-  if (m.type === 'resync') { state.listing = list(); return; }
+  if (m.type === 'resync') { relist(); return; }
   if (m.type !== 'changes') return;
   let newPool = false;
   for (const a of m.assets) {
@@ -86,8 +107,11 @@ function connect() {
     let m;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     if (m.type === 'hello') {
+      mark('hello');
       setLive(true, 'live');
-      state.listing = list().catch((e) => setLive(false, 'list failed: ' + e.message));
+      state.helloSeq = m.seq;
+      // a list older than the stream's start missed changes
+      if (!state.listing && state.seq < m.seq) relist();
       return;
     }
     if (state.seq < 0) state.buffered.push(m);
@@ -95,7 +119,7 @@ function connect() {
   };
   ws.onclose = () => {
     setLive(false, 'reconnecting');
-    state.seq = -1;
+    state.helloSeq = null;
     setTimeout(connect, 1000);
   };
 }
@@ -150,8 +174,11 @@ function scheduleRender() {
 }
 
 function render() {
+  mark('render-start');
   const list = filtered();
   const r = graph.render(list, { grouping: groupingFor(list), expanded: state.expanded });
+  mark('render-end');
+  stats.marks.graph = graph.timing;
   $('counts').textContent = `${list.length} of ${state.assets.size} assets · ${r.nodes} nodes · ${r.edges} edges`;
   document.body.dataset.assets = String(state.assets.size);
   document.body.dataset.nodes = String(r.nodes);
@@ -220,4 +247,6 @@ $('b-fit').addEventListener('click', () => graph.fit());
 $('svg').addEventListener('click', () => { if (!graph.suppressClick) select(null); graph.suppressClick = false; });
 window.addEventListener('resize', () => graph.fit());
 
-getJSON('/api/v1/config').then((c) => { state.cfg = c; }).catch(() => {}).finally(connect);
+getJSON('/api/v1/config').then((c) => { state.cfg = c; }).catch(() => {});
+connect();
+relist();
