@@ -83,10 +83,11 @@ export class Graph {
   fit() {
     const r = this.svg.getBoundingClientRect();
     if (!this.width || !r.width) return;
-    const k = Math.min(1.5, Math.min((r.width - 40) / this.width, (r.height - 40) / this.height));
+    // fit, but never smaller than readable: a long graph starts at its left end
+    const k = Math.max(0.35, Math.min(1.5, (r.width - 40) / this.width, (r.height - 40) / this.height));
     this.view.k = k;
-    this.view.x = (r.width - this.width * k) / 2;
-    this.view.y = Math.max(10, (r.height - this.height * k) / 2);
+    this.view.x = this.width * k > r.width - 20 ? 10 : (r.width - this.width * k) / 2;
+    this.view.y = this.height * k > r.height - 20 ? 10 : (r.height - this.height * k) / 2;
     this.applyView();
   }
 

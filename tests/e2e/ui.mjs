@@ -195,8 +195,11 @@ async function demo() {
   await page.waitForFunction(() => document.querySelector('#panel').textContent.includes('Annotations'), null, { timeout: 5000 }).catch(() => {});
   const text = await page.textContent('#panel');
   check(text.includes(XSS1) && text.includes(XSS2), 'hostile params and annotations are shown as text');
-  const msg = await page.$eval(nodeSel(NS + '/hostile') + ' title', (t) => t.textContent);
-  check(msg.includes(XSS2) && msg.includes(XSS1), 'the status message quoting them is text too (node tooltip)', msg);
+  // the controller quotes the unknown pool in the status message (cut at 64 characters)
+  await page.waitForFunction((sel) => (document.querySelector(sel) || {}).textContent.includes('unknown pool'), nodeSel(NS + '/hostile') + ' > title', { timeout: 10000 }).catch(() => {});
+  const msg = await page.$eval(nodeSel(NS + '/hostile') + ' > title', (t) => t.textContent);
+  check(msg.includes(XSS1) && msg.includes('"><img src=x onerror='), 'the status message quoting them is text too (node tooltip)',
+    msg + ' / list: ' + JSON.stringify(await page.evaluate(() => fetch('/api/v1/assets').then((r) => r.json()).then((d) => d.assets.find((a) => a.name === 'hostile')))));
   const panelMsg = await page.$$eval('#panel td', (tds) => tds.map((t) => t.textContent).filter((t) => t.includes('onerror')).length);
   check(panelMsg >= 1, 'and in the panel (conditions, Events)', panelMsg);
   const imgs = await page.$$eval('img, script:not([src])', (els) => els.length);
