@@ -265,12 +265,6 @@ static int load_env(const char *path, json_t **out)
     return 0;
 }
 
-/* The manager's informer handlers, forwarded to the UI's source. */
-static void ui_observe(void *ctx, bool pod, const json_t *obj, bool deleted)
-{
-    uisource_changed(ctx, pod ? UISRC_PODS : UISRC_ASSETS, obj, deleted);
-}
-
 typedef struct {
     uisource *src;
     uiapi *api;
@@ -290,20 +284,17 @@ static void ui_stop(ui *u)
 static int ui_start(ui *u, manager *m, const options *o)
 {
     int rc;
-    if ((rc = uisource_new(manager_client(m), o->namespace_, manager_assets(m), manager_pods(m),
-                           &u->src)) ||
+    if ((rc = uisource_new(manager_client(m), o->namespace_, manager_caches(m), &u->src)) ||
         (rc = uiapi_new(u->src, &u->api)))
         goto fail;
     uiserver_config uc = {.addr = o->ui_addr, .api = u->api, .s3_endpoint = o->ui_s3_endpoint};
     if ((rc = uiserver_start(&uc, &u->server))) goto fail;
     uisource_subscribe(u->src, uiserver_notify, u->server);
-    manager_set_observer(m, ui_observe, u->src);
     if ((rc = uisource_start(u->src))) goto fail;
     clog_info("serving the lineage UI", "{s:s, s:i, s:s?}", "addr", o->ui_addr, "port",
               uiserver_port(u->server), "s3Endpoint", o->ui_s3_endpoint);
     return 0;
 fail:
-    manager_set_observer(m, NULL, NULL);
     ui_stop(u);
     return rc;
 }

@@ -269,16 +269,8 @@ typedef struct {
 static int add_downstream(void *ctx, const json_t *am)
 {
     match *d = ctx;
-    size_t i;
-    const json_t *in;
-    json_array_foreach(get(get(am, "spec"), "inputs"), i, in)
-    {
-        const char *from = str(in, "from");
-        if (!from || strcmp(from, d->name)) continue;
-        json_t *s = json_string(kobj_name(am) ? kobj_name(am) : "");
-        if (!s || json_array_append_new(d->arr, s)) return d->rc = cerr_oom();
-        break;
-    }
+    json_t *s = json_string(kobj_name(am) ? kobj_name(am) : "");
+    if (!s || json_array_append_new(d->arr, s)) return d->rc = cerr_oom();
     return 0;
 }
 
@@ -325,8 +317,6 @@ oom:
 static int add_pod(void *ctx, const json_t *pod)
 {
     match *p = ctx;
-    const char *l = kobj_label(pod, PODSPEC_L_MATERIALIZATION);
-    if (!l || strcmp(l, p->name)) return 0;
     json_t *o = pod_of(pod);
     if (!o || json_array_append_new(p->arr, o)) return p->rc = cerr_oom();
     return 0;
@@ -410,14 +400,12 @@ int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
     if (!(am = uisource_get(a->src, UISRC_ASSETS, ns, name)))
         return cerr_set(CERR_NOTFOUND, "no asset %s/%s", ns, name);
     match down = {.name = name, .arr = json_array()};
-    char label[64];
-    podspec_materialization_label(name, label, sizeof label);
-    match pods = {.name = label, .arr = json_array()};
+    match pods = {.name = name, .arr = json_array()};
     evmatch em = {.name = name, .pods = pods.arr, .arr = json_array()};
     json_t *spec = (json_t *)get(am, "spec"), *st = (json_t *)get(am, "status");
     if (!down.arr || !pods.arr || !em.arr) goto oom;
-    if ((rc = uisource_each(a->src, UISRC_ASSETS, ns, add_downstream, &down)) || down.rc ||
-        (rc = uisource_each(a->src, UISRC_PODS, ns, add_pod, &pods)) || pods.rc ||
+    if ((rc = uisource_each_dependent(a->src, ns, name, add_downstream, &down)) || down.rc ||
+        (rc = uisource_each_pod_of(a->src, ns, name, add_pod, &pods)) || pods.rc ||
         (rc = uisource_each(a->src, UISRC_EVENTS, ns, add_event, &em)) || em.rc)
         goto fail;
     if (!(evs = sorted_events(em.arr))) goto oom;

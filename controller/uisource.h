@@ -3,12 +3,14 @@
  * small interface, so the UI never calls the Kubernetes API per page view.
  *
  * Three kinds of cached object: AssetMaterializations, their worker pods
- * (already stripped to metadata, nodeName and status by the manager) and the
+ * (already stripped to metadata, nodeName and status by the caches) and the
  * Events about them. A source lists one kind (one namespace or all), gets
- * one object by namespace and name, and tells one subscriber about every
- * change. uisource_new builds the source over the manager's two informers and
- * an Events informer of its own; tests build one over plain arrays with
- * uisource_from (the same interface, no cluster).
+ * one object by namespace and name, lists an asset's direct dependents and
+ * its pods (through the caches' indexes: no scan of the namespace), and
+ * tells one subscriber about every change. uisource_new builds the source
+ * over the controller's caches (caches.h: it adds its handlers to their two
+ * informers) and an Events informer of its own; tests build one over plain
+ * arrays with uisource_from (the same interface, no cluster).
  *
  * Threads: each/get may be called from any thread; the subscriber is called
  * on the informer threads and must be quick (uiserver_notify is).
@@ -33,15 +35,20 @@ typedef int (*uisrc_each_fn)(void *ctx, const json_t *obj);
 typedef struct uisource_ops {
     int (*each)(void *impl, uisrc_kind kind, const char *ns, uisrc_each_fn fn, void *ctx);
     json_t *(*get)(void *impl, uisrc_kind kind, const char *ns, const char *name);
+    /* Optional (NULL: each, filtered): the assets whose inputs name ns/name
+     * in from:, and the pods of asset ns/name. */
+    int (*each_dependent)(void *impl, const char *ns, const char *name, uisrc_each_fn fn, void *ctx);
+    int (*each_pod_of)(void *impl, const char *ns, const char *name, uisrc_each_fn fn, void *ctx);
 } uisource_ops;
 
 typedef struct uisource uisource;
 
-/* Over informers (events may be NULL: uisource_new then creates and owns
- * one on client, in ns or all namespaces). The informers must outlive the
- * source; uisource_start/stop run the Events informer it owns. */
-int uisource_new(kube_client *client, const char *ns, informer *assets, informer *pods,
-                 uisource **out);
+struct caches;
+/* Over the caches, before caches_start (it adds handlers to their
+ * informers), with an Events informer of its own on client, in ns or all
+ * namespaces. The caches must outlive the source; uisource_start/stop run
+ * the Events informer. */
+int uisource_new(kube_client *client, const char *ns, struct caches *caches, uisource **out);
 int uisource_start(uisource *s);
 void uisource_stop(uisource *s);
 
@@ -51,11 +58,15 @@ void uisource_free(uisource *s);
 
 int uisource_each(uisource *s, uisrc_kind kind, const char *ns, uisrc_each_fn fn, void *ctx);
 json_t *uisource_get(uisource *s, uisrc_kind kind, const char *ns, const char *name);
+int uisource_each_dependent(uisource *s, const char *ns, const char *name, uisrc_each_fn fn,
+                            void *ctx);
+int uisource_each_pod_of(uisource *s, const char *ns, const char *name, uisrc_each_fn fn,
+                         void *ctx);
 
 /* One subscriber (the UI server); set it before the informers start. */
 void uisource_subscribe(uisource *s, uisrc_change_fn fn, void *ctx);
-/* Reports a change to the subscriber: the manager's informer handlers call it
- * (manager_set_observer), the Events informer's own handlers too. */
+/* Reports a change to the subscriber (the handlers uisource_new adds call
+ * it; a source made with uisource_from is told by its owner). */
 void uisource_changed(uisource *s, uisrc_kind kind, const json_t *obj, bool deleted);
 
 #endif

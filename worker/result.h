@@ -23,6 +23,8 @@ typedef struct result {
     char manifest[1024];
     bool cache_hit;
     long total_ms, compute_ms, publish_ms;
+    int threads;                   /* what the run was sized to (podres.h); 0: not sized */
+    unsigned long long cache_mb;   /* GDAL's block cache, MiB */
 } result;
 
 /* Renders the result (success when no error is set, else failure from
