@@ -145,6 +145,8 @@ async function demo() {
     const v = await page.textContent('#preview .value');
     check(/^value (-?[0-9.e+-]+|nodata) at /.test(v), 'the value under the cursor is shown', v);
   }
+  await page.evaluate(() => { document.getElementById('panel').scrollTop = 0; });
+  await page.mouse.move(5, 300);
   await page.screenshot({ path: join(SHOTS, 'ui-demo.png') });
   ok('screenshot ' + join(SHOTS, 'ui-demo.png'));
 
