@@ -136,21 +136,23 @@ json_t *uiapi_summary(const json_t *am, bool full)
     /* "sha256:" and the first 12 hex digits, as kubectl's column shows */
     char shortv[20] = "";
     if (dv) snprintf(shortv, sizeof shortv, "%s", strchr(dv, ':') ? strchr(dv, ':') + 1 : dv);
-    if (json_object_set_new(s, "namespace", json_string(kobj_namespace(am) ? kobj_namespace(am) : "")) ||
+    if (json_object_set_new(s, "namespace",
+                            json_string(kobj_namespace(am) ? kobj_namespace(am) : "")) ||
         json_object_set_new(s, "name", json_string(kobj_name(am) ? kobj_name(am) : "")) ||
         copy_as(s, "key", spec, "assetKey") ||
         json_object_set_new(s, "phase", json_string(phase ? phase : "")) ||
         (stale && json_object_set_new(s, "stale", json_true())) ||
         (pl && json_object_set_new(s, "pool", json_string(pl))) ||
-        (shortv[0] && json_object_set_new(s, "version", json_stringn(shortv, strnlen(shortv, 12)))) ||
+        (shortv[0] &&
+         json_object_set_new(s, "version", json_stringn(shortv, strnlen(shortv, 12)))) ||
         (reason && json_object_set_new(s, "reason", json_string(reason))) ||
         (message && json_object_set_new(s, "message", json_string(message))))
         goto oom;
-    if (full && (json_object_set_new(s, "kind", json_string("AssetMaterialization")) ||
-                 copy(s, spec, "operation") || copy(s, st, "dataVersion") ||
-                 json_object_set_new(s, "generation", json_integer(kobj_generation(am))) ||
-                 copy(s, st, "observedGeneration") ||
-                 copy_as(s, "output", get(st, "output"), "uri")))
+    if (full &&
+        (json_object_set_new(s, "kind", json_string("AssetMaterialization")) ||
+         copy(s, spec, "operation") || copy(s, st, "dataVersion") ||
+         json_object_set_new(s, "generation", json_integer(kobj_generation(am))) ||
+         copy(s, st, "observedGeneration") || copy_as(s, "output", get(st, "output"), "uri")))
         goto oom;
     const json_t *inputs = get(spec, "inputs");
     size_t i;
@@ -323,8 +325,8 @@ static int add_pod(void *ctx, const json_t *pod)
 }
 
 typedef struct {
-    const char *name;   /* the asset */
-    json_t *pods;       /* names of its pods */
+    const char *name; /* the asset */
+    json_t *pods;     /* names of its pods */
     json_t *arr;
     int rc;
 } evmatch;
@@ -378,7 +380,7 @@ static json_t *sorted_events(json_t *arr)
     if ((n && !v) || !out) goto oom;
     for (size_t i = 0; i < n; i++)
         v[i] = json_array_get(arr, i);
-    qsort(v, n, sizeof *v, by_time_desc);
+    if (n) qsort(v, n, sizeof *v, by_time_desc);
     for (size_t i = 0; i < n && i < UIAPI_EVENTS_MAX; i++)
         if (json_array_append(out, v[i])) goto oom;
     cmem_free(v);

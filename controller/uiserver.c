@@ -340,7 +340,8 @@ static unsigned route(uiserver *s, struct lws *wsi, const char *path, size_t ple
         const char *p = path + sizeof("/api/v1/namespaces/") - 1, *end = path + plen;
         const char *slash = memchr(p, '/', (size_t)(end - p));
         static const char mid[] = "/assets/";
-        if (slash && (size_t)(end - slash) > sizeof mid - 1 && !memcmp(slash, mid, sizeof mid - 1)) {
+        if (slash && (size_t)(end - slash) > sizeof mid - 1 &&
+            !memcmp(slash, mid, sizeof mid - 1)) {
             const char *name = slash + sizeof mid - 1;
             size_t nslen = (size_t)(slash - p), nlen = (size_t)(end - name);
             if (!name_ok(p, nslen) || !name_ok(name, nlen))
@@ -357,7 +358,8 @@ static unsigned route(uiserver *s, struct lws *wsi, const char *path, size_t ple
             return json_body(ss, doc, 200);
         }
     }
-    if (IS("/api/v1/watch")) return error_body(ss, 400, "websocket only (subprotocol terrane-ui.v1)");
+    if (IS("/api/v1/watch"))
+        return error_body(ss, 400, "websocket only (subprotocol terrane-ui.v1)");
 #undef IS
 #undef PREFIX
     return error_body(ss, 404, "not found");
@@ -415,18 +417,8 @@ static int on_http_writeable(struct lws *wsi, session *ss)
 {
     uiserver *s = lws_context_user(lws_get_context(wsi));
     if (!ss->body) return 0;
-    size_t n = ss->len - ss->sent;
-    if (n > CHUNK) n = CHUNK;
-    bool last = ss->sent + n == ss->len;
-    memcpy(s->wbuf + LWS_PRE, ss->body + ss->sent, n);
-    if (lws_write(wsi, s->wbuf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-        (int)n)
-        return -1;
-    ss->sent += n;
-    if (!last) {
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
+    int r = httpd_write_next(wsi, s->wbuf, CHUNK, ss->body, ss->len, &ss->sent);
+    if (r <= 0) return r;
     bool close = ss->close_after;
     session_reset(ss);
     if (close) return -1;
@@ -618,9 +610,12 @@ static int s3_origin(const char *url, char *out, size_t cap)
 {
     out[0] = '\0';
     if (!url || !*url) return 0;
-    const char *rest = !strncmp(url, "http://", 7) ? url + 7 : !strncmp(url, "https://", 8) ? url + 8 : NULL;
+    const char *rest = !strncmp(url, "http://", 7)    ? url + 7
+                       : !strncmp(url, "https://", 8) ? url + 8
+                                                      : NULL;
     if (!rest || !*rest)
-        return cerr_set(CERR_INVALID, "--ui-s3-endpoint \"%s\": expected http(s)://host[:port]", url);
+        return cerr_set(CERR_INVALID, "--ui-s3-endpoint \"%s\": expected http(s)://host[:port]",
+                        url);
     size_t hl = strcspn(rest, "/");
     for (size_t i = 0; i < hl; i++)
         if (!((rest[i] >= 'a' && rest[i] <= 'z') || (rest[i] >= 'A' && rest[i] <= 'Z') ||

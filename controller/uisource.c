@@ -125,14 +125,14 @@ static void ev_delete(void *ctx, const json_t *obj)
 static json_t *ev_transform(void *ctx, json_t *obj)
 {
     (void)ctx;
-    static const char *const keep[] = {"type",          "reason",        "message",
-                                       "count",         "firstTimestamp", "lastTimestamp",
-                                       "eventTime",     "involvedObject", NULL};
+    static const char *const keep[] = {"type",      "reason",         "message",
+                                       "count",     "firstTimestamp", "lastTimestamp",
+                                       "eventTime", "involvedObject", NULL};
     const json_t *om = json_object_get(obj, "metadata");
-    json_t *slim = json_pack("{s:{s:O*, s:O*, s:O*}}", "metadata", "name",
-                             json_object_get(om, "name"), "namespace",
-                             json_object_get(om, "namespace"), "resourceVersion",
-                             json_object_get(om, "resourceVersion"));
+    json_t *slim =
+        json_pack("{s:{s:O*, s:O*, s:O*}}", "metadata", "name", json_object_get(om, "name"),
+                  "namespace", json_object_get(om, "namespace"), "resourceVersion",
+                  json_object_get(om, "resourceVersion"));
     for (size_t i = 0; slim && keep[i]; i++) {
         json_t *v = json_object_get(obj, keep[i]);
         if (v && json_object_set(slim, keep[i], v)) {
@@ -154,7 +154,8 @@ int uisource_new(kube_client *client, const char *ns, caches *c, uisource **out)
     s->caches = c;
     s->inf[UISRC_ASSETS] = caches_ams(c);
     s->inf[UISRC_PODS] = caches_pods(c);
-    informer_handlers ah = {.on_add = am_add, .on_update = am_update, .on_delete = am_delete, .ctx = s};
+    informer_handlers ah = {
+        .on_add = am_add, .on_update = am_update, .on_delete = am_delete, .ctx = s};
     informer_handlers ph = {
         .on_add = pod_add, .on_update = pod_update, .on_delete = pod_delete, .ctx = s};
     informer_handlers eh = {.on_add = ev_add,
@@ -253,8 +254,7 @@ int uisource_each_dependent(uisource *s, const char *ns, const char *name, uisrc
     return uisource_each(s, UISRC_ASSETS, ns, scan_dependent, &x);
 }
 
-int uisource_each_pod_of(uisource *s, const char *ns, const char *name, uisrc_each_fn fn,
-                         void *ctx)
+int uisource_each_pod_of(uisource *s, const char *ns, const char *name, uisrc_each_fn fn, void *ctx)
 {
     if (s->ops->each_pod_of) return s->ops->each_pod_of(s->impl, ns, name, fn, ctx);
     char label[64];

@@ -37,7 +37,8 @@ typedef struct uisource_ops {
     json_t *(*get)(void *impl, uisrc_kind kind, const char *ns, const char *name);
     /* Optional (NULL: each, filtered): the assets whose inputs name ns/name
      * in from:, and the pods of asset ns/name. */
-    int (*each_dependent)(void *impl, const char *ns, const char *name, uisrc_each_fn fn, void *ctx);
+    int (*each_dependent)(void *impl, const char *ns, const char *name, uisrc_each_fn fn,
+                          void *ctx);
     int (*each_pod_of)(void *impl, const char *ns, const char *name, uisrc_each_fn fn, void *ctx);
 } uisource_ops;
 

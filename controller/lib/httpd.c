@@ -213,22 +213,27 @@ static int on_http(struct lws *wsi, session *s)
     return 0;
 }
 
+int httpd_write_next(struct lws *wsi, unsigned char *wbuf, size_t chunk, const void *body,
+                     size_t len, size_t *sent)
+{
+    size_t n = len - *sent;
+    if (n > chunk) n = chunk;
+    bool last = *sent + n == len;
+    memcpy(wbuf + LWS_PRE, (const unsigned char *)body + *sent, n);
+    if (lws_write(wsi, wbuf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    *sent += n;
+    if (last) return 1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
 static int on_writeable(struct lws *wsi, session *s)
 {
     httpd *h = lws_context_user(lws_get_context(wsi));
     if (!s->body) return 0;
-    size_t n = s->len - s->sent;
-    if (n > CHUNK) n = CHUNK;
-    bool last = s->sent + n == s->len;
-    memcpy(h->wbuf + LWS_PRE, s->body + s->sent, n);
-    if (lws_write(wsi, h->wbuf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-        (int)n)
-        return -1;
-    s->sent += n;
-    if (!last) {
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
+    int r = httpd_write_next(wsi, h->wbuf, CHUNK, s->body, s->len, &s->sent);
+    if (r <= 0) return r;
     bool close = s->close_after;
     session_reset(s);
     if (close) return -1;

@@ -65,4 +65,12 @@ int httpd_numeric_host(const char *host, char *out, size_t cap, bool *ipv6);
  * for lws_set_log_level; every server of the process shares it). */
 void httpd_lws_log(int level, const char *line);
 
+/* From LWS_CALLBACK_HTTP_WRITEABLE: sends the next piece of a response body
+ * (at most chunk bytes from *sent, copied through wbuf, which has LWS_PRE +
+ * chunk bytes) and asks to be called again while some remain. 1 when the
+ * body is complete, 0 when more remains, -1 when the write failed. */
+struct lws;
+int httpd_write_next(struct lws *wsi, unsigned char *wbuf, size_t chunk, const void *body,
+                     size_t len, size_t *sent);
+
 #endif

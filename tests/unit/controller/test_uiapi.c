@@ -46,8 +46,8 @@ static json_t *fake_get(void *impl, uisrc_kind kind, const char *ns, const char 
     fake *f = impl;
     size_t i;
     json_t *o;
-    json_array_foreach(f->kinds[kind], i, o)
-    if (!strcmp(kobj_namespace(o), ns) && !strcmp(kobj_name(o), name)) return json_incref(o);
+    json_array_foreach(f->kinds[kind], i, o) if (!strcmp(kobj_namespace(o), ns) &&
+                                                 !strcmp(kobj_name(o), name)) return json_incref(o);
     return NULL;
 }
 
@@ -59,8 +59,8 @@ static json_t *am(const char *ns, const char *name, const char *key, const char 
     json_t *o = json_pack(
         "{s:s, s:s, s:{s:s, s:s, s:I, s:{s:s, s:s}}, s:{s:s, s:s, s:{s:s}, s:[], s:{s:s}}, s:{s:s, "
         "s:s, s:s, s:I, s:{s:s, s:s, s:s}, s:[{s:s, s:s, s:s, s:s}]}}",
-        "apiVersion", "terrane.io/v1alpha1", "kind", "AssetMaterialization", "metadata", "name", name,
-        "namespace", ns, "generation", (json_int_t)2, "annotations",
+        "apiVersion", "terrane.io/v1alpha1", "kind", "AssetMaterialization", "metadata", "name",
+        name, "namespace", ns, "generation", (json_int_t)2, "annotations",
         "kubectl.kubernetes.io/last-applied-configuration", "{\"huge\":true}", "note",
         "<script>x</script>", "spec", "assetKey", key, "operation", "cog", "params", "compression",
         "DEFLATE", "inputs", "tags", "terrane.io/pool", "highmem", "status", "phase", phase, "pool",
@@ -73,7 +73,8 @@ static json_t *am(const char *ns, const char *name, const char *key, const char 
     if (from)
         json_array_append_new(inputs, json_pack("{s:s, s:s}", "name", "in", "from", from));
     else
-        json_array_append_new(inputs, json_pack("{s:s, s:s}", "name", "in", "uri", "s3://raw/a.tif"));
+        json_array_append_new(inputs,
+                              json_pack("{s:s, s:s}", "name", "in", "uri", "s3://raw/a.tif"));
     if (stale)
         json_array_append_new(json_object_get(json_object_get(o, "status"), "conditions"),
                               json_pack("{s:s, s:s, s:s}", "type", "Stale", "status", "True",
@@ -101,9 +102,9 @@ static json_t *event(const char *ns, const char *name, const char *kind, const c
                      const char *when, const char *msg)
 {
     json_t *o = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:s, s:s, s:s, s:s}", "metadata",
-                          "name", name, "namespace", ns, "involvedObject", "kind", kind, "name", obj,
-                          "namespace", ns, "type", "Normal", "reason", "Materialized", "message",
-                          msg, "lastTimestamp", when);
+                          "name", name, "namespace", ns, "involvedObject", "kind", kind, "name",
+                          obj, "namespace", ns, "type", "Normal", "reason", "Materialized",
+                          "message", msg, "lastTimestamp", when);
     assert_non_null(o);
     return o;
 }
@@ -122,18 +123,26 @@ static int setup(void **state)
     for (int k = 0; k < UISRC_KINDS; k++)
         x->f.kinds[k] = json_array();
     json_t *ams = x->f.kinds[UISRC_ASSETS];
-    json_array_append_new(ams, am("hydro", "dem", "lux/dem", NULL, "Succeeded", "sha256:aaaaaaaaaaaaaaaa", false));
-    json_array_append_new(ams, am("hydro", "slope", "lux/slope", "dem", "Running", "sha256:bbbbbbbbbbbbbbbb", true));
-    json_array_append_new(ams, am("hydro", "hill", "lux/hill", "dem", "Succeeded", "sha256:cccccccccccccccc", false));
-    json_array_append_new(ams, am("other", "dem", "x/dem", NULL, "Failed", "sha256:dddddddddddddddd", false));
+    json_array_append_new(
+        ams, am("hydro", "dem", "lux/dem", NULL, "Succeeded", "sha256:aaaaaaaaaaaaaaaa", false));
+    json_array_append_new(
+        ams, am("hydro", "slope", "lux/slope", "dem", "Running", "sha256:bbbbbbbbbbbbbbbb", true));
+    json_array_append_new(
+        ams, am("hydro", "hill", "lux/hill", "dem", "Succeeded", "sha256:cccccccccccccccc", false));
+    json_array_append_new(
+        ams, am("other", "dem", "x/dem", NULL, "Failed", "sha256:dddddddddddddddd", false));
     json_t *pods = x->f.kinds[UISRC_PODS];
     json_array_append_new(pods, pod("hydro", "slope-bbbb-1", "slope", "cpu-1"));
     json_array_append_new(pods, pod("hydro", "dem-aaaa-1", "dem", "cpu-2"));
     json_t *evs = x->f.kinds[UISRC_EVENTS];
-    json_array_append_new(evs, event("hydro", "e1", "AssetMaterialization", "slope", "2026-01-01T00:00:01Z", "first"));
-    json_array_append_new(evs, event("hydro", "e2", "Pod", "slope-bbbb-1", "2026-01-01T00:00:03Z", "pod's"));
-    json_array_append_new(evs, event("hydro", "e3", "AssetMaterialization", "slope", "2026-01-01T00:00:02Z", "second"));
-    json_array_append_new(evs, event("hydro", "e4", "AssetMaterialization", "dem", "2026-01-01T00:00:04Z", "not mine"));
+    json_array_append_new(evs, event("hydro", "e1", "AssetMaterialization", "slope",
+                                     "2026-01-01T00:00:01Z", "first"));
+    json_array_append_new(
+        evs, event("hydro", "e2", "Pod", "slope-bbbb-1", "2026-01-01T00:00:03Z", "pod's"));
+    json_array_append_new(evs, event("hydro", "e3", "AssetMaterialization", "slope",
+                                     "2026-01-01T00:00:02Z", "second"));
+    json_array_append_new(evs, event("hydro", "e4", "AssetMaterialization", "dem",
+                                     "2026-01-01T00:00:04Z", "not mine"));
     assert_int_equal(uisource_from(&FAKE_OPS, &x->f, &x->src), 0);
     assert_int_equal(uiapi_new(x->src, &x->api), 0);
     size_t i;
@@ -181,22 +190,26 @@ static json_t *find(json_t *arr, const char *ns, const char *name)
 static void test_summary(void **state)
 {
     (void)state;
-    json_t *a = am("hydro", "slope", "lux/slope", "dem", "Running", "sha256:0123456789abcdef99", true);
+    json_t *a =
+        am("hydro", "slope", "lux/slope", "dem", "Running", "sha256:0123456789abcdef99", true);
     json_t *s = uiapi_summary(a, false), *full = uiapi_summary(a, true);
     assert_string_equal(json_string_value(json_object_get(s, "key")), "lux/slope");
     assert_string_equal(json_string_value(json_object_get(s, "phase")), "Running");
     assert_true(json_is_true(json_object_get(s, "stale")));
     assert_string_equal(json_string_value(json_object_get(s, "pool")), "cpu");
     assert_string_equal(json_string_value(json_object_get(s, "version")), "0123456789ab");
-    assert_string_equal(json_string_value(json_array_get(json_object_get(s, "upstreams"), 0)), "dem");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(s, "upstreams"), 0)),
+                        "dem");
     assert_string_equal(json_string_value(json_object_get(s, "message")), "done");
     /* the list's summary leaves the detail's fields out */
     assert_null(json_object_get(s, "output"));
     assert_null(json_object_get(s, "dataVersion"));
     assert_null(json_object_get(s, "kind"));
-    assert_string_equal(json_string_value(json_object_get(full, "output")), "s3://assets/x/asset.tif");
+    assert_string_equal(json_string_value(json_object_get(full, "output")),
+                        "s3://assets/x/asset.tif");
     assert_string_equal(json_string_value(json_object_get(full, "kind")), "AssetMaterialization");
-    assert_string_equal(json_string_value(json_object_get(full, "dataVersion")), "sha256:0123456789abcdef99");
+    assert_string_equal(json_string_value(json_object_get(full, "dataVersion")),
+                        "sha256:0123456789abcdef99");
     json_decref(s);
     json_decref(full);
     /* not stale: no "stale" at all; no status pool: the spec's tag */
@@ -239,9 +252,11 @@ static void test_list(void **state)
     cmem_free(text);
 
     /* an update replaces, a delete removes */
-    json_t *changed = am("hydro", "hill", "lux/hill", "dem", "Failed", "sha256:cccccccccccccccc", false);
+    json_t *changed =
+        am("hydro", "hill", "lux/hill", "dem", "Failed", "sha256:cccccccccccccccc", false);
     uiapi_observe(x->api, changed, false);
-    json_t *gone = am("hydro", "dem", "lux/dem", NULL, "Succeeded", "sha256:aaaaaaaaaaaaaaaa", false);
+    json_t *gone =
+        am("hydro", "dem", "lux/dem", NULL, "Succeeded", "sha256:aaaaaaaaaaaaaaaa", false);
     uiapi_observe(x->api, gone, true);
     assert_int_equal(uiapi_assets_text(x->api, "hydro", 9, &text, &len), 0);
     doc = parse(text);
@@ -249,7 +264,8 @@ static void test_list(void **state)
     arr = json_object_get(doc, "assets");
     assert_int_equal(json_array_size(arr), 2);
     assert_null(find(arr, "hydro", "dem"));
-    assert_string_equal(json_string_value(json_object_get(find(arr, "hydro", "hill"), "phase")), "Failed");
+    assert_string_equal(json_string_value(json_object_get(find(arr, "hydro", "hill"), "phase")),
+                        "Failed");
     json_decref(doc);
     json_decref(changed);
     json_decref(gone);
@@ -275,8 +291,11 @@ static void test_detail(void **state)
     json_t *ann = json_object_get(json_object_get(doc, "metadata"), "annotations");
     assert_null(json_object_get(ann, "kubectl.kubernetes.io/last-applied-configuration"));
     assert_string_equal(json_string_value(json_object_get(ann, "note")), "<script>x</script>");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "spec"), "operation")), "cog");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(doc, "status"), "output"), "checksum")), "1220ab");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(doc, "spec"), "operation")), "cog");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(doc, "status"), "output"), "checksum")),
+                        "1220ab");
     /* nothing of a pod's spec, so no environment */
     char *text = json_dumps(doc, 0);
     assert_null(strstr(text, "SECRET-VALUE"));
@@ -289,10 +308,14 @@ static void test_detail(void **state)
     assert_int_equal(uiapi_asset(x->api, "hydro", "slope", &doc), 0);
     json_t *evs = json_object_get(doc, "events");
     assert_int_equal(json_array_size(evs), 3);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "message")), "pod's");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "object")), "slope-bbbb-1");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 1), "message")), "second");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 2), "message")), "first");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "message")),
+                        "pod's");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "object")),
+                        "slope-bbbb-1");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 1), "message")),
+                        "second");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 2), "message")),
+                        "first");
     assert_int_equal(json_array_size(json_object_get(doc, "downstream")), 0);
     json_decref(doc);
 
@@ -303,7 +326,8 @@ static void test_detail(void **state)
     char owner[64];
     assert_int_equal(uiapi_pod_owner(x->api, "hydro", "slope-bbbb-1", owner, sizeof owner), 0);
     assert_string_equal(owner, "slope");
-    assert_int_equal(uiapi_pod_owner(x->api, "hydro", "gone-1", owner, sizeof owner), CERR_NOTFOUND);
+    assert_int_equal(uiapi_pod_owner(x->api, "hydro", "gone-1", owner, sizeof owner),
+                     CERR_NOTFOUND);
 }
 
 static void test_history(void **state)
@@ -322,8 +346,10 @@ static void test_history(void **state)
     json_t *h = json_object_get(doc, "history");
     assert_int_equal(json_array_size(h), UIAPI_HISTORY_MAX);
     snprintf(dv, sizeof dv, "sha256:%04d", UIAPI_HISTORY_MAX + 4);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "dataVersion")), dv);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "checksum")), "1220ab");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "dataVersion")),
+                        dv);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "checksum")),
+                        "1220ab");
     json_decref(doc);
 }
 
@@ -339,7 +365,8 @@ static void test_oom(void **state)
         int rc = uiapi_asset(x->api, "hydro", "slope", &doc);
         cmem_fail_at(0);
         json_decref(doc);
-        if (cmem_live() != before) fail_msg("allocation %lu failing leaks %ld blocks", n, cmem_live() - before);
+        if (cmem_live() != before)
+            fail_msg("allocation %lu failing leaks %ld blocks", n, cmem_live() - before);
         if (rc == 0) break;
         assert_int_equal(rc, CERR_NOMEM);
     }

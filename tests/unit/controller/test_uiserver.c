@@ -56,8 +56,8 @@ static json_t *get(void *impl, uisrc_kind kind, const char *ns, const char *name
     if (kind != UISRC_ASSETS) return NULL;
     size_t i;
     json_t *o;
-    json_array_foreach(g_assets, i, o)
-    if (!strcmp(kobj_namespace(o), ns) && !strcmp(kobj_name(o), name)) return json_incref(o);
+    json_array_foreach(g_assets, i, o) if (!strcmp(kobj_namespace(o), ns) &&
+                                           !strcmp(kobj_name(o), name)) return json_incref(o);
     return NULL;
 }
 
@@ -65,9 +65,10 @@ static const uisource_ops OPS = {.each = each, .get = get};
 
 static json_t *asset(const char *name, const char *phase)
 {
-    json_t *o = json_pack("{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:[]}, s:{s:s}}", "metadata", "name", name,
-                          "namespace", "hydro", "generation", (json_int_t)1, "spec", "assetKey",
-                          "lux/x", "operation", "cog", "inputs", "status", "phase", phase);
+    json_t *o =
+        json_pack("{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:[]}, s:{s:s}}", "metadata", "name", name,
+                  "namespace", "hydro", "generation", (json_int_t)1, "spec", "assetKey", "lux/x",
+                  "operation", "cog", "inputs", "status", "phase", phase);
     assert_non_null(o);
     return o;
 }
@@ -87,7 +88,8 @@ static int setup(void **state)
     json_array_append_new(g_assets, asset("slope", "Running"));
     assert_int_equal(uisource_from(&OPS, NULL, &x->src), 0);
     assert_int_equal(uiapi_new(x->src, &x->api), 0);
-    uiserver_config c = {.addr = "127.0.0.1:0", .api = x->api, .s3_endpoint = "http://127.0.0.1:4568"};
+    uiserver_config c = {
+        .addr = "127.0.0.1:0", .api = x->api, .s3_endpoint = "http://127.0.0.1:4568"};
     assert_int_equal(uiserver_start(&c, &x->srv), 0);
     x->port = uiserver_port(x->srv);
     assert_true(x->port > 0);
@@ -111,54 +113,14 @@ static int teardown(void **state)
 
 /* --- HTTP with libcurl ------------------------------------------------------------------------ */
 
-typedef struct {
-    char *p;
-    size_t len;
-} text;
-
-typedef struct {
-    long status;
-    text body, headers;
-} reply;
-
-static size_t collect(char *data, size_t size, size_t n, void *ud)
-{
-    text *t = ud;
-    size_t add = size * n;
-    char *p = realloc(t->p, t->len + add + 1);
-    if (!p) return 0;
-    memcpy(p + t->len, data, add);
-    t->p = p;
-    t->len += add;
-    t->p[t->len] = '\0';
-    return add;
-}
+#include "controller/http_client.h"
 
 static reply http(int port, const char *method, const char *path)
 {
-    reply r = {0};
-    char url[512];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_cleanup(c);
+    reply r = request(method, port, path);
+    assert_int_equal(r.rc, CURLE_OK);
     if (!r.body.p) r.body.p = calloc(1, 1);
     return r;
-}
-
-static void reply_free(reply *r)
-{
-    free(r->body.p);
-    free(r->headers.p);
 }
 
 static bool has_header(const reply *r, const char *line)
@@ -217,7 +179,8 @@ static void test_api(void **state)
     r = http(x->port, "GET", "/api/v1/namespaces/hydro/assets/slope");
     assert_int_equal(r.status, 200);
     doc = json_loads(r.body.p, 0, NULL);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "asset"), "phase")), "Running");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "asset"), "phase")),
+                        "Running");
     json_decref(doc);
     reply_free(&r);
     r = http(x->port, "GET", "/api/v1/namespaces/hydro/assets/none");
@@ -242,7 +205,8 @@ static void test_api(void **state)
     reply_free(&r);
 }
 
-/* --- the websocket ------------------------------------------------------------------------------ */
+/* --- the websocket ------------------------------------------------------------------------------
+ */
 
 static int ws_connect(int port, const char *path, const char *origin, char *status, size_t cap)
 {
@@ -362,7 +326,8 @@ static void test_websocket(void **state)
     reply r = http(x->port, "GET", "/api/v1/assets");
     json_t *doc = json_loads(r.body.p, 0, NULL);
     assert_int_equal(json_array_size(json_object_get(doc, "assets")), 1);
-    assert_int_equal(json_integer_value(json_object_get(doc, "seq")), (json_int_t)uiserver_seq(x->srv));
+    assert_int_equal(json_integer_value(json_object_get(doc, "seq")),
+                     (json_int_t)uiserver_seq(x->srv));
     json_decref(doc);
     reply_free(&r);
 }
@@ -372,10 +337,12 @@ static void test_websocket_refused(void **state)
     fixture *x = *state;
     char st[32], own[64];
     snprintf(own, sizeof own, "http://127.0.0.1:%d", x->port);
-    const char *bad[] = {NULL, "http://evil.example", "null", "http://127.0.0.1:1", "https://127.0.0.1"};
+    const char *bad[] = {NULL, "http://evil.example", "null", "http://127.0.0.1:1",
+                         "https://127.0.0.1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int fd = ws_connect(x->port, "/api/v1/watch", bad[i], st, sizeof st);
-        if (!strcmp(st, "HTTP/1.1 101")) fail_msg("origin %s was accepted", bad[i] ? bad[i] : "(none)");
+        if (!strcmp(st, "HTTP/1.1 101"))
+            fail_msg("origin %s was accepted", bad[i] ? bad[i] : "(none)");
         close(fd);
     }
     int fd = ws_connect(x->port, "/ui/", own, st, sizeof st);
