@@ -268,6 +268,12 @@ static int check_resolved(const char *uri, const char *field)
     return 0;
 }
 
+int input_check_reachable(const char *uri, const char *field)
+{
+    if (input_check_uri(uri, field) < 0) return -1;
+    return check_resolved(uri, field);
+}
+
 /* Classifies a failed open: missing object, access, server trouble, or a
  * file GDAL cannot read with the allowed drivers. */
 static int open_failed(const char *uri, const char *path, const char *field, const char *what)

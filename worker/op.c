@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const op_def *const ops[] = {&op_cog,  &op_warp, &op_mosaic,      &op_terrain,
-                                    &op_calc, &op_zonal_stats, NULL};
+                                    &op_calc, &op_zonal_stats, &op_container, NULL};
 
 const op_def *op_find(const char *name)
 {
