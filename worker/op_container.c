@@ -126,12 +126,12 @@ static int container_validate(const task *t)
     for (size_t i = 0; i < t->n_inputs; i++)
         for (size_t j = 0; j < i; j++)
             if (!strcasecmp(t->inputs[i].name, t->inputs[j].name)) {
-                char field[48];
+                char field[48], env[96];
                 snprintf(field, sizeof field, "inputs[%zu].name", i);
+                container_input_env(&t->inputs[i], env, sizeof env);
                 return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, field,
-                               "%s: \"%s\" and inputs[%zu] both become %s%s once upper-cased",
-                               field, t->inputs[i].name, j, TERRANE_ENV_INPUT_PREFIX,
-                               t->inputs[j].name);
+                               "%s: \"%s\" and inputs[%zu] would both be $%s", field,
+                               t->inputs[i].name, j, env);
             }
     return 0;
 }

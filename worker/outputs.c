@@ -189,7 +189,7 @@ static int list_outputs(const char *dir, char ***out, size_t *n)
         log_kv(LOG_WARN, "outputs: hidden files and directories (names starting with '.') are "
                          "not published",
                (const char *)NULL);
-    qsort(W.names, W.n, sizeof *W.names, cmp_names);
+    if (W.n > 1) qsort(W.names, W.n, sizeof *W.names, cmp_names);
     *out = W.names;
     *n = W.n;
     memset(&W, 0, sizeof W);
