@@ -36,7 +36,8 @@ static int local_fail(int e, const char *what, const char *path)
 
 static int make_dir(const char *path)
 {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) return local_fail(errno, "create directory", path);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return local_fail(errno, "create directory", path);
     return 0;
 }
 
@@ -60,8 +61,7 @@ static int open_fail(const char *path, const char *uri, const char *field)
         e == VSIE_AWSSignatureDoesNotMatch)
         return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field, "%s: access to %s denied: %s",
                        field, uri, vmsg);
-    return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field, "%s: %s does not exist", field,
-                   uri);
+    return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field, "%s: %s does not exist", field, uri);
 }
 
 /* Streams one input to dst via a temporary name, hashing it on the way. */
@@ -145,7 +145,8 @@ static int fetch_one(const task *t, size_t i, const char *dir, unsigned char *bu
     }
     char size_s[32];
     snprintf(size_s, sizeof size_s, "%llu", total);
-    log_kv(LOG_INFO, in->checksum ? "input fetched and verified" : "input fetched (no recorded checksum)",
+    log_kv(LOG_INFO,
+           in->checksum ? "input fetched and verified" : "input fetched (no recorded checksum)",
            "input", in->name, "uri", in->uri, "path", dst, "checksum", sum, "sizeBytes", size_s,
            (const char *)NULL);
     rc = 0;

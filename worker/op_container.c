@@ -150,7 +150,8 @@ void container_input_file(const task_input *in, char *buf, size_t cap)
     const char *u = in->uri;
     size_t end = strcspn(u, "?#");
     size_t start = end;
-    while (start > 0 && u[start - 1] != '/') start--;
+    while (start > 0 && u[start - 1] != '/')
+        start--;
     size_t n = end - start;
     bool ok = n >= 1 && n <= CONTAINER_INPUT_FILE_MAX && !(n == 1 && u[start] == '.') &&
               !(n == 2 && u[start] == '.' && u[start + 1] == '.');

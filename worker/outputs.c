@@ -118,8 +118,7 @@ static int walk_entry(const char *path, const struct stat *st, int flag, struct 
                            rel, TERRANE_OUTPUT_NAME_MAX);
         return FTW_STOP;
     }
-    if (ftw->level == 1 &&
-        (!strcmp(rel, TERRANE_OBJ_STAC) || !strcmp(rel, TERRANE_OBJ_MANIFEST))) {
+    if (ftw->level == 1 && (!strcmp(rel, TERRANE_OBJ_STAC) || !strcmp(rel, TERRANE_OBJ_MANIFEST))) {
         W.failed = err_set(ERR_BAD_INPUT, ERR_OUTPUT, NULL,
                            "outputs: %s is a name Terrane writes itself; rename the file", rel);
         return FTW_STOP;
@@ -161,7 +160,8 @@ static int cmp_names(const void *a, const void *b)
 
 static void names_free(char **names, size_t n)
 {
-    for (size_t i = 0; i < n; i++) mem_free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        mem_free(names[i]);
     mem_free(names);
 }
 
@@ -176,18 +176,20 @@ static int list_outputs(const char *dir, char ***out, size_t *n)
                        "outputs: %s is not a directory (is the outputs volume mounted?)", dir);
     memset(&W, 0, sizeof W);
     W.root_len = strlen(dir);
-    while (W.root_len > 1 && dir[W.root_len - 1] == '/') W.root_len--;
+    while (W.root_len > 1 && dir[W.root_len - 1] == '/')
+        W.root_len--;
     if (nftw(dir, walk_entry, 32, FTW_PHYS | FTW_ACTIONRETVAL) != 0 && !W.failed)
-        W.failed = err_set(ERR_INTERNAL, ERR_OUTPUT, NULL, "cannot list %s: %s", dir,
-                           strerror(errno));
+        W.failed =
+            err_set(ERR_INTERNAL, ERR_OUTPUT, NULL, "cannot list %s: %s", dir, strerror(errno));
     if (W.failed) {
         names_free(W.names, W.n);
         memset(&W, 0, sizeof W);
         return -1;
     }
     if (W.hidden)
-        log_kv(LOG_WARN, "outputs: hidden files and directories (names starting with '.') are "
-                         "not published",
+        log_kv(LOG_WARN,
+               "outputs: hidden files and directories (names starting with '.') are "
+               "not published",
                (const char *)NULL);
     if (W.n > 1) qsort(W.names, W.n, sizeof *W.names, cmp_names);
     *out = W.names;
@@ -221,8 +223,9 @@ static int read_metadata(const char *dir, cJSON **md, bool *too_big)
     size_t n = fread(buf, 1, TERRANE_METADATA_MAX + 1, f);
     if (n > TERRANE_METADATA_MAX) {
         *too_big = true;
-        log_kv(LOG_WARN, "metadata.json is over the cap: published as a file, not merged into "
-                         "the STAC Item or the result",
+        log_kv(LOG_WARN,
+               "metadata.json is over the cap: published as a file, not merged into "
+               "the STAC Item or the result",
                "capBytes", "65536", (const char *)NULL);
         rc = 0;
         goto cleanup;
@@ -330,12 +333,12 @@ static int put_text(publish_dest *pd, const task *t, const char *scratch, const 
     if (!path) return err_oom();
     FILE *f = fopen(path, "wb");
     int rc = -1;
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-        if (f) fclose(f);
+    bool bad = !f || fputs(text, f) < 0;
+    if (f && fclose(f) != 0) bad = true;
+    if (bad)
         err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "write %s: %s", path, strerror(errno));
-    } else {
+    else
         rc = publish_dest_put_file(pd, t, path, name, media, sum, &size, etag, sizeof etag);
-    }
     unlink(path);
     mem_free(path);
     return rc;
@@ -374,8 +377,9 @@ static int spool_entry(FILE *spool, const pubfile *p)
     if (!s) return err_oom();
     int bad = fputs(s, spool) < 0 || fputc('\n', spool) < 0;
     mem_free(s);
-    if (bad) return err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "spooling the manifest: %s",
-                            strerror(errno));
+    if (bad)
+        return err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "spooling the manifest: %s",
+                       strerror(errno));
     return 0;
 }
 
@@ -463,8 +467,9 @@ cleanup:
 
 /* Streams the manifest: manifest_build's document without "files", then
  * the primary entry and the spooled ones. */
-static int put_manifest(publish_dest *pd, const task *t, const char *scratch, const pubfile *primary,
-                        FILE *spool, size_t n_files, const char *item_href, const char *created)
+static int put_manifest(publish_dest *pd, const task *t, const char *scratch,
+                        const pubfile *primary, FILE *spool, size_t n_files, const char *item_href,
+                        const char *created)
 {
     int rc = -1;
     cJSON *m = NULL;
@@ -612,7 +617,8 @@ int outputs_publish(const task *t, const char *dir, const char *scratch, result 
         goto cleanup;
     }
     sf[0] = to_stac(&prim);
-    for (size_t i = 0; i < n_assets; i++) sf[i + 1] = to_stac(&assets[i]);
+    for (size_t i = 0; i < n_assets; i++)
+        sf[i + 1] = to_stac(&assets[i]);
     int brc = stac_item_build(t, sf, n_assets + 1, item_href, created, &item);
     mem_free(sf);
     if (brc < 0) goto cleanup;
@@ -663,16 +669,19 @@ cleanup:
             if (item_names && item_names[i]) publish_dest_remove(pd, item_names[i]);
             publish_dest_remove(pd, names[i]);
         }
-        if (n_done) log_kv(LOG_INFO, "publication rolled back", "prefix", publish_dest_uri(pd),
-                           (const char *)NULL);
+        if (n_done)
+            log_kv(LOG_INFO, "publication rolled back", "prefix", publish_dest_uri(pd),
+                   (const char *)NULL);
     }
     if (cur.raster && cur.local) unlink(cur.local);
     if (prim.raster && prim.local) unlink(prim.local);
     pubfile_clear(&cur);
     pubfile_clear(&prim);
-    for (size_t i = 0; assets && i < n_assets; i++) pubfile_clear(&assets[i]);
+    for (size_t i = 0; assets && i < n_assets; i++)
+        pubfile_clear(&assets[i]);
     mem_free(assets);
-    for (size_t i = 0; item_names && i < n; i++) mem_free(item_names[i]);
+    for (size_t i = 0; item_names && i < n; i++)
+        mem_free(item_names[i]);
     mem_free(item_names);
     if (spool) fclose(spool);
     cJSON_Delete(item);

@@ -54,9 +54,10 @@ static int make_raster(const char *path)
     GDALSetSpatialRef(ds, srs);
     OSRDestroySpatialReference(srs);
     unsigned char px[32 * 16];
-    for (int i = 0; i < 32 * 16; i++) px[i] = (unsigned char)(i * 3);
-    CPLErr e = GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, 0, 32, 16, px, 32, 16, GDT_Byte,
-                            0, 0);
+    for (int i = 0; i < 32 * 16; i++)
+        px[i] = (unsigned char)(i * 3);
+    CPLErr e =
+        GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, 0, 32, 16, px, 32, 16, GDT_Byte, 0, 0);
     GDALClose(ds);
     return e == CE_None ? 0 : -1;
 }
@@ -168,11 +169,12 @@ static void params_and_names(void **state)
 {
     (void)state;
     const char *in = "[{\"name\":\"dem\",\"uri\":\"/data/dem.tif\"}]";
-    assert_int_equal(validate("{\"image\":\"reg.example.com/ml/flood:1.2\",\"command\":[\"python3\"],"
-                              "\"args\":[\"train\"],\"env\":[{\"name\":\"SEED\",\"value\":\"7\"}],"
-                              "\"workingDir\":\"/app\",\"primaryOutput\":\"model/w.bin\"}",
-                              in),
-                     0);
+    assert_int_equal(
+        validate("{\"image\":\"reg.example.com/ml/flood:1.2\",\"command\":[\"python3\"],"
+                 "\"args\":[\"train\"],\"env\":[{\"name\":\"SEED\",\"value\":\"7\"}],"
+                 "\"workingDir\":\"/app\",\"primaryOutput\":\"model/w.bin\"}",
+                 in),
+        0);
     assert_int_equal(validate("{\"image\":\"flood@sha256:" HEX "\"}", in), 0);
     static const struct {
         const char *params, *field;
@@ -198,7 +200,7 @@ static void params_and_names(void **state)
         assert_int_equal(err_exit_code(), TERRANE_EXIT_BAD_INPUT);
     }
     assert_int_not_equal(validate("{\"image\":\"f\"}", "[{\"name\":\"dem\",\"uri\":\"/a.tif\"},"
-                                                        "{\"name\":\"DEM\",\"uri\":\"/b.tif\"}]"),
+                                                       "{\"name\":\"DEM\",\"uri\":\"/b.tif\"}]"),
                          0);
     assert_string_equal(err_get_field(), "inputs[1].name");
 
@@ -330,10 +332,12 @@ static void publishes_everything(void **state)
     char *text = read_all(path);
     cJSON *item = cJSON_Parse(text);
     assert_non_null(item);
-    cJSON *assets = cJSON_GetObjectItem(item, "assets"), *props = cJSON_GetObjectItem(item, "properties");
+    cJSON *assets = cJSON_GetObjectItem(item, "assets"),
+          *props = cJSON_GetObjectItem(item, "properties");
     assert_non_null(cJSON_GetObjectItem(assets, "risk.tif"));
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(assets, "tiles/a.csv"), "type")->valuestring,
-                        "text/csv");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(assets, "tiles/a.csv"), "type")->valuestring,
+        "text/csv");
     assert_string_equal(cJSON_GetObjectItem(props, "mlflow:runId")->valuestring, "r1");
     assert_string_not_equal(cJSON_GetObjectItem(props, "datetime")->valuestring, "overridden?");
     assert_non_null(cJSON_GetObjectItem(item, "bbox")); /* the raster's footprint */
@@ -366,7 +370,8 @@ static void second_raster_gets_its_item(void **state)
     (void)state;
     char out[600], cmd[4096], path[1200];
     snprintf(out, sizeof out, "%s/outputs", work);
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s/a.tif' && cp '%s' '%s/b.tiff'", raster, out, raster, out);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/a.tif' && cp '%s' '%s/b.tiff'", raster, out, raster,
+             out);
     assert_int_equal(system(cmd), 0);
     result r;
     if (publish_case("{\"image\":\"f\",\"primaryOutput\":\"b.tiff\"}", &r) != 0)
