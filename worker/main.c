@@ -217,6 +217,21 @@ static int cmd_validate(const char *task_file)
     return code;
 }
 
+/* The end of run and publish-outputs: removes scratch, stops credentials,
+ * writes the result, frees the task; returns the exit code. */
+static int end_run(const result *r, const char *term_log, task *t, char *buf, char *scratch)
+{
+    scratch_remove(scratch);
+    mem_free(scratch);
+    creds_stop();
+    int code = err_exit_code();
+    if (result_write(r, term_log) < 0)
+        log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
+    task_free(t);
+    mem_free(buf);
+    return code;
+}
+
 static int cmd_run(const char *task_file, const char *term_log)
 {
     char *buf = NULL, *scratch = NULL;
@@ -291,15 +306,14 @@ done:
                                  : "succeeded",
                    r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, stderr);
     op_result_free(&files);
-    scratch_remove(scratch);
-    mem_free(scratch);
-    creds_stop();
-    int code = err_exit_code();
-    if (result_write(&r, term_log) < 0)
-        log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
-    task_free(t);
-    mem_free(buf);
-    return code;
+    return end_run(&r, term_log, t, buf, scratch);
+}
+
+/* Logs the error slot once, as "<what> failed". */
+static void log_failure(const char *what)
+{
+    log_kv(LOG_ERROR, what, "class", err_class_name(err_get_class()), "code", err_get_code(),
+           "field", err_get_field(), "error", err_get_message(), (const char *)NULL);
 }
 
 /* dir, else $env, else dflt. */
@@ -337,9 +351,7 @@ static int cmd_fetch(const char *task_file, const char *dir, const char *term_lo
     creds_stop();
     int code = err_exit_code();
     if (err_is_set()) {
-        log_kv(LOG_ERROR, "fetch failed", "class", err_class_name(err_get_class()), "code",
-               err_get_code(), "field", err_get_field(), "error", err_get_message(),
-               (const char *)NULL);
+        log_failure("fetch failed");
         /* The controller reads why from this init container's message. */
         if (result_write(&r, term_log) < 0)
             log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
@@ -371,25 +383,14 @@ static int cmd_publish_outputs(const char *task_file, const char *dir, const cha
     log_kv(LOG_INFO, "published", "uri", r.output_uri, "checksum", r.checksum, "stacItem",
            r.stac_item, (const char *)NULL);
 done:
-    if (err_is_set())
-        log_kv(LOG_ERROR, "publish-outputs failed", "class", err_class_name(err_get_class()),
-               "code", err_get_code(), "field", err_get_field(), "error", err_get_message(),
-               (const char *)NULL);
+    if (err_is_set()) log_failure("publish-outputs failed");
     r.total_ms = r.publish_ms = now_ms() - t0;
     emf_worker_run(t ? t->operation : NULL,
                    err_is_set()  ? "failed"
                    : r.cache_hit ? "cache_hit"
                                  : "succeeded",
                    r.total_ms, 0, r.publish_ms, err_is_set() ? 0 : r.size_bytes, 0, stderr);
-    scratch_remove(scratch);
-    mem_free(scratch);
-    creds_stop();
-    int code = err_exit_code();
-    if (result_write(&r, term_log) < 0)
-        log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
-    task_free(t);
-    mem_free(buf);
-    return code;
+    return end_run(&r, term_log, t, buf, scratch);
 }
 
 int main(int argc, char **argv)

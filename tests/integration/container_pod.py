@@ -60,7 +60,18 @@ def main():
         user["args"] = args
     if p.get("workingDir"):
         user["workingDir"] = p["workingDir"]
-    step = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+
+    def step(name, command, env, volume):
+        """A worker step: the task, the worker env, its volume and scratch."""
+        env = dict(env, TERRANE_SCRATCH_DIR="/scratch")
+        return {"name": name, "image": "terrane-worker:0.1.0",
+                "command": ["terrane-worker", command],
+                "env": wenv + [{"name": k, "value": v} for k, v in env.items()],
+                "resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
+                              "limits": {"memory": "512Mi"}},
+                "volumeMounts": [{"name": volume, "mountPath": "/" + volume},
+                                 {"name": "scratch", "mountPath": "/scratch"}]}
+
     pod = {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": a.name, "labels": {"terrane.io/materialization": a.name,
@@ -73,22 +84,9 @@ def main():
             "volumes": [{"name": "inputs", "emptyDir": {}}, {"name": "outputs", "emptyDir": {}},
                         {"name": "scratch", "emptyDir": {}}],
             "initContainers": [
-                {"name": "fetch", "image": "terrane-worker:0.1.0",
-                 "command": ["terrane-worker", "fetch"],
-                 "env": wenv + [{"name": "TERRANE_INPUTS_DIR", "value": "/inputs"},
-                                {"name": "TERRANE_SCRATCH_DIR", "value": "/scratch"}],
-                 "resources": step,
-                 "volumeMounts": [{"name": "inputs", "mountPath": "/inputs"},
-                                  {"name": "scratch", "mountPath": "/scratch"}]},
-                user],
+                step("fetch", "fetch", {"TERRANE_INPUTS_DIR": "/inputs"}, "inputs"), user],
             "containers": [
-                {"name": "worker", "image": "terrane-worker:0.1.0",
-                 "command": ["terrane-worker", "publish-outputs"],
-                 "env": wenv + [{"name": "TERRANE_OUTPUT_DIR", "value": "/outputs"},
-                                {"name": "TERRANE_SCRATCH_DIR", "value": "/scratch"}],
-                 "resources": step,
-                 "volumeMounts": [{"name": "outputs", "mountPath": "/outputs"},
-                                  {"name": "scratch", "mountPath": "/scratch"}]}],
+                step("worker", "publish-outputs", {"TERRANE_OUTPUT_DIR": "/outputs"}, "outputs")],
         },
     }
     print(json.dumps(pod, indent=1))

@@ -31,7 +31,6 @@
 #include <cJSON.h>
 #include <cpl_conv.h>
 #include <gdal.h>
-#include <ogr_srs_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,25 +41,6 @@
 
 static char tmpdir[256], raster[512], work[512];
 static int case_no;
-
-static int make_raster(const char *path)
-{
-    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, 32, 16, 1, GDT_Byte, NULL);
-    if (!ds) return -1;
-    double gt[6] = {500000, 30, 0, 4500000, 0, -30};
-    GDALSetGeoTransform(ds, gt);
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(srs, 32631);
-    GDALSetSpatialRef(ds, srs);
-    OSRDestroySpatialReference(srs);
-    unsigned char px[32 * 16];
-    for (int i = 0; i < 32 * 16; i++)
-        px[i] = (unsigned char)(i * 3);
-    CPLErr e =
-        GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, 0, 32, 16, px, 32, 16, GDT_Byte, 0, 0);
-    GDALClose(ds);
-    return e == CE_None ? 0 : -1;
-}
 
 static void write_file(const char *dir, const char *name, const char *text)
 {
@@ -130,18 +110,11 @@ static int group_setup(void **state)
     GDALAllRegister();
     CPLSetErrorHandler(fixture_quiet_gdal);
     CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
-    const char *base = getenv("TMPDIR");
-    struct stat st;
-    /* Publishing fsyncs every file: on tmpfs that is free, so the loop over
-     * every allocation failure stays fast. */
-    if (!base || !base[0])
-        base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_container.XXXXXX", base);
-    if (!mkdtemp(tmpdir)) return -1;
+    if (!fixture_tmpdir(tmpdir, sizeof tmpdir, "test_container")) return -1;
     setenv("TERRANE_ALLOW_LOCAL_PATHS", "1", 1);
     log_set_level(LOG_ERROR);
     snprintf(raster, sizeof raster, "%s/src.tif", tmpdir);
-    return make_raster(raster);
+    return fixture_make_raster(raster, 32, 16);
 }
 
 static int group_teardown(void **state)
