@@ -500,10 +500,6 @@ class Kubelet(util.Worker):
                 env[name] = self._value_from(r, pod, c, e["valueFrom"])
             else:
                 env[name] = expand(str(e.get("value", "")), env)
-        if c.mounts:
-            for k, v in env.items():
-                env[k] = volumesmod.rewrite(v, c.mounts)
-            env["KUBESIM_VOLUME_MOUNTS"] = volumesmod.mounts_env(c.mounts)
         return env
 
     def _value_from(self, r, pod, c, vf):
@@ -555,6 +551,9 @@ class Kubelet(util.Worker):
             argv, image_wd, image_env = self.images.argv(c.spec)
             env = dict(image_env)
             env.update(self._env(r, pod, c))
+            if c.mounts:
+                env = {k: volumesmod.rewrite(v, c.mounts) for k, v in env.items()}
+                env["KUBESIM_VOLUME_MOUNTS"] = volumesmod.mounts_env(c.mounts)
         except (ConfigError, volumesmod.VolumeError) as e:
             if c.waiting != ("CreateContainerConfigError", str(e)):
                 self._event(r, pod, "Warning", "Failed", "Error: %s" % e)
