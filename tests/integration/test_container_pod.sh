@@ -73,14 +73,21 @@ WENV=$($PY -c 'import json,os; print(json.dumps({k: os.environ[k] for k in (
   "CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE","TERRANE_ALLOW_LOCAL_PATHS")}))')
 # run_pod NAME TASK_JSON [container_pod.py options]: creates the pod, waits for
 # it to finish; its JSON in $TMP/NAME.pod.json.
+# NODE_POOL: the pool label of the node it ran on, read while the node exists
+# (an emptied GPU node is removed within a second here).
 run_pod() {
-  local name=$1 task=$2 phase=""
+  local name=$1 task=$2 phase="" node=""
+  NODE_POOL=""
   shift 2
   printf '%s\n' "$task" >"$TMP/$name.task"
   $PY "$ROOT/tests/integration/container_pod.py" "$name" "$TMP/$name.task" "$WENV" "$@" >"$TMP/$name.pod.yaml"
   kubectl create -f "$TMP/$name.pod.yaml" >/dev/null || { fail "kubectl create pod $name"; return; }
   for _ in $(seq 1 600); do
     phase=$(kubectl get pod "$name" -o 'jsonpath={.status.phase}' 2>/dev/null)
+    if [ -z "$NODE_POOL" ]; then
+      node=$(kubectl get pod "$name" -o 'jsonpath={.spec.nodeName}' 2>/dev/null)
+      [ -n "$node" ] && NODE_POOL=$(kubectl get node "$node" -o 'jsonpath={.metadata.labels.terrane\.io/pool}' 2>/dev/null)
+    fi
     [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
     sleep 0.2
   done
@@ -95,8 +102,7 @@ TRAIN=$(ctask test/flood_model '{"image":"terrane-ml-example:0.1.0","args":["tra
 assert_eq "" "$(kubectl get nodes -l terrane.io/pool=gpu -o name)" "no GPU node before training"
 run_pod train "$TRAIN" --pool gpu
 assert_eq Succeeded "$(pj train 'd["status"]["phase"]')" "training pod Succeeded"
-assert_eq gpu "$(kubectl get node "$(pj train 'd["spec"]["nodeName"]')" -o 'jsonpath={.metadata.labels.terrane\.io/pool}')" \
-  "training ran on a GPU node added from zero"
+assert_eq gpu "$NODE_POOL" "training ran on a GPU node added from zero"
 assert_eq "fetch:0 user:0" "$(pj train '" ".join("%s:%s" % (c["name"], c["state"]["terminated"]["exitCode"]) for c in d["status"]["initContainerStatuses"])')" \
   "init containers fetch then user, both exit 0"
 assert_eq true "$(pj train 'd["status"]["initContainerStatuses"][0]["state"]["terminated"]["finishedAt"] <= d["status"]["initContainerStatuses"][1]["state"]["terminated"]["startedAt"] <= d["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"]')" \
