@@ -15,6 +15,7 @@
 
 #include <gdal.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "task.h"
 
@@ -26,7 +27,9 @@ int input_check_output_uri(const char *uri, const char *field);
 /* input_check_uri, then for https the resolved addresses (no link-local or
  * metadata address): what opening an input checks before any I/O. */
 int input_check_reachable(const char *uri, const char *field);
-/* GDAL path for a URI: s3://b/k -> /vsis3/b/k, https://h/p -> /vsicurl/https://h/p,
+/* True for link-local and instance-metadata addresses (also IPv4-mapped). */
+bool input_addr_forbidden(const struct sockaddr *sa);
+/* GDAL path for a URI: s3://b/k -> /vsis3/b/k, https://h/p -> HTTPS_VSI_PREFIX "https://h/p",
  * /p -> /p. Returns a new string (mem_free) or NULL on OOM. */
 char *input_gdal_path(const char *uri);
 

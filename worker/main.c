@@ -5,6 +5,7 @@
  *   terrane-worker validate [--task FILE]
  *   terrane-worker fetch [--task FILE] [--inputs DIR] [--termination-log PATH]
  *   terrane-worker publish-outputs [--task FILE] [--outputs DIR] [--termination-log PATH]
+ *   terrane-worker ops [OPERATION]
  *   terrane-worker --version
  *
  * The task comes from $TERRANE_TASK unless --task is given. `run` decodes
@@ -27,6 +28,8 @@
 #include "mem.h"
 #include "op.h"
 #include "outputs.h"
+#include "opdoc.h"
+#include "podres.h"
 #include "publish.h"
 #include "result.h"
 #include "task.h"
@@ -76,6 +79,7 @@ static void usage(FILE *f)
             "       terrane-worker fetch [--task FILE] [--inputs DIR] [--termination-log PATH]\n"
             "       terrane-worker publish-outputs [--task FILE] [--outputs DIR]\n"
             "                      [--termination-log PATH]\n"
+            "       terrane-worker ops [OPERATION]\n"
             "       terrane-worker --version\n"
             "\n"
             "The task is read from $%s unless --task is given.\n"
@@ -86,11 +90,17 @@ static void usage(FILE *f)
             "       %s) and checks it against its recorded checksum.\n"
             "publish-outputs: (container assets) publishes everything under DIR (default\n"
             "       $%s or %s) and writes the result.\n"
-            "Environment: %s, %s, %s, %s, %s\n",
+            "ops: prints each operation's params (type, values, description) from the task\n"
+            "     contract, proto/schema/task.v1.json.\n"
+            "\n"
+            "Operations:\n",
             TERRANE_ENV_TASK, TERRANE_EXIT_BAD_INPUT, TERRANE_ENV_INPUTS_DIR,
-            TERRANE_INPUTS_DIR_DEFAULT, TERRANE_ENV_OUTPUT_DIR, TERRANE_OUTPUTS_DIR_DEFAULT,
+            TERRANE_INPUTS_DIR_DEFAULT, TERRANE_ENV_OUTPUT_DIR, TERRANE_OUTPUTS_DIR_DEFAULT);
+    opdoc_list(f);
+    fprintf(f, "\nEnvironment: %s, %s, %s, %s, %s,\n             %s, %s, %s\n",
             TERRANE_ENV_ALLOWED_BUCKETS, TERRANE_ENV_ALLOWED_HOSTS, TERRANE_ENV_ALLOW_LOCAL,
-            TERRANE_ENV_SCRATCH_DIR, TERRANE_ENV_LOG_LEVEL);
+            TERRANE_ENV_SCRATCH_DIR, TERRANE_ENV_LOG_LEVEL, TERRANE_ENV_THREADS,
+            TERRANE_ENV_CACHE_MB, TERRANE_ENV_MEMORY_LIMIT);
 }
 
 /* Reads the task from FILE or the environment into a new buffer. */
@@ -262,6 +272,9 @@ static int cmd_run(const char *task_file, const char *term_log)
 
     if (scratch_create(&scratch) < 0) goto done;
     configure_gdal(scratch);
+    if (podres_init(t->params) < 0) goto done;
+    r.threads = podres_threads();
+    r.cache_mb = podres_cache_bytes() >> 20;
     op_ctx ctx = {.task = t,
                   .scratch = scratch,
                   .progress = run_progress,
@@ -304,7 +317,8 @@ done:
                    !ok           ? "failed"
                    : r.cache_hit ? "cache_hit"
                                  : "succeeded",
-                   r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, stderr);
+                   r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, r.threads,
+                   r.cache_mb, stderr);
     op_result_free(&files);
     return end_run(&r, term_log, t, buf, scratch);
 }
@@ -379,6 +393,9 @@ static int cmd_publish_outputs(const char *task_file, const char *dir, const cha
     }
     if (scratch_create(&scratch) < 0) goto done;
     configure_gdal(scratch);
+    if (podres_init(t->params) < 0) goto done; /* GDAL's threads and cache for the COGs */
+    r.threads = podres_threads();
+    r.cache_mb = podres_cache_bytes() >> 20;
     if (outputs_publish(t, dir, scratch, &r) < 0) goto done;
     log_kv(LOG_INFO, "published", "uri", r.output_uri, "checksum", r.checksum, "stacItem",
            r.stac_item, (const char *)NULL);
@@ -389,7 +406,8 @@ done:
                    err_is_set()  ? "failed"
                    : r.cache_hit ? "cache_hit"
                                  : "succeeded",
-                   r.total_ms, 0, r.publish_ms, err_is_set() ? 0 : r.size_bytes, 0, stderr);
+                   r.total_ms, 0, r.publish_ms, err_is_set() ? 0 : r.size_bytes, 0, r.threads,
+                   r.cache_mb, stderr);
     return end_run(&r, term_log, t, buf, scratch);
 }
 
@@ -415,6 +433,16 @@ int main(int argc, char **argv)
         } else if ((!strcmp(argv[i], "--inputs") || !strcmp(argv[i], "--outputs")) &&
                    i + 1 < argc) {
             dir = argv[++i];
+        } else if (!cmd && !strcmp(argv[i], "ops")) {
+            if (i + 2 < argc) {
+                usage(stderr);
+                return TERRANE_EXIT_USAGE;
+            }
+            if (opdoc_params(stdout, i + 1 < argc ? argv[i + 1] : NULL) < 0) {
+                fprintf(stderr, "terrane-worker: %s\n", err_get_message());
+                return TERRANE_EXIT_USAGE;
+            }
+            return TERRANE_EXIT_OK;
         } else if (!cmd && (!strcmp(argv[i], "run") || !strcmp(argv[i], "validate") ||
                             !strcmp(argv[i], "fetch") || !strcmp(argv[i], "publish-outputs"))) {
             cmd = argv[i];

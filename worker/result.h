@@ -27,6 +27,8 @@ typedef struct result {
     char metadata[1025];           /* compact JSON object, "" when none or too large */
     bool metadata_truncated;
     long total_ms, compute_ms, publish_ms;
+    int threads;                   /* what the run was sized to (podres.h); 0: not sized */
+    unsigned long long cache_mb;   /* GDAL's block cache, MiB */
 } result;
 
 /* Renders the result (success when no error is set, else failure from
