@@ -145,8 +145,12 @@ assert_eq "image/tiff; application=geotiff; profile=cloud-optimized" "$(json_get
 if cog_validate "/vsis3/assets/out/test/test/flood_risk/$DVP/risk.tif" >"$TMP/cogv" 2>&1; then ok "risk.tif passes GDAL's COG validator"
 else fail "risk.tif is not a valid COG: $(tail -n 2 "$TMP/cogv")"; fi
 s3_get "s3://assets/out/test/test/flood_risk/$DVP/item.json" "$TMP/pred-item.json"
-assert_eq "true" "$(json_get "$TMP/pred-item.json" 'd["geometry"]["type"] == "Polygon" and ("proj:epsg" in d["properties"] or "proj:wkt2" in d["properties"])')" "prediction Item: footprint and projection"
+assert_eq "true" "$(json_get "$TMP/pred-item.json" 'd["geometry"]["type"] == "Polygon" and any(k in d["properties"] for k in ("proj:code", "proj:epsg", "proj:wkt2"))')" "prediction Item: footprint and projection"
 assert_contains "$(json_get "$TMP/pred-item.json" '[l["href"] for l in d["links"] if l["rel"]=="derived_from"]')" "flood_model/$DVT/item.json" "prediction Item: lineage to the model's Item"
+for it in train-item pred-item; do
+  if out=$(python3 "$ROOT/tests/lib/stac_check.py" "$TMP/$it.json"); then ok "$it: a STAC Item of the declared versions (tests/lib/stac_check.py)"
+  else fail "$it: $out"; fi
+done
 
 # --- 4. checksum mismatch ------------------------------------------------------------
 SLOPE_URI=$(json_get "$TMP/slope.out" 'd["output"]["uri"]')
