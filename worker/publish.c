@@ -1161,12 +1161,13 @@ int publish_dest_put_file(publish_dest *pd, const task *t, const char *path, con
     dest sub;
     const char *base;
     published pub = {0};
+    pub_steps st = {0}; /* per-file step times are not reported for container outputs */
     bool wrote = false;
     int rc = -1;
     etag[0] = '\0';
     if (sub_dest(pd, name, &sub, &base) < 0) goto cleanup;
     op_output f = {.path = (char *)path, .name = base, .media_type = media_type};
-    if (upload_file(&sub, t, &f, pd->buf, &pub, &wrote, checksum, size) < 0) goto cleanup;
+    if (upload_file(&sub, t, &f, pd->buf, &pub, &wrote, checksum, size, &st) < 0) goto cleanup;
     if (!sub.local && read_etag(&sub, pub.path, pub.uri, *size, etag, etag_cap) < 0) goto cleanup;
     rc = 0;
 cleanup:
