@@ -71,6 +71,11 @@ unsigned long manager_reconciles(const manager *m)
     return m->exec ? executor_reconciles(m->exec) : 0;
 }
 
+kube_client *manager_client(manager *m)
+{
+    return m->client;
+}
+
 caches *manager_caches(manager *m)
 {
     return m->caches;

@@ -24,7 +24,7 @@ cat >"$TMP/faults.json" <<'JSON'
  "throttle": [{"verbs": ["*"], "resources": ["*"], "rate": 0.02, "retryAfterSeconds": 1}],
  "watch": {"dropAfterEvents": 300, "dropAfterSeconds": 20, "mode": "reset"}}
 JSON
-KUBESIM_ARGS="--audit --history-size 100000" e2e_start
+E2E_KUBESIM_ARGS="--audit --history-size 100000" e2e_start
 
 # The graph: root (a COG of the DEM); a diamond below it (slope and aspect,
 # summed); chains of calc steps from the root for the rest.

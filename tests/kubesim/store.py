@@ -30,6 +30,7 @@ import registry
 import schema as schemamod
 import vap
 from util import (ApiError, already_exists, bad_request, conflict, deepcopy, forbidden, gone,
+                  rv_required,
                   invalid, not_found, now_ts)
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -505,6 +506,8 @@ class Store:
             want_rv = nm.get("resourceVersion")
             if want_rv and not internal and want_rv != om.get("resourceVersion"):
                 raise conflict(res, name)
+            if not want_rv and not internal and not admission.allows_unconditional_update(res):
+                raise rv_required(res, name)
             if subresource == "status":
                 status = new.get("status")
                 new = deepcopy(old)
