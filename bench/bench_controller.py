@@ -300,7 +300,7 @@ def main():
     ap.add_argument("--n", default="1000,10000")
     ap.add_argument("--ns", default="1,10")
     ap.add_argument("--resync", type=int, default=0,
-                    help="informer resync period; 0: 15 s + 1 s per 1,000 objects")
+                    help="informer resync period; 0: 30 s + 3 s per 1,000 objects (longer than converging)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed for each phase")
     ap.add_argument("--out", help="JSON lines of every case (default BUILD/bench/controller.jsonl)")
     a = ap.parse_args()
@@ -313,7 +313,7 @@ def main():
         with open(out, "w") as log:
             for nns in [int(x) for x in a.ns.split(",")]:
                 for n in [int(x) for x in a.n.split(",")]:
-                    resync = a.resync or 15 + n // 1000
+                    resync = a.resync or 30 + 3 * n // 1000
                     rows.append(run_case(build, n, nns, resync, tmp, log, a.timeout))
                     r = rows[-1]
                     print(f"N={n:>7} ns={nns:>2}  converge {r['converge_s']:7.2f} s "
