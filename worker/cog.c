@@ -40,7 +40,8 @@ const param_spec cog_param_specs[] = {
     {"bigtiff", PARAM_ENUM, false, bigtiffs},
     {"nodata", PARAM_NUMBER_OR_NONE, false},
     /* Not COG options, but every operation that writes a COG takes them. */
-    PODRES_PARAM_SPECS,
+    PODRES_PARAM_THREADS,
+    PODRES_PARAM_CACHE_MB,
     {NULL},
 };
 
