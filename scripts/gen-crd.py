@@ -220,13 +220,26 @@ def checks(s, e, t, types):
             out.append(("size(%s) >= %d" % (e, s["minItems"]), "must have at least %d items" % s["minItems"]))
         if "maxItems" in s:
             out.append(("size(%s) <= %d" % (e, s["maxItems"]), "must have at most %d items" % s["maxItems"]))
+        item_t = types.table.get(e + "[]")
         if "contains" in s:
             c = resolve(s["contains"])
-            if set(c) - {"const", "description"}:
-                raise Untranslatable("contains beyond const")
-            out.append(("%s in %s" % (lit(c["const"]), e), "must contain %s" % show(c["const"])))
-        if "items" in s or "uniqueItems" in s:
-            raise Untranslatable("array items in a conditional rule")
+            if set(c) - {"const", "description"} == set():
+                out.append(("%s in %s" % (lit(c["const"]), e), "must contain %s" % show(c["const"])))
+            elif item_t:
+                v, sub = loop_var(e, types)
+                out.append(("%s.exists(%s, %s)" % (e, v, pred(c, v, item_t, sub)),
+                            "must contain %s" % (c.get("description") or "a matching item").rstrip(".").lower()))
+            else:
+                raise Untranslatable("contains on items of no known type")
+        if "items" in s:
+            if not item_t:
+                raise Untranslatable("items of no known type")
+            v, sub = loop_var(e, types)
+            it = resolve(s["items"])
+            out.append(("%s.all(%s, %s)" % (e, v, pred(it, v, item_t, sub)),
+                        "each must be %s" % (it.get("description") or "valid").rstrip(".").lower()))
+        if "uniqueItems" in s:
+            raise Untranslatable("uniqueItems in a conditional rule")
     if "not" in s:
         ns = resolve(s["not"])
         inner = checks(ns, e, t, types)
@@ -278,6 +291,17 @@ def checks(s, e, t, types):
                 out.append(("!has(%s) || (%s)" % (fe, conj([c for c, _ in sub_c])),
                             "%s: %s" % (f, "; ".join(m for _, m in sub_c))))
     return out
+
+
+def loop_var(e, types):
+    """A macro variable for the items of list e, with the item's fields typed."""
+    v = "i%d" % e.count(".")
+    table = dict(types.table)
+    for k, t in types.table.items():
+        if k.startswith(e + "[]."):
+            table[v + k[len(e) + 2:]] = t
+    table[v] = types.table[e + "[]"]
+    return v, Types(table)
 
 
 def conj(cs):
@@ -522,7 +546,11 @@ def build():
     for op, then in ops:
         for f, sub in (op_params(then, op).get("properties") or {}).items():
             fields.setdefault(f, {})[op] = sub
-    props, types_table, residual = {}, {"self.params": "object", "self.inputs": "array"}, {}
+    # spec.inputs items as the CRD declares them, for the operations' rules on inputs.
+    props, residual = {}, {}
+    types_table = {"self.params": "object", "self.inputs": "array", "self.inputs[]": "object",
+                   "self.inputs[].name": "string", "self.inputs[].from": "string",
+                   "self.inputs[].uri": "string"}
     untyped = []
     for f in sorted(fields, key=lambda k: list(fields).index(k)):
         per_op = fields[f]

@@ -246,6 +246,13 @@ SOURCE_URL=${TERRANE_SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/nul
 
 build_image() {
   local side=$1 img=$2 stage
+  # The lineage UI's bundle is made here with esbuild (npm) and enters the
+  # build context as build/gen/ui_assets.inc (.dockerignore lets it in): the
+  # image's build stage has no Node and compiles it in as it is.
+  if [ "$side" = controller ]; then
+    [ -x node_modules/.bin/esbuild ] || scripts/deps.sh >"$LOGS/deps.log" 2>&1 || return 1
+    make --no-print-directory BUILD=build ui >"$LOGS/ui.build.log" 2>&1 || return 1
+  fi
   # Each line of buildah's output with the time, so slow steps show.
   B bud --isolation chroot --layers --pull=never --force-rm \
     -f "Dockerfile.$side" \
