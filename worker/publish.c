@@ -1111,7 +1111,6 @@ struct publish_dest {
     dest d;
     s3_capture cap;
     unsigned char *buf;
-    pub_steps st; /* summed over every file */
 };
 
 int publish_dest_open(const task *t, publish_dest **out)
@@ -1162,12 +1161,13 @@ int publish_dest_put_file(publish_dest *pd, const task *t, const char *path, con
     dest sub;
     const char *base;
     published pub = {0};
+    pub_steps st = {0}; /* per-file step times are not reported for container outputs */
     bool wrote = false;
     int rc = -1;
     etag[0] = '\0';
     if (sub_dest(pd, name, &sub, &base) < 0) goto cleanup;
     op_output f = {.path = (char *)path, .name = base, .media_type = media_type};
-    if (upload_file(&sub, t, &f, pd->buf, &pub, &wrote, checksum, size, &pd->st) < 0) goto cleanup;
+    if (upload_file(&sub, t, &f, pd->buf, &pub, &wrote, checksum, size, &st) < 0) goto cleanup;
     if (!sub.local && read_etag(&sub, pub.path, pub.uri, *size, etag, etag_cap) < 0) goto cleanup;
     rc = 0;
 cleanup:
