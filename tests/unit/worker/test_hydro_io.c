@@ -67,7 +67,8 @@ static void cell_sizes(void **state)
     GDALDatasetH ds = mem_raster(4, 3, GDT_Float32, 32632, 500000, 5000000, 25);
     assert_int_equal(hydro_raster_open(ds, "inputs[0].uri", &r), 0);
     assert_float_equal(r.g.dy, 25, 0);
-    for (size_t y = 0; y < 3; y++) assert_float_equal(r.g.dx[y], 25, 0);
+    for (size_t y = 0; y < 3; y++)
+        assert_float_equal(r.g.dx[y], 25, 0);
     hydro_raster_free(&r);
     GDALClose(ds);
 
@@ -172,16 +173,15 @@ static void cog_round_trip(void **state)
     char *meta[] = {"TERRANE_TEST=1", NULL};
     assert_int_equal(hydro_raster_open(ds, "inputs[0].uri", &r), 0);
     snprintf(path, sizeof path, "%s/out.tif", tmpdir);
-    assert_int_equal(hydro_write_cog(&r, v, GDT_Float32, true, -9999, meta, params, path, NULL,
-                                     NULL),
-                     0);
+    assert_int_equal(
+        hydro_write_cog(&r, v, GDT_Float32, true, -9999, meta, params, path, NULL, NULL), 0);
     GDALDatasetH back = GDALOpen(path, GA_ReadOnly);
     assert_non_null(back);
     float got[6];
     int has = 0;
-    assert_int_equal(GDALRasterIO(GDALGetRasterBand(back, 1), GF_Read, 0, 0, 3, 2, got, 3, 2,
-                                  GDT_Float32, 0, 0),
-                     CE_None);
+    assert_int_equal(
+        GDALRasterIO(GDALGetRasterBand(back, 1), GF_Read, 0, 0, 3, 2, got, 3, 2, GDT_Float32, 0, 0),
+        CE_None);
     assert_memory_equal(got, v, sizeof v);
     assert_float_equal(GDALGetRasterNoDataValue(GDALGetRasterBand(back, 1), &has), -9999, 0);
     assert_true(has);
@@ -255,10 +255,8 @@ static void polygons_and_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(cell_sizes),
-        cmocka_unit_test(refused_grids),
-        cmocka_unit_test(direction_codes),
-        cmocka_unit_test(cog_round_trip),
+        cmocka_unit_test(cell_sizes),         cmocka_unit_test(refused_grids),
+        cmocka_unit_test(direction_codes),    cmocka_unit_test(cog_round_trip),
         cmocka_unit_test(polygons_and_lines),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
