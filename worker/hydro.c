@@ -104,6 +104,18 @@ int hydro_dir_decode(double v, hydro_encoding enc)
 
 /* ---- queues --------------------------------------------------------------- */
 
+/* Doubles the capacity of the array *v of elements of size elem (from 4096),
+ * for the growable queues below. */
+static int grow(void **v, size_t *cap, size_t elem)
+{
+    size_t n = *cap ? *cap * 2 : 4096;
+    void *nv = mem_realloc(*v, n * elem);
+    if (!nv) return err_oom();
+    *v = nv;
+    *cap = n;
+    return 0;
+}
+
 /* A FIFO ring of cell indexes that grows by doubling. */
 typedef struct fifo {
     uint32_t *v;
@@ -160,11 +172,9 @@ typedef struct heap {
 static int heap_push(heap *hp, float z, uint32_t i)
 {
     if (hp->len == hp->cap) {
-        size_t cap = hp->cap ? hp->cap * 2 : 4096;
-        heap_item *v = mem_realloc(hp->v, cap * sizeof *v);
-        if (!v) return err_oom();
+        void *v = hp->v;
+        if (grow(&v, &hp->cap, sizeof *hp->v) < 0) return -1;
         hp->v = v;
-        hp->cap = cap;
     }
     heap_item it = {z, i};
     size_t k = hp->len++;
@@ -210,11 +220,9 @@ typedef struct stack {
 static int stack_push(stack *st, uint32_t i)
 {
     if (st->len == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 4096;
-        uint32_t *v = mem_realloc(st->v, cap * sizeof *v);
-        if (!v) return err_oom();
+        void *v = st->v;
+        if (grow(&v, &st->cap, sizeof *st->v) < 0) return -1;
         st->v = v;
-        st->cap = cap;
     }
     st->v[st->len++] = i;
     return 0;
@@ -1002,14 +1010,9 @@ int hydro_stream_segments(const hydro_grid *g, const uint8_t *dir, const uint8_t
         len = 0;
         for (;;) {
             if (len + 2 > cap) {
-                size_t nc = cap ? cap * 2 : 256;
-                uint32_t *v = mem_realloc(cells, nc * sizeof *v);
-                if (!v) {
-                    err_oom();
-                    goto cleanup;
-                }
+                void *v = cells;
+                if (grow(&v, &cap, sizeof *cells) < 0) goto cleanup;
                 cells = v;
-                cap = nc;
             }
             cells[len++] = (uint32_t)c;
             if (dir[c] >= 8) break;
