@@ -382,15 +382,18 @@ static int facc_validate(const task *t)
     return check_common(t);
 }
 
-/* Converts acc in place to UInt32 (front of the same buffer), 0 for nodata. */
-static uint32_t *to_u32(double *acc, size_t n)
+/* Converts acc in place to UInt32 at the front of the same buffer, 0 for
+ * nodata: value i lands on bytes 4i.., which only overlap values already
+ * read. Stored with memcpy, so no pointer of another type aliases acc. */
+static void *to_u32(double *acc, size_t n)
 {
-    uint32_t *u = (uint32_t *)acc;
+    unsigned char *out = (unsigned char *)acc;
     for (size_t i = 0; i < n; i++) {
         double v = acc[i];
-        u[i] = isnan(v) ? 0 : v >= UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        uint32_t u = isnan(v) ? 0 : v >= UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        memcpy(out + i * sizeof u, &u, sizeof u);
     }
-    return u;
+    return out;
 }
 
 static int facc_run(const op_ctx *ctx, op_result *out)
