@@ -63,7 +63,7 @@ assert_contains "$(tail -n 1 "$TMP/run1.txt")" "make demo-stop" "run 1 says how 
 cmd=$(grep -E '^  kubectl --kubeconfig [^ ]+ get am -n hydro$' "$TMP/run1.txt" | head -n 1)
 assert_contains "$cmd" "--kubeconfig $DEMO_DIR/kubeconfig" "the report prints kubectl with the demo's kubeconfig"
 out=$(eval "$cmd" 2>&1)
-assert_eq 8 "$(echo "$out" | grep -c ' Succeeded ')" "the printed kubectl command lists 8 Succeeded assets"
+assert_eq 16 "$(echo "$out" | grep -c ' Succeeded ')" "the printed kubectl command lists 16 Succeeded assets"
 assert_contains "$(echo "$out" | head -n 1)" "VERSION" "with the CRD's printer columns"
 
 # --- run 2: stops run 1 first, stops itself at the end ------------------------------------------------
@@ -89,8 +89,8 @@ for a in "${RASTERS[@]}"; do
   if cog_validate "$DEMO_DIR/out/$a.tif" >/dev/null 2>&1; then ok "GDAL's validator: $a.tif is a COG"; else fail "$a.tif is not a valid COG"; fi
 done
 assert_eq 0 "$(echo "$report" | grep -c 'INVALID\|FAILED')" "report: nothing INVALID or FAILED"
-assert_eq 8 "$(echo "$report" | grep -cE '^    checksum +1220[0-9a-f]{64}  matches the downloaded copy$')" \
-  "report: 8 checksums match the downloaded copies"
+assert_eq 16 "$(echo "$report" | grep -cE '^    checksum +1220[0-9a-f]{64}  matches the downloaded copy$')" \
+  "report: 16 checksums match the downloaded copies (8 of them the hydrology graph's)"
 assert_contains "$(echo "$table" | grep -E '^  dem-luref-25m ')" " gpu     gpu-1 " "report: dem-luref-25m ran on the autoscaled gpu node"
 assert_contains "$report" "node gpu-1 added by the autoscaler (pool gpu)" "progress: the autoscaler added the gpu node"
 for a in dem-slope slope-by-canton; do
