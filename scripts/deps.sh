@@ -10,10 +10,11 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
-  libgdal-dev gdal-bin python3-gdal python3-numpy time
+  libgdal-dev gdal-bin python3-gdal python3-numpy python3-sklearn time
   libcurl4-openssl-dev libssl-dev libjansson-dev libcjson-dev libwebsockets-dev libyaml-dev
   libcmocka-dev nodejs npm ca-certificates openssl prometheus xxd chromium
   grass-core saga
+  cppcheck clang-tidy clang-format valgrind
 )
 [ -n "${TERRANE_EXTRA_APT:-}" ] && APT_PKGS+=(${TERRANE_EXTRA_APT})
 
