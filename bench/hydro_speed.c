@@ -51,12 +51,15 @@ int main(int argc, char **argv)
     uint8_t *dir = mem_malloc(n);
     double *dx = mem_malloc(h * sizeof *dx);
     if (!z || !dir || !dx) return 1;
+    hydro_hint_huge(z, n * sizeof *z);
+    hydro_hint_huge(dir, n);
     if (GDALRasterIO(b, GF_Read, 0, 0, (int)w, (int)h, z, (int)w, (int)h, GDT_Float32, 0, 0))
         return 1;
     GDALClose(ds);
     for (size_t i = 0; i < n; i++)
         if (has_nd && z[i] == (float)nd) z[i] = NAN;
-    for (size_t y = 0; y < h; y++) dx[y] = fabs(gt[1]);
+    for (size_t y = 0; y < h; y++)
+        dx[y] = fabs(gt[1]);
     hydro_grid g = {.w = w, .h = h, .dx = dx, .dy = fabs(gt[5])};
 
     double t = cpu_now();
@@ -69,7 +72,9 @@ int main(int argc, char **argv)
     mem_free(z);
     double *acc = mem_malloc(n * sizeof *acc);
     if (!acc) return 1;
-    for (size_t i = 0; i < n; i++) acc[i] = 1;
+    hydro_hint_huge(acc, n * sizeof *acc);
+    for (size_t i = 0; i < n; i++)
+        acc[i] = 1;
     t = cpu_now();
     hydro_d8_normalize(&g, dir);
     if (hydro_accumulate_d8(&g, dir, acc) < 0) return 1;
@@ -77,6 +82,7 @@ int main(int argc, char **argv)
     mem_free(acc);
     uint32_t *label = mem_malloc(n * sizeof *label);
     if (!label) return 1;
+    hydro_hint_huge(label, n * sizeof *label);
     t = cpu_now();
     hydro_basins(&g, dir, label, NULL);
     report("basins", n, cpu_now() - t);

@@ -15,10 +15,21 @@
 #include "mem.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 const int hydro_dcol[8] = {1, 1, 0, -1, -1, -1, 0, 1};
 const int hydro_drow[8] = {0, 1, 1, 1, 0, -1, -1, -1};
+
+void hydro_hint_huge(void *p, size_t n)
+{
+    const uintptr_t huge = 2u << 20;
+    uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1),
+              end = ((uintptr_t)p + n) & ~(huge - 1);
+    if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+}
 
 static bool is_diag(int d)
 {
@@ -45,7 +56,8 @@ static int64_t neighbour(const hydro_grid *g, size_t x, size_t y, int d)
 /* Index offsets of the 8 neighbours. */
 static void offsets(const hydro_grid *g, int64_t off[8])
 {
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
 }
 
 /* Fills nb with the 8 neighbours of cell c at (x, y), -1 off the grid; the
@@ -54,10 +66,12 @@ static inline void neighbours(const hydro_grid *g, const int64_t off[8], size_t 
                               size_t y, int64_t nb[8])
 {
     if (x > 0 && y > 0 && x + 1 < g->w && y + 1 < g->h) {
-        for (int d = 0; d < 8; d++) nb[d] = (int64_t)c + off[d];
+        for (int d = 0; d < 8; d++)
+            nb[d] = (int64_t)c + off[d];
         return;
     }
-    for (int d = 0; d < 8; d++) nb[d] = neighbour(g, x, y, d);
+    for (int d = 0; d < 8; d++)
+        nb[d] = neighbour(g, x, y, d);
 }
 
 /* ---- encodings ------------------------------------------------------------ */
@@ -90,6 +104,18 @@ int hydro_dir_decode(double v, hydro_encoding enc)
 
 /* ---- queues --------------------------------------------------------------- */
 
+/* Doubles the capacity of the array *v of elements of size elem (from 4096),
+ * for the growable queues below. */
+static int grow(void **v, size_t *cap, size_t elem)
+{
+    size_t n = *cap ? *cap * 2 : 4096;
+    void *nv = mem_realloc(*v, n * elem);
+    if (!nv) return err_oom();
+    *v = nv;
+    *cap = n;
+    return 0;
+}
+
 /* A FIFO ring of cell indexes that grows by doubling. */
 typedef struct fifo {
     uint32_t *v;
@@ -102,7 +128,8 @@ static int fifo_push(fifo *q, uint32_t i)
         size_t cap = q->cap ? q->cap * 2 : 4096;
         uint32_t *v = mem_malloc(cap * sizeof *v);
         if (!v) return err_oom();
-        for (size_t k = 0; k < q->len; k++) v[k] = q->v[(q->head + k) % q->cap];
+        for (size_t k = 0; k < q->len; k++)
+            v[k] = q->v[(q->head + k) % q->cap];
         mem_free(q->v);
         q->v = v;
         q->cap = cap;
@@ -142,15 +169,12 @@ typedef struct heap {
     size_t cap, len;
 } heap;
 
-
 static int heap_push(heap *hp, float z, uint32_t i)
 {
     if (hp->len == hp->cap) {
-        size_t cap = hp->cap ? hp->cap * 2 : 4096;
-        heap_item *v = mem_realloc(hp->v, cap * sizeof *v);
-        if (!v) return err_oom();
+        void *v = hp->v;
+        if (grow(&v, &hp->cap, sizeof *hp->v) < 0) return -1;
         hp->v = v;
-        hp->cap = cap;
     }
     heap_item it = {z, i};
     size_t k = hp->len++;
@@ -196,11 +220,9 @@ typedef struct stack {
 static int stack_push(stack *st, uint32_t i)
 {
     if (st->len == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 4096;
-        uint32_t *v = mem_realloc(st->v, cap * sizeof *v);
-        if (!v) return err_oom();
+        void *v = st->v;
+        if (grow(&v, &st->cap, sizeof *st->v) < 0) return -1;
         st->v = v;
-        st->cap = cap;
     }
     st->v[st->len++] = i;
     return 0;
@@ -248,6 +270,7 @@ int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
     uint8_t *closed = mem_calloc(n / 8 + 1, 1);
     heap open = {0};
     fifo pit = {0};
+    if (closed) hydro_hint_huge(closed, n / 8 + 1);
     stack slope = {0};
     int64_t off[8];
     int rc = -1;
@@ -313,6 +336,164 @@ cleanup:
     return rc;
 }
 
+/* ---- breach --------------------------------------------------------------- */
+
+/* qsort has no context argument: the DEM the pits are sorted by. */
+static const float *cmp_dem;
+
+static int by_elevation(const void *a, const void *b)
+{
+    float za = cmp_dem[*(const uint32_t *)a], zb = cmp_dem[*(const uint32_t *)b];
+    return za < zb   ? -1
+           : za > zb ? 1
+                     : (*(const uint32_t *)a > *(const uint32_t *)b) -
+                           (*(const uint32_t *)a < *(const uint32_t *)b);
+}
+
+/* True when valid cell (x, y) is on the frame or next to nodata. */
+static bool is_border(const hydro_grid *g, const float *dem, size_t x, size_t y)
+{
+    if (x == 0 || y == 0 || x + 1 == g->w || y + 1 == g->h) return true;
+    for (int d = 0; d < 8; d++)
+        if (isnan(dem[neighbour(g, x, y, d)])) return true;
+    return false;
+}
+
+int hydro_breach(const hydro_grid *g, float *dem, unsigned max_length, double epsilon,
+                 size_t *changed)
+{
+    size_t n = g->w * g->h, count = 0, n_pits = 0;
+    float *cost = mem_malloc(n * sizeof *cost + 1);
+    uint8_t *from = mem_malloc(n + 1); /* direction back towards the pit */
+    uint32_t *len = mem_malloc(n * sizeof *len + 1), *pits = NULL;
+    stack touched = {0};
+    heap open = {0};
+    int64_t off[8];
+    int rc = -1;
+
+    if (!cost || !from || !len) {
+        err_oom();
+        goto cleanup;
+    }
+    offsets(g, off);
+    for (size_t i = 0; i < n; i++)
+        cost[i] = INFINITY;
+    /* Pits: interior cells without a lower neighbour. */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t k = 0;
+        for (size_t y = 1; y + 1 < g->h; y++)
+            for (size_t x = 1; x + 1 < g->w; x++) {
+                size_t i = y * g->w + x;
+                if (isnan(dem[i]) || is_border(g, dem, x, y)) continue;
+                bool lower = false;
+                for (int d = 0; d < 8 && !lower; d++)
+                    lower = dem[(int64_t)i + off[d]] < dem[i];
+                if (lower) continue;
+                if (pass) pits[k] = (uint32_t)i;
+                k++;
+            }
+        if (!pass) {
+            n_pits = k;
+            if (!(pits = mem_malloc(n_pits * sizeof *pits + 1))) {
+                err_oom();
+                goto cleanup;
+            }
+        }
+    }
+    cmp_dem = dem;
+    qsort(pits, n_pits, sizeof *pits, by_elevation);
+    for (size_t k = 0; k < n_pits; k++) {
+        uint32_t p = pits[k];
+        size_t py = (uint32_t)p / (uint32_t)g->w, px = p - py * g->w;
+        float zp = dem[p];
+        bool lower = false;
+        int64_t nbs[8];
+        neighbours(g, off, p, px, py, nbs);
+        for (int d = 0; d < 8 && !lower; d++)
+            lower = dem[nbs[d]] < zp;
+        if (lower) continue; /* drained by an earlier breach */
+        /* Dijkstra from the pit: a cell costs how far it stands above it. */
+        int64_t target = -1;
+        cost[p] = 0;
+        len[p] = 0;
+        if (stack_push(&touched, p) < 0 || heap_push(&open, 0, p) < 0) goto cleanup;
+        while (open.len) {
+            heap_item it = heap_pop(&open);
+            uint32_t c = it.i;
+            if (it.z > cost[c]) continue; /* a stale entry */
+            size_t y = (uint32_t)c / (uint32_t)g->w, x = c - y * g->w;
+            if (c != p && (dem[c] < zp || is_border(g, dem, x, y))) {
+                target = c;
+                break;
+            }
+            if (max_length && len[c] >= max_length) continue;
+            neighbours(g, off, c, x, y, nbs);
+            for (int d = 0; d < 8; d++) {
+                int64_t nb = nbs[d];
+                if (nb < 0 || isnan(dem[nb])) continue;
+                float step = dem[nb] > zp ? dem[nb] - zp : 0;
+                float nc = cost[c] + step;
+                if (nc < cost[nb]) {
+                    if (cost[nb] == INFINITY && stack_push(&touched, (uint32_t)nb) < 0)
+                        goto cleanup;
+                    cost[nb] = nc;
+                    len[nb] = len[c] + 1;
+                    from[nb] = (uint8_t)((d + 4) & 7);
+                    if (heap_push(&open, nc, (uint32_t)nb) < 0) goto cleanup;
+                }
+            }
+        }
+        if (target >= 0) {
+            /* Cut the path from the pit down to the target: walk back from the
+             * target, then lower each cell below the one before it. The path
+             * is at most len[target] cells; reuse the stack's tail for it. */
+            size_t base = touched.len, m = 0;
+            for (int64_t c = target; c != p; c += off[from[c]]) {
+                if (stack_push(&touched, (uint32_t)c) < 0) goto cleanup;
+                m++;
+            }
+            /* A target below the pit already drains: it is left as it is
+             * (the cell before it may end level with it, a flat that D8
+             * resolves). An edge target above the pit is cut as well. */
+            float prev = zp;
+            for (size_t j = 0; j < m; j++) {
+                uint32_t c = touched.v[base + m - 1 - j];
+                if ((int64_t)c == target && dem[c] < zp) break;
+                float want = nextafterf(prev, -INFINITY);
+                if (dem[c] > want) {
+                    dem[c] = want;
+                    count++;
+                }
+                prev = dem[c];
+            }
+            touched.len = base;
+        }
+        /* Reset what this search touched. */
+        for (size_t j = 0; j < touched.len; j++)
+            cost[touched.v[j]] = INFINITY;
+        touched.len = 0;
+        open.len = 0;
+    }
+    mem_free(cost);
+    cost = NULL;
+    mem_free(from);
+    from = NULL;
+    mem_free(len);
+    len = NULL;
+    size_t raised = 0;
+    if (hydro_fill(g, dem, epsilon, &raised) < 0) goto cleanup;
+    if (changed) *changed = count + raised;
+    rc = 0;
+cleanup:
+    mem_free(cost);
+    mem_free(from);
+    mem_free(len);
+    mem_free(pits);
+    mem_free(touched.v);
+    mem_free(open.v);
+    return rc;
+}
+
 /* ---- D8 ------------------------------------------------------------------- */
 
 /* Steepest descent of valid cell c at (x, y) (drop times inv[d], the
@@ -361,7 +542,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
     int rc = -1;
 
     offsets(g, off);
-    for (size_t i = 0; i < n; i++) n_out += dir[i] == HYDRO_OUT;
+    for (size_t i = 0; i < n; i++)
+        n_out += dir[i] == HYDRO_OUT;
     if (!n_out) goto count_sinks;
 
     for (size_t y = 0; y < g->h; y++)
@@ -389,6 +571,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
         err_oom();
         goto cleanup;
     }
+    hydro_hint_huge(label, n * sizeof *label);
+    hydro_hint_huge(mask, n * sizeof *mask);
     /* Label each flat by flooding equal elevations from its low edges. */
     for (size_t k = 0; k < low.len; k++) {
         uint32_t s = low.v[(low.head + k) % low.cap];
@@ -451,7 +635,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
     }
     /* Towards lower terrain, combined with the inverted away gradient. The
      * sign of mask marks cells not yet visited by this pass. */
-    for (size_t i = 0; i < n; i++) mask[i] = -mask[i];
+    for (size_t i = 0; i < n; i++)
+        mask[i] = -mask[i];
     {
         uint32_t loops = 1;
         while (low.len) {
@@ -486,8 +671,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
             for (int d = 0; d < 8; d++) {
                 int64_t nb = nbs[d];
                 if (nb < 0 || label[nb] != label[i]) continue;
-                if (mask[nb] < best || (mask[nb] == best && bd != HYDRO_OUT && !is_diag(d) &&
-                                        is_diag(bd))) {
+                if (mask[nb] < best ||
+                    (mask[nb] == best && bd != HYDRO_OUT && !is_diag(d) && is_diag(bd))) {
                     best = mask[nb];
                     bd = (uint8_t)d;
                 }
@@ -497,7 +682,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
 count_sinks:
     if (sinks) {
         size_t c = 0;
-        for (size_t i = 0; i < n; i++) c += dir[i] == HYDRO_OUT;
+        for (size_t i = 0; i < n; i++)
+            c += dir[i] == HYDRO_OUT;
         *sinks = c;
     }
     rc = 0;
@@ -517,7 +703,8 @@ int hydro_d8(const hydro_grid *g, const float *dem, uint8_t *dir, size_t *sinks)
     double inv[8];
     offsets(g, offs);
     for (size_t y = 0; y < g->h; y++) {
-        for (int d = 0; d < 8; d++) inv[d] = 1 / dist(g, y, d);
+        for (int d = 0; d < 8; d++)
+            inv[d] = 1 / dist(g, y, d);
         for (size_t x = 0; x < g->w; x++) {
             size_t i = y * g->w + x;
             if (isnan(dem[i])) {
@@ -556,14 +743,22 @@ static double ccw_angle(const hydro_grid *g, size_t y, int ccw)
 {
     double diag = atan2(g->dy, g->dx[y]);
     switch (ccw & 7) {
-    case 0: return 0;
-    case 1: return diag;
-    case 2: return M_PI / 2;
-    case 3: return M_PI - diag;
-    case 4: return M_PI;
-    case 5: return M_PI + diag;
-    case 6: return 3 * M_PI / 2;
-    default: return 2 * M_PI - diag;
+    case 0:
+        return 0;
+    case 1:
+        return diag;
+    case 2:
+        return M_PI / 2;
+    case 3:
+        return M_PI - diag;
+    case 4:
+        return M_PI;
+    case 5:
+        return M_PI + diag;
+    case 6:
+        return 3 * M_PI / 2;
+    default:
+        return 2 * M_PI - diag;
     }
 }
 
@@ -574,9 +769,8 @@ int hydro_dinf(const hydro_grid *g, const float *dem, const uint8_t *d8, float *
         int card, diag;
         double base, sign;
     } facet[8] = {
-        {0, 7, 0, 1},          {6, 7, M_PI / 2, -1},     {6, 5, M_PI / 2, 1},
-        {4, 5, M_PI, -1},      {4, 3, M_PI, 1},          {2, 3, 3 * M_PI / 2, -1},
-        {2, 1, 3 * M_PI / 2, 1}, {0, 1, 2 * M_PI, -1},
+        {0, 7, 0, 1},    {6, 7, M_PI / 2, -1},     {6, 5, M_PI / 2, 1},     {4, 5, M_PI, -1},
+        {4, 3, M_PI, 1}, {2, 3, 3 * M_PI / 2, -1}, {2, 1, 3 * M_PI / 2, 1}, {0, 1, 2 * M_PI, -1},
     };
     for (size_t y = 0; y < g->h; y++) {
         double dx = g->dx[y], dy = g->dy;
@@ -633,7 +827,9 @@ int hydro_accumulate_d8(const hydro_grid *g, const uint8_t *dir, double *acc)
     int64_t off[8];
     uint8_t *indeg = mem_calloc(n, 1);
     if (!indeg) return err_oom();
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    hydro_hint_huge(indeg, n);
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
     for (size_t i = 0; i < n; i++) {
         if (dir[i] == HYDRO_NODATA) continue;
         valid++;
@@ -673,7 +869,8 @@ static void dinf_split(const hydro_grid *g, const float *angle, size_t x, size_t
     if (!(a >= 0)) return;
     /* The sector of a between two neighbours, and how far across it. */
     int k = 0;
-    while (k < 7 && a >= ccw_angle(g, y, k + 1)) k++;
+    while (k < 7 && a >= ccw_angle(g, y, k + 1))
+        k++;
     double lo = ccw_angle(g, y, k), hi = k == 7 ? 2 * M_PI : ccw_angle(g, y, k + 1);
     double frac = (a - lo) / (hi - lo);
     /* Angles are stored as Float32: one read back may fall a few ulps
@@ -725,8 +922,8 @@ int hydro_accumulate_dinf(const hydro_grid *g, const float *angle, double *acc)
     }
     if (done != valid) {
         err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, NULL,
-                "D-infinity directions contain a loop (%zu of %zu cells never drain)",
-                valid - done, valid);
+                "D-infinity directions contain a loop (%zu of %zu cells never drain)", valid - done,
+                valid);
         goto cleanup;
     }
     rc = 0;
@@ -749,7 +946,8 @@ int hydro_strahler(const hydro_grid *g, const uint8_t *dir, const double *acc, d
         err_oom();
         goto cleanup;
     }
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
 #define IS_STREAM(i) (dir[i] != HYDRO_NODATA && acc[i] >= threshold)
     for (size_t i = 0; i < n; i++) {
         order[i] = 0;
@@ -796,7 +994,8 @@ int hydro_stream_segments(const hydro_grid *g, const uint8_t *dir, const uint8_t
     uint32_t *cells = NULL;
     int rc = -1;
     if (!indeg) return err_oom();
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
     for (size_t i = 0; i < n; i++)
         if (order[i] && dir[i] < 8) {
             size_t t = (size_t)((int64_t)i + off[dir[i]]);
@@ -811,14 +1010,9 @@ int hydro_stream_segments(const hydro_grid *g, const uint8_t *dir, const uint8_t
         len = 0;
         for (;;) {
             if (len + 2 > cap) {
-                size_t nc = cap ? cap * 2 : 256;
-                uint32_t *v = mem_realloc(cells, nc * sizeof *v);
-                if (!v) {
-                    err_oom();
-                    goto cleanup;
-                }
+                void *v = cells;
+                if (grow(&v, &cap, sizeof *cells) < 0) goto cleanup;
                 cells = v;
-                cap = nc;
             }
             cells[len++] = (uint32_t)c;
             if (dir[c] >= 8) break;
@@ -848,11 +1042,13 @@ static void label_paths(const hydro_grid *g, const uint8_t *dir, uint32_t *label
 {
     size_t n = g->w * g->h;
     int64_t off[8];
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
     for (size_t i = 0; i < n; i++) {
         if (label[i] || dir[i] == HYDRO_NODATA) continue;
         size_t c = i;
-        while (!label[c] && dir[c] < 8) c = (size_t)((int64_t)c + off[dir[c]]);
+        while (!label[c] && dir[c] < 8)
+            c = (size_t)((int64_t)c + off[dir[c]]);
         uint32_t l = label[c] ? label[c] : UINT32_MAX;
         for (c = i; !label[c]; c = (size_t)((int64_t)c + off[dir[c]])) {
             label[c] = l;
@@ -867,7 +1063,8 @@ int hydro_basins(const hydro_grid *g, const uint8_t *dir, uint32_t *label, uint3
 {
     size_t n = g->w * g->h;
     uint32_t next = 0;
-    for (size_t i = 0; i < n; i++) label[i] = dir[i] == HYDRO_OUT ? ++next : HYDRO_NO_LABEL;
+    for (size_t i = 0; i < n; i++)
+        label[i] = dir[i] == HYDRO_OUT ? ++next : HYDRO_NO_LABEL;
     label_paths(g, dir, label);
     if (n_basins) *n_basins = next;
     return 0;
@@ -911,7 +1108,8 @@ int hydro_hand(const hydro_grid *g, const float *dem, const uint8_t *dir, const 
     int64_t off[8];
     /* hand[] first holds the elevation of the drainage cell (NaN: none;
      * -INFINITY: not yet resolved), then is turned into the difference. */
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
     for (size_t i = 0; i < n; i++) {
         if (dir[i] == HYDRO_NODATA || isnan(dem[i]))
             hand[i] = NAN;
@@ -921,7 +1119,8 @@ int hydro_hand(const hydro_grid *g, const float *dem, const uint8_t *dir, const 
     for (size_t i = 0; i < n; i++) {
         if (hand[i] != -INFINITY) continue;
         size_t c = i;
-        while (hand[c] == -INFINITY && dir[c] < 8) c = (size_t)((int64_t)c + off[dir[c]]);
+        while (hand[c] == -INFINITY && dir[c] < 8)
+            c = (size_t)((int64_t)c + off[dir[c]]);
         float base = hand[c] == -INFINITY ? NAN : hand[c];
         for (c = i; hand[c] == -INFINITY; c = (size_t)((int64_t)c + off[dir[c]])) {
             hand[c] = base;

@@ -18,7 +18,8 @@
  * grid: its direction points at the first off-grid or nodata neighbour in
  * that order, so it is an outlet.
  *
- * Memory, in bytes per cell besides the caller's arrays: fill 0.125 + the
+ * Memory, in bytes per cell besides the caller's arrays: breach 9 + the
+ * search queue, then fill's; fill 0.125 + the
  * priority queue and the depression queue (4 to 8 bytes per queued cell,
  * at most the cells queued at once); d8 8 (flat labels and gradient masks,
  * only when the grid has flats) + queues; accumulation 1 (in-degrees), D-inf
@@ -43,6 +44,12 @@ typedef struct hydro_grid {
     double dy;        /* cell height in metres */
 } hydro_grid;
 
+/* Asks the kernel to back the n bytes at p with huge pages (transparent
+ * huge pages in madvise mode): the algorithms visit cells in elevation or
+ * flow order, and on a whole-DEM array that makes TLB misses the main cost.
+ * A hint only; errors are ignored. */
+void hydro_hint_huge(void *p, size_t n);
+
 /* Column and row offsets of direction d (0..7). */
 extern const int hydro_dcol[8], hydro_drow[8];
 
@@ -64,6 +71,17 @@ int hydro_dir_decode(double v, hydro_encoding enc);
  * representable float), so every cell has a downslope neighbour.
  * *raised counts the cells changed (may be NULL). */
 int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised);
+
+/* Breaches depressions in place (Lindsay 2016, least-cost breaching):
+ * every pit, lowest first, is drained by a least-cost path (cost: how far
+ * each cell must be cut below the pit) to the nearest cell lower than the
+ * pit or on the edge / next to nodata, cutting the path into a strictly
+ * descending channel (each cell one Float32 step below the previous).
+ * max_length (cells, 0: unlimited) bounds a path; a pit left without one is
+ * filled afterwards by hydro_fill with epsilon, so the result always
+ * drains. *changed counts the cells changed (may be NULL). */
+int hydro_breach(const hydro_grid *g, float *dem, unsigned max_length, double epsilon,
+                 size_t *changed);
 
 /* D8 directions of dem: the steepest descent (drop over distance) to one of
  * the 8 neighbours. Cells in flats (no lower neighbour, an equal one that

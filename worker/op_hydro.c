@@ -49,7 +49,8 @@ static int check_inputs(const task *t, const char *const *names, size_t n_requir
 {
     for (size_t i = 0; i < t->n_inputs; i++) {
         bool known = false;
-        for (size_t k = 0; names[k]; k++) known |= !strcmp(names[k], t->inputs[i].name);
+        for (size_t k = 0; names[k]; k++)
+            known |= !strcmp(names[k], t->inputs[i].name);
         if (!known) {
             char field[48], list[128] = "";
             size_t pos = 0;
@@ -174,15 +175,23 @@ static int add_outputs(const task *t, op_result *out, const char *cog, const cha
 
 /* ---- fill ------------------------------------------------------------------ */
 
+static const char *const fill_methods[] = {"fill", "breach", NULL};
+
 static const param_spec fill_params[] = {
     {"band", PARAM_INT, false, NULL, 1, 65535},
     {"epsilon", PARAM_NUMBER, false, NULL, 0, 1e6},
+    {"method", PARAM_ENUM, false, fill_methods},
+    {"breachLength", PARAM_INT, false, NULL, 0, 1e6},
     {NULL},
 };
 
 static int fill_validate(const task *t)
 {
     if (!op_single_input(t, NULL)) return -1;
+    if (params_has(t->params, "breachLength") &&
+        strcmp(params_str(t->params, "method", "fill"), "breach"))
+        return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, "params.breachLength",
+                       "params.breachLength: only with method breach");
     return check_common(t);
 }
 
@@ -201,7 +210,14 @@ static int fill_run(const op_ctx *ctx, op_result *out)
     double nd = GDALGetRasterNoDataValue(GDALGetRasterBand(dem.ds, band), &has_nd);
     if (hydro_read_float(dem.ds, band, &dem.r, &z) < 0) goto cleanup;
     progress(ctx, 0.2);
-    if (hydro_fill(&dem.r.g, z, params_num(t->params, "epsilon", 0), &raised) < 0) goto cleanup;
+    double eps = params_num(t->params, "epsilon", 0);
+    if (!strcmp(params_str(t->params, "method", "fill"), "breach")) {
+        if (hydro_breach(&dem.r.g, z, (unsigned)params_int(t->params, "breachLength", 0), eps,
+                         &raised) < 0)
+            goto cleanup;
+    } else if (hydro_fill(&dem.r.g, z, eps, &raised) < 0) {
+        goto cleanup;
+    }
     progress(ctx, 0.6);
     if (has_nd) {
         size_t n = dem.r.g.w * dem.r.g.h;
@@ -209,7 +225,7 @@ static int fill_run(const op_ctx *ctx, op_result *out)
             if (isnan(z[i])) z[i] = (float)nd;
     }
     char raised_s[48];
-    snprintf(raised_s, sizeof raised_s, "TERRANE_FILLED_CELLS=%zu", raised);
+    snprintf(raised_s, sizeof raised_s, "TERRANE_CHANGED_CELLS=%zu", raised);
     char *meta[] = {raised_s, NULL};
     if (!(path = scratch_path(ctx, TERRANE_OBJ_COG)) ||
         hydro_write_cog(&dem.r, z, GDT_Float32, has_nd, nd, meta, t->params, path, ctx->progress,
@@ -312,8 +328,8 @@ static int fdir_run(const op_ctx *ctx, op_result *out)
                           dir[ny * (int64_t)g->w + nx] == HYDRO_NODATA;
                 }
                 if (enc == HYDRO_ENC_GRASS)
-                    codes[i] = d == HYDRO_NODATA ? INT16_MIN
-                                                 : (int16_t)hydro_dir_encode(d, off, enc);
+                    codes[i] =
+                        d == HYDRO_NODATA ? INT16_MIN : (int16_t)hydro_dir_encode(d, off, enc);
             }
         if (enc == HYDRO_ENC_ESRI) {
             for (size_t i = 0; i < n; i++)
@@ -321,8 +337,8 @@ static int fdir_run(const op_ctx *ctx, op_result *out)
             if (hydro_write_cog(&dem.r, dir, GDT_Byte, true, 255, meta, t->params, path,
                                 ctx->progress, ctx->progress_arg) < 0)
                 goto cleanup;
-        } else if (hydro_write_cog(&dem.r, codes, GDT_Int16, true, INT16_MIN, meta, t->params,
-                                   path, ctx->progress, ctx->progress_arg) < 0) {
+        } else if (hydro_write_cog(&dem.r, codes, GDT_Int16, true, INT16_MIN, meta, t->params, path,
+                                   ctx->progress, ctx->progress_arg) < 0) {
             goto cleanup;
         }
     }
@@ -366,15 +382,18 @@ static int facc_validate(const task *t)
     return check_common(t);
 }
 
-/* Converts acc in place to UInt32 (front of the same buffer), 0 for nodata. */
-static uint32_t *to_u32(double *acc, size_t n)
+/* Converts acc in place to UInt32 at the front of the same buffer, 0 for
+ * nodata: value i lands on bytes 4i.., which only overlap values already
+ * read. Stored with memcpy, so no pointer of another type aliases acc. */
+static void *to_u32(double *acc, size_t n)
 {
-    uint32_t *u = (uint32_t *)acc;
+    unsigned char *out = (unsigned char *)acc;
     for (size_t i = 0; i < n; i++) {
         double v = acc[i];
-        u[i] = isnan(v) ? 0 : v >= UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        uint32_t u = isnan(v) ? 0 : v >= UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        memcpy(out + i * sizeof u, &u, sizeof u);
     }
-    return u;
+    return out;
 }
 
 static int facc_run(const op_ctx *ctx, op_result *out)
@@ -500,8 +519,7 @@ static int streams_run(const op_ctx *ctx, op_result *out)
         err_oom();
         goto cleanup;
     }
-    if (hydro_strahler(g, dir, acc, params_num(t->params, "threshold", 1), order) < 0)
-        goto cleanup;
+    if (hydro_strahler(g, dir, acc, params_num(t->params, "threshold", 1), order) < 0) goto cleanup;
     mem_free(acc);
     acc = NULL;
     progress(ctx, 0.4);
@@ -595,8 +613,8 @@ static int place_points(const task *t, const hydro_raster *r, const double *acc,
         OGRGeometryH geom = OGR_F_GetGeometryRef(f);
         id++;
         if (!geom || wkbFlatten(OGR_G_GetGeometryType(geom)) != wkbPoint) {
-            err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: feature %u is not a point",
-                    field, id);
+            err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: feature %u is not a point", field,
+                    id);
             goto cleanup;
         }
         double x = OGR_G_GetX(geom, 0), y = OGR_G_GetY(geom, 0), zz = 0;
@@ -640,8 +658,8 @@ static int write_labels(const op_ctx *ctx, const hydro_raster *r, uint32_t *labe
     progress(ctx, 0.5);
     if (hydro_write_polygons(r, label, vec_name[0] == 'c' ? "catchments" : "basins", vec) < 0)
         goto cleanup;
-    if (hydro_write_cog(r, label, GDT_UInt32, true, 0, NULL, ctx->task->params, cog,
-                        ctx->progress, ctx->progress_arg) < 0 ||
+    if (hydro_write_cog(r, label, GDT_UInt32, true, 0, NULL, ctx->task->params, cog, ctx->progress,
+                        ctx->progress_arg) < 0 ||
         add_outputs(ctx->task, out, cog, vec, vec_name) < 0)
         goto cleanup;
     rc = 0;
@@ -834,7 +852,8 @@ static int hand_run(const op_ctx *ctx, op_result *out)
         err_oom();
         goto cleanup;
     }
-    for (size_t i = 0; i < n; i++) stream[i] = !isnan(sv[i]) && sv[i] != 0;
+    for (size_t i = 0; i < n; i++)
+        stream[i] = !isnan(sv[i]) && sv[i] != 0;
     mem_free(sv);
     sv = NULL;
     if (hydro_read_dirs(dirs.ds, &dirs.r, param_encoding(t, dirs.ds), &dir) < 0 ||

@@ -17,6 +17,7 @@
 #   - the catchment of a snapped pour point against GRASS r.water.outlet on
 #     our own directions: the same cells, exactly; the catchment polygons
 #     rasterized back give the label raster;
+#   - breaching: no sink left, a smaller total change of elevation than filling;
 #   - streams (cells above the threshold, Strahler lines), HAND (0 on
 #     streams, >= 0 on a filled DEM), TWI finite where the DEM is valid;
 #   - failures: a direction raster with a code outside the encoding, inputs
@@ -75,6 +76,34 @@ check_dem() {
     "[{\"name\":\"dem\",\"uri\":\"$filled\"},{\"name\":\"accumulation\",\"uri\":\"$acc\"}]") || return
   hand=$(run "$tag-hand" hand '{}' \
     "[{\"name\":\"dem\",\"uri\":\"$filled\"},{\"name\":\"direction\",\"uri\":\"$d8\"},{\"name\":\"streams\",\"uri\":\"$streams\"}]") || return
+
+  # Breaching alters the DEM less than filling (in volume: its cuts through
+  # flats are one Float32 step deep), and what it leaves drains.
+  local breached bd sinks vol
+  breached=$(run "$tag-breach" fill '{"method":"breach"}' "$(in1 dem "$dem")") || return
+  bd=$(run "$tag-breach-d8" flow-direction '{}' "$(in1 dem "$breached")") || return
+  sinks=$(gdalinfo "$bd" | sed -n 's/^  TERRANE_SINKS=//p')
+  assert_eq 0 "$sinks" "$tag: no sink after breaching"
+  vol=$(/usr/bin/python3 - "$dem" "$filled" "$breached" <<'PY'
+import sys
+import numpy as np
+from osgeo import gdal
+ds = [gdal.Open(p) for p in sys.argv[1:]]
+z, f, b = (d.GetRasterBand(1).ReadAsArray().astype(np.float64) for d in ds)
+nd = ds[0].GetRasterBand(1).GetNoDataValue()
+m = np.ones(z.shape, bool) if nd is None else z != nd
+print("%.1f %.1f %d %d" % (np.abs(f - z)[m].sum(), np.abs(b - z)[m].sum(),
+                           int((np.abs(f - z) > 1e-3)[m].sum()), int((np.abs(b - z) > 1e-3)[m].sum())))
+PY
+)
+  local fv bv fc bc
+  read -r fv bv fc bc <<<"$vol"
+  if awk -v f="$fv" -v b="$bv" 'BEGIN { exit !(b < f) }'; then
+    ok "$tag: breach changed elevations by $bv m in sum, fill by $fv m"
+  else
+    fail "$tag: breach moved $bv, not less than fill's $fv"
+  fi
+  echo "| $tag | breach vs fill (sum of elevation changes; cells changed by more than 1 mm) | breach $bv m ($bc cells), fill $fv m ($fc cells) |" >>"$REPORT"
 
   # A pour point one cell off the cell of highest interior accumulation,
   # in EPSG:4326 (the worker reprojects it), snapped back within 2 cells.
