@@ -21,7 +21,11 @@ apply time, by its own machinery:
     x-kubernetes-validations CEL rule on spec, with fieldPath naming the param.
 
 Operations are read from the schema's per-operation `if: {operation: const}`
-blocks, so an operation added to the schema needs no change here.
+blocks, so an operation added to the schema needs no change here. An operation
+in SPEC_FIELDS keeps its params in a spec field of its own (container: the
+user's image in spec.container, @CONTAINER@ in the template): that field is its
+params schema made structural, spec.params takes none of the other operations'
+params for it, and a rule ties the field to the operation.
 
 Limits of the real API server this stays within (and what it cannot say):
   * Structural schemas: every field has one type, except int-or-string and
@@ -432,9 +436,49 @@ def operations():
     return out
 
 
-def op_params(then):
+# Operations whose params are a spec field of their own: operation -> field.
+SPEC_FIELDS = {"container": "container"}
+
+
+def op_params(then, op=None):
+    if op in SPEC_FIELDS:
+        return {"type": "object", "additionalProperties": False, "properties": {}}
     p = (then.get("properties") or {}).get("params")
     return resolve(p) if p else {"type": "object"}
+
+
+def structural(s):
+    """A JSON Schema of objects, arrays and strings as a structural CRD schema."""
+    s = resolve(s)
+    out = {k: s[k] for k in ("type", "description") if k in s}
+    for k in ("required", "minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum",
+              "enum"):
+        if k in s:
+            out[k] = s[k]
+    if "pattern" in s:
+        out["pattern"] = re2(s["pattern"])[0]
+    if "properties" in s:
+        out["properties"] = {k: structural(v) for k, v in s["properties"].items()}
+    if "items" in s:
+        out["items"] = structural(s["items"])
+    return out
+
+
+def spec_fields():
+    """(field, structural schema, rule) for each SPEC_FIELDS operation."""
+    out = []
+    for op, then in operations():
+        if op not in SPEC_FIELDS:
+            continue
+        f = SPEC_FIELDS[op]
+        sch = structural((then.get("properties") or {}).get("params") or {"type": "object"})
+        sch["description"] = ("For operation %s only: %s The controller hands it to the worker as"
+                              " the task's params." % (op, sch.get("description", "")))
+        rule = {"rule": "has(self.%s) == (self.operation == %s)" % (f, lit(op)),
+                "message": "spec.%s is set exactly when operation is %s" % (f, op),
+                "fieldPath": "." + f, "reason": "FieldValueInvalid"}
+        out.append((f, sch, rule))
+    return out
 
 
 def native(s, t):
@@ -500,7 +544,7 @@ def build():
     ops = operations()
     fields = {}                      # name -> {op: schema}
     for op, then in ops:
-        for f, sub in (op_params(then).get("properties") or {}).items():
+        for f, sub in (op_params(then, op).get("properties") or {}).items():
             fields.setdefault(f, {})[op] = sub
     # spec.inputs items as the CRD declares them, for the operations' rules on inputs.
     props, residual = {}, {}
@@ -577,7 +621,7 @@ def rules():
     # A param of another operation.
     for f, per_op in fields.items():
         foreign = [op for op, then in ops if op not in per_op
-                   and op_params(then).get("additionalProperties") is False]
+                   and op_params(then, op).get("additionalProperties") is False]
         if not foreign:
             continue
         if f in untyped:
@@ -594,6 +638,8 @@ def rules():
             "'%s is not a param of ' + self.operation + '; it is a param of %s'" % (f, owners))
     for op, then in ops:
         neg_op = "self.operation != %s" % lit(op)
+        if op in SPEC_FIELDS:
+            continue  # its params are spec.<field>: rules from spec_fields()
         if "params" in (then.get("required") or []):
             add([neg_op], "has(self.params)", ".params", "params are required for %s" % op,
                 "FieldValueRequired")
@@ -641,7 +687,12 @@ def rules():
         # Rules on spec.inputs in the operation's block.
         inputs = (then.get("properties") or {}).get("inputs")
         if inputs:
-            for c, m in checks(inputs, "self.inputs", "array", types):
+            try:
+                cs = checks(inputs, "self.inputs", "array", types)
+            except Untranslatable:
+                gaps.append("the inputs of %s" % op)  # e.g. which names (items): the controller's
+                cs = []
+            for c, m in cs:
                 add([neg_op, "!has(self.inputs)"], c, ".inputs", "%s: inputs %s" % (
                     resolve(inputs).get("description", op).rstrip("."), m))
         if "if" in then:
@@ -789,7 +840,9 @@ def render():
     params = {"type": "object", "description": " ".join(lines), "properties": props}
     fill("@OPERATIONS@", lambda n: yaml({"enum": op_names}, n))
     fill("@PARAMS@", lambda n: yaml({"params": params}, n))
-    fill("@SPEC_RULES@", lambda n: yaml({"x-kubernetes-validations": rs}, n))
+    extra = spec_fields()
+    fill("@SPEC_RULES@", lambda n: yaml({"x-kubernetes-validations": rs + [r for _, _, r in extra]}, n))
+    fill("@CONTAINER@", lambda n: yaml({f: sch for f, sch, _ in extra}, n))
     header = ("# GENERATED by scripts/gen-crd.py from crds/template/assetmaterializations.yaml.in\n"
               "# and proto/schema/task.v1.json; edit those, then run `make crd`.\n")
     return header + text
