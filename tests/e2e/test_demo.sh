@@ -76,7 +76,7 @@ ui=$(grep -A1 'The lineage UI' "$TMP/run1.txt" | grep -oE 'http://127\.0\.0\.1:[
 assert_contains "$ui" "/ui/" "the report prints the lineage UI's URL"
 assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' "$ui")" "the printed UI URL answers"
 n=$(curl -sf "${ui%/ui/}/api/v1/assets?namespace=hydro" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["assets"]))')
-assert_eq 8 "$n" "the UI's API lists the 8 assets"
+assert_eq "$N_ASSETS" "$n" "the UI's API lists the $N_ASSETS assets"
 
 # --- run 1: bring one's own data ------------------------------------------------------------------
 assert_contains "$(cat "$TMP/run1.txt")" "make demo-upload FILE=" "the report says how to upload one's own data"
