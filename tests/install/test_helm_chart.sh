@@ -83,8 +83,10 @@ PY
     || fail "the chart renders flags controller/main.c does not parse: $missing"
 fi
 # CRDs come from crds/ only with --include-crds, as `helm install` applies them.
-# grep reads all of it: -q would exit at the match, and helm's SIGPIPE fail the pipeline.
-if "$HELM" template terrane "$CHART" --include-crds | grep '^  name: assetmaterializations.terrane.io$' >/dev/null; then
+# (Rendered first: grep -q stops reading early, and helm would then fail on a
+# closed pipe under pipefail once the output outgrows the pipe's buffer.)
+rendered=$("$HELM" template terrane "$CHART" --include-crds 2>&1)
+if grep -q '^  name: assetmaterializations.terrane.io$' <<<"$rendered"; then
   ok "helm template --include-crds carries the CRD"
 else
   fail "the CRD is not in the chart's crds/"
