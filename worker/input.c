@@ -17,6 +17,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "srccheck.h"
 #include "terrane_proto.h"
 
 #include <arpa/inet.h>
@@ -306,6 +307,7 @@ static int open_with(const task *t, const task_input *in, unsigned flags,
     *out = NULL;
     snprintf(field, sizeof field, "inputs[%d].uri", task_input_index(t, in));
     if (input_check_uri(in->uri, field) < 0 || check_resolved(in->uri, field) < 0) return -1;
+    if (srccheck_input(t, in) < 0) return -1; /* the observed version, before reading */
     path = input_gdal_path(in->uri);
     if (!path) return err_oom();
     CPLErrorReset();
@@ -339,4 +341,9 @@ int input_open_raster(const task *t, const task_input *in, GDALDatasetH *out)
 int input_open_vector(const task *t, const task_input *in, GDALDatasetH *out)
 {
     return open_with(t, in, GDAL_OF_VECTOR, vector_drivers, "vector", out);
+}
+
+bool input_addr_forbidden(const struct sockaddr *sa)
+{
+    return addr_forbidden(sa);
 }

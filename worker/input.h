@@ -27,6 +27,11 @@ int input_check_output_uri(const char *uri, const char *field);
  * /p -> /p. Returns a new string (mem_free) or NULL on OOM. */
 char *input_gdal_path(const char *uri);
 
+/* True when a socket address is link-local or a cloud metadata address:
+ * such connections are refused whatever name resolved to them. */
+struct sockaddr;
+bool input_addr_forbidden(const struct sockaddr *sa);
+
 /* Opens an input raster read-only with the raster driver allowlist. Errors
  * name "inputs[i].uri". *out is the caller's (GDALClose). */
 int input_open_raster(const task *t, const task_input *in, GDALDatasetH *out);

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const op_def *const ops[] = {&op_cog,  &op_warp, &op_mosaic,      &op_terrain,
-                                    &op_calc, &op_zonal_stats, NULL};
+static const op_def *const ops[] = {&op_cog,  &op_warp,        &op_mosaic,  &op_terrain,
+                                    &op_calc, &op_zonal_stats, &op_observe, NULL};
 
 const op_def *op_find(const char *name)
 {

@@ -74,5 +74,6 @@ extern const op_def op_mosaic;
 extern const op_def op_terrain;
 extern const op_def op_calc;
 extern const op_def op_zonal_stats;
+extern const op_def op_observe; /* observe.c; run by `terrane-worker observe` */
 
 #endif

@@ -136,10 +136,44 @@ static int bad(const char *field, const char *what)
     return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, field, "%s: %s", field, what);
 }
 
+/* inputs[i].observed: {etag, versionId, lastModified, sizeBytes}, at least
+ * one of the first three. */
+static int decode_observed(const cJSON *obs, const char *path, task_input *in)
+{
+    static const char *const allowed[] = {"etag", "versionId", "lastModified", "sizeBytes", NULL};
+    char opath[48], field[64];
+    snprintf(opath, sizeof opath, "%s.observed", path);
+    if (!cJSON_IsObject(obs)) return bad(opath, "must be an object");
+    if (check_members(obs, allowed, opath) < 0) return -1;
+#define OFIELD(n) (snprintf(field, sizeof field, "%s.%s", opath, n), field)
+    if (get_str(obs, "etag", OFIELD("etag"), false, 255, &in->observed_etag) < 0) return -1;
+    if (in->observed_etag && !in->observed_etag[0]) return bad(field, "must not be empty");
+    if (get_str(obs, "versionId", OFIELD("versionId"), false, 1024, &in->observed_version_id) < 0)
+        return -1;
+    if (in->observed_version_id && !in->observed_version_id[0])
+        return bad(field, "must not be empty");
+    if (get_str(obs, "lastModified", OFIELD("lastModified"), false, 64,
+                &in->observed_last_modified) < 0)
+        return -1;
+    if (in->observed_last_modified && !in->observed_last_modified[0])
+        return bad(field, "must not be empty");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(obs, "sizeBytes");
+    if (size) {
+        if (!cJSON_IsNumber(size) || size->valuedouble < 0 || size->valuedouble > 9.0e15 ||
+            size->valuedouble != (double)(long long)size->valuedouble)
+            return bad(OFIELD("sizeBytes"), "must be a non-negative integer");
+        in->observed_size = (long long)size->valuedouble;
+    }
+#undef OFIELD
+    if (!in->observed_etag && !in->observed_version_id && !in->observed_last_modified)
+        return bad(opath, "needs etag, versionId or lastModified");
+    return 0;
+}
+
 static int decode_input(const cJSON *v, size_t i, task_input *in)
 {
-    static const char *const allowed[] = {"name", "uri", "assetKey", "dataVersion", "stacItem",
-                                          NULL};
+    static const char *const allowed[] = {"name",     "uri",      "assetKey", "dataVersion",
+                                          "stacItem", "observed", NULL};
     char path[32], field[64];
     snprintf(path, sizeof path, "inputs[%zu]", i);
     if (!cJSON_IsObject(v)) return bad(path, "must be an object");
@@ -159,6 +193,9 @@ static int decode_input(const cJSON *v, size_t i, task_input *in)
     if (in->data_version && !is_data_version(in->data_version))
         return bad(field, "must be sha256: followed by 64 lowercase hex digits");
     if (get_str(v, "stacItem", FIELD("stacItem"), false, MAX_URI, &in->stac_item) < 0) return -1;
+    in->observed_size = -1;
+    const cJSON *obs = cJSON_GetObjectItemCaseSensitive(v, "observed");
+    if (obs && decode_observed(obs, path, in) < 0) return -1;
 #undef FIELD
     return 0;
 }
@@ -389,6 +426,9 @@ void task_free(task *t)
         mem_free(t->inputs[i].asset_key);
         mem_free(t->inputs[i].data_version);
         mem_free(t->inputs[i].stac_item);
+        mem_free(t->inputs[i].observed_etag);
+        mem_free(t->inputs[i].observed_version_id);
+        mem_free(t->inputs[i].observed_last_modified);
     }
     mem_free(t->inputs);
     mem_free(t->namespace_);
