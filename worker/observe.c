@@ -371,7 +371,10 @@ static int publish_listing(const char *local, const char *gdal_dst, const char *
     int rc = -1;
     bool is_local = gdal_dst[0] == '/' && strncmp(gdal_dst, "/vsi", 4) != 0;
 
-    if (VSIStatExL(gdal_dst, &st, VSI_STAT_EXISTS_FLAG) == 0) return 0;
+    if (VSIStatExL(gdal_dst, &st, VSI_STAT_EXISTS_FLAG) == 0) {
+        log_kv(LOG_INFO, "listing already published", "listing", uri, (const char *)NULL);
+        return 0;
+    }
     if (is_local) {
         dir = mem_strdup(gdal_dst);
         if (!dir) return err_oom();
