@@ -289,8 +289,8 @@ static int observe_single(listing *l, const char *uri, result_observation *obs)
     s3req_resp r;
     int rc = -1;
     if (l->src->kind == SRC_URL) {
-        if (s3req_head_url(uri, &r) < 0) goto cleanup;
-    } else if (s3req_head_object(l->src->bucket, l->src->key, &r) < 0) {
+        if (s3req_head_url(uri, l->field, &r) < 0) goto cleanup;
+    } else if (s3req_head_object(l->src->bucket, l->src->key, l->field, &r) < 0) {
         goto cleanup;
     }
     if (r.status != 200) {
@@ -334,7 +334,7 @@ static int observe_list(listing *l, const char *uri)
     for (;;) {
         s3list_page page;
         if (s3req_list_page(l->src->bucket, l->src->key, l->src->kind == SRC_GLOB ? "/" : "",
-                            token[0] ? token : NULL, &r) < 0)
+                            token[0] ? token : NULL, l->field, &r) < 0)
             goto cleanup;
         if (r.status != 200) {
             char what[1200];

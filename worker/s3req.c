@@ -210,9 +210,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
  * a DNS name can point anywhere, and this is the address actually used). */
 static curl_socket_t open_checked(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    (void)arg;
+    bool *blocked = arg;
     (void)purpose;
-    if (input_addr_forbidden(&a->addr)) return CURL_SOCKET_BAD;
+    if (input_addr_forbidden(&a->addr)) {
+        *blocked = true;
+        return CURL_SOCKET_BAD;
+    }
     return socket(a->family, a->socktype, a->protocol);
 }
 
@@ -233,6 +236,7 @@ typedef struct request {
     const char *query;
     const char *region;
     bool guard_addresses;
+    const char *field; /* the task field errors name, or NULL */
 } request;
 
 static int send_request(const request *rq, s3req_resp *out)
@@ -251,7 +255,7 @@ static int send_request(const request *rq, s3req_resp *out)
 
     memset(out, 0, sizeof *out);
     if (rq->host && !no_sign && (!key_id || !key_id[0] || !secret))
-        return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL,
+        return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, rq->field,
                        "no S3 credentials for %s: set AWS_ACCESS_KEY_ID and "
                        "AWS_SECRET_ACCESS_KEY, configure EKS Pod Identity, or set "
                        "AWS_NO_SIGN_REQUEST=YES for public buckets",
@@ -272,7 +276,7 @@ static int send_request(const request *rq, s3req_resp *out)
             strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm);
             if (s3req_sign(rq->method, rq->host, rq->path, rq->query, amz_date, rq->region, key_id,
                            secret, token, auth, sizeof auth) < 0) {
-                err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL, "S3 credentials are too long");
+                err_set(ERR_INTERNAL, ERR_CREDENTIALS, rq->field, "S3 credentials are too long");
                 goto cleanup;
             }
             struct curl_slist *t;
@@ -307,7 +311,11 @@ static int send_request(const request *rq, s3req_resp *out)
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
         if (!strcmp(rq->method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-        if (rq->guard_addresses) curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked);
+        bool blocked = false;
+        if (rq->guard_addresses) {
+            curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked);
+            curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &blocked);
+        }
         char ebuf[CURL_ERROR_SIZE] = "";
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
 
@@ -316,17 +324,25 @@ static int send_request(const request *rq, s3req_resp *out)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         out->status = cc == CURLE_OK ? status : 0;
         if (x.too_big) {
-            err_set(ERR_TRANSIENT, ERR_S3_SERVER, NULL, "%s: response body over the %d-byte limit",
-                    rq->url, S3REQ_BODY_MAX);
+            err_set(ERR_TRANSIENT, ERR_S3_SERVER, rq->field,
+                    "%s: response body over the %d-byte limit", rq->url, S3REQ_BODY_MAX);
             goto cleanup;
         }
-        if (cc == CURLE_COULDNT_CONNECT && rq->guard_addresses && !ebuf[0])
-            snprintf(ebuf, sizeof ebuf, "connection refused or address not allowed");
+        if (blocked) {
+            err_set(ERR_BAD_INPUT, ERR_INPUT_NOT_ALLOWED, rq->field,
+                    "%s resolves to a link-local or metadata address", rq->url);
+            goto cleanup;
+        }
+        if (cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL) {
+            err_set(ERR_BAD_INPUT, ERR_INPUT_NOT_ALLOWED, rq->field, "%s: %s", rq->url,
+                    ebuf[0] ? ebuf : curl_easy_strerror(cc));
+            goto cleanup;
+        }
         if (cc != CURLE_OK)
             snprintf(out->error, sizeof out->error, "%s", ebuf[0] ? ebuf : curl_easy_strerror(cc));
         if (!retryable(out->status, cc) || attempt >= max_retry) {
             if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && out->status)) {
-                err_set(ERR_TRANSIENT, ERR_S3_SERVER, NULL, "%s %s: %s (after %d attempts)",
+                err_set(ERR_TRANSIENT, ERR_S3_SERVER, rq->field, "%s %s: %s (after %d attempts)",
                         rq->method, rq->url, out->error, attempt + 1);
                 goto cleanup;
             }
@@ -352,7 +368,8 @@ typedef struct s3_target {
     char region[64];
 } s3_target;
 
-static int s3_locate(const char *bucket, const char *key, const char *query, s3_target *t)
+static int s3_locate(const char *bucket, const char *key, const char *query, const char *field,
+                     s3_target *t)
 {
     const char *region = CPLGetConfigOption("AWS_REGION", NULL);
     if (!region || !region[0]) region = CPLGetConfigOption("AWS_DEFAULT_REGION", "us-east-1");
@@ -386,27 +403,28 @@ static int s3_locate(const char *bucket, const char *key, const char *query, s3_
                       t->path, query[0] ? "?" : "", query);
     if (n1 < 0 || (size_t)n1 >= sizeof t->host || n2 < 0 || (size_t)n2 >= sizeof t->path ||
         n3 < 0 || (size_t)n3 >= sizeof t->url)
-        return err_set(ERR_BAD_INPUT, ERR_INPUT_NOT_ALLOWED, NULL, "s3://%s/%.80s: too long",
+        return err_set(ERR_BAD_INPUT, ERR_INPUT_NOT_ALLOWED, field, "s3://%s/%.80s: too long",
                        bucket, key);
     return 0;
 }
 
-int s3req_head_object(const char *bucket, const char *key, s3req_resp *out)
+int s3req_head_object(const char *bucket, const char *key, const char *field, s3req_resp *out)
 {
     s3_target t;
     memset(out, 0, sizeof *out);
-    if (s3_locate(bucket, key, "", &t) < 0) return -1;
+    if (s3_locate(bucket, key, "", field, &t) < 0) return -1;
     request rq = {.method = "HEAD",
                   .url = t.url,
                   .host = t.host,
                   .path = t.path,
                   .query = "",
-                  .region = t.region};
+                  .region = t.region,
+                  .field = field};
     return send_request(&rq, out);
 }
 
 int s3req_list_page(const char *bucket, const char *prefix, const char *delimiter,
-                    const char *token, s3req_resp *out)
+                    const char *token, const char *field, s3req_resp *out)
 {
     char *etok = NULL, *epre = NULL, *edel = NULL, *query = NULL;
     int rc = -1;
@@ -429,13 +447,14 @@ int s3req_list_page(const char *bucket, const char *prefix, const char *delimite
         goto cleanup;
     }
     /* The bucket itself: path "/" (virtual) or "/bucket/" (path style). */
-    if (s3_locate(bucket, "", query, &t) < 0) goto cleanup;
+    if (s3_locate(bucket, "", query, field, &t) < 0) goto cleanup;
     request rq = {.method = "GET",
                   .url = t.url,
                   .host = t.host,
                   .path = t.path,
                   .query = query,
-                  .region = t.region};
+                  .region = t.region,
+                  .field = field};
     rc = send_request(&rq, out);
 cleanup:
     mem_free(etok);
@@ -445,9 +464,9 @@ cleanup:
     return rc;
 }
 
-int s3req_head_url(const char *url, s3req_resp *out)
+int s3req_head_url(const char *url, const char *field, s3req_resp *out)
 {
     memset(out, 0, sizeof *out);
-    request rq = {.method = "HEAD", .url = url, .guard_addresses = true};
+    request rq = {.method = "HEAD", .url = url, .guard_addresses = true, .field = field};
     return send_request(&rq, out);
 }

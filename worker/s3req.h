@@ -43,15 +43,16 @@ typedef struct s3req_resp {
 } s3req_resp;
 
 /* HEAD s3://bucket/key. Any HTTP status is a return of 0 (read out->status);
- * -1 with the error set only on OOM or when no response arrived after the
- * retries (class Transient, code S3ServerError). */
-int s3req_head_object(const char *bucket, const char *key, s3req_resp *out);
+ * -1 with the error set (naming field, which may be NULL) only on OOM, a
+ * refused address or URL (BadInput, InputNotAllowed) or when no response
+ * arrived after the retries (Transient, S3ServerError). */
+int s3req_head_object(const char *bucket, const char *key, const char *field, s3req_resp *out);
 /* One ListObjectsV2 page: prefix and delimiter may be "" (none), token NULL
  * for the first page. Same return rule as s3req_head_object. */
 int s3req_list_page(const char *bucket, const char *prefix, const char *delimiter,
-                    const char *token, s3req_resp *out);
+                    const char *token, const char *field, s3req_resp *out);
 /* HEAD of an https:// URL (no signing, no redirects). */
-int s3req_head_url(const char *url, s3req_resp *out);
+int s3req_head_url(const char *url, const char *field, s3req_resp *out);
 void s3req_resp_free(s3req_resp *r);
 
 /* Pieces exposed for unit and fuzz tests. */

@@ -58,9 +58,9 @@ int srccheck_input(const task *t, const task_input *in)
                            "%s: expected s3://bucket/key", field);
         memcpy(bucket, b, (size_t)(slash - b));
         bucket[slash - b] = '\0';
-        if (s3req_head_object(bucket, slash + 1, &r) < 0) goto cleanup;
+        if (s3req_head_object(bucket, slash + 1, field, &r) < 0) goto cleanup;
     } else if (!strncmp(in->uri, "https://", 8)) {
-        if (s3req_head_url(in->uri, &r) < 0) goto cleanup;
+        if (s3req_head_url(in->uri, field, &r) < 0) goto cleanup;
     } else {
         return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, field,
                        "%s: an observed version can only be checked on s3:// and https:// "
