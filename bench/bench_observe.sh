@@ -52,22 +52,22 @@ run() {
     || { echo "$label failed:"; tail -n 5 "$TMP/$label.err" "$TMP/$label.out"; exit 1; }
   printf '%s\t%s\t%s\n' "$label" "$rep" "$(tr ' ' '\t' <"$TMP/time")" >>"$OUTDIR/observe.tsv"
 }
-gdal_list() {
-  /usr/bin/python3 -c 'import sys
+cat >"$TMP/gdal_list.py" <<'PY'
+import sys
 from osgeo import gdal
 names = gdal.ReadDirRecursive(sys.argv[1])
 assert names is not None
 n = sum(1 for x in names if not x.endswith("/"))
 assert n == int(sys.argv[2]), n
-print(n)' /vsis3/raw/big/ "$N"
-}
+print(n)
+PY
 : >"$OUTDIR/observe.tsv"
 run worker-small 0 "$WORKER" observe --task "$TMP/small.task"
 for rep in $(seq "$REPS"); do
   if [ $((rep % 2)) = 1 ]; then
-    run gdal "$rep" gdal_list; run worker "$rep" "$WORKER" observe --task "$TMP/big.task"
+    run gdal "$rep" /usr/bin/python3 "$TMP/gdal_list.py" /vsis3/raw/big/ "$N"; run worker "$rep" "$WORKER" observe --task "$TMP/big.task"
   else
-    run worker "$rep" "$WORKER" observe --task "$TMP/big.task"; run gdal "$rep" gdal_list
+    run worker "$rep" "$WORKER" observe --task "$TMP/big.task"; run gdal "$rep" /usr/bin/python3 "$TMP/gdal_list.py" /vsis3/raw/big/ "$N"
   fi
   count=$(json_get "$TMP/worker.out" 'd["observation"]["objectCount"]')
   [ "$count" = "$N" ] || { echo "worker counted $count objects, not $N"; exit 1; }

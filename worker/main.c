@@ -227,6 +227,21 @@ static int cmd_validate(const char *task_file)
     return code;
 }
 
+/* The end of run and observe: scratch and credentials go, the result is
+ * written, the task freed; returns the exit code. Takes t, buf, scratch. */
+static int finish(const result *r, const char *term_log, task *t, char *buf, char *scratch)
+{
+    scratch_remove(scratch);
+    mem_free(scratch);
+    creds_stop();
+    int code = err_exit_code();
+    if (result_write(r, term_log) < 0)
+        log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
+    task_free(t);
+    mem_free(buf);
+    return code;
+}
+
 static int cmd_run(const char *task_file, const char *term_log)
 {
     char *buf = NULL, *scratch = NULL;
@@ -308,15 +323,7 @@ done:
                                  : "succeeded",
                    r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, stderr);
     op_result_free(&files);
-    scratch_remove(scratch);
-    mem_free(scratch);
-    creds_stop();
-    int code = err_exit_code();
-    if (result_write(&r, term_log) < 0)
-        log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
-    task_free(t);
-    mem_free(buf);
-    return code;
+    return finish(&r, term_log, t, buf, scratch);
 }
 
 static int cmd_observe(const char *task_file, const char *term_log)
@@ -359,15 +366,7 @@ done:
     r.total_ms = now_ms() - t0;
     emf_worker_run("observe", err_is_set() ? "failed" : "succeeded", r.total_ms, r.compute_ms,
                    r.publish_ms, 0, 0, stderr);
-    scratch_remove(scratch);
-    mem_free(scratch);
-    creds_stop();
-    int code = err_exit_code();
-    if (result_write(&r, term_log) < 0)
-        log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
-    task_free(t);
-    mem_free(buf);
-    return code;
+    return finish(&r, term_log, t, buf, scratch);
 }
 
 int main(int argc, char **argv)

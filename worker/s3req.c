@@ -159,12 +159,6 @@ void s3req_resp_free(s3req_resp *r)
     memset(r, 0, sizeof *r);
 }
 
-static void resp_reset(s3req_resp *r)
-{
-    mem_free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
 typedef struct xfer {
     s3req_resp *resp;
     size_t cap;
@@ -266,7 +260,7 @@ static int send_request(const request *rq, s3req_resp *out)
         struct tm tm;
         xfer x = {.resp = out, .cap = S3REQ_BODY_MAX};
 
-        resp_reset(out);
+        s3req_resp_free(out);
         curl_slist_free_all(hdrs);
         hdrs = NULL;
         if (c) curl_easy_cleanup(c);
@@ -299,6 +293,10 @@ static int send_request(const request *rq, s3req_resp *out)
 #undef ADD
         }
         curl_easy_setopt(c, CURLOPT_URL, rq->url);
+        /* The CA bundle GDAL is told to use, in GDAL's order (also for /vsicurl/). */
+        const char *ca = CPLGetConfigOption("CURL_CA_BUNDLE", NULL);
+        if (!ca || !*ca) ca = CPLGetConfigOption("SSL_CERT_FILE", NULL);
+        if (ca && *ca) curl_easy_setopt(c, CURLOPT_CAINFO, ca);
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
