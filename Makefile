@@ -15,7 +15,7 @@ PKGS_C    := libcurl jansson openssl yaml-0.1 libwebsockets
 OPT       ?= -O2 -g
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wno-missing-field-initializers $(OPT) -Iproto -DTERRANE_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
-W_CFLAGS   = $(CFLAGS_COMMON) -Iworker $(shell pkg-config --cflags $(PKGS_W))
+W_CFLAGS   = $(CFLAGS_COMMON) -Iworker -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS_W))
 W_LIBS     = $(shell pkg-config --libs $(PKGS_W)) -lm -lpthread
 C_CFLAGS   = $(CFLAGS_COMMON) -Icontroller -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS_C) 2>/dev/null)
 C_LIBS     = $(shell pkg-config --libs $(PKGS_C) 2>/dev/null) -lm -lpthread
@@ -40,15 +40,16 @@ ifneq ($(wildcard controller/main.c),)
 BINS += $(BUILD)/terrane-controller
 endif
 
-.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop bench clean format lint
+.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop demo-upload bench bench-controller clean format lint crd
 all: $(BINS)
 
-$(BUILD)/worker/%.o: worker/%.c $(wildcard worker/*.h) proto/terrane_proto.h
+# The controller checks params against the same JSON Schema the worker is
+# tested with, and `terrane-worker ops` prints the params from it; it is
+# compiled in as a string so the images need no proto/.
+GEN := $(BUILD)/gen/task_schema.inc $(BUILD)/gen/result_schema.inc
+$(BUILD)/worker/%.o: worker/%.c $(wildcard worker/*.h) proto/terrane_proto.h $(GEN)
 	@mkdir -p $(@D)
 	$(CC) $(W_CFLAGS) -c $< -o $@
-# The controller checks params against the same JSON Schema the worker is
-# tested with; it is compiled in as a string so the image needs no proto/.
-GEN := $(BUILD)/gen/task_schema.inc $(BUILD)/gen/result_schema.inc
 .SECONDARY: $(GEN)
 $(BUILD)/gen/%_schema.inc: proto/schema/%.v1.json
 	@mkdir -p $(@D)
@@ -125,8 +126,24 @@ demo: deps all
 demo-stop:
 	@scripts/demo-stop.sh
 
+# Puts FILE into the running demo's S3 at s3://raw/KEY (KEY may start with
+# raw/ or assets/, the buckets the demo's workers may read).
+demo-upload:
+	@scripts/demo-upload.sh "$(FILE)" "$(KEY)"
+
+# The CRD's params schema and CEL rules come from proto/schema/task.v1.json
+# (scripts/gen-crd.py); tests/install/test_crd_params.sh fails when the
+# committed CRDs differ from what this writes.
+crd:
+	@scripts/gen-crd.py
+
 bench: deps all
 	@bench/run.sh $(BUILD)
+
+# The controller at scale against kubesim (bench/README.md); BENCH_CONTROLLER_ARGS
+# chooses other sizes, e.g. "--n 1000,10000,100000".
+bench-controller: deps all
+	@bench/bench_controller.py $(BUILD) $(BENCH_CONTROLLER_ARGS)
 
 format:
 	clang-format -i worker/*.[ch] $(C_SRC) $(C_HDR) tests/unit/*/*.c tests/fuzz/*.c 2>/dev/null || true

@@ -2,28 +2,15 @@
  * manager.h - wires the controller together and runs it (controller-
  * runtime's Manager in C).
  *
- * Owns the Kubernetes client, two informers (AssetMaterializations in all
- * namespaces or one; worker pods selected by
- * app.kubernetes.io/managed-by=terrane-controller), the work queue, the
- * Event recorder, the leader elector and N reconcile worker threads.
- * Informer handlers only enqueue "namespace/name" keys: an
- * AssetMaterialization's own events enqueue it; a pod's events enqueue its
- * controller owner; an AssetMaterialization that appears, disappears or
- * changes its phase, data version or generation also enqueues its
- * dependents (those whose inputs name it in from:), found through an index
- * kept by the handlers.
+ * Owns the Kubernetes client, the caches (caches.h: informers, indexes,
+ * dependency graph, decoded specs, and the handlers that enqueue keys),
+ * the work queue, the Event recorder, the leader elector, the executor
+ * (executor.h: one reconcile) and N reconcile worker threads.
  *
  * Informers run on every replica so a standby's caches are warm; reconcile
  * workers run only while this replica holds the Lease. Losing the Lease
  * ends the process with status 1 (as controller-runtime does), so a
- * replica never reconciles without leading. A worker takes a key, gathers
- * the object, its namespace's AssetMaterializations and its pods from the
- * caches, asks reconcile_decide for a plan and carries it out: pod
- * deletions (with the pod's uid as a precondition), the pod creation (an
- * AlreadyExists pod is adopted), the status through the status subresource
- * with the resourceVersion read (409 Conflict requeues, never overwrites),
- * then the plan's Events. API errors requeue with per-key exponential
- * backoff; timed requeues use wq_add_after.
+ * replica never reconciles without leading.
  *
  * manager_run blocks until SIGTERM or SIGINT (which the caller must have
  * blocked in every thread, see main.c), then shuts down gracefully: the
@@ -66,5 +53,10 @@ void manager_free(manager *m);
 
 /* Reconciles so far (for logs and tests). */
 unsigned long manager_reconciles(const manager *m);
+
+/* The caches, for other readers in the process (caches.h says how to read
+ * them and be told of changes). Valid from manager_new to manager_free. */
+struct caches;
+struct caches *manager_caches(manager *m);
 
 #endif

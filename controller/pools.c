@@ -7,6 +7,7 @@
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "lib/jtype.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -161,7 +162,7 @@ static int quantity_value(const json_t *v, const char *path, char **str, long lo
         s = tmp;
     } else {
         return cerr_set(CERR_INVALID, "%s: expected a quantity (string or number), got %s", path,
-                        kobj_type_name(v));
+                        jtype_name(v));
     }
     if (pools_quantity_parse(s, milli)) {
         cerr_prefix("%s", path);
@@ -206,7 +207,7 @@ static int expect(const json_t *v, json_type t, const char *path)
     static const char *const names[] = {"object", "array",   "string",  "integer",
                                         "real",   "boolean", "boolean", "null"};
     if (v && json_typeof(v) == t) return 0;
-    return cerr_set(CERR_INVALID, "%s: expected %s, got %s", path, names[t], kobj_type_name(v));
+    return cerr_set(CERR_INVALID, "%s: expected %s, got %s", path, names[t], jtype_name(v));
 }
 
 static int check_node_selector(const json_t *ns, const char *path)
@@ -220,7 +221,7 @@ static int check_node_selector(const json_t *ns, const char *path)
         if (!k[0]) return cerr_set(CERR_INVALID, "%s: empty label key", path);
         if (!json_is_string(v))
             return cerr_set(CERR_INVALID, "%s.%.100s: expected string, got %s", path, k,
-                            kobj_type_name(v));
+                            jtype_name(v));
     }
     return 0;
 }
@@ -560,7 +561,7 @@ int pools_select(const pools *ps, const json_t *tags, const pool **out)
 {
     *out = NULL;
     if (tags && !json_is_null(tags) && !json_is_object(tags))
-        return cerr_set(CERR_INVALID, "spec.tags: expected object, got %s", kobj_type_name(tags));
+        return cerr_set(CERR_INVALID, "spec.tags: expected object, got %s", jtype_name(tags));
     const json_t *tag = json_is_object(tags) ? json_object_get(tags, POOLS_TAG) : NULL;
     if (!tag || json_is_null(tag)) {
         *out = ps->dflt;
@@ -568,7 +569,7 @@ int pools_select(const pools *ps, const json_t *tags, const pool **out)
     }
     if (!json_is_string(tag))
         return cerr_set(CERR_INVALID, "spec.tags.%s: expected string, got %s", POOLS_TAG,
-                        kobj_type_name(tag));
+                        jtype_name(tag));
     *out = pools_find(ps, json_string_value(tag));
     if (*out) return 0;
     char known[512];

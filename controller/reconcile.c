@@ -13,7 +13,6 @@
 #include "reconcile.h"
 
 #include "dataversion.h"
-#include "graph.h"
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
@@ -60,7 +59,8 @@ typedef struct {
     long long gen;
     const json_t *old; /* the current status: an object or NULL */
     json_t *st;        /* the status being built */
-    am_spec *spec;
+    const am_spec *spec;
+    am_spec *own_spec;  /* decoded here when the caller had none */
     const json_t **ups; /* per input: the upstream AM, or NULL for uri inputs */
     char dv[DV_LEN + 1];
     bool have_dv;
@@ -152,7 +152,7 @@ static void set_time(rctx *c, const char *key, time_t t)
     if (status_set_time(c->st, key, t)) oom(c);
 }
 
-/* phase, Ready and the summary message together: they always agree. */
+/* phase, Ready, Failed and the summary message together: they always agree. */
 static void state(rctx *c, const char *phase, bool ready, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void state(rctx *c, const char *phase, bool ready, const char *reason, const char *fmt, ...)
@@ -165,6 +165,7 @@ static void state(rctx *c, const char *phase, bool ready, const char *reason, co
     set_str(c, "phase", phase);
     set_str(c, "message", msg);
     cond(c, COND_READY, ready, reason, msg);
+    cond(c, COND_FAILED, !strcmp(phase, PHASE_FAILED), reason, msg);
 }
 
 static const char *old_str(const rctx *c, const char *key)
@@ -380,6 +381,9 @@ static fail_kind classify(const rctx *c, const json_t *pod, char *why, size_t si
     fail_kind kind = (code == TERRANE_EXIT_BAD_INPUT || (cls && !strcmp(cls, "BadInput")))
                          ? FAIL_BAD_INPUT
                          : FAIL_OTHER;
+    /* The worker's messages usually start with their field already. */
+    if (field && emsg && !strncmp(emsg, field, strlen(field)) && emsg[strlen(field)] == ':')
+        field = NULL;
     if (emsg)
         snprintf(why, size, "%s%s%s%s%s", ecode ? ecode : "", ecode ? ": " : "", field ? field : "",
                  field ? ": " : "", emsg);
@@ -457,76 +461,38 @@ static const json_t *find_am(const rctx *c, const char *name)
     return NULL;
 }
 
-/* Cycle and missing upstreams through the namespace's graph. 1 when the
- * decision is made (status set), 0 to go on. */
+/* The dependency cycle the caller's graph found, and missing upstreams
+ * (from: names absent from the inputs). 1 when the decision is made
+ * (status set), 0 to go on. */
 static int check_graph(rctx *c)
 {
-    graph *g = graph_new();
-    const char **missing = NULL;
-    char *cycle = NULL;
-    size_t nmissing = 0;
-    int decided = 0;
-    if (!g) {
-        oom(c);
-        return 1;
-    }
-    for (size_t i = 0; i < c->in->n_ams; i++) {
-        const json_t *am = c->in->ams[i];
-        const char *name = kobj_name(am);
-        if (!name) continue;
-        const char *ups[64];
-        size_t total, n = spec_upstreams(am, ups, 64, &total);
-        int rc = graph_add(g, name, ups, n);
-        if (rc == CERR_NOMEM) {
-            oom(c);
-            decided = 1;
-            goto done;
-        }
-    }
-    if (!graph_has(g, c->spec->name)) {
-        const char *ups[64];
-        size_t total, n = spec_upstreams(c->am, ups, 64, &total);
-        if (graph_add(g, c->spec->name, ups, n) == CERR_NOMEM) {
-            oom(c);
-            decided = 1;
-            goto done;
-        }
-    }
-    if (graph_on_cycle(g, c->spec->name)) {
-        if (graph_cycle(g, c->spec->name, &cycle) == CERR_NOMEM) {
-            oom(c);
-            decided = 1;
-            goto done;
-        }
-        state(c, PHASE_FAILED, false, R_CYCLE, "dependency cycle: %s",
-              cycle ? cycle : c->spec->name);
+    if (c->in->cycle) {
+        state(c, PHASE_FAILED, false, R_CYCLE, "dependency cycle: %s", c->in->cycle);
         cond(c, COND_UPSTREAM_READY, false, R_CYCLE, status_str(c->st, "message"));
         c->plan->outcome = "cycle";
-        decided = 1;
-        goto done;
+        return 1;
     }
-    if (graph_missing(g, c->spec->name, &missing, &nmissing) == CERR_NOMEM) {
-        oom(c);
-        decided = 1;
-        goto done;
+    const char *missing = NULL, *input = "";
+    size_t nmissing = 0;
+    for (size_t i = 0; i < c->spec->n_inputs; i++) {
+        const char *from = c->spec->inputs[i].from;
+        if (!from || find_am(c, from)) continue;
+        bool seen = false; /* each name once, as inputs may share one */
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = c->spec->inputs[k].from && !strcmp(c->spec->inputs[k].from, from);
+        if (seen) continue;
+        if (!nmissing++) {
+            missing = from;
+            input = c->spec->inputs[i].name;
+        }
     }
-    if (nmissing) {
-        const char *input = "";
-        for (size_t i = 0; i < c->spec->n_inputs; i++)
-            if (c->spec->inputs[i].from && !strcmp(c->spec->inputs[i].from, missing[0]))
-                input = c->spec->inputs[i].name;
-        state(c, PHASE_WAITING, false, R_UP_MISSING,
-              "upstream AssetMaterialization \"%s\" (input %s) does not exist in namespace %s%s",
-              missing[0], input, c->spec->namespace_, nmissing > 1 ? " (and others)" : "");
-        cond(c, COND_UPSTREAM_READY, false, R_UP_MISSING, status_str(c->st, "message"));
-        c->plan->outcome = "waiting";
-        decided = 1;
-    }
-done:
-    cmem_free(missing);
-    cmem_free(cycle);
-    graph_free(g);
-    return decided;
+    if (!nmissing) return 0;
+    state(c, PHASE_WAITING, false, R_UP_MISSING,
+          "upstream AssetMaterialization \"%s\" (input %s) does not exist in namespace %s%s",
+          missing, input, c->spec->namespace_, nmissing > 1 ? " (and others)" : "");
+    cond(c, COND_UPSTREAM_READY, false, R_UP_MISSING, status_str(c->st, "message"));
+    c->plan->outcome = "waiting";
+    return 1;
 }
 
 /* Whether the status holds an output made for the current generation. */
@@ -1022,11 +988,18 @@ static void decide(rctx *c)
             add_delete(c, pod, "orphaned");
     }
 
-    jschema_error err;
-    int rc = spec_decode(c->am, c->cfg->task_schema, &c->spec, &err);
-    if (rc == CERR_NOMEM) return oom(c);
-    if (rc) {
-        state(c, PHASE_FAILED, false, R_INVALID_SPEC, "%s: %s", err.path, err.message);
+    jschema_error own_err;
+    const jschema_error *err = in->spec_error;
+    if (in->spec) {
+        c->spec = in->spec;
+    } else if (!err) {
+        int rc = spec_decode(c->am, c->cfg->task_schema, &c->own_spec, &own_err);
+        if (rc == CERR_NOMEM) return oom(c);
+        c->spec = c->own_spec;
+        if (rc) err = &own_err;
+    }
+    if (err) {
+        state(c, PHASE_FAILED, false, R_INVALID_SPEC, "%s: %s", err->path, err->message);
         c->plan->outcome = "invalid";
         collect_garbage(c);
         return finish(c);
@@ -1105,7 +1078,7 @@ int reconcile_decide(const reconcile_config *cfg, const reconcile_input *in, rec
         decide(&c);
     }
     json_decref(c.st);
-    spec_free(c.spec);
+    spec_free(c.own_spec);
     cmem_free(c.ups);
     cmem_free(c.mine);
     if (c.rc) {

@@ -1,9 +1,10 @@
 /*
  * reconcile.h - the AssetMaterialization state machine, as a pure decision.
  *
- * reconcile_decide looks at one materialization, the other
- * materializations of its namespace (upstreams, cycles) and its worker
- * pods, all as the informer caches hold them, plus the time, and returns a
+ * reconcile_decide looks at one materialization, its direct upstreams
+ * and its worker pods, all as the informer caches hold them, whether the
+ * dependency graph puts it on a cycle (depgraph.h), plus the time, and
+ * returns a
  * plan: the status to write (or none when it would not change), at most one
  * pod to create, pods to delete, Events to record once the status is
  * written, and when to look again. It performs no I/O, so every branch is
@@ -85,8 +86,19 @@ typedef struct {
 typedef struct {
     const char *namespace_, *name; /* the key, also when am is NULL */
     const json_t *am;              /* NULL: gone */
-    const json_t *const *ams;      /* the namespace's materializations (am included) */
+    /* The materializations this decision may read: am's direct upstreams
+     * that exist (others given are ignored; a name of from: not among
+     * them is a missing upstream). */
+    const json_t *const *ams;
     size_t n_ams;
+    /* am is on a dependency cycle: the cycle "a -> b -> a"; NULL: it is
+     * not (the caller's graph answers this, so nothing here depends on
+     * the size of the namespace). */
+    const char *cycle;
+    /* am's spec decoded and validated (speccache.h), or its validation
+     * error; both NULL: decoded here. */
+    const struct am_spec *spec;
+    const jschema_error *spec_error;
     const json_t *const *pods; /* pods labelled terrane.io/materialization for this name */
     size_t n_pods;
     time_t now;

@@ -7,6 +7,7 @@
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "lib/jtype.h"
 #include "pools.h"
 #include "taskdoc.h"
 
@@ -22,7 +23,7 @@
 
 static int type_error(jschema_error *err, const char *path, const char *want, const json_t *got)
 {
-    return jschema_fail(err, path, "spec", "must be %s, got %s", want, kobj_type_name(got));
+    return jschema_fail(err, path, "spec", "must be %s, got %s", want, jtype_name(got));
 }
 
 bool spec_is_dns_subdomain(const char *s)
@@ -198,6 +199,40 @@ void spec_field_of_task_path(const am_spec *s, const char *p, char *out, size_t 
     }
 }
 
+/* Which rule an input URI breaks, as the worker words it (worker/input.c),
+ * for a URI the task schema refused; NULL when none of these explains it
+ * (the schema's own message is kept then). */
+static const char *uri_rule(const char *uri)
+{
+    const char *scheme_end = strstr(uri, "://");
+    const char *host = scheme_end ? scheme_end + 3 : NULL;
+    for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return "control characters are not allowed";
+    if (host && (!strncmp(host, "169.254.", 8) || !strncmp(host, "[fe80", 5) ||
+                 !strncmp(host, "[fd00:ec2::254]", 15) || !strncmp(host, "metadata.google.internal", 24) ||
+                 !strncmp(host, "[::ffff:169.254.", 16)))
+        return "link-local and instance-metadata addresses are never allowed";
+    if (!strncmp(uri, "/vsi", 4))
+        return "GDAL virtual file system paths (/vsi...) are not allowed: use s3:// or https://";
+    if (!strncmp(uri, "/proc/", 6) || !strncmp(uri, "/dev/", 5) || !strncmp(uri, "/sys/", 5))
+        return "paths under /proc, /dev and /sys are never allowed";
+    if (strstr(uri, "/../") || (strlen(uri) >= 3 && !strcmp(uri + strlen(uri) - 3, "/..")))
+        return "'..' segments are not allowed";
+    if (!strncmp(uri, "s3://", 5))
+        return "expected s3://bucket/key with a valid bucket name (3 to 63 of a-z, 0-9, '.', '-')";
+    if (!strncmp(uri, "https://", 8)) {
+        const char *slash = strchr(host, '/'), *at = strchr(host, '@');
+        if (at && (!slash || at < slash)) return "user information (user@) is not allowed";
+        return "expected https://host/path";
+    }
+    if (!strncmp(uri, "http://", 7)) return "plain http is not allowed, use https://";
+    if (scheme_end)
+        return "this scheme is not allowed (s3://bucket/key, https://host/path, or an absolute "
+               "path when the worker allows local paths)";
+    if (uri[0] != '/') return "expected s3://bucket/key, https://host/path or an absolute path";
+    return NULL;
+}
+
 /* Builds the would-be Task with placeholders for what upstreams will
  * provide, and checks it against the schema and the task rules. */
 static int check_task(const am_spec *s, const jschema *schema, jschema_error *err)
@@ -219,7 +254,17 @@ static int check_task(const am_spec *s, const jschema *schema, jschema_error *er
     if (rc == CERR_INVALID) {
         char field[JSCHEMA_PATH_MAX];
         spec_field_of_task_path(s, terr.path, field, sizeof field);
-        rc = jschema_fail(err, field, "spec", "%s", terr.message);
+        unsigned long i = 0;
+        int used = 0;
+        const char *rule = NULL;
+        if (sscanf(terr.path, "inputs[%lu].uri%n", &i, &used) == 1 && !terr.path[used] &&
+            i < s->n_inputs && s->inputs[i].uri && !s->inputs[i].from)
+            rule = uri_rule(s->inputs[i].uri);
+        if (rule)
+            rc = jschema_fail(err, field, "spec", "\"%.80s%s\": %s", s->inputs[i].uri,
+                              strlen(s->inputs[i].uri) > 80 ? "..." : "", rule);
+        else
+            rc = jschema_fail(err, field, "spec", "%s", terr.message);
     }
 done:
     json_decref(task);

@@ -35,6 +35,10 @@
 #define COND_UPSTREAM_READY "UpstreamReady"
 #define COND_SCHEDULED "Scheduled"
 #define COND_STALE "Stale"
+/* True exactly when phase is Failed, with the same reason and message as
+ * Ready: `kubectl wait --for=condition=Failed` ends on a failure, as it
+ * does for a Job. */
+#define COND_FAILED "Failed"
 
 /* --- building the status -------------------------------------------------------- */
 

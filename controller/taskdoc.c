@@ -102,40 +102,96 @@ static bool digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* Whether expr refers to name: an identifier token that is not part of a
- * number (1e-3) and not directly followed by "(" (a function call). */
-static bool expression_uses(const char *expr, const char *name)
+/* The next name the expression reads, from *p on: an identifier token that
+ * is not part of a number (1e-3), not followed by "(" (a function call) and
+ * not one of the operators and, or, not. false at the end. */
+static bool next_name(const char **p, const char **start, size_t *len)
 {
-    size_t nlen = strlen(name);
-    const char *p = expr;
-    while (*p) {
-        if (digit(*p) || (*p == '.' && digit(p[1]))) {
+    const char *q = *p;
+    while (*q) {
+        if (digit(*q) || (*q == '.' && digit(q[1]))) {
             /* \d+\.?\d*([eE][+-]?\d+)? or \.\d+([eE][+-]?\d+)? */
-            if (*p == '.')
-                p++;
+            if (*q == '.')
+                q++;
             else {
-                while (digit(*p))
-                    p++;
-                if (*p == '.') p++;
+                while (digit(*q))
+                    q++;
+                if (*q == '.') q++;
             }
-            while (digit(*p))
-                p++;
-            if ((*p == 'e' || *p == 'E') &&
-                (digit(p[1]) || ((p[1] == '+' || p[1] == '-') && digit(p[2])))) {
-                p += (p[1] == '+' || p[1] == '-') ? 2 : 1;
-                while (digit(*p))
-                    p++;
+            while (digit(*q))
+                q++;
+            if ((*q == 'e' || *q == 'E') &&
+                (digit(q[1]) || ((q[1] == '+' || q[1] == '-') && digit(q[2])))) {
+                q += (q[1] == '+' || q[1] == '-') ? 2 : 1;
+                while (digit(*q))
+                    q++;
             }
-        } else if (ident_start(*p)) {
-            const char *s = p;
-            while (ident_char(*p))
-                p++;
-            if (*p != '(' && (size_t)(p - s) == nlen && memcmp(s, name, nlen) == 0) return true;
+        } else if (ident_start(*q)) {
+            const char *s = q;
+            while (ident_char(*q))
+                q++;
+            size_t n = (size_t)(q - s);
+            bool op = (n == 3 && (!memcmp(s, "and", 3) || !memcmp(s, "not", 3))) ||
+                      (n == 2 && !memcmp(s, "or", 2));
+            const char *after = q;
+            while (*after == ' ' || *after == '\t' || *after == '\n' || *after == '\r')
+                after++;
+            /* the worker's lexer skips blanks: "sqrt (x)" is a call too */
+            if (*after != '(' && !op) {
+                *p = q;
+                *start = s;
+                *len = n;
+                return true;
+            }
         } else {
-            p++;
+            q++;
         }
     }
+    *p = q;
     return false;
+}
+
+/* Whether expr refers to name. */
+static bool expression_uses(const char *expr, const char *name)
+{
+    const char *p = expr, *s;
+    size_t len, nlen = strlen(name);
+    while (next_name(&p, &s, &len))
+        if (len == nlen && !memcmp(s, name, nlen)) return true;
+    return false;
+}
+
+/* A name the expression reads that is no input's: reported before an
+ * unused input, since a misspelt name also leaves its input unused. */
+static int unknown_name(const char *expr, const json_t *inputs, jschema_error *err)
+{
+    const char *p = expr, *s;
+    size_t len, n = json_array_size(inputs);
+    while (next_name(&p, &s, &len)) {
+        bool known = false;
+        for (size_t i = 0; i < n && !known; i++) {
+            const char *name = input_name(inputs, i);
+            known = name && strlen(name) == len && !memcmp(s, name, len);
+        }
+        /* pi and nodata are the expression's constants, unless an input has the name. */
+        if (known || (len == 2 && !memcmp(s, "pi", 2)) || (len == 6 && !memcmp(s, "nodata", 6)))
+            continue;
+        char list[256];
+        size_t o = 0;
+        list[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+            const char *name = input_name(inputs, i);
+            int w = snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "", name ? name : "?");
+            if (w < 0 || (size_t)w >= sizeof list - o) {
+                snprintf(list + o, sizeof list - o, ", ...");
+                break;
+            }
+            o += (size_t)w;
+        }
+        return jschema_fail(err, "params.expression", "rule", "unknown input '%.*s' (inputs: %s)",
+                            (int)(len > 64 ? 64 : len), s, n ? list : "none");
+    }
+    return 0;
 }
 
 int taskdoc_check_rules(const json_t *task, jschema_error *err)
@@ -179,6 +235,7 @@ int taskdoc_check_rules(const json_t *task, jschema_error *err)
     }
     const char *expr = param_str(params, "expression");
     if (!strcmp(operation, "calc") && expr && *expr) {
+        if ((rc = unknown_name(expr, inputs, err))) return rc;
         for (size_t i = 0; i < n; i++) {
             const char *name = input_name(inputs, i);
             if (name && first_index(inputs, name) == (long)i && !expression_uses(expr, name)) {

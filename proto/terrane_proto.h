@@ -24,6 +24,9 @@
 #define TERRANE_ENV_ALLOWED_HOSTS "TERRANE_ALLOWED_HOSTS"     /* comma list of https hosts */
 #define TERRANE_ENV_ALLOW_LOCAL "TERRANE_ALLOW_LOCAL_PATHS"   /* "1": local paths allowed */
 #define TERRANE_ENV_LOG_LEVEL "TERRANE_LOG_LEVEL"             /* debug|info|warn|error */
+#define TERRANE_ENV_THREADS "TERRANE_THREADS"                 /* GDAL/worker threads, 1..1024 */
+#define TERRANE_ENV_CACHE_MB "TERRANE_CACHE_MB"               /* GDAL block cache, MiB */
+#define TERRANE_ENV_MEMORY_LIMIT "TERRANE_MEMORY_LIMIT"       /* bytes, when no cgroup shows it */
 
 /* Where Kubernetes reads a container's termination message from. */
 #define TERRANE_TERMINATION_LOG_DEFAULT "/dev/termination-log"

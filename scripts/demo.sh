@@ -27,7 +27,8 @@ WORKER=$BUILD/terrane-worker
 SAMPLES=$ROOT/.cache/samples
 PY=/usr/bin/python3
 NS=hydro
-EXAMPLES=(crds/examples/lux-terrain-catchments.yaml crds/examples/landsat-ndvi.yaml crds/examples/gpu-pool.yaml)
+EXAMPLES=(crds/examples/lux-terrain-catchments.yaml crds/examples/landsat-ndvi.yaml crds/examples/gpu-pool.yaml
+          crds/examples/hydrology.yaml)
 T0=$SECONDS
 unset KUBECONFIG # never a real cluster: every kubectl here uses the demo's kubeconfig
 
@@ -122,7 +123,12 @@ wait_for 150 "s3rver on 127.0.0.1:$S3_PORT (log: $DEMO_DIR/s3rver.log)" s3_up
 export AWS_S3_ENDPOINT=127.0.0.1:$S3_PORT AWS_HTTPS=NO AWS_VIRTUAL_HOSTING=FALSE
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE || true
-say "s3rver on http://127.0.0.1:$S3_PORT (pid $S3_PID), buckets raw and assets"
+# The S3 environment, for `make demo-upload` and for GDAL or QGIS by hand.
+cat >"$DEMO_DIR/s3.env" <<ENV
+export AWS_S3_ENDPOINT=$AWS_S3_ENDPOINT AWS_HTTPS=NO AWS_VIRTUAL_HOSTING=FALSE
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+ENV
+say "s3rver on http://127.0.0.1:$S3_PORT (pid $S3_PID), buckets raw and assets; environment in $(rel "$DEMO_DIR/s3.env")"
 $PY - "$SAMPLES" <<'PY' || fail "uploading the sample data to s3://raw/lux/"
 import os, sys
 from osgeo import gdal
@@ -134,6 +140,18 @@ for name in ["elev.tif", "lux.shp", "lux.shx", "lux.dbf", "lux.prj", "L7_ETMs.ti
     if gdal.VSIFCloseL(f) != 0:
         sys.exit("upload of %s failed" % name)
     print("demo: uploaded s3://raw/lux/%-12s %8d bytes" % (name, len(data)))
+# Three river gauges, the pour points of crds/examples/hydrology.yaml.
+gauges = {"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": name},
+     "geometry": {"type": "Point", "coordinates": [lon, lat]}}
+    for name, lon, lat in [("Alzette-Sauer", 6.273, 49.873), ("Attert", 6.073, 49.918),
+                           ("Syr", 6.452, 49.690)]]}
+data = __import__("json").dumps(gauges).encode()
+f = gdal.VSIFOpenL("/vsis3/raw/lux/gauges.geojson", "wb")
+gdal.VSIFWriteL(data, 1, len(data), f)
+if gdal.VSIFCloseL(f) != 0:
+    sys.exit("upload of gauges.geojson failed")
+print("demo: uploaded s3://raw/lux/%-12s %8d bytes" % ("gauges.geojson", len(data)))
 PY
 
 # --- 2. the simulated cluster -------------------------------------------------------------------
@@ -240,7 +258,7 @@ fi
 step "5/7  kubectl apply the asset graphs"
 apply_args=()
 for f in "${EXAMPLES[@]}"; do apply_args+=(-f "$f"); done
-demo_py wait --timeout 120 --title "Materializing (kubectl get am -n $NS -w shows the same)" \
+demo_py wait --timeout 180 --title "Materializing (kubectl get am -n $NS -w shows the same)" \
   -- kubectl apply "${apply_args[@]}" || fail "the asset graph did not materialize"
 NAMES=$(demo_py names | paste -sd, -) || fail "listing the assets"
 say "all $(echo "$NAMES" | tr ',' '\n' | grep -c .) assets Succeeded ($((SECONDS - T0))s since the start)"
@@ -325,6 +343,11 @@ echo "    $S3ENV"
 echo "    /vsis3/${slope_uri#s3://}"
 echo "    STAC Item: /vsis3/${slope_item#s3://}"
 echo "  The same with GDAL:  env $S3ENV gdalinfo /vsis3/${slope_uri#s3://}"
+echo "  (the same variables: . $(rel "$DEMO_DIR/s3.env"))"
+echo
+echo "${B}== Use your own data ==${N}"
+echo "  make demo-upload FILE=my-dem.tif KEY=my/dem.tif     # puts it at s3://raw/my/dem.tif"
+echo "  then an asset with  inputs: [{name: dem, uri: s3://raw/my/dem.tif}]  (README: Use your own data)"
 echo
 echo "${B}== Query the simulated cluster with kubectl (it keeps running) ==${N}"
 echo "  $KC get am -n $NS"

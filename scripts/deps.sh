@@ -10,7 +10,8 @@ APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libgdal-dev gdal-bin python3-gdal python3-numpy time
   libcurl4-openssl-dev libssl-dev libjansson-dev libcjson-dev libwebsockets-dev libyaml-dev
-  libcmocka-dev nodejs npm ca-certificates prometheus
+  libcmocka-dev nodejs npm ca-certificates openssl prometheus
+  grass-core saga
 )
 [ -n "${TERRANE_EXTRA_APT:-}" ] && APT_PKGS+=(${TERRANE_EXTRA_APT})
 

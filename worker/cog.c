@@ -15,6 +15,7 @@
 
 #include "err.h"
 #include "mem.h"
+#include "podres.h"
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -38,6 +39,8 @@ const param_spec cog_param_specs[] = {
     {"overviewResampling", PARAM_ENUM, false, overview_resamplings},
     {"bigtiff", PARAM_ENUM, false, bigtiffs},
     {"nodata", PARAM_NUMBER_OR_NONE, false},
+    /* Not COG options, but every operation that writes a COG takes them. */
+    PODRES_PARAM_SPECS,
     {NULL},
 };
 
@@ -131,11 +134,11 @@ char **cog_options(const cJSON *params, char **list, bool as_argv)
     if (params_has(params, "overviewResampling"))
         list = add_option(list, as_argv, "OVERVIEWS", "IGNORE_EXISTING");
     list = add_option(list, as_argv, "BIGTIFF", params_str(params, "bigtiff", COG_DEFAULT_BIGTIFF));
-    /* Compression threads: the driver hands tiles to a pool but writes them
-     * in tile order, so the file is byte-identical to a single-threaded one
-     * (checked with GDAL 3.6 for DEFLATE, ZSTD and LZW against NUM_THREADS=1;
-     * tests check repeated runs give the same bytes). */
-    list = add_option(list, as_argv, "NUM_THREADS", "ALL_CPUS");
+    /* Compression threads, as many as the pod has CPUs (podres.h; ALL_CPUS
+     * would be the node's cores): the driver hands tiles to a pool but
+     * writes them in tile order, so the file is byte-identical to a
+     * single-threaded one (tests compare 1 thread with several). */
+    list = add_option(list, as_argv, "NUM_THREADS", podres_threads_str(num, sizeof num));
     return list;
 }
 

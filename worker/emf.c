@@ -38,7 +38,7 @@ static bool add_metric(cJSON *defs, cJSON *root, const char *name, const char *u
 
 char *emf_worker_render(const char *operation, const char *result, long total_ms, long compute_ms,
                         long publish_ms, unsigned long long bytes_written, double cells,
-                        long long timestamp_ms)
+                        int threads, unsigned long long cache_mb, long long timestamp_ms)
 {
     char *out = NULL;
     cJSON *root = cJSON_CreateObject();
@@ -79,6 +79,9 @@ char *emf_worker_render(const char *operation, const char *result, long total_ms
         !add_metric(defs, root, "CellsPerSecond", "Count/Second",
                     cells * 1000.0 / (double)compute_ms))
         goto done;
+    if (threads > 0 && (!add_metric(defs, root, "Threads", "Count", (double)threads) ||
+                        !add_metric(defs, root, "GdalCacheMB", "Megabytes", (double)cache_mb)))
+        goto done;
     if (!cJSON_AddStringToObject(root, "result", result && *result ? result : "unknown") ||
         !cJSON_AddStringToObject(root, "workerVersion", TERRANE_VERSION))
         goto done;
@@ -89,10 +92,11 @@ done:
 }
 
 int emf_worker_run(const char *operation, const char *result, long total_ms, long compute_ms,
-                   long publish_ms, unsigned long long bytes_written, double cells, FILE *out)
+                   long publish_ms, unsigned long long bytes_written, double cells, int threads,
+                   unsigned long long cache_mb, FILE *out)
 {
     char *line = emf_worker_render(operation, result, total_ms, compute_ms, publish_ms,
-                                   bytes_written, cells, 0);
+                                   bytes_written, cells, threads, cache_mb, 0);
     if (!line) return -1;
     size_t n = strlen(line);
     char *full = mem_realloc(line, n + 2);

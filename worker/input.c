@@ -5,7 +5,10 @@
  *  1. URI syntax and allowlists (schemes, buckets, hosts), checked without I/O
  *     so `terrane-worker validate` catches them;
  *  2. at open time, the https host's addresses are resolved and link-local
- *     and metadata addresses refused (a DNS name can point anywhere);
+ *     and metadata addresses refused (a DNS name can point anywhere), and
+ *     https inputs are read through https.c, not GDAL's /vsicurl/, which
+ *     would follow redirects anywhere; every redirect is checked against
+ *     layer 1 and every connection against the forbidden addresses;
  *  3. GDAL opens the dataset with a driver allowlist, so a file that is
  *     really a VRT, a raw-binary header or a WMS description is refused even
  *     if it is named .tif.
@@ -15,12 +18,14 @@
 #include "input.h"
 
 #include "err.h"
+#include "https.h"
 #include "log.h"
 #include "mem.h"
 #include "srccheck.h"
 #include "terrane_proto.h"
 
 #include <arpa/inet.h>
+#include <cpl_error.h>
 #include <cpl_vsi.h>
 #include <cpl_vsi_error.h>
 #include <netdb.h>
@@ -102,7 +107,7 @@ static bool is_metadata_host(const char *host, size_t n)
     return false;
 }
 
-static bool addr_forbidden(const struct sockaddr *sa)
+bool input_addr_forbidden(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
@@ -237,7 +242,7 @@ int input_check_output_uri(const char *uri, const char *field)
 char *input_gdal_path(const char *uri)
 {
     if (!strncmp(uri, "s3://", 5)) return mem_printf("/vsis3/%s", uri + 5);
-    if (!strncmp(uri, "https://", 8)) return mem_printf("/vsicurl/%s", uri);
+    if (!strncmp(uri, "https://", 8)) return https_gdal_path(uri);
     return mem_strdup(uri);
 }
 
@@ -261,12 +266,26 @@ static int check_resolved(const char *uri, const char *field)
                        field, "%s: cannot resolve %s: %s", field, name, gai_strerror(rc));
     int bad_addr = 0;
     for (struct addrinfo *a = res; a; a = a->ai_next)
-        if (addr_forbidden(a->ai_addr)) bad_addr = 1;
+        if (input_addr_forbidden(a->ai_addr)) bad_addr = 1;
     freeaddrinfo(res);
     if (bad_addr)
         return err_set(ERR_BAD_INPUT, ERR_INPUT_NOT_ALLOWED, field,
                        "%s: %s resolves to a link-local or metadata address", field, name);
     return 0;
+}
+
+/* The S3 error code when GDAL's error says the credentials were refused:
+ * GDAL 3.6 maps InvalidAccessKeyId to the generic CPLE_AWSError, so S3's
+ * <Message> texts are recognised too. NULL otherwise. */
+static const char *credentials_refused(int no, const char *msg)
+{
+    if (no == CPLE_AWSInvalidCredentials || strstr(msg, "InvalidAccessKeyId") ||
+        strstr(msg, "Access Key Id you provided does not exist"))
+        return "InvalidAccessKeyId";
+    if (no == CPLE_AWSSignatureDoesNotMatch || strstr(msg, "SignatureDoesNotMatch") ||
+        strstr(msg, "signature we calculated does not match"))
+        return "SignatureDoesNotMatch";
+    return NULL;
 }
 
 /* Classifies a failed open: missing object, access, server trouble, or a
@@ -276,6 +295,16 @@ static int open_failed(const char *uri, const char *path, const char *field, con
     VSIStatBufL st;
     char gdal_msg[512];
     snprintf(gdal_msg, sizeof gdal_msg, "%s", CPLGetLastErrorMsg());
+    /* A key pair caught mid-rotation (creds.c sets the three keys one after
+     * another) or an expired one is refused with these; the next attempt
+     * signs with a consistent pair, so they are retried, as cog_gdal_fail
+     * retries them on reads. The stat below cannot tell: a HEAD's 403 has
+     * no body to name the reason. */
+    const char *refused = credentials_refused(CPLGetLastErrorNo(), gdal_msg);
+    if (refused)
+        return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, field,
+                       "%s: the credentials were refused reading %s (%s): %s", field, uri, refused,
+                       gdal_msg);
     VSIErrorReset();
     if (VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_SET_ERROR_FLAG) != 0) {
         int e = VSIGetLastErrorNo();
@@ -284,8 +313,10 @@ static int open_failed(const char *uri, const char *path, const char *field, con
             return err_set(ERR_TRANSIENT, ERR_INPUT_UNREADABLE, field, "%s: cannot read %s: %s",
                            field, uri, vmsg && vmsg[0] ? vmsg : "request failed");
         }
-        if (e == VSIE_AWSAccessDenied || e == VSIE_AWSInvalidCredentials ||
-            e == VSIE_AWSSignatureDoesNotMatch)
+        if (e == VSIE_AWSInvalidCredentials || e == VSIE_AWSSignatureDoesNotMatch)
+            return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, field,
+                           "%s: the credentials were refused reading %s: %s", field, uri, vmsg);
+        if (e == VSIE_AWSAccessDenied)
             return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field,
                            "%s: access to %s denied: %s", field, uri, vmsg);
         return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field, "%s: %s does not exist",
@@ -307,6 +338,9 @@ static int open_with(const task *t, const task_input *in, unsigned flags,
     *out = NULL;
     snprintf(field, sizeof field, "inputs[%d].uri", task_input_index(t, in));
     if (input_check_uri(in->uri, field) < 0 || check_resolved(in->uri, field) < 0) return -1;
+    if (!strncmp(in->uri, "https://", 8) &&
+        (https_install() < 0 || https_probe(in->uri, field) < 0))
+        return -1;
     if (srccheck_input(t, in) < 0) return -1; /* the observed version, before reading */
     path = input_gdal_path(in->uri);
     if (!path) return err_oom();
@@ -341,9 +375,4 @@ int input_open_raster(const task *t, const task_input *in, GDALDatasetH *out)
 int input_open_vector(const task *t, const task_input *in, GDALDatasetH *out)
 {
     return open_with(t, in, GDAL_OF_VECTOR, vector_drivers, "vector", out);
-}
-
-bool input_addr_forbidden(const struct sockaddr *sa)
-{
-    return addr_forbidden(sa);
 }

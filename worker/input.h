@@ -15,6 +15,7 @@
 
 #include <gdal.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "task.h"
 
@@ -23,14 +24,11 @@ int input_check_uri(const char *uri, const char *field);
 /* Same rules for an output prefix (s3:// or, when local paths are allowed,
  * an absolute directory). */
 int input_check_output_uri(const char *uri, const char *field);
-/* GDAL path for a URI: s3://b/k -> /vsis3/b/k, https://h/p -> /vsicurl/https://h/p,
+/* True for link-local and instance-metadata addresses (also IPv4-mapped). */
+bool input_addr_forbidden(const struct sockaddr *sa);
+/* GDAL path for a URI: s3://b/k -> /vsis3/b/k, https://h/p -> HTTPS_VSI_PREFIX "https://h/p",
  * /p -> /p. Returns a new string (mem_free) or NULL on OOM. */
 char *input_gdal_path(const char *uri);
-
-/* True when a socket address is link-local or a cloud metadata address:
- * such connections are refused whatever name resolved to them. */
-struct sockaddr;
-bool input_addr_forbidden(const struct sockaddr *sa);
 
 /* Opens an input raster read-only with the raster driver allowlist. Errors
  * name "inputs[i].uri". *out is the caller's (GDALClose). */

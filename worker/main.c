@@ -4,6 +4,7 @@
  *   terrane-worker run [--task FILE] [--termination-log PATH]
  *   terrane-worker observe [--task FILE] [--termination-log PATH]
  *   terrane-worker validate [--task FILE]
+ *   terrane-worker ops [OPERATION]
  *   terrane-worker --version
  *
  * The task comes from $TERRANE_TASK unless --task is given. `run` decodes
@@ -24,6 +25,8 @@
 #include "mem.h"
 #include "observe.h"
 #include "op.h"
+#include "opdoc.h"
+#include "podres.h"
 #include "publish.h"
 #include "result.h"
 #include "srccheck.h"
@@ -72,6 +75,7 @@ static void usage(FILE *f)
             "usage: terrane-worker run [--task FILE] [--termination-log PATH]\n"
             "       terrane-worker observe [--task FILE] [--termination-log PATH]\n"
             "       terrane-worker validate [--task FILE]\n"
+            "       terrane-worker ops [OPERATION]\n"
             "       terrane-worker --version\n"
             "\n"
             "The task is read from $%s unless --task is given.\n"
@@ -80,10 +84,16 @@ static void usage(FILE *f)
             "         publishes the listing and reports the source's data version.\n"
             "validate: checks the task without any I/O; prints {\"valid\":true,...} or a\n"
             "          failed result naming the field, exits 0 or %d.\n"
-            "Environment: %s, %s, %s, %s, %s\n",
-            TERRANE_ENV_TASK, TERRANE_EXIT_BAD_INPUT, TERRANE_ENV_ALLOWED_BUCKETS,
-            TERRANE_ENV_ALLOWED_HOSTS, TERRANE_ENV_ALLOW_LOCAL, TERRANE_ENV_SCRATCH_DIR,
-            TERRANE_ENV_LOG_LEVEL);
+            "ops: prints each operation's params (type, values, description) from the task\n"
+            "     contract, proto/schema/task.v1.json.\n"
+            "\n"
+            "Operations:\n",
+            TERRANE_ENV_TASK, TERRANE_EXIT_BAD_INPUT);
+    opdoc_list(f);
+    fprintf(f, "\nEnvironment: %s, %s, %s, %s, %s,\n             %s, %s, %s\n",
+            TERRANE_ENV_ALLOWED_BUCKETS, TERRANE_ENV_ALLOWED_HOSTS, TERRANE_ENV_ALLOW_LOCAL,
+            TERRANE_ENV_SCRATCH_DIR, TERRANE_ENV_LOG_LEVEL, TERRANE_ENV_THREADS,
+            TERRANE_ENV_CACHE_MB, TERRANE_ENV_MEMORY_LIMIT);
 }
 
 /* Reads the task from FILE or the environment into a new buffer. */
@@ -277,6 +287,9 @@ static int cmd_run(const char *task_file, const char *term_log)
 
     if (scratch_create(&scratch) < 0) goto done;
     configure_gdal(scratch);
+    if (podres_init(t->params) < 0) goto done;
+    r.threads = podres_threads();
+    r.cache_mb = podres_cache_bytes() >> 20;
     op_ctx ctx = {.task = t,
                   .scratch = scratch,
                   .progress = run_progress,
@@ -321,7 +334,8 @@ done:
                    !ok           ? "failed"
                    : r.cache_hit ? "cache_hit"
                                  : "succeeded",
-                   r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, stderr);
+                   r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, r.threads,
+                   r.cache_mb, stderr);
     op_result_free(&files);
     return finish(&r, term_log, t, buf, scratch);
 }
@@ -365,7 +379,7 @@ done:
     r.publish_ms = t2 - t1;
     r.total_ms = now_ms() - t0;
     emf_worker_run("observe", err_is_set() ? "failed" : "succeeded", r.total_ms, r.compute_ms,
-                   r.publish_ms, 0, 0, stderr);
+                   r.publish_ms, 0, 0, 0, 0, stderr);
     return finish(&r, term_log, t, buf, scratch);
 }
 
@@ -388,6 +402,16 @@ int main(int argc, char **argv)
             task_file = argv[++i];
         } else if (!strcmp(argv[i], "--termination-log") && i + 1 < argc) {
             term_log = argv[++i];
+        } else if (!cmd && !strcmp(argv[i], "ops")) {
+            if (i + 2 < argc) {
+                usage(stderr);
+                return TERRANE_EXIT_USAGE;
+            }
+            if (opdoc_params(stdout, i + 1 < argc ? argv[i + 1] : NULL) < 0) {
+                fprintf(stderr, "terrane-worker: %s\n", err_get_message());
+                return TERRANE_EXIT_USAGE;
+            }
+            return TERRANE_EXIT_OK;
         } else if (!cmd && (!strcmp(argv[i], "run") || !strcmp(argv[i], "validate") ||
                             !strcmp(argv[i], "observe"))) {
             cmd = argv[i];

@@ -9,8 +9,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static const op_def *const ops[] = {&op_cog,  &op_warp,        &op_mosaic,  &op_terrain,
-                                    &op_calc, &op_zonal_stats, &op_observe, NULL};
+static const op_def *const ops[] = {&op_cog,     &op_warp,           &op_mosaic,
+                                    &op_terrain, &op_calc,           &op_zonal_stats,
+                                    &op_fill,    &op_flow_direction, &op_flow_accumulation,
+                                    &op_streams, &op_watershed,      &op_basins,
+                                    &op_twi,     &op_hand,           &op_observe,
+                                    NULL};
 
 const op_def *op_find(const char *name)
 {
@@ -42,7 +46,8 @@ int op_result_add(op_result *out, const char *path, const char *name, const char
 
 void op_result_free(op_result *out)
 {
-    for (size_t i = 0; i < out->n_files; i++) mem_free(out->files[i].path);
+    for (size_t i = 0; i < out->n_files; i++)
+        mem_free(out->files[i].path);
     memset(out, 0, sizeof *out);
 }
 

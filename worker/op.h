@@ -74,6 +74,15 @@ extern const op_def op_mosaic;
 extern const op_def op_terrain;
 extern const op_def op_calc;
 extern const op_def op_zonal_stats;
+/* op_hydro.c */
+extern const op_def op_fill;
+extern const op_def op_flow_direction;
+extern const op_def op_flow_accumulation;
+extern const op_def op_streams;
+extern const op_def op_watershed;
+extern const op_def op_basins;
+extern const op_def op_twi;
+extern const op_def op_hand;
 extern const op_def op_observe; /* observe.c; run by `terrane-worker observe` */
 
 #endif

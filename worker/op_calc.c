@@ -3,7 +3,8 @@
  *
  * params.expression is compiled with expr.h against the task's input names;
  * every (input, band) it mentions is read window by window as Float64, the
- * program is evaluated over the window, and the result goes to an
+ * program is evaluated over the window in chunks on the pod's threads (one
+ * compiled copy of the program per thread), and the result goes to an
  * uncompressed, tiled GeoTIFF in scratch, which cog_write then turns into the
  * published COG. Memory is the window buffers (bounded by CALC_BUDGET_BYTES
  * whatever the raster size) plus GDAL's block cache.
@@ -28,7 +29,9 @@
 #include "input.h"
 #include "mem.h"
 #include "op.h"
+#include "podres.h"
 #include "terrane_proto.h"
+#include "tpool.h"
 
 #include <cpl_error.h>
 #include <cpl_vsi.h>
@@ -328,6 +331,38 @@ static void to_output(const out_format *f, double *v, unsigned char *mask, size_
     }
 }
 
+/* Evaluating one window on the pod's threads: each worker has its own
+ * compiled copy of the expression (an expr keeps its scratch buffers) and
+ * its own pointer arrays into the window's variables. Pixels are
+ * independent, so any split gives the same values. */
+#define CALC_CHUNK (64u * 1024)
+
+typedef struct calc_eval {
+    expr **exprs;             /* one per worker */
+    const double ***vals;     /* [worker][var] */
+    const unsigned char ***masks;
+    calc_var *vars;
+    size_t nv, n;
+    double *res;
+    unsigned char *res_mask;
+    const out_format *fmt;
+} calc_eval;
+
+static int eval_chunk(size_t i, int worker, void *arg)
+{
+    calc_eval *c = arg;
+    size_t off = i * CALC_CHUNK, len = c->n - off < CALC_CHUNK ? c->n - off : CALC_CHUNK;
+    const double **vals = c->vals[worker];
+    const unsigned char **masks = c->masks[worker];
+    for (size_t v = 0; v < c->nv; v++) {
+        vals[v] = c->vars[v].vals + off;
+        masks[v] = c->vars[v].mask ? c->vars[v].mask + off : NULL;
+    }
+    expr_eval(c->exprs[worker], vals, masks, len, c->res + off, c->res_mask + off);
+    to_output(c->fmt, c->res + off, c->res_mask + off, len);
+    return 0;
+}
+
 static int create_scratch(const char *path, GDALDatasetH ref, GDALDataType dt, bool has_nodata,
                           double nodata, GDALDatasetH *out)
 {
@@ -358,8 +393,8 @@ static int calc_run(const op_ctx *ctx, op_result *out)
     GDALDatasetH tmp = NULL;
     GDALRasterBandH out_band;
     calc_var *vars = NULL;
-    const double **vals = NULL;
-    const unsigned char **masks = NULL;
+    int threads = podres_threads() < TPOOL_MAX_THREADS ? podres_threads() : TPOOL_MAX_THREADS;
+    calc_eval ev = {0};
     double *res = NULL;
     unsigned char *res_mask = NULL;
     char *tmp_path = NULL, *cog_path = NULL;
@@ -381,11 +416,22 @@ static int calc_run(const op_ctx *ctx, op_result *out)
         goto cleanup;
     }
     vars = mem_calloc(nv, sizeof *vars);
-    vals = mem_calloc(nv, sizeof *vals);
-    masks = mem_calloc(nv, sizeof *masks);
-    if (!vars || !vals || !masks) {
+    ev.exprs = mem_calloc((size_t)threads, sizeof *ev.exprs);
+    ev.vals = mem_calloc((size_t)threads, sizeof *ev.vals);
+    ev.masks = mem_calloc((size_t)threads, sizeof *ev.masks);
+    if (!vars || !ev.exprs || !ev.vals || !ev.masks) {
         err_oom();
         goto cleanup;
+    }
+    ev.exprs[0] = e;
+    for (int k = 0; k < threads; k++) {
+        if (k > 0 && compile(t, &ev.exprs[k]) < 0) goto cleanup;
+        ev.vals[k] = mem_calloc(nv, sizeof *ev.vals[k]);
+        ev.masks[k] = mem_calloc(nv, sizeof *ev.masks[k]);
+        if (!ev.vals[k] || !ev.masks[k]) {
+            err_oom();
+            goto cleanup;
+        }
     }
 
     /* Open every input the expression reads once, on the first one's grid. */
@@ -423,8 +469,6 @@ static int calc_run(const op_ctx *ctx, op_result *out)
             err_oom();
             goto cleanup;
         }
-        vals[i] = vars[i].vals;
-        masks[i] = vars[i].mask;
     }
     res = mem_malloc(n_win * sizeof *res);
     res_mask = mem_malloc(n_win);
@@ -447,8 +491,10 @@ static int calc_run(const op_ctx *ctx, op_result *out)
             size_t n = (size_t)w * (size_t)h;
             for (size_t i = 0; i < nv; i++)
                 if (read_var(&vars[i], x0, y0, w, h) < 0) goto cleanup;
-            expr_eval(e, vals, masks, n, res, res_mask);
-            to_output(&fmt, res, res_mask, n);
+            ev = (calc_eval){.exprs = ev.exprs, .vals = ev.vals, .masks = ev.masks, .vars = vars,
+                             .nv = nv, .n = n, .res = res, .res_mask = res_mask, .fmt = &fmt};
+            if (tpool_for(threads, (n + CALC_CHUNK - 1) / CALC_CHUNK, eval_chunk, &ev) < 0)
+                goto cleanup;
             CPLErrorReset();
             if (GDALRasterIO(out_band, GF_Write, x0, y0, w, h, res, w, h, GDT_Float64, 0, 0) !=
                 CE_None) {
@@ -486,8 +532,14 @@ cleanup:
         mem_free(vars[i].mask);
     }
     mem_free(vars);
-    mem_free(vals);
-    mem_free(masks);
+    for (int k = 0; k < threads; k++) {
+        if (k > 0 && ev.exprs) expr_free(ev.exprs[k]);
+        if (ev.vals) mem_free(ev.vals[k]);
+        if (ev.masks) mem_free(ev.masks[k]);
+    }
+    mem_free(ev.exprs);
+    mem_free(ev.vals);
+    mem_free(ev.masks);
     mem_free(res);
     mem_free(res_mask);
     mem_free(tmp_path);

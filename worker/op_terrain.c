@@ -2,21 +2,36 @@
  * op_terrain.c - the `terrain` operation: gdaldem's hillshade, slope,
  * aspect, TRI, TPI and roughness on one band of one raster.
  *
- * GDALDEMProcessing writes straight to the COG driver with the task's COG
- * options as -co, exactly what `gdaldem <mode> -of COG -co ...` does, so the
- * operation costs what the command line tool costs (bench/) and gives the
- * same pixels (tests/integration).
+ * GDAL's algorithm (GDALDEMProcessing) runs on one core, and written straight
+ * to the COG driver it runs twice: the driver reads its source once for the
+ * overviews and once for the full-resolution tiles. So the raster is cut in
+ * strips of whole rows, each read with a halo of one row above and below
+ * (the 3x3 window every mode uses) into an in-memory dataset, and
+ * GDALDEMProcessing computes each strip on one of the pod's threads
+ * (tpool.h); the strips' inner rows go to an uncompressed scratch GeoTIFF,
+ * which cog_write turns into the COG with the task's options. This is the
+ * decomposition tile partitions use across pods, inside one pod. A halo row
+ * is an edge row of its strip and is dropped; the raster's own first and
+ * last rows are edges of their strips as they are of the raster, so edges
+ * (nodata, or -compute_edges) come out as gdaldem makes them. Every pixel
+ * comes from the same GDAL code on the same 3x3 window, whatever the thread
+ * count, and the COG is byte-identical to `gdaldem <mode> -of COG` with the
+ * same options (tests/integration, bench/).
  */
 #include "cog.h"
 #include "err.h"
 #include "input.h"
 #include "mem.h"
 #include "op.h"
+#include "podres.h"
 #include "terrane_proto.h"
+#include "tpool.h"
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
+#include <cpl_vsi.h>
 #include <gdal_utils.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,11 +113,12 @@ static char **add_num(char **argv, const char *flag, double v)
     return CSLAddString(argv, buf);
 }
 
-/* The gdaldem argument list for params, after the COG options. */
+/* The gdaldem argument list for params, computing into a MEM dataset of one
+ * band (the strip holds only the chosen band, so no -b). */
 static char **terrain_argv(const cJSON *params)
 {
-    char **argv = cog_options(params, NULL, true);
-    if (params_has(params, "band")) argv = add_num(argv, "-b", params_int(params, "band", 1));
+    char **argv = CSLAddString(NULL, "-of");
+    argv = CSLAddString(argv, "MEM");
     if (params_has(params, "scale")) argv = add_num(argv, "-s", params_num(params, "scale", 1));
     if (params_has(params, "zFactor")) argv = add_num(argv, "-z", params_num(params, "zFactor", 1));
     if (params_has(params, "azimuth"))
@@ -119,18 +135,180 @@ static char **terrain_argv(const cJSON *params)
     return argv;
 }
 
+/* Rows per strip: about four strips per thread so uneven strips even out,
+ * a multiple of 16, at most 256 (the scratch file's tile height) and at
+ * most what fits TERRAIN_STRIP_BUDGET for the strip's input and output. */
+#define TERRAIN_STRIP_BUDGET (48u * 1024 * 1024)
+#define TERRAIN_SCRATCH_TILE 256
+#define TERRAIN_TMP_NAME "terrain-tmp.tif"
+
+static int strip_rows(int width, int height, int threads, int src_bytes)
+{
+    long rows = (height + 4L * threads - 1) / (4L * threads);
+    rows = (rows + 15) / 16 * 16;
+    long fit = (long)(TERRAIN_STRIP_BUDGET / ((size_t)width * (size_t)(src_bytes + 4) * 2));
+    fit = fit / 16 * 16;
+    if (rows > fit) rows = fit;
+    if (rows > TERRAIN_SCRATCH_TILE) rows = TERRAIN_SCRATCH_TILE;
+    if (rows < 16) rows = 16;
+    return (int)rows;
+}
+
+/* Shared by the strip computations. The source and the scratch file are
+ * GDAL handles, which one thread at a time may use: io guards both (and the
+ * progress counter). Reading and writing are small next to the algorithm. */
+typedef struct terrain_job {
+    const char *mode;
+    char **argv;
+    const char *field;    /* "inputs[0].uri" */
+    const char *tmp_path; /* scratch GeoTIFF */
+    GDALRasterBandH src_band;
+    GDALDataType src_type;
+    int src_has_nodata;
+    double src_nodata;
+    OGRSpatialReferenceH srs; /* borrowed from the source */
+    bool has_gt;
+    double gt[6];
+    int width, height, rows;
+    GDALDatasetH dst; /* created from strip 0's output */
+    GDALRasterBandH dst_band;
+    pthread_mutex_t io;
+    int done_rows;
+    GDALProgressFunc progress;
+    void *progress_arg;
+} terrain_job;
+
+static int create_scratch(terrain_job *j, GDALRasterBandH like)
+{
+    GDALDriverH drv = GDALGetDriverByName("GTiff");
+    char bx[16], by[16];
+    snprintf(bx, sizeof bx, "BLOCKXSIZE=%d", TERRAIN_SCRATCH_TILE);
+    snprintf(by, sizeof by, "BLOCKYSIZE=%d", TERRAIN_SCRATCH_TILE);
+    /* Uncompressed: it lives for seconds and is read once by the COG writer. */
+    const char *opts[] = {"TILED=YES", bx, by, "COMPRESS=NONE", "BIGTIFF=IF_SAFER", NULL};
+    int has = 0;
+    double nd = GDALGetRasterNoDataValue(like, &has);
+    if (!drv) return err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "GTiff driver missing");
+    CPLErrorReset();
+    j->dst = GDALCreate(drv, j->tmp_path, j->width, j->height, 1, GDALGetRasterDataType(like),
+                        (char **)opts);
+    if (!j->dst) return cog_gdal_fail(NULL, j->tmp_path, "creating the terrain scratch file");
+    if (j->has_gt) GDALSetGeoTransform(j->dst, j->gt);
+    if (j->srs) GDALSetSpatialRef(j->dst, j->srs);
+    j->dst_band = GDALGetRasterBand(j->dst, 1);
+    if (has) GDALSetRasterNoDataValue(j->dst_band, nd);
+    return 0;
+}
+
+/* Computes strip i: rows [y0, y0 + rows) from source rows with the halo. */
+static int terrain_strip(size_t i, int worker, void *arg)
+{
+    terrain_job *j = arg;
+    int y0 = (int)i * j->rows;
+    int rows = j->height - y0 < j->rows ? j->height - y0 : j->rows;
+    int ys = y0 > 0 ? y0 - 1 : 0;
+    int ye = y0 + rows < j->height ? y0 + rows + 1 : j->height;
+    int hs = ye - ys, w = j->width;
+    GDALDatasetH in = NULL, out = NULL;
+    GDALDEMProcessingOptions *opts = NULL;
+    void *buf = NULL;
+    int rc = -1, usage_error = 0;
+    CPLErr e;
+    (void)worker;
+
+    size_t px = (size_t)w * (size_t)hs;
+    size_t sz = (size_t)GDALGetDataTypeSizeBytes(j->src_type);
+    if (!(buf = mem_malloc(px * (sz > 4 ? sz : 4)))) return err_oom();
+    pthread_mutex_lock(&j->io);
+    CPLErrorReset();
+    e = GDALRasterIO(j->src_band, GF_Read, 0, ys, w, hs, buf, w, hs, j->src_type, 0, 0);
+    pthread_mutex_unlock(&j->io);
+    if (e != CE_None) {
+        cog_gdal_fail(j->field, NULL, "reading the input");
+        goto cleanup;
+    }
+    GDALDriverH mem = GDALGetDriverByName("MEM");
+    if (!mem || !(in = GDALCreate(mem, "", w, hs, 1, j->src_type, NULL))) {
+        err_oom();
+        goto cleanup;
+    }
+    if (j->has_gt) {
+        /* The strip's own origin; the pixel size (what the slope uses) is
+         * the raster's. */
+        double gt[6];
+        memcpy(gt, j->gt, sizeof gt);
+        gt[0] = j->gt[0] + ys * j->gt[2];
+        gt[3] = j->gt[3] + ys * j->gt[5];
+        GDALSetGeoTransform(in, gt);
+    }
+    GDALRasterBandH in_band = GDALGetRasterBand(in, 1);
+    if (j->src_has_nodata) GDALSetRasterNoDataValue(in_band, j->src_nodata);
+    if (GDALRasterIO(in_band, GF_Write, 0, 0, w, hs, buf, w, hs, j->src_type, 0, 0) != CE_None) {
+        err_oom();
+        goto cleanup;
+    }
+    if (!(opts = GDALDEMProcessingOptionsNew(j->argv, NULL))) {
+        err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "gdaldem options rejected");
+        goto cleanup;
+    }
+    CPLErrorReset();
+    out = GDALDEMProcessing("", in, j->mode, NULL, opts, &usage_error);
+    if (!out) {
+        char what[48];
+        snprintf(what, sizeof what, "computing %s", j->mode);
+        cog_gdal_fail(j->field, NULL, what);
+        goto cleanup;
+    }
+    GDALRasterBandH out_band = GDALGetRasterBand(out, 1);
+    GDALDataType dt = GDALGetRasterDataType(out_band);
+    /* The strip's inner rows, without the halo (buf holds at least 4 bytes
+     * a pixel, the widest output type). */
+    if (GDALRasterIO(out_band, GF_Read, 0, y0 - ys, w, rows, buf, w, rows, dt, 0, 0) != CE_None) {
+        err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "reading a computed strip");
+        goto cleanup;
+    }
+    pthread_mutex_lock(&j->io);
+    int ok = j->dst || create_scratch(j, out_band) == 0;
+    if (ok) {
+        CPLErrorReset();
+        e = GDALRasterIO(j->dst_band, GF_Write, 0, y0, w, rows, buf, w, rows, dt, 0, 0);
+        if (e != CE_None) {
+            cog_gdal_fail(NULL, j->tmp_path, "writing the terrain result");
+            ok = 0;
+        }
+    }
+    int go_on = 1;
+    if (ok) {
+        j->done_rows += rows;
+        go_on = j->progress((double)j->done_rows / j->height, NULL, j->progress_arg);
+    }
+    pthread_mutex_unlock(&j->io);
+    if (!ok) goto cleanup;
+    if (!go_on) {
+        err_set(ERR_TRANSIENT, ERR_INTERNAL_CODE, NULL, "terrain: cancelled");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (out) GDALClose(out);
+    if (opts) GDALDEMProcessingOptionsFree(opts);
+    if (in) GDALClose(in);
+    mem_free(buf);
+    return rc;
+}
+
 static int terrain_run(const op_ctx *ctx, op_result *out)
 {
     const task *t = ctx->task;
     const task_input *in = NULL;
-    const char *mode = params_str(t->params, "mode", "");
-    GDALDatasetH src = NULL, dst = NULL;
-    GDALDEMProcessingOptions *opts = NULL;
-    char **argv = NULL;
-    char *path = NULL, *old_pam = NULL;
-    bool pam_set = false;
+    GDALDatasetH src = NULL;
+    char *path = NULL, *tmp_path = NULL;
+    void *scaled = NULL;
+    GDALProgressFunc progress = ctx->progress ? ctx->progress : GDALDummyProgress;
     char field[48];
-    int rc = -1, usage_error = 0;
+    int rc = -1;
+    terrain_job j = {.mode = params_str(t->params, "mode", ""), .field = field};
+    bool lock_init = false;
 
     if (!(in = op_single_input(t, NULL))) goto cleanup;
     snprintf(field, sizeof field, "inputs[%d].uri", task_input_index(t, in));
@@ -141,43 +319,60 @@ static int terrain_run(const op_ctx *ctx, op_result *out)
                 "params.band: %d, but %s has %d band(s)", band, in->uri, GDALGetRasterCount(src));
         goto cleanup;
     }
-    if (!(path = mem_printf("%s/%s", ctx->scratch, TERRANE_OBJ_COG))) {
+    path = mem_printf("%s/%s", ctx->scratch, TERRANE_OBJ_COG);
+    tmp_path = mem_printf("%s/%s", ctx->scratch, TERRAIN_TMP_NAME);
+    if (!path || !tmp_path) {
         err_oom();
         goto cleanup;
     }
-    argv = terrain_argv(t->params);
-    if (!(opts = GDALDEMProcessingOptionsNew(argv, NULL))) {
-        err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "gdaldem options rejected");
+    j.src_band = GDALGetRasterBand(src, band);
+    j.src_type = GDALGetRasterDataType(j.src_band);
+    /* gdaldem reads integer and floating-point rasters in their own type
+     * (int or float arithmetic); complex ones it does not handle either. */
+    if (GDALDataTypeIsComplex(j.src_type)) {
+        err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: terrain needs real-valued data, %s is %s",
+                field, in->uri, GDALGetDataTypeName(j.src_type));
         goto cleanup;
     }
-    GDALDEMProcessingOptionsSetProgress(opts, ctx->progress, ctx->progress_arg);
+    j.src_nodata = GDALGetRasterNoDataValue(j.src_band, &j.src_has_nodata);
+    j.srs = GDALGetSpatialRef(src);
+    j.has_gt = GDALGetGeoTransform(src, j.gt) == CE_None;
+    j.width = GDALGetRasterXSize(src);
+    j.height = GDALGetRasterYSize(src);
+    j.rows = strip_rows(j.width, j.height, podres_threads(), GDALGetDataTypeSizeBytes(j.src_type));
+    j.tmp_path = tmp_path;
+    j.argv = terrain_argv(t->params);
+    pthread_mutex_init(&j.io, NULL);
+    lock_init = true;
 
-    /* As in cog_write: no .aux.xml sidecar, only asset.tif is published. */
-    const char *pam = CPLGetThreadLocalConfigOption("GDAL_PAM_ENABLED", NULL);
-    if (pam && !(old_pam = mem_strdup(pam))) {
-        err_oom();
-        goto cleanup;
-    }
-    CPLSetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO");
-    pam_set = true;
+    /* Half the progress for computing, half for the COG writer. */
+    scaled = GDALCreateScaledProgress(0.0, 0.5, progress, ctx->progress_arg);
+    j.progress = GDALScaledProgress;
+    j.progress_arg = scaled;
+    size_t n = (size_t)((j.height + j.rows - 1) / j.rows);
+    if (tpool_for(podres_threads(), n, terrain_strip, &j) < 0) goto cleanup;
     CPLErrorReset();
-    dst = GDALDEMProcessing(path, src, mode, NULL, opts, &usage_error);
-    if (!dst) {
-        char what[48];
-        snprintf(what, sizeof what, "computing %s", mode);
-        cog_gdal_fail(field, path, what);
-        VSIUnlink(path);
+    GDALFlushCache(j.dst);
+    if (CPLGetLastErrorType() == CE_Failure) {
+        cog_gdal_fail(NULL, tmp_path, "writing the terrain result");
         goto cleanup;
     }
+    GDALDestroyScaledProgress(scaled);
+    scaled = GDALCreateScaledProgress(0.5, 1.0, progress, ctx->progress_arg);
+    if (cog_write_from(j.dst, t->params, path, field, GDALScaledProgress, scaled) < 0)
+        goto cleanup;
     if (op_result_add(out, path, TERRANE_OBJ_COG, MEDIA_COG, "data", true) < 0) goto cleanup;
     rc = 0;
 cleanup:
-    if (dst) GDALClose(dst);
-    if (pam_set) CPLSetThreadLocalConfigOption("GDAL_PAM_ENABLED", old_pam);
-    if (opts) GDALDEMProcessingOptionsFree(opts);
+    if (scaled) GDALDestroyScaledProgress(scaled);
+    if (j.dst) {
+        GDALClose(j.dst);
+        VSIUnlink(tmp_path); /* scratch goes away later; free the space now */
+    }
+    if (lock_init) pthread_mutex_destroy(&j.io);
     if (src) GDALClose(src);
-    CSLDestroy(argv);
-    mem_free(old_pam);
+    CSLDestroy(j.argv);
+    mem_free(tmp_path);
     mem_free(path);
     return rc;
 }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mem.h"
 #include "op.h"
+#include "podres.h"
 #include "terrane_proto.h"
 
 #include <cpl_conv.h>
@@ -290,14 +291,23 @@ static char **warp_argv(const cJSON *params, const char *cutline_path)
     static const char *const fixed[] = {
         "-of", "GTiff", "-co", "TILED=YES", "-co", "BLOCKXSIZE=512", "-co", "BLOCKYSIZE=512",
         /* Scratch only: fast compression keeps the temporary small. */
-        "-co", "COMPRESS=ZSTD", "-co", "ZSTD_LEVEL=1", "-co", "BIGTIFF=IF_SAFER", "-co",
-        "NUM_THREADS=ALL_CPUS",
-        /* The warper splits the output in chunks computed independently, so
-         * threads change the speed, not the pixels. */
-        "-wo", "NUM_THREADS=ALL_CPUS", "-multi", NULL};
+        "-co", "COMPRESS=ZSTD", "-co", "ZSTD_LEVEL=1", "-co", "BIGTIFF=IF_SAFER",
+        /* -multi overlaps reading/writing with warping. */
+        "-multi", NULL};
+    char threads[16], opt[32];
 
     for (size_t i = 0; fixed[i]; i++)
         argv = CSLAddString(argv, fixed[i]);
+    /* The pod's threads (podres.h), not ALL_CPUS (the node's cores), for the
+     * scratch file's compression and the warper. The warper splits the
+     * output in chunks computed independently, so threads change the speed,
+     * not the pixels. */
+    podres_threads_str(threads, sizeof threads);
+    snprintf(opt, sizeof opt, "NUM_THREADS=%s", threads);
+    argv = CSLAddString(argv, "-co");
+    argv = CSLAddString(argv, opt);
+    argv = CSLAddString(argv, "-wo");
+    argv = CSLAddString(argv, opt);
     argv = CSLAddString(argv, "-r");
     argv = CSLAddString(argv, params_str(params, "resampling", "nearest"));
     if (crs) {

@@ -12,6 +12,8 @@
 #include "input.h"
 #include "mem.h"
 #include "op.h"
+#include "podres.h"
+#include "tpool.h"
 #include "zonal.h"
 
 #include <stdio.h>
@@ -25,7 +27,8 @@ static const char *const stat_choices[] = {"count", "min", "max", "mean", "sum",
 static const param_spec zonal_params[] = {
     {"raster", PARAM_STRING, true, NULL, 0, 0, 63},  {"zones", PARAM_STRING, true, NULL, 0, 0, 63},
     {"key", PARAM_STRING, true, NULL, 0, 0, 255},    {"band", PARAM_INT, false, NULL, 1, 65535},
-    {"stats", PARAM_ENUM_LIST, false, stat_choices}, {NULL},
+    {"stats", PARAM_ENUM_LIST, false, stat_choices}, PODRES_PARAM_SPECS,
+    {NULL},
 };
 
 /* The ZONAL_* bits of params.stats; all of them when absent. */
@@ -90,6 +93,8 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
     const task *t = ctx->task;
     const task_input *rin, *zin;
     GDALDatasetH raster = NULL, zones = NULL;
+    GDALDatasetH more[TPOOL_MAX_THREADS - 1] = {NULL};
+    int n_more = 0;
     char raster_field[48], zones_field[48];
     char *gj_path = NULL, *csv_path = NULL;
     int band = params_int(t->params, "band", 1), rc = -1;
@@ -106,6 +111,10 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
                 GDALGetRasterCount(raster), band);
         goto cleanup;
     }
+    /* One more handle on the raster per extra thread: zones are computed
+     * in parallel, each thread reading through its own. */
+    for (; n_more < podres_threads() - 1 && n_more < TPOOL_MAX_THREADS - 1; n_more++)
+        if (input_open_raster(t, rin, &more[n_more]) < 0) goto cleanup;
     gj_path = mem_printf("%s/%s", ctx->scratch, ZONAL_GEOJSON_NAME);
     csv_path = mem_printf("%s/%s", ctx->scratch, ZONAL_CSV_NAME);
     if (!gj_path || !csv_path) {
@@ -114,6 +123,8 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
     }
     job = (zonal_job){
         .raster = raster,
+        .more_rasters = more,
+        .n_more = n_more,
         .band = band,
         .zones = zones,
         .key = params_str(t->params, "key", ""),
@@ -132,6 +143,7 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
     rc = 0;
 cleanup:
     if (raster) GDALClose(raster);
+    for (int k = 0; k < n_more; k++) GDALClose(more[k]);
     if (zones) GDALClose(zones);
     mem_free(gj_path);
     mem_free(csv_path);

@@ -66,6 +66,42 @@
 /* Files, item.json and manifest.json. */
 #define MAX_WRITTEN (OP_MAX_OUTPUTS + 2)
 
+/* How long each step of one publish took, logged as one line ("publish
+ * steps") so what is left to overlap can be read off a run. Milliseconds,
+ * summed over the files. */
+typedef struct pub_steps {
+    double preflight;  /* opening each COG to check it is whole */
+    double read_hash;  /* reading scratch and SHA-256 (and, copying, writing) */
+    double write;      /* copying: handing chunks to the destination */
+    double stream;     /* copying: wall time of reading, hashing and writing together */
+    double fsync;      /* local: the second thread's fsync of the file */
+    double fsync_wait; /* local: waiting for that fsync after hashing ended */
+    double commit;     /* link/rename and directory fsync, or the upload's last part */
+    double etag;       /* S3: reading the ETag back */
+    double stac;       /* building the STAC Item and the manifest */
+    double item;       /* writing item.json */
+    double manifest;   /* writing manifest.json */
+} pub_steps;
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void log_steps(const pub_steps *st)
+{
+    const double f[11] = {st->preflight, st->read_hash, st->write, st->stream,
+                          st->fsync,     st->fsync_wait, st->commit, st->etag,
+                          st->stac,      st->item,       st->manifest};
+    char v[11][24];
+    for (int i = 0; i < 11; i++) snprintf(v[i], sizeof v[i], "%.1f", f[i]);
+    log_kv(LOG_INFO, "publish steps", "preflightMs", v[0], "readHashMs", v[1], "writeMs", v[2],
+           "streamMs", v[3], "fsyncMs", v[4], "fsyncWaitMs", v[5], "commitMs", v[6], "etagMs", v[7],
+           "stacMs", v[8], "itemMs", v[9], "manifestMs", v[10], (const char *)NULL);
+}
+
 /* ---- S3 error capture ------------------------------------------------- */
 
 typedef struct s3_capture {
@@ -531,7 +567,7 @@ typedef struct published {
  * each and, when s is given, writing it to the sink: one pass over the
  * file whatever the destination. */
 static int hash_stream(int fd, const char *path, unsigned char *buf, hash_ctx *h, sink *s,
-                       unsigned long long *total)
+                       unsigned long long *total, double *write_ms)
 {
     for (;;) {
         ssize_t n = read(fd, buf, CHUNK);
@@ -541,7 +577,11 @@ static int hash_stream(int fd, const char *path, unsigned char *buf, hash_ctx *h
                            strerror(errno));
         if (n == 0) return 0;
         if (hash_update(h, buf, (size_t)n) < 0) return -1;
-        if (s && sink_write(s, buf, (size_t)n) < 0) return -1;
+        if (s) {
+            double t0 = mono_ms();
+            if (sink_write(s, buf, (size_t)n) < 0) return -1;
+            *write_ms += mono_ms() - t0;
+        }
         *total += (unsigned long long)n;
     }
 }
@@ -550,13 +590,16 @@ static int hash_stream(int fd, const char *path, unsigned char *buf, hash_ctx *h
 typedef struct syncer {
     pthread_t thread;
     int fd;
-    int err; /* errno of a failed fsync, else 0 */
+    int err;   /* errno of a failed fsync, else 0 */
+    double ms; /* how long the fsync took */
 } syncer;
 
 static void *syncer_main(void *arg)
 {
     syncer *sy = arg;
+    double t0 = mono_ms();
     sy->err = fsync(sy->fd) == 0 ? 0 : errno;
+    sy->ms = mono_ms() - t0;
     return NULL;
 }
 
@@ -566,7 +609,8 @@ static void *syncer_main(void *arg)
  * of the whole file (the largest part of publishing a big COG locally).
  * Returns 1 when the file is on another filesystem (the caller copies). */
 static int link_file(const dest *d, const op_output *f, unsigned char *buf, published *pub,
-                     bool *wrote, char checksum[HASH_MULTIHASH_LEN], unsigned long long *size)
+                     bool *wrote, char checksum[HASH_MULTIHASH_LEN], unsigned long long *size,
+                     pub_steps *st)
 {
     struct stat src_st, dir_st;
     int rc = -1, fd = -1;
@@ -590,10 +634,16 @@ static int link_file(const dest *d, const op_output *f, unsigned char *buf, publ
      * the two take about as long each, and done one after the other they
      * were most of the publishing time of a large local output. */
     syncer sy = {.fd = fd};
+    double t0 = mono_ms();
     bool syncing = pthread_create(&sy.thread, NULL, syncer_main, &sy) == 0;
-    int hrc = hash_stream(fd, f->path, buf, h, NULL, &total);
+    int hrc = hash_stream(fd, f->path, buf, h, NULL, &total, &st->write);
+    double t1 = mono_ms();
+    st->read_hash += t1 - t0;
     if (syncing) pthread_join(sy.thread, NULL);
+    st->fsync_wait += mono_ms() - t1;
+    st->fsync += sy.ms;
     if (hrc < 0) goto cleanup;
+    t1 = mono_ms();
     /* Published files are for readers; scratch files are private. */
     if (fchmod(fd, 0644) != 0 || (syncing ? sy.err != 0 : fsync(fd) != 0)) {
         local_error(syncing && sy.err ? sy.err : errno, "prepare", f->path);
@@ -633,6 +683,7 @@ static int link_file(const dest *d, const op_output *f, unsigned char *buf, publ
         (void)fsync(dfd);
         close(dfd);
     }
+    st->commit += mono_ms() - t1;
     if (hash_final(h, checksum) < 0) goto cleanup;
     *size = total;
     rc = 0;
@@ -648,17 +699,130 @@ cleanup:
     return rc;
 }
 
+/* Reading and hashing ahead of the writes (copying to S3 or another
+ * filesystem): a second thread reads the scratch file and hashes each chunk
+ * into a ring of FEED_SLOTS buffers while this thread hands the previous
+ * ones to the sink, so the SHA-256 runs while /vsis3/ uploads a part
+ * instead of before it. Still one read of the file, in order. The sink and
+ * GDAL's error capture stay on this thread (the capture handler is per
+ * thread). */
+#define FEED_SLOTS 3
+
+typedef struct feeder {
+    pthread_t thread;
+    int fd;
+    hash_ctx *h;
+    unsigned char *bufs[FEED_SLOTS];
+    size_t len[FEED_SLOTS];
+    int head, count; /* filled slots: head .. head + count - 1 */
+    bool eof, stop;
+    int err;      /* errno of a failed read; -1 when hashing failed */
+    double busy;  /* ms spent reading and hashing */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} feeder;
+
+static void *feeder_main(void *arg)
+{
+    feeder *fe = arg;
+    pthread_mutex_lock(&fe->mu);
+    for (;;) {
+        while (fe->count == FEED_SLOTS && !fe->stop) pthread_cond_wait(&fe->cv, &fe->mu);
+        if (fe->stop) break;
+        int slot = (fe->head + fe->count) % FEED_SLOTS;
+        pthread_mutex_unlock(&fe->mu);
+        double t0 = mono_ms();
+        ssize_t n;
+        do n = read(fe->fd, fe->bufs[slot], CHUNK);
+        while (n < 0 && errno == EINTR);
+        int e = n < 0 ? errno : 0;
+        if (n > 0 && hash_update(fe->h, fe->bufs[slot], (size_t)n) < 0) e = -1;
+        err_clear(); /* this thread's slot; the writer reports */
+        fe->busy += mono_ms() - t0;
+        pthread_mutex_lock(&fe->mu);
+        if (e) {
+            fe->err = e;
+            break;
+        }
+        if (n == 0) {
+            fe->eof = true;
+            break;
+        }
+        fe->len[slot] = (size_t)n;
+        fe->count++;
+        pthread_cond_broadcast(&fe->cv);
+    }
+    pthread_cond_broadcast(&fe->cv);
+    pthread_mutex_unlock(&fe->mu);
+    return NULL;
+}
+
+/* hash_stream with the reading and hashing on a feeder thread; buf is the
+ * first of its buffers. Falls back to hash_stream when no thread starts. */
+static int pipe_stream(int fd, const char *path, unsigned char *buf, hash_ctx *h, sink *s,
+                       unsigned long long *total, pub_steps *st)
+{
+    feeder fe = {.fd = fd, .h = h};
+    int rc = -1;
+    fe.bufs[0] = buf;
+    for (int k = 1; k < FEED_SLOTS; k++)
+        if (!(fe.bufs[k] = mem_malloc(CHUNK))) {
+            for (int j = 1; j < k; j++) mem_free(fe.bufs[j]);
+            return hash_stream(fd, path, buf, h, s, total, &st->write);
+        }
+    pthread_mutex_init(&fe.mu, NULL);
+    pthread_cond_init(&fe.cv, NULL);
+    if (pthread_create(&fe.thread, NULL, feeder_main, &fe) != 0) {
+        pthread_cond_destroy(&fe.cv);
+        pthread_mutex_destroy(&fe.mu);
+        for (int k = 1; k < FEED_SLOTS; k++) mem_free(fe.bufs[k]);
+        return hash_stream(fd, path, buf, h, s, total, &st->write);
+    }
+    pthread_mutex_lock(&fe.mu);
+    for (;;) {
+        while (fe.count == 0 && !fe.eof && !fe.err) pthread_cond_wait(&fe.cv, &fe.mu);
+        if (fe.count == 0) break; /* end of file or a failed read, all written */
+        int slot = fe.head;
+        pthread_mutex_unlock(&fe.mu);
+        double t0 = mono_ms();
+        int w = sink_write(s, fe.bufs[slot], fe.len[slot]);
+        st->write += mono_ms() - t0;
+        pthread_mutex_lock(&fe.mu);
+        if (w < 0) goto stop; /* the sink's error is set */
+        *total += fe.len[slot];
+        fe.head = (fe.head + 1) % FEED_SLOTS;
+        fe.count--;
+        pthread_cond_broadcast(&fe.cv);
+    }
+    if (fe.err > 0)
+        err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "read %s: %s", path, strerror(fe.err));
+    else if (fe.err < 0)
+        err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "hashing %s failed", path);
+    else
+        rc = 0;
+stop:
+    fe.stop = true;
+    pthread_cond_broadcast(&fe.cv);
+    pthread_mutex_unlock(&fe.mu);
+    pthread_join(fe.thread, NULL);
+    st->read_hash += fe.busy;
+    pthread_cond_destroy(&fe.cv);
+    pthread_mutex_destroy(&fe.mu);
+    for (int k = 1; k < FEED_SLOTS; k++) mem_free(fe.bufs[k]);
+    return rc;
+}
+
 /* Streams the scratch file src to name under d, hashing on the way. */
 static int upload_file(const dest *d, const task *t, const op_output *f, unsigned char *buf,
                        published *pub, bool *wrote, char checksum[HASH_MULTIHASH_LEN],
-                       unsigned long long *size)
+                       unsigned long long *size, pub_steps *st)
 {
     int rc = -1, fd = -1;
     hash_ctx *h = NULL;
     sink s = {.fd = -1};
 
     if (d->local) {
-        int linked = link_file(d, f, buf, pub, wrote, checksum, size);
+        int linked = link_file(d, f, buf, pub, wrote, checksum, size, st);
         if (linked <= 0) return linked;
     }
     fd = open(f->path, O_RDONLY | O_CLOEXEC);
@@ -681,9 +845,13 @@ static int upload_file(const dest *d, const task *t, const op_output *f, unsigne
     }
     *wrote = true;
     unsigned long long total = 0;
-    if (hash_stream(fd, f->path, buf, h, &s, &total) < 0) goto cleanup;
+    double t0 = mono_ms();
+    if (pipe_stream(fd, f->path, buf, h, &s, &total, st) < 0) goto cleanup;
+    double t1 = mono_ms();
+    st->stream += t1 - t0;
     *size = s.written;
     if (sink_commit(&s) < 0) goto cleanup;
+    st->commit += mono_ms() - t1;
     if (hash_final(h, checksum) < 0) goto cleanup;
     rc = 0;
 cleanup:
@@ -819,8 +987,11 @@ int publish(const task *t, const op_result *files, result *r)
     unsigned long long sizes[OP_MAX_OUTPUTS];
     stac_file sf[OP_MAX_OUTPUTS];
     char created[32];
+    pub_steps st = {0};
+    double t0 = mono_ms();
 
     if (preflight(files) < 0 || dest_init(t, &d) < 0) goto cleanup;
+    st.preflight = mono_ms() - t0;
     if (!d.local) {
         capture_begin(&cap);
         capturing = true;
@@ -837,15 +1008,18 @@ int publish(const task *t, const op_result *files, result *r)
 
     for (size_t i = 0; i < files->n_files; i++) {
         const op_output *f = &files->files[i];
-        if (upload_file(&d, t, f, buf, &pub[n_pub], &wrote[n_pub], checksums[i], &sizes[i]) < 0) {
+        if (upload_file(&d, t, f, buf, &pub[n_pub], &wrote[n_pub], checksums[i], &sizes[i], &st) <
+            0) {
             n_pub++;
             goto cleanup;
         }
         n_pub++;
         etags[i][0] = '\0';
+        t0 = mono_ms();
         if (!d.local &&
             read_etag(&d, pub[i].path, pub[i].uri, sizes[i], etags[i], sizeof etags[i]) < 0)
             goto cleanup;
+        st.etag += mono_ms() - t0;
         log_kv(LOG_INFO, "uploaded", "uri", pub[i].uri, "checksum", checksums[i],
                (const char *)NULL);
         sf[i] = (stac_file){.name = f->name,
@@ -860,6 +1034,7 @@ int publish(const task *t, const op_result *files, result *r)
     }
 
     utc_now(created, sizeof created);
+    t0 = mono_ms();
     char *item_uri = mem_printf("%s/%s", d.base_uri, TERRANE_OBJ_STAC);
     if (!item_uri) {
         err_oom();
@@ -875,12 +1050,16 @@ int publish(const task *t, const op_result *files, result *r)
         err_oom();
         goto cleanup;
     }
+    st.stac = mono_ms() - t0;
+    t0 = mono_ms();
     if (upload_buffer(&d, t, TERRANE_OBJ_STAC, STAC_MEDIA_ITEM, item_text, &pub[n_pub],
                       &wrote[n_pub]) < 0) {
         n_pub++;
         goto cleanup;
     }
     n_pub++;
+    st.item = mono_ms() - t0;
+    t0 = mono_ms();
     /* Last: its presence is what marks the data version complete. */
     if (upload_buffer(&d, t, TERRANE_OBJ_MANIFEST, "application/json", manifest_text, &pub[n_pub],
                       &wrote[n_pub]) < 0) {
@@ -888,6 +1067,9 @@ int publish(const task *t, const op_result *files, result *r)
         goto cleanup;
     }
     n_pub++;
+
+    st.manifest = mono_ms() - t0;
+    log_steps(&st);
 
     snprintf(r->output_uri, sizeof r->output_uri, "%s", pub[0].uri);
     snprintf(r->checksum, sizeof r->checksum, "%s", checksums[0]);

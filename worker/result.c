@@ -81,6 +81,10 @@ static cJSON *build(const result *r, size_t msg_limit)
         cJSON_AddNumberToObject(o, "totalMs", (double)r->total_ms);
         cJSON_AddNumberToObject(o, "computeMs", (double)r->compute_ms);
         cJSON_AddNumberToObject(o, "publishMs", (double)r->publish_ms);
+        if (r->threads > 0) {
+            cJSON_AddNumberToObject(o, "threads", (double)r->threads);
+            cJSON_AddNumberToObject(o, "gdalCacheMb", (double)r->cache_mb);
+        }
     }
     o = cJSON_AddObjectToObject(doc, "worker");
     if (o) {

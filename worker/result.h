@@ -36,6 +36,8 @@ typedef struct result {
     bool cache_hit;
     const result_observation *observation; /* borrowed; set for observe tasks */
     long total_ms, compute_ms, publish_ms;
+    int threads;                   /* what the run was sized to (podres.h); 0: not sized */
+    unsigned long long cache_mb;   /* GDAL's block cache, MiB */
 } result;
 
 /* Renders the result (success when no error is set, else failure from

@@ -252,30 +252,31 @@ static void footprint_from_box(footprint *fp, OGRSpatialReferenceH srs, const do
     fp->have = true;
 }
 
-/* Adds proj:epsg (or proj:wkt2 + proj:projjson when the CRS has no EPSG
- * code), proj:shape, proj:transform and proj:bbox to o. */
+/* Adds proj:code (projection v2.0.0: "AUTHORITY:CODE", which replaced
+ * v1's integer proj:epsg; null with proj:wkt2 + proj:projjson when the CRS
+ * has no code), proj:shape, proj:transform and proj:bbox to o. */
 static bool add_proj_fields(cJSON *o, OGRSpatialReferenceH srs, int width, int height,
                             const double gt[6], const double native_bbox[4])
 {
     bool ok = false;
     char *wkt = NULL, *projjson = NULL;
     OGRSpatialReferenceH guess = NULL;
-    int epsg = 0;
+    char code[96] = "";
 
     if (srs) {
         const char *auth = OSRGetAuthorityName(srs, NULL);
-        const char *code = OSRGetAuthorityCode(srs, NULL);
-        if (auth && code && !strcmp(auth, "EPSG")) {
-            epsg = atoi(code);
-        } else if ((guess = OSRClone(srs)) != NULL && OSRAutoIdentifyEPSG(guess) == OGRERR_NONE) {
-            code = OSRGetAuthorityCode(guess, NULL);
-            epsg = code ? atoi(code) : 0;
+        const char *c = OSRGetAuthorityCode(srs, NULL);
+        if (auth && c && *auth && *c) {
+            snprintf(code, sizeof code, "%s:%s", auth, c);
+        } else if ((guess = OSRClone(srs)) != NULL && OSRAutoIdentifyEPSG(guess) == OGRERR_NONE &&
+                   (c = OSRGetAuthorityCode(guess, NULL)) != NULL && atoi(c) > 0) {
+            snprintf(code, sizeof code, "EPSG:%s", c);
         }
     }
-    if (epsg > 0) {
-        if (!cJSON_AddNumberToObject(o, "proj:epsg", epsg)) goto cleanup;
+    if (*code) {
+        if (!cJSON_AddStringToObject(o, "proj:code", code)) goto cleanup;
     } else {
-        if (!cJSON_AddNullToObject(o, "proj:epsg")) goto cleanup;
+        if (!cJSON_AddNullToObject(o, "proj:code")) goto cleanup;
         if (srs) {
             const char *wkt_opts[] = {"FORMAT=WKT2_2019", NULL};
             if (OSRExportToWktEx(srs, &wkt, wkt_opts) == OGRERR_NONE && wkt &&
@@ -514,7 +515,8 @@ static int add_properties(cJSON *props, const task *t, const char *created)
         !(sw = cJSON_AddObjectToObject(props, "processing:software")) ||
         !cJSON_AddStringToObject(sw, "terrane-worker", TERRANE_VERSION) ||
         !cJSON_AddStringToObject(sw, "GDAL", GDALVersionInfo("RELEASE_NAME")) ||
-        !cJSON_AddStringToObject(props, "processing:lineage", lineage)) {
+        !cJSON_AddStringToObject(props, "processing:lineage", lineage) ||
+        !cJSON_AddStringToObject(props, "processing:datetime", created)) {
         err_oom();
         goto cleanup;
     }

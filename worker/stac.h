@@ -2,8 +2,9 @@
  * stac.h - the STAC Item (STAC 1.0.0) describing a published asset.
  *
  * One Item per data version, written next to the files as item.json. It
- * carries the footprint in EPSG:4326 (geometry, bbox), the projection,
- * file, processing and raster extensions, one STAC asset per published
+ * carries the footprint in EPSG:4326 (geometry, bbox), the projection
+ * (v2.0.0: proj:code), file (v2.1.0), processing (v1.2.0) and raster
+ * (v1.1.0) extensions, one STAC asset per published
  * file (href, type, roles, file:checksum, file:size) and lineage as
  * `derived_from` links to each input's own Item (or the input's URI for
  * external sources). Raster fields are read by opening the scratch copy of
@@ -39,9 +40,9 @@ typedef struct stac_file {
 
 #define STAC_VERSION "1.0.0"
 #define STAC_MEDIA_ITEM "application/geo+json"
-#define STAC_EXT_PROJECTION "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
+#define STAC_EXT_PROJECTION "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 #define STAC_EXT_FILE "https://stac-extensions.github.io/file/v2.1.0/schema.json"
-#define STAC_EXT_PROCESSING "https://stac-extensions.github.io/processing/v1.1.0/schema.json"
+#define STAC_EXT_PROCESSING "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 #define STAC_EXT_RASTER "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 
 /* Builds the Item for files (files[0] is the primary output). self_href is

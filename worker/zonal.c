@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "tpool.h"
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -410,6 +411,44 @@ static int close_file(FILE **fp, const char *path, int rc)
     return rc;
 }
 
+/* Features per batch: enough to keep the threads busy, few enough that
+ * their geometries stay small next to GDAL's cache. */
+#define ZONAL_BATCH 64
+
+typedef struct zone_item {
+    OGRFeatureH f;
+    OGRGeometryH gr; /* in the raster's CRS; NULL for an empty geometry */
+    char *geom_json; /* output geometry (CPLFree) */
+    zonal_acc acc;
+    bool overlaps;
+} zone_item;
+
+typedef struct zone_batch {
+    const zonal_job *job;
+    zone_item *items;
+} zone_batch;
+
+static int zone_one(size_t i, int worker, void *arg)
+{
+    const zone_batch *b = arg;
+    const zonal_job *job = b->job;
+    zone_item *it = &b->items[i];
+    GDALDatasetH r = worker > 0 && worker <= job->n_more ? job->more_rasters[worker - 1] : job->raster;
+    zonal_acc_init(&it->acc);
+    it->overlaps = false;
+    if (!it->gr) return 0;
+    return zonal_polygon(r, job->band, it->gr, job->tile, job->raster_field, &it->acc,
+                         &it->overlaps);
+}
+
+static void zone_item_clear(zone_item *it)
+{
+    if (it->f) OGR_F_Destroy(it->f);
+    if (it->gr) OGR_G_DestroyGeometry(it->gr);
+    CPLFree(it->geom_json);
+    memset(it, 0, sizeof *it);
+}
+
 int zonal_run(const zonal_job *job)
 {
     OGRLayerH layer;
@@ -418,10 +457,10 @@ int zonal_run(const zonal_job *job)
     OGRFieldType key_type;
     OGRSpatialReferenceH lsrs, rsrs, wgs84 = NULL;
     OGRCoordinateTransformationH to_raster = NULL, to_out = NULL;
-    OGRFeatureH f = NULL;
     OGRGeometryH gr = NULL, go = NULL;
+    zone_item *items = NULL;
     FILE *gj = NULL, *csv = NULL;
-    char *key = NULL, *geom_json = NULL;
+    char *key = NULL;
     char **json_opts = NULL;
     GIntBig n_features;
     unsigned long long done = 0;
@@ -502,25 +541,33 @@ int zonal_run(const zonal_job *job)
 
     n_features = OGR_L_GetFeatureCount(layer, FALSE);
     OGR_L_ResetReading(layer);
-    for (;;) {
-        zonal_acc acc;
-        OGRGeometryH g;
-        bool quoted = false, overlaps = false;
-        CPLErrorReset();
-        if (!(f = OGR_L_GetNextFeature(layer))) {
-            if (CPLGetLastErrorType() == CE_Failure) {
-                cog_gdal_fail(job->zones_field, NULL, "reading the zones");
-                goto cleanup;
+    if (!(items = mem_calloc(ZONAL_BATCH, sizeof *items))) {
+        err_oom();
+        goto cleanup;
+    }
+    for (bool end = false; !end;) {
+        size_t nb = 0;
+        /* Read and prepare a batch on this thread (OGR layers and coordinate
+         * transformations are not shared). */
+        while (nb < ZONAL_BATCH) {
+            zone_item *it = &items[nb];
+            OGRGeometryH g;
+            CPLErrorReset();
+            if (!(it->f = OGR_L_GetNextFeature(layer))) {
+                if (CPLGetLastErrorType() == CE_Failure) {
+                    cog_gdal_fail(job->zones_field, NULL, "reading the zones");
+                    goto cleanup;
+                }
+                end = true;
+                break;
             }
-            break;
-        }
-        zonal_acc_init(&acc);
-        g = OGR_F_GetGeometryRef(f);
-        if (g && !OGR_G_IsEmpty(g)) {
+            nb++;
+            g = OGR_F_GetGeometryRef(it->f);
+            if (!g || OGR_G_IsEmpty(g)) continue;
             if (!is_polygonal(OGR_G_GetGeometryType(g))) {
                 err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, job->zones_field,
                         "%s: feature %lld is a %s; zones must be polygons", job->zones_field,
-                        (long long)OGR_F_GetFID(f), OGR_G_GetGeometryName(g));
+                        (long long)OGR_F_GetFID(it->f), OGR_G_GetGeometryName(g));
                 goto cleanup;
             }
             /* The rasterizer wants straight edges; GeoJSON has no curves. */
@@ -535,32 +582,33 @@ int zonal_run(const zonal_job *job)
                 (to_out && OGR_G_Transform(go, to_out) != OGRERR_NONE)) {
                 err_set_gdal(ERR_BAD_INPUT, ERR_INPUT_INVALID, job->zones_field,
                              "%s: feature %lld cannot be reprojected", job->zones_field,
-                             (long long)OGR_F_GetFID(f));
+                             (long long)OGR_F_GetFID(it->f));
                 goto cleanup;
             }
-            if (zonal_polygon(job->raster, job->band, gr, job->tile, job->raster_field, &acc,
-                              &overlaps) < 0)
-                goto cleanup;
-            any_overlap |= overlaps;
-            if (!(geom_json = OGR_G_ExportToJsonEx(go, json_opts))) {
+            if (!(it->geom_json = OGR_G_ExportToJsonEx(go, json_opts))) {
                 err_set_gdal(ERR_BAD_INPUT, ERR_INPUT_INVALID, job->zones_field,
                              "%s: feature %lld cannot be written as GeoJSON", job->zones_field,
-                             (long long)OGR_F_GetFID(f));
+                             (long long)OGR_F_GetFID(it->f));
                 goto cleanup;
             }
+            it->gr = gr;
+            gr = NULL;
+            OGR_G_DestroyGeometry(go);
+            go = NULL;
         }
-        if (key_text(f, key_idx, key_type, &quoted, &key) < 0) goto cleanup;
-        write_feature(job, gj, csv, done == 0, key, quoted, &acc, geom_json);
-        mem_free(key);
-        key = NULL;
-        CPLFree(geom_json);
-        geom_json = NULL;
-        OGR_G_DestroyGeometry(gr);
-        OGR_G_DestroyGeometry(go);
-        gr = go = NULL;
-        OGR_F_Destroy(f);
-        f = NULL;
-        done++;
+        zone_batch batch = {.job = job, .items = items};
+        if (tpool_for(job->n_more + 1, nb, zone_one, &batch) < 0) goto cleanup;
+        for (size_t i = 0; i < nb; i++) {
+            zone_item *it = &items[i];
+            bool quoted = false;
+            any_overlap |= it->overlaps;
+            if (key_text(it->f, key_idx, key_type, &quoted, &key) < 0) goto cleanup;
+            write_feature(job, gj, csv, done == 0, key, quoted, &it->acc, it->geom_json);
+            mem_free(key);
+            key = NULL;
+            zone_item_clear(it);
+            done++;
+        }
         if (job->progress && n_features > 0 &&
             !job->progress((double)done / (double)n_features, NULL, job->progress_arg)) {
             err_set(ERR_TRANSIENT, ERR_INTERNAL_CODE, NULL, "zonal-stats: cancelled");
@@ -579,11 +627,11 @@ int zonal_run(const zonal_job *job)
 cleanup:
     rc = close_file(&gj, job->geojson_path, rc);
     rc = close_file(&csv, job->csv_path, rc);
-    if (f) OGR_F_Destroy(f);
+    for (size_t i = 0; items && i < ZONAL_BATCH; i++) zone_item_clear(&items[i]);
+    mem_free(items);
     if (gr) OGR_G_DestroyGeometry(gr);
     if (go) OGR_G_DestroyGeometry(go);
     mem_free(key);
-    CPLFree(geom_json);
     CSLDestroy(json_opts);
     if (to_raster) OCTDestroyCoordinateTransformation(to_raster);
     if (to_out) OCTDestroyCoordinateTransformation(to_out);

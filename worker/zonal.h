@@ -70,6 +70,10 @@ int zonal_polygon(GDALDatasetH raster, int band, OGRGeometryH geom, unsigned til
 
 typedef struct zonal_job {
     GDALDatasetH raster;
+    /* Further handles on the same raster, one per extra thread (GDAL handles
+     * are one thread's at a time): zones are computed n_more + 1 at a time. */
+    GDALDatasetH *more_rasters;
+    int n_more;
     int band;                 /* 1-based, checked by the caller */
     GDALDatasetH zones;       /* its first layer is used */
     const char *key;          /* attribute copied to the output */
@@ -83,7 +87,11 @@ typedef struct zonal_job {
     void *progress_arg;
 } zonal_job;
 
-/* Computes the statistics of every feature and writes both files. Errors:
+/* Computes the statistics of every feature and writes both files, in the
+ * layer's order: features are read in batches, their zones computed on the
+ * threads (one raster handle each, one zone per thread at a time, so each
+ * zone's sums are added in the same order whatever the thread count), and
+ * written in order. Errors:
  * params.key missing from the layer, zones_field when the layer is not
  * polygons, EmptyIntersection when no feature overlaps the raster. */
 int zonal_run(const zonal_job *job);

@@ -2,7 +2,9 @@
  * informer.c - list, then watch, into a local cache (see informer.h).
  *
  * The informer's thread owns the flow (client-go's Reflector and shared
- * informer in one): list every page, swap the cache and emit the diff,
+ * informer in one): list page by page into a fresh cache (each object
+ * through the transform as its page arrives, so a relist holds one page
+ * of raw objects, not the whole list), swap the caches and emit the diff,
  * then watch from the list's resourceVersion, applying each event to the
  * cache before calling the handlers (so a handler that enqueues a key sees
  * the new object when the key is processed). It re-watches from the last
@@ -17,6 +19,15 @@
  * json_deep_copy before changing one (client-go's rule for its cache, too).
  * jansson's reference counts are atomic, so taking and dropping references
  * from several threads is safe.
+ *
+ * Indexes: for each index, value -> set of object keys (a strmap of key ->
+ * the cached reference, borrowed). They change under the cache's write
+ * lock together with the cache, so a reader never sees an object in the
+ * cache but not in its index; an update recomputes the old object's values
+ * and the new one's and moves the key between the two. A relist builds
+ * fresh indexes beside the fresh cache and swaps all of them at once. An
+ * allocation failure inside an index relists (the only way back to a
+ * consistent index).
  *
  * Resync: every resync_s seconds on_update(obj, obj) for every cached
  * object. The watch's server-side timeout is cut to end at the next resync,
@@ -45,19 +56,35 @@
 #define KEY_MAX 512
 #define RELIST 1 /* the watch callback's "stop and relist"; CERR_* codes are negative */
 
+struct informer_values {
+    char **v;
+    size_t n, cap;
+};
+
+typedef struct {
+    char *name;
+    informer_index_fn fn;
+    void *ctx;
+    strmap *by_value; /* value -> strmap * (key -> json_t *, borrowed from the cache) */
+} index_def;
+
 struct informer {
     kube_client *c;
     const kube_resource *r;
     char *ns, *selector;
     int resync_s;
-    informer_handlers h;
+    informer_handlers h; /* h.transform is the only transform */
+    informer_handlers more[INFORMER_MAX_HANDLERS - 1];
+    size_t n_more;
+    index_def idx[INFORMER_MAX_INDEXES];
+    size_t n_idx;
     char api_version[128];
 
     pthread_t thread;
     bool started;
     atomic_bool stop;
 
-    pthread_rwlock_t lock; /* the cache */
+    pthread_rwlock_t lock; /* the cache and the indexes' maps */
     strmap *cache;         /* key -> json_t * (one reference) */
 
     pthread_mutex_t mu; /* synced wait, stats, stoppable sleeps */
@@ -115,6 +142,138 @@ static void stat_add(informer *inf, unsigned long *field)
     pthread_mutex_unlock(&inf->mu);
 }
 
+/* --- handlers ------------------------------------------------------------------------ */
+
+static void emit_add(informer *inf, const json_t *obj)
+{
+    if (inf->h.on_add) inf->h.on_add(inf->h.ctx, obj);
+    for (size_t i = 0; i < inf->n_more; i++)
+        if (inf->more[i].on_add) inf->more[i].on_add(inf->more[i].ctx, obj);
+}
+
+static void emit_update(informer *inf, const json_t *old, const json_t *obj)
+{
+    if (inf->h.on_update) inf->h.on_update(inf->h.ctx, old, obj);
+    for (size_t i = 0; i < inf->n_more; i++)
+        if (inf->more[i].on_update) inf->more[i].on_update(inf->more[i].ctx, old, obj);
+}
+
+static void emit_delete(informer *inf, const json_t *obj)
+{
+    if (inf->h.on_delete) inf->h.on_delete(inf->h.ctx, obj);
+    for (size_t i = 0; i < inf->n_more; i++)
+        if (inf->more[i].on_delete) inf->more[i].on_delete(inf->more[i].ctx, obj);
+}
+
+static bool has_update_handler(const informer *inf)
+{
+    if (inf->h.on_update) return true;
+    for (size_t i = 0; i < inf->n_more; i++)
+        if (inf->more[i].on_update) return true;
+    return false;
+}
+
+/* --- indexes -------------------------------------------------------------------------- */
+
+int informer_values_add(informer_values *v, const char *value)
+{
+    if (!value) return 0;
+    for (size_t i = 0; i < v->n; i++)
+        if (!strcmp(v->v[i], value)) return 0;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 4;
+        char **nv = cmem_reallocarray(v->v, cap, sizeof *nv);
+        if (!nv) return cerr_oom();
+        v->v = nv;
+        v->cap = cap;
+    }
+    if (!(v->v[v->n] = cmem_strdup(value))) return cerr_oom();
+    v->n++;
+    return 0;
+}
+
+static void values_clear(informer_values *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        cmem_free(v->v[i]);
+    v->n = 0;
+}
+
+static void values_free(informer_values *v)
+{
+    values_clear(v);
+    cmem_free(v->v);
+    v->v = NULL;
+    v->cap = 0;
+}
+
+static int by_namespace(void *ctx, const json_t *obj, informer_values *out)
+{
+    (void)ctx;
+    const char *ns = kobj_namespace(obj);
+    return informer_values_add(out, ns ? ns : "");
+}
+
+/* Every index's values of obj into vals[0..n_idx); obj NULL: none. */
+static int values_of(informer *inf, const json_t *obj, informer_values *vals)
+{
+    for (size_t i = 0; i < inf->n_idx; i++) {
+        values_clear(&vals[i]);
+        if (obj && inf->idx[i].fn(inf->idx[i].ctx, obj, &vals[i]) == CERR_NOMEM) return CERR_NOMEM;
+    }
+    return 0;
+}
+
+static void index_map_free(strmap *by_value)
+{
+    if (!by_value) return;
+    size_t pos = 0;
+    const char *k;
+    void *v;
+    while (strmap_next(by_value, &pos, &k, &v))
+        strmap_free(v);
+    strmap_free(by_value);
+}
+
+static void index_del(strmap *by_value, const informer_values *vals, const char *key)
+{
+    for (size_t i = 0; i < vals->n; i++) {
+        strmap *set = strmap_lookup(by_value, vals->v[i]);
+        if (!set || !strmap_remove(set, key, NULL) || strmap_len(set)) continue;
+        strmap_remove(by_value, vals->v[i], NULL);
+        strmap_free(set);
+    }
+}
+
+static int index_put(strmap *by_value, const informer_values *vals, const char *key, json_t *obj)
+{
+    for (size_t i = 0; i < vals->n; i++) {
+        strmap *set = strmap_lookup(by_value, vals->v[i]);
+        if (!set) {
+            if (!(set = strmap_new(0))) return cerr_oom();
+            if (strmap_put(by_value, vals->v[i], set)) {
+                strmap_free(set);
+                return cerr_oom();
+            }
+        }
+        if (strmap_put(set, key, obj)) return cerr_oom();
+    }
+    return 0;
+}
+
+/* Under the write lock: key moves from the values in old_vals to those in
+ * new_vals (obj NULL: removed). CERR_NOMEM leaves the index inexact. */
+static int index_move(informer *inf, const informer_values *old_vals,
+                      const informer_values *new_vals, const char *key, json_t *obj)
+{
+    int rc = 0;
+    for (size_t i = 0; i < inf->n_idx; i++) {
+        index_del(inf->idx[i].by_value, &old_vals[i], key);
+        if (obj && !rc) rc = index_put(inf->idx[i].by_value, &new_vals[i], key, obj);
+    }
+    return rc;
+}
+
 static int set_rv(informer *inf, const char *rv)
 {
     if (!rv || !rv[0]) return 0;
@@ -161,26 +320,51 @@ static bool same_version(const json_t *a, const json_t *b)
     return ra && rb && strcmp(ra, rb) == 0;
 }
 
-/* Lists, swaps the cache and emits the differences. */
-static int relist(informer *inf)
+/* A relist being built: the fresh cache and indexes, filled page by page. */
+typedef struct {
+    informer *inf;
+    strmap *fresh;
+    strmap *idx[INFORMER_MAX_INDEXES];
+    informer_values vals[INFORMER_MAX_INDEXES];
+    char rv[RV_MAX];
+} relist_state;
+
+static void relist_clear(relist_state *st)
 {
+    for (size_t k = 0; k < st->inf->n_idx; k++) {
+        index_map_free(st->idx[k]);
+        st->idx[k] = NULL;
+    }
+    free_cache(st->fresh);
+    st->fresh = NULL;
+}
+
+static int relist_reset(relist_state *st)
+{
+    relist_clear(st);
+    if (!(st->fresh = strmap_new(0))) return cerr_oom();
+    for (size_t k = 0; k < st->inf->n_idx; k++)
+        if (!(st->idx[k] = strmap_new(0))) return cerr_oom();
+    return 0;
+}
+
+/* One page into the fresh cache: each item through the transform as it
+ * arrives, so the relist holds one page of raw objects at a time. */
+static int relist_page(void *ctx, json_t *page, bool restart)
+{
+    relist_state *st = ctx;
+    informer *inf = st->inf;
     int rc;
-    json_t *list = NULL;
-    strmap *fresh = NULL, *old = NULL;
-    if ((rc = kube_list(inf->c, inf->r, inf->ns, inf->selector, NULL, &list))) return rc;
-    const json_t *meta = json_object_get(list, "metadata");
-    const json_t *jrv = json_object_get(meta, "resourceVersion");
-    if (!json_is_string(jrv) || !json_string_length(jrv)) {
-        rc = cerr_set(CERR_INVALID, "informer %s: the list has no metadata.resourceVersion",
-                      inf->r->plural);
-        goto cleanup;
-    }
-    if ((rc = set_rv(inf, json_string_value(jrv)))) goto cleanup;
-    if (!(fresh = strmap_new(0))) {
-        rc = cerr_oom();
-        goto cleanup;
-    }
-    json_t *items = json_object_get(list, "items");
+    if (restart && (rc = relist_reset(st))) return rc;
+    const json_t *jrv = json_object_get(json_object_get(page, "metadata"), "resourceVersion");
+    if (!json_is_string(jrv) || !json_string_length(jrv))
+        return cerr_set(CERR_INVALID, "informer %s: the list has no metadata.resourceVersion",
+                        inf->r->plural);
+    if (json_string_length(jrv) >= RV_MAX)
+        return cerr_set(CERR_INVALID, "informer %s: resourceVersion longer than %d bytes",
+                        inf->r->plural, RV_MAX - 1);
+    memcpy(st->rv, json_string_value(jrv), json_string_length(jrv) + 1);
+    json_t *items = json_object_get(page, "items");
     size_t i;
     json_t *item;
     json_array_foreach(items, i, item)
@@ -189,24 +373,51 @@ static int relist(informer *inf)
         if (!json_is_object(item) || kobj_key(item, key, sizeof key))
             continue; /* nameless: not an object */
         json_t *obj = cache_form(inf, item);
-        if (!obj) {
-            rc = cerr_oom();
-            goto cleanup;
+        if (!obj) return cerr_oom();
+        json_t *dup = strmap_lookup(st->fresh, key);
+        if (dup) {
+            /* the same key twice in one list: the last one counts */
+            if ((rc = values_of(inf, dup, st->vals))) {
+                json_decref(obj);
+                return rc;
+            }
+            for (size_t k = 0; k < inf->n_idx; k++)
+                index_del(st->idx[k], &st->vals[k], key);
         }
-        json_t *dup = strmap_lookup(fresh, key);
-        if (strmap_put(fresh, key, obj)) {
+        if (strmap_put(st->fresh, key, obj)) {
             json_decref(obj);
-            rc = cerr_oom();
-            goto cleanup;
+            return cerr_oom();
         }
         json_decref(dup);
+        if ((rc = values_of(inf, obj, st->vals))) return rc;
+        for (size_t k = 0; k < inf->n_idx; k++)
+            if ((rc = index_put(st->idx[k], &st->vals[k], key, obj))) return rc;
     }
+    return 0;
+}
+
+/* Lists page by page, swaps the cache and emits the differences. */
+static int relist(informer *inf)
+{
+    int rc;
+    strmap *old = NULL, *old_idx[INFORMER_MAX_INDEXES] = {0};
+    relist_state st = {.inf = inf};
+    if ((rc = relist_reset(&st)) ||
+        (rc = kube_list_pages(inf->c, inf->r, inf->ns, inf->selector, NULL, relist_page, &st)) ||
+        (rc = set_rv(inf, st.rv)))
+        goto cleanup;
+    strmap *fresh = st.fresh, **fresh_idx = st.idx;
+    st.fresh = NULL;
 
     pthread_rwlock_wrlock(&inf->lock);
     old = inf->cache;
     inf->cache = fresh;
+    for (size_t k = 0; k < inf->n_idx; k++) {
+        old_idx[k] = inf->idx[k].by_value;
+        inf->idx[k].by_value = fresh_idx[k];
+        fresh_idx[k] = NULL;
+    }
     pthread_rwlock_unlock(&inf->lock);
-    fresh = NULL;
 
     /* The diff, outside the lock: only this thread changes either map. */
     size_t pos = 0;
@@ -215,15 +426,15 @@ static int relist(informer *inf)
     while (strmap_next(inf->cache, &pos, &key, &v)) {
         json_t *was = NULL;
         if (strmap_remove(old, key, (void **)&was)) {
-            if (!same_version(was, v) && inf->h.on_update) inf->h.on_update(inf->h.ctx, was, v);
+            if (!same_version(was, v)) emit_update(inf, was, v);
             json_decref(was);
-        } else if (inf->h.on_add) {
-            inf->h.on_add(inf->h.ctx, v);
+        } else {
+            emit_add(inf, v);
         }
     }
     pos = 0;
     while (strmap_next(old, &pos, &key, &v))
-        if (inf->h.on_delete) inf->h.on_delete(inf->h.ctx, v);
+        emit_delete(inf, v);
 
     pthread_mutex_lock(&inf->mu);
     inf->stats.lists++;
@@ -231,16 +442,19 @@ static int relist(informer *inf)
     pthread_cond_broadcast(&inf->cv);
     pthread_mutex_unlock(&inf->mu);
 cleanup:
+    for (size_t k = 0; k < inf->n_idx; k++) {
+        index_map_free(old_idx[k]);
+        values_free(&st.vals[k]);
+    }
+    relist_clear(&st);
     free_cache(old);
-    free_cache(fresh);
-    json_decref(list);
     return rc;
 }
 
 /* on_update(obj, obj) for everything cached: the level-triggered safety net. */
 static void resync(informer *inf)
 {
-    if (!inf->h.on_update) return;
+    if (!has_update_handler(inf)) return;
     pthread_rwlock_rdlock(&inf->lock);
     size_t n = strmap_len(inf->cache), k = 0, pos = 0;
     json_t **objs = cmem_calloc(n ? n : 1, sizeof *objs);
@@ -251,7 +465,7 @@ static void resync(informer *inf)
     pthread_rwlock_unlock(&inf->lock);
     if (!objs) return; /* the next resync will do */
     for (size_t i = 0; i < k; i++) {
-        if (!atomic_load(&inf->stop)) inf->h.on_update(inf->h.ctx, objs[i], objs[i]);
+        if (!atomic_load(&inf->stop)) emit_update(inf, objs[i], objs[i]);
         json_decref(objs[i]);
     }
     cmem_free(objs);
@@ -274,33 +488,54 @@ static int on_watch_event(void *ud, const watch_event *ev)
     if (kobj_key(ev->object, key, sizeof key)) return RELIST;
     json_t *obj = cache_form(inf, ev->object);
     if (!obj) return RELIST;
+    informer_values ov[INFORMER_MAX_INDEXES] = {0}, nv[INFORMER_MAX_INDEXES] = {0};
     json_t *old = NULL;
+    int rc = 0;
+    /* the values of the object being replaced: only this thread writes */
+    pthread_rwlock_rdlock(&inf->lock);
+    json_t *cached = json_incref(strmap_lookup(inf->cache, key));
+    pthread_rwlock_unlock(&inf->lock);
+    if (values_of(inf, cached, ov) || values_of(inf, ev->type == WATCH_DELETED ? NULL : obj, nv)) {
+        json_decref(obj);
+        rc = RELIST;
+        goto done;
+    }
     if (ev->type == WATCH_DELETED) {
         pthread_rwlock_wrlock(&inf->lock);
-        strmap_remove(inf->cache, key, (void **)&old);
+        if (strmap_remove(inf->cache, key, (void **)&old)) index_move(inf, ov, nv, key, NULL);
         pthread_rwlock_unlock(&inf->lock);
         /* The event's object is the final state, newer than the cached one. */
-        if (inf->h.on_delete) inf->h.on_delete(inf->h.ctx, obj);
+        emit_delete(inf, obj);
         json_decref(obj);
     } else {
         pthread_rwlock_wrlock(&inf->lock);
         old = strmap_lookup(inf->cache, key);
-        int rc = strmap_put(inf->cache, key, obj);
-        pthread_rwlock_unlock(&inf->lock);
-        if (rc) {
+        bool cached_new = strmap_put(inf->cache, key, obj) == 0;
+        if (!cached_new) {
+            old = NULL; /* the cache is unchanged */
             json_decref(obj);
-            return RELIST;
+            rc = RELIST;
+        } else if (index_move(inf, ov, nv, key, obj)) {
+            rc = RELIST; /* an index is behind the cache */
         }
-        if (old) {
-            if (inf->h.on_update) inf->h.on_update(inf->h.ctx, old, obj);
-        } else if (inf->h.on_add) {
-            inf->h.on_add(inf->h.ctx, obj);
-        }
+        pthread_rwlock_unlock(&inf->lock);
+        if (rc) goto done;
+        if (old)
+            emit_update(inf, old, obj);
+        else
+            emit_add(inf, obj);
     }
-    json_decref(old);
     inf->watch_events++;
     stat_add(inf, &inf->stats.events);
-    return set_rv(inf, ev->resource_version) ? RELIST : 0;
+    rc = set_rv(inf, ev->resource_version) ? RELIST : 0;
+done:
+    json_decref(old);
+    json_decref(cached);
+    for (size_t i = 0; i < inf->n_idx; i++) {
+        values_free(&ov[i]);
+        values_free(&nv[i]);
+    }
+    return rc;
 }
 
 /* Server-side timeout of the next watch: 5..10 minutes, ending at the next
@@ -394,11 +629,44 @@ int informer_new(kube_client *c, const kube_resource *r, const char *ns, const c
     if (!inf->rng) inf->rng = 0x9E3779B97F4A7C15ull;
     if ((ns && ns[0] && !(inf->ns = cmem_strdup(ns))) ||
         (label_selector && label_selector[0] && !(inf->selector = cmem_strdup(label_selector))) ||
-        !(inf->cache = strmap_new(0))) {
+        !(inf->cache = strmap_new(0)) ||
+        informer_add_index(inf, INFORMER_INDEX_NAMESPACE, by_namespace, NULL)) {
         informer_free(inf);
         return cerr_oom();
     }
     *out = inf;
+    return 0;
+}
+
+static index_def *find_index(informer *inf, const char *name)
+{
+    for (size_t i = 0; i < inf->n_idx; i++)
+        if (!strcmp(inf->idx[i].name, name)) return &inf->idx[i];
+    return NULL;
+}
+
+int informer_add_index(informer *inf, const char *name, informer_index_fn fn, void *ctx)
+{
+    if (!name || !fn || inf->started || find_index(inf, name) || inf->n_idx >= INFORMER_MAX_INDEXES)
+        return cerr_set(CERR_INVALID, "informer %s: cannot add index %s", inf->r->plural,
+                        name ? name : "(null)");
+    index_def *d = &inf->idx[inf->n_idx];
+    if (!(d->name = cmem_strdup(name)) || !(d->by_value = strmap_new(0))) {
+        cmem_free(d->name);
+        d->name = NULL;
+        return cerr_oom();
+    }
+    d->fn = fn;
+    d->ctx = ctx;
+    inf->n_idx++;
+    return 0;
+}
+
+int informer_add_handlers(informer *inf, const informer_handlers *h)
+{
+    if (!h || inf->started || inf->n_more >= INFORMER_MAX_HANDLERS - 1)
+        return cerr_set(CERR_INVALID, "informer %s: cannot add handlers", inf->r->plural);
+    inf->more[inf->n_more++] = *h;
     return 0;
 }
 
@@ -430,6 +698,10 @@ void informer_free(informer *inf)
 {
     if (!inf) return;
     informer_stop(inf);
+    for (size_t i = 0; i < inf->n_idx; i++) {
+        index_map_free(inf->idx[i].by_value);
+        cmem_free(inf->idx[i].name);
+    }
     free_cache(inf->cache);
     cmem_free(inf->ns);
     cmem_free(inf->selector);
@@ -471,22 +743,46 @@ json_t *informer_get(informer *inf, const char *ns, const char *name)
     return obj;
 }
 
-int informer_each(informer *inf, const char *ns, int (*fn)(void *ctx, const json_t *obj), void *ctx)
+static int each_in(const strmap *m, int (*fn)(void *ctx, const json_t *obj), void *ctx)
 {
     int rc = 0;
     size_t pos = 0;
     const char *key;
     void *v;
-    pthread_rwlock_rdlock(&inf->lock);
-    while (strmap_next(inf->cache, &pos, &key, &v)) {
-        if (ns) {
-            const char *ons = kobj_namespace(v);
-            if (!ons || strcmp(ons, ns) != 0) continue;
-        }
+    while (m && strmap_next(m, &pos, &key, &v))
         if ((rc = fn(ctx, v))) break;
-    }
+    return rc;
+}
+
+int informer_each(informer *inf, const char *ns, int (*fn)(void *ctx, const json_t *obj), void *ctx)
+{
+    if (ns) return informer_each_indexed(inf, INFORMER_INDEX_NAMESPACE, ns, fn, ctx);
+    pthread_rwlock_rdlock(&inf->lock);
+    int rc = each_in(inf->cache, fn, ctx);
     pthread_rwlock_unlock(&inf->lock);
     return rc;
+}
+
+int informer_each_indexed(informer *inf, const char *index, const char *value,
+                          int (*fn)(void *ctx, const json_t *obj), void *ctx)
+{
+    index_def *d = find_index(inf, index);
+    if (!d) return cerr_set(CERR_NOTFOUND, "informer %s: no index %s", inf->r->plural, index);
+    pthread_rwlock_rdlock(&inf->lock);
+    int rc = value ? each_in(strmap_lookup(d->by_value, value), fn, ctx) : 0;
+    pthread_rwlock_unlock(&inf->lock);
+    return rc;
+}
+
+size_t informer_index_count(informer *inf, const char *index, const char *value)
+{
+    index_def *d = find_index(inf, index);
+    if (!d || !value) return 0;
+    pthread_rwlock_rdlock(&inf->lock);
+    strmap *set = strmap_lookup(d->by_value, value);
+    size_t n = set ? strmap_len(set) : 0;
+    pthread_rwlock_unlock(&inf->lock);
+    return n;
 }
 
 size_t informer_len(informer *inf)

@@ -5,6 +5,7 @@
 
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "lib/jtype.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,28 +14,6 @@
 #define COND_REASON_MAX 1024
 #define COND_MESSAGE_MAX 32768
 #define COND_TYPE_MAX 316
-
-const char *kobj_type_name(const json_t *v)
-{
-    if (!v) return "nothing";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "real";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
-    }
-}
 
 /* obj[key] when obj is an object, else NULL. */
 static const json_t *field(const json_t *obj, const char *key)
@@ -119,7 +98,7 @@ int kobj_key(const json_t *obj, char *buf, size_t size)
 
 static int type_error(const char *path, const char *want, const json_t *got)
 {
-    return cerr_set(CERR_INVALID, "%s: expected %s, got %s", path, want, kobj_type_name(got));
+    return cerr_set(CERR_INVALID, "%s: expected %s, got %s", path, want, jtype_name(got));
 }
 
 /* Optional string field: absent or null is fine, any other type is not. */
@@ -153,7 +132,7 @@ static int string_map(const json_t *obj, const char *key, const json_t **out)
     {
         if (!json_is_string(val))
             return cerr_set(CERR_INVALID, "metadata.%s.%.200s: expected string, got %s", key, k,
-                            kobj_type_name(val));
+                            jtype_name(val));
     }
     *out = v;
     return 0;
@@ -219,7 +198,7 @@ static int opt_bool(const json_t *e, const char *key, size_t i, bool *out)
     if (!v || json_is_null(v)) return 0;
     if (!json_is_boolean(v))
         return cerr_set(CERR_INVALID, "metadata.ownerReferences[%zu].%s: expected boolean, got %s",
-                        i, key, kobj_type_name(v));
+                        i, key, jtype_name(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -234,7 +213,7 @@ int kobj_owner_ref_at(const json_t *obj, size_t i, kobj_owner_ref *out)
     const json_t *e = json_array_get(refs, i);
     if (!json_is_object(e))
         return cerr_set(CERR_INVALID, "metadata.ownerReferences[%zu]: expected object, got %s", i,
-                        kobj_type_name(e));
+                        jtype_name(e));
     const char **dst[] = {&out->api_version, &out->kind, &out->name, &out->uid};
     for (size_t k = 0; k < 4; k++) {
         const json_t *v = json_object_get(e, names[k]);
@@ -242,7 +221,7 @@ int kobj_owner_ref_at(const json_t *obj, size_t i, kobj_owner_ref *out)
             memset(out, 0, sizeof *out);
             return cerr_set(CERR_INVALID,
                             "metadata.ownerReferences[%zu].%s: expected non-empty string, got %s",
-                            i, names[k], v && json_is_string(v) ? "\"\"" : kobj_type_name(v));
+                            i, names[k], v && json_is_string(v) ? "\"\"" : jtype_name(v));
         }
         *dst[k] = json_string_value(v);
     }

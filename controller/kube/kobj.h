@@ -139,8 +139,4 @@ int kobj_microtime_format(const struct timespec *ts, char out[KOBJ_MICROTIME_LEN
  * CERR_INVALID. */
 int kobj_time_parse(const char *s, struct timespec *out);
 
-/* "object", "array", "string", "integer", "real", "boolean", "null", or
- * "nothing" for NULL: for error messages. */
-const char *kobj_type_name(const json_t *v);
-
 #endif

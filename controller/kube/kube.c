@@ -24,6 +24,7 @@
 #include "kube/watch.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "lib/jtype.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -785,7 +786,7 @@ static int do_request(kube_client *c, const kreq *q, json_t **out)
             }
             if (!json_is_object(j)) {
                 rc = cerr_set(CERR_INVALID, "%s %.300s: the response is a JSON %s, not an object",
-                              q->method, q->path, kobj_type_name(j));
+                              q->method, q->path, jtype_name(j));
                 json_decref(j);
                 break;
             }
@@ -911,15 +912,15 @@ static int merge_page(json_t *list, json_t *page)
     return 0;
 }
 
-int kube_list(kube_client *c, const kube_resource *r, const char *ns, const char *label_selector,
-              const char *field_selector, json_t **out)
+int kube_list_pages(kube_client *c, const kube_resource *r, const char *ns,
+                    const char *label_selector, const char *field_selector, kube_page_fn fn,
+                    void *ctx)
 {
     int rc = 0;
-    json_t *list = NULL, *page = NULL;
+    json_t *page = NULL;
     char *cont = NULL;
     sbuf base = {0}, p = {0};
-    bool paged = true, fell_back = false;
-    *out = NULL;
+    bool paged = true, fell_back = false, restart = false;
     if ((rc = resource_path(r, ns, NULL, NULL, &base))) goto cleanup;
     for (unsigned pages = 0;; pages++) {
         if (pages >= LIST_MAX_PAGES) {
@@ -950,12 +951,11 @@ int kube_list(kube_client *c, const kube_resource *r, const char *ns, const char
             /* The continue token outlived etcd's compaction window. As
              * client-go's pager does, fall back to one unpaginated list: a
              * consistent snapshot, at the cost of one large response. */
-            json_decref(list);
-            list = NULL;
             cmem_free(cont);
             cont = NULL;
             paged = false;
             fell_back = true;
+            restart = true; /* the pages so far are of another snapshot */
             continue;
         }
         if (rc) goto cleanup;
@@ -963,7 +963,7 @@ int kube_list(kube_client *c, const kube_resource *r, const char *ns, const char
         if (!json_is_array(items)) {
             if (items && !json_is_null(items)) {
                 rc = cerr_set(CERR_INVALID, "LIST %.300s: items: expected array, got %s", base.s,
-                              kobj_type_name(items));
+                              jtype_name(items));
                 goto cleanup;
             }
             if (json_object_set_new(page, "items", json_array())) {
@@ -982,28 +982,53 @@ int kube_list(kube_client *c, const kube_resource *r, const char *ns, const char
             rc = cerr_oom();
             goto cleanup;
         }
-        if (!list) {
-            list = page;
-            page = NULL;
-        } else {
-            if ((rc = merge_page(list, page))) goto cleanup;
-            json_decref(page);
-            page = NULL;
+        json_t *meta = json_object_get(page, "metadata");
+        if (json_is_object(meta)) {
+            json_object_del(meta, "continue");
+            json_object_del(meta, "remainingItemCount");
         }
-        json_t *meta = json_object_get(list, "metadata");
-        json_object_del(meta, "continue");
-        json_object_del(meta, "remainingItemCount");
-        if (!cont) break;
+        rc = fn(ctx, page, restart);
+        restart = false;
+        json_decref(page);
+        page = NULL;
+        if (rc || !cont) break;
     }
-    *out = list;
-    list = NULL;
 cleanup:
-    json_decref(list);
     json_decref(page);
     cmem_free(cont);
     cmem_free(base.s);
     cmem_free(p.s);
     return rc;
+}
+
+/* kube_list's page callback: the first page becomes the list, later
+ * pages' items are appended. */
+static int collect_page(void *ctx, json_t *page, bool restart)
+{
+    json_t **list = ctx;
+    if (restart) {
+        json_decref(*list);
+        *list = NULL;
+    }
+    if (!*list) {
+        *list = json_incref(page);
+        return 0;
+    }
+    return merge_page(*list, page);
+}
+
+int kube_list(kube_client *c, const kube_resource *r, const char *ns, const char *label_selector,
+              const char *field_selector, json_t **out)
+{
+    json_t *list = NULL;
+    *out = NULL;
+    int rc = kube_list_pages(c, r, ns, label_selector, field_selector, collect_page, &list);
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
+    *out = list;
+    return 0;
 }
 
 /* Serialises obj and sends it. */

@@ -74,6 +74,15 @@ int kube_get(kube_client *c, const kube_resource *r, const char *ns, const char 
  * *out is the List object with all items and the list's resourceVersion. */
 int kube_list(kube_client *c, const kube_resource *r, const char *ns, const char *label_selector,
               const char *field_selector, json_t **out);
+/* The same list, one page at a time, so that only one page is in memory:
+ * fn gets each page's List object (borrowed; metadata.resourceVersion is
+ * the snapshot's, "continue" removed), restart true when the pages given
+ * so far must be forgotten (an expired continue token: the list starts
+ * again unpaginated). A non-zero return from fn stops and is returned. */
+typedef int (*kube_page_fn)(void *ctx, json_t *page, bool restart);
+int kube_list_pages(kube_client *c, const kube_resource *r, const char *ns,
+                    const char *label_selector, const char *field_selector, kube_page_fn fn,
+                    void *ctx);
 int kube_create(kube_client *c, const kube_resource *r, const char *ns, const json_t *obj,
                 json_t **out);
 /* PUT of the whole object; its metadata.resourceVersion makes it conditional. */

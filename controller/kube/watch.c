@@ -6,6 +6,7 @@
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "lib/jtype.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -120,13 +121,13 @@ static int decode_line(watch_splitter *w, const char *line, size_t n, uint64_t a
     watch_event ev = {.offset = at};
     if (!json_is_object(root)) {
         rc =
-            invalid(w, CERR_INVALID, at, "event is a JSON %s, not an object", kobj_type_name(root));
+            invalid(w, CERR_INVALID, at, "event is a JSON %s, not an object", jtype_name(root));
         goto done;
     }
     const json_t *jt = json_object_get(root, "type");
     if (!json_is_string(jt)) {
         rc =
-            invalid(w, CERR_INVALID, at, "event type: expected string, got %s", kobj_type_name(jt));
+            invalid(w, CERR_INVALID, at, "event type: expected string, got %s", jtype_name(jt));
         goto done;
     }
     const char *tname = json_string_value(jt);
@@ -139,7 +140,7 @@ static int decode_line(watch_splitter *w, const char *line, size_t n, uint64_t a
     ev.object = json_object_get(root, "object");
     if (!json_is_object(ev.object)) {
         rc = invalid(w, CERR_INVALID, at, "%s event: object: expected object, got %s", tname,
-                     kobj_type_name(ev.object));
+                     jtype_name(ev.object));
         goto done;
     }
     ev.resource_version = kobj_resource_version(ev.object);

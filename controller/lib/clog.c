@@ -3,7 +3,6 @@
  */
 #include "lib/clog.h"
 
-#include "kube/kobj.h"
 #include "lib/cmem.h"
 
 #include <jansson.h>
@@ -70,10 +69,11 @@ void clog_log(clog_level level, const char *msg, const char *fields, ...)
     if (!clog_enabled(level)) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    char micro[KOBJ_MICROTIME_LEN], when[32];
-    kobj_microtime_format(&ts, micro);
-    /* milliseconds are enough for logs: "...:05.123Z" */
-    snprintf(when, sizeof when, "%.23sZ", micro);
+    /* RFC 3339 in UTC with milliseconds, enough for logs: "...:05.123Z" */
+    struct tm tm;
+    char day[24] = "0000-00-00T00:00:00", when[32];
+    if (gmtime_r(&ts.tv_sec, &tm)) strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when, sizeof when, "%s.%03ldZ", day, ts.tv_nsec / 1000000L);
     json_t *line =
         json_pack("{s:s, s:s, s:s}", "ts", when, "level", NAMES[level], "msg", msg ? msg : "");
     if (line && fields) {

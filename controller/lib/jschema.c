@@ -12,11 +12,11 @@
  */
 #include "lib/jschema.h"
 
-#include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/jregex.h"
 #include "lib/strmap.h"
+#include "lib/jtype.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -505,7 +505,7 @@ static void excerpt(const json_t *v, char *buf, size_t size)
     } else if (json_is_boolean(v)) {
         snprintf(buf, size, "%s", json_is_true(v) ? "true" : "false");
     } else {
-        snprintf(buf, size, "%s", kobj_type_name(v));
+        snprintf(buf, size, "%s", jtype_name(v));
     }
 }
 
@@ -606,9 +606,21 @@ static void desc_tail(const char *desc, char *buf, size_t size)
         return;
     }
     size_t n = strlen(desc);
-    if (desc[n - 1] == '.') n--;
-    if (n > 300) n = 300;
-    snprintf(buf, size, ": %.*s", (int)n, desc);
+    const char *more = "";
+    if (n > 300) {
+        /* Whole sentences when they fit, else whole words: never mid-word. */
+        size_t cut = 0;
+        for (size_t i = 1; i < 300; i++)
+            if (desc[i] == ' ' && desc[i - 1] == '.') cut = i;
+        if (!cut) {
+            for (size_t i = 0; i < 300; i++)
+                if (desc[i] == ' ') cut = i;
+            more = cut ? " ..." : "";
+        }
+        n = cut ? cut : 300;
+    }
+    if (n && desc[n - 1] == '.') n--;
+    snprintf(buf, size, ": %.*s%s", (int)n, desc, more);
 }
 
 static int validate(vctx *c, const json_t *schema, const json_t *inst, jschema_error *err);

@@ -75,7 +75,8 @@ e2e_start() {
   at_exit 'kill $KUBESIM_PID 2>/dev/null; wait $KUBESIM_PID 2>/dev/null'
   local i
   for i in $(seq 1 100); do [ -s "$TMP/kubesim.port" ] && break; sleep 0.1; done
-  [ -s "$TMP/kubesim.port" ] || { cat "$TMP/kubesim.log"; skip "kubesim did not start"; }
+  # A suite that cannot start its server fails: a skip would hide it.
+  [ -s "$TMP/kubesim.port" ] || { cat "$TMP/kubesim.log"; fail "kubesim did not start"; finish; }
   KUBESIM_URL=http://127.0.0.1:$(cat "$TMP/kubesim.port")
 
   kubectl --kubeconfig "$KUBECONFIG" apply -f "$ROOT/crds/" >/dev/null || { fail "kubectl apply -f crds/"; finish; }

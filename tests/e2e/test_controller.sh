@@ -7,7 +7,9 @@
 #   - changing the upstream's params makes the downstream assets Stale, then
 #     re-materialize with new data versions;
 #   - bad input data fails once, without retries; an invalid spec fails with a
-#     message naming the field and never starts a pod; a dependency cycle is
+#     message naming the field and never starts a pod; both end `kubectl wait
+#     --for=condition=Failed` and show their reason in `kubectl get am`; a
+#     param the CRD's rules see is rejected by kubectl apply; a dependency cycle is
 #     reported without pods and without a hot loop;
 #   - a missing upstream waits, then proceeds when the upstream appears;
 #   - SIGTERM: graceful shutdown, exit status 0.
@@ -26,7 +28,7 @@ else
 fi
 
 header=$(k get am 2>&1 | head -n 1)
-for col in NAME ASSET OPERATION POOL PHASE VERSION AGE; do
+for col in NAME ASSET OPERATION POOL PHASE REASON VERSION AGE; do
   assert_contains "$header" "$col" "printer column $col"
 done
 row=$(k get am dem-slope --no-headers 2>&1)
@@ -140,7 +142,34 @@ assert_eq "Failed" "$(am_get bad-input '{.status.phase}')" "bad-input phase"
 assert_eq 1 "$(pods_of bad-input | grep -c .)" "bad-input ran exactly one pod"
 assert_eq 0 "$(am_get bad-input '{.status.retries}')" "bad-input was not retried"
 assert_contains "$(am_get bad-input '{.status.message}')" "does-not-exist.tif" "bad-input message has the worker's reason"
-assert_contains "$(am_get bad-spec '{.status.message}')" "spec.params.mode: must be one of" "bad-spec message names the field"
+assert_contains "$(am_get bad-spec '{.status.message}')" "spec.params.dstCrs" "bad-spec message names the field"
+echo "bad-spec: $(am_get bad-spec '{.status.message}')"
+if k wait --for=condition=Failed am/bad-spec am/bad-input --timeout=10s >/dev/null; then
+  ok "kubectl wait --for=condition=Failed ends on the failed assets"
+else
+  fail "kubectl wait --for=condition=Failed did not end"
+fi
+row=$(k get am bad-spec --no-headers 2>&1)
+assert_contains "$row" "InvalidSpec" "kubectl get am shows the reason"
+wide=$(k get am bad-input -o wide 2>&1)
+assert_contains "$wide" "MESSAGE" "kubectl get am -o wide has a MESSAGE column"
+assert_contains "$wide" "does-not-exist.tif" "kubectl get am -o wide shows the message"
+# A param the API server's rules see is rejected at apply time, naming it.
+out=$(printf '%s\n' 'apiVersion: terrane.io/v1alpha1' 'kind: AssetMaterialization' \
+  'metadata: {name: slop}' 'spec:' '  assetKey: test/slop' '  operation: terrain' \
+  '  params: {mode: slop}' '  inputs: [{name: dem, uri: "s3://raw/elev.tif"}]' \
+  '  output: {uri: "s3://assets"}' | k apply -f - 2>&1) && fail "mode: slop was accepted"
+echo "apply mode: slop: $out"
+assert_contains "$out" 'spec.params.mode: Unsupported value: "slop"' "kubectl apply rejects mode: slop naming the param"
+# A param the CRD's rules cannot see (nodata, a number or "none"): the policy in crds/.
+out=$(printf '%s\n' 'apiVersion: terrane.io/v1alpha1' 'kind: AssetMaterialization' \
+  'metadata: {name: nodata-byte}' 'spec:' '  assetKey: test/nodata_byte' '  operation: calc' \
+  '  params: {expression: "dem * 2", outputType: Byte, nodata: -9999}' \
+  '  inputs: [{name: dem, uri: "s3://raw/elev.tif"}]' '  output: {uri: "s3://assets"}' | k apply -f - 2>&1) \
+  && fail "nodata -9999 for Byte was accepted"
+echo "apply nodata -9999 for Byte: $out"
+assert_contains "$out" "spec.params.nodata: nodata must be representable in Byte" \
+  "kubectl apply rejects a nodata out of Byte's range (ValidatingAdmissionPolicy)"
 assert_eq "Failed" "$(am_get bad-spec '{.status.phase}')" "bad-spec phase"
 assert_eq 0 "$(pods_of bad-spec | grep -c .)" "bad-spec started no pod"
 assert_contains "$(am_get cyc-a '{.status.message}')" "cyc-a -> cyc-b -> cyc-a" "cyc-a message shows the cycle"

@@ -4,6 +4,8 @@
 # demo the developer has running is left alone):
 #   - run 1 leaves everything running: its recorded processes are alive and
 #     the kubectl command the report prints works against the simulated cluster;
+#     make demo-upload puts a file into its S3, and the asset it prints
+#     materializes from that file;
 #   - run 2 (DEMO_STOP_AT_END=1) first stops run 1, then its report shows every
 #     asset Succeeded, every COG valid (checked again here with GDAL's
 #     validator), checksums that match, the lineage tree, the staleness table
@@ -65,6 +67,25 @@ assert_contains "$cmd" "--kubeconfig $DEMO_DIR/kubeconfig" "the report prints ku
 out=$(eval "$cmd" 2>&1)
 assert_eq 8 "$(echo "$out" | grep -c ' Succeeded ')" "the printed kubectl command lists 8 Succeeded assets"
 assert_contains "$(echo "$out" | head -n 1)" "VERSION" "with the CRD's printer columns"
+
+# --- run 1: bring one's own data ------------------------------------------------------------------
+assert_contains "$(cat "$TMP/run1.txt")" "make demo-upload FILE=" "the report says how to upload one's own data"
+out=$(make -s -C "$ROOT" demo-upload FILE="$SAMPLES/elev.tif" KEY=mine/dem.tif 2>&1)
+assert_eq 0 "$?" "make demo-upload exits 0"
+assert_contains "$out" "s3://raw/mine/dem.tif" "make demo-upload prints the URI"
+(. "$DEMO_DIR/s3.env" && gdalinfo /vsis3/raw/mine/dem.tif >/dev/null 2>&1) \
+  && ok "the upload is in the demo's S3 (gdalinfo with $DEMO_DIR/s3.env)" || fail "gdalinfo /vsis3/raw/mine/dem.tif"
+# The asset it prints materializes from the uploaded file.
+sed -n '/^  apiVersion:/,$p' <<<"$out" | sed 's/^  //' >"$TMP/mine.yaml"
+eval "${cmd% get am -n hydro} apply -f $TMP/mine.yaml" >/dev/null 2>&1 || fail "applying the printed asset"
+if eval "${cmd% get am -n hydro} wait --for=condition=Ready am/my-slope -n hydro --timeout=90s" >/dev/null 2>&1; then
+  ok "the printed asset over the uploaded file becomes Ready"
+else
+  fail "my-slope did not become Ready: $(eval "${cmd% get am -n hydro} get am my-slope -n hydro -o wide" 2>&1)"
+fi
+out=$(make -s -C "$ROOT" demo-upload FILE="$SAMPLES/elev.tif" 2>&1)
+[ $? != 0 ] && assert_contains "$out" "usage: make demo-upload" "make demo-upload without KEY prints its usage" \
+  || fail "make demo-upload without KEY succeeded"
 
 # --- run 2: stops run 1 first, stops itself at the end ------------------------------------------------
 start=$SECONDS

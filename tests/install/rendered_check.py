@@ -255,7 +255,7 @@ def main():
 
     # --- per scenario ---------------------------------------------------------------
     has = lambda kind: kind in kinds  # noqa: E731
-    if scenario in ("default", "nosvc", "norbac", "noworkersa", "hard", "single"):
+    if scenario in ("default", "nosvc", "norbac", "noworkersa", "hard", "single", "nonetpol"):
         check(dep["metadata"]["name"] == "terrane-controller", f"release 'terrane' names the Deployment {dep['metadata']['name']}")
     if scenario == "default":
         check(spec["replicas"] == 2, "default replicas is not 2")
@@ -265,7 +265,16 @@ def main():
         check(granted == CORE_RULES, f"ClusterRole rules differ: extra {granted - CORE_RULES}, missing {CORE_RULES - granted}")
         check(lease_rules == LEASE_RULES, f"lease rules {lease_rules}")
         check(by_kind(docs, "ClusterRole") and not [r for r in by_kind(docs, "Role") if "leases" not in json.dumps(r["rules"])], "default RBAC should be a ClusterRole")
-        check(not has("ServiceMonitor") and not has("NetworkPolicy"), "ServiceMonitor/NetworkPolicy rendered by default")
+        check(not has("ServiceMonitor"), "ServiceMonitor rendered by default")
+        nps = by_kind(docs, "NetworkPolicy")
+        check(len(nps) == 1 and nps[0]["metadata"]["namespace"] == namespace, "no worker NetworkPolicy by default")
+        for np in nps:
+            rules = np["spec"]["egress"]
+            blocks = [t["ipBlock"] for r in rules for t in r.get("to", []) if "ipBlock" in t]
+            check({"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]} in blocks, "metadata address not blocked by default")
+            check({"cidr": "::/0", "except": ["fd00:ec2::254/128"]} in blocks, "IPv6 metadata address not blocked by default")
+            agent = [r for r in rules if {"cidr": "169.254.170.23/32"} in [t.get("ipBlock") for t in r.get("to", [])]]
+            check(agent and agent[0].get("ports") == [{"protocol": "TCP", "port": 80}], "Pod Identity agent not reachable by default")
         check(has("PodDisruptionBudget"), "no PodDisruptionBudget with 2 replicas")
         check((namespace, sa_name) in sas and (namespace, "terrane-worker") in sas, "controller or worker ServiceAccount missing")
         check(worker_sa == "terrane-worker", "worker ServiceAccount is not terrane-worker")
@@ -288,6 +297,8 @@ def main():
             check(pools["pools"]["cpu"].get("oomEscalation") == "highmem", "cpu pool does not escalate to highmem")
         if wenv is not None:
             check(wenv.get("TERRANE_ALLOWED_BUCKETS") == "*" and wenv.get("TERRANE_LOG_LEVEL") == "info", f"default worker env {wenv}")
+    elif scenario == "nonetpol":
+        check(not has("NetworkPolicy"), "NetworkPolicy rendered though networkPolicy.enabled=false")
     elif scenario == "all":
         check(spec["replicas"] == 3, "replicas")
         check(c["image"].endswith("@sha256:" + "0123456789abcdef" * 4) and c["image"].startswith("123456789012.dkr.ecr.eu-west-1.amazonaws.com/platform/"), f"controller image {c['image']}")

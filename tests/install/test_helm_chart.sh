@@ -62,6 +62,7 @@ render nosvc --set metrics.service.enabled=false
 render norbac --set rbac.create=false
 render noworkersa --set worker.serviceAccount.create=false
 render hard --set controller.podAntiAffinity=hard --set controller.topologySpread.enabled=false
+render nonetpol --set networkPolicy.enabled=false
 # The flags the chart renders are flags controller/main.c parses (when it exists).
 if [ -f "$ROOT/controller/main.c" ]; then
   missing=$("$PY" - "$ROOT/controller/main.c" "$TMP/default.jsonl" "$TMP/all.jsonl" "$TMP/single.jsonl" <<'PY'

@@ -15,11 +15,11 @@
 #  - when terrane-controller is built: it starts with exactly the arguments
 #    the chart renders (files from the rendered ConfigMaps), answers /healthz
 #    and /readyz, and takes the leader Lease.
-# Exit 0 pass, 77 skip (no kubectl/helm, or kubesim not usable), else fail.
+# Exit 0 pass, 77 skip (no kubectl/helm), else fail (kubesim not starting included).
 . "$(dirname "$0")/lib.sh"
 need_kubectl
 need_helm
-kubesim_start || skip "kubesim is not usable yet (tests/kubesim/kubesim.py did not start)"
+kubesim_start || { fail "kubesim did not start (tests/kubesim/kubesim.py)"; finish; }
 export KUBECONFIG=$KS_KUBECONFIG
 K() { kubectl --request-timeout=20s "$@"; }
 NS=terrane-system

@@ -236,6 +236,13 @@ fi
 if expect_ok ndvi calc "$NDVI" "$L7" "$COG_MEDIA" s3://assets/again; then
   assert_eq "$NDVI_SUM" "$(json_get "$RESULT" 'd["output"]["checksum"]')" "ndvi: deterministic"
 fi
+# One thread and three (more chunks in flight than cores): same bytes.
+for n in 1 3; do
+  if expect_ok "ndvi-t$n" calc "${NDVI%\}},\"threads\":$n}" "$L7" "$COG_MEDIA"; then
+    assert_eq "$NDVI_SUM" "$(json_get "$RESULT" 'd["output"]["checksum"]')" "ndvi: $n thread(s), same bytes"
+    assert_eq "$n" "$(json_get "$RESULT" 'd["timings"]["threads"]')" "ndvi-t$n: timings.threads"
+  fi
+done
 
 # --- calc: nodata through where(), Byte output --------------------------------------
 MASKED='{"expression":"where(l7[1] > 100, l7[1] - 100, nodata)","outputType":"Byte"}'
@@ -301,6 +308,12 @@ if expect_ok zonal zonal-stats "$ZP" "$ZIN" "application/geo+json" s3://assets/a
   assert_eq "$(sha256sum <"$TMP/zonal.csv")" "$(sha256sum <"$TMP/zonal2.csv")" \
     "zonal: csv deterministic"
 fi
+for n in 1 3; do
+  if expect_ok "zonal-t$n" zonal-stats "${ZP%\}},\"threads\":$n}" "$ZIN" "application/geo+json"; then
+    assert_eq "$ZONAL_SUM" "$(json_get "$RESULT" 'd["output"]["checksum"]')" \
+      "zonal: $n thread(s), same bytes"
+  fi
+done
 
 # A subset of statistics, in the canonical order whatever the request's.
 if expect_ok zonal-subset zonal-stats \

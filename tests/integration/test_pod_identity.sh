@@ -14,6 +14,10 @@
 #     naming the endpoint
 #  6. wrong token: HTTP 401, a clear error, not retried
 #  7. an endpoint outside the allowlist: refused before any request
+#  8. rotation: an input opened with the previous key pair (S3 answers
+#     InvalidAccessKeyId, as it does a pair caught mid-rotation) fails
+#     Transient, exit 75, so the task is retried, and the retry, signing with
+#     the current pair, succeeds
 . "$(dirname "$0")/../lib/common.sh"
 
 s3_start assets
@@ -141,5 +145,23 @@ run refused "$TMP/t7.json" AWS_CONTAINER_CREDENTIALS_FULL_URI=http://203.0.113.9
 assert_eq 70 "$rc" "endpoint not allowed: exit 70 (the pod's configuration)"
 assert_eq CredentialsUnavailable "$(json_get "$TMP/refused.out" 'd["error"]["code"]')" "endpoint not allowed: CredentialsUnavailable"
 assert_contains "$(json_get "$TMP/refused.out" 'd["error"]["message"]')" "203.0.113.9" "endpoint not allowed: message names it"
+
+# --- 8. credentials rotated mid-run: the input open is retried ---------------------------
+AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER s3_put "$SAMPLES/elev.tif" s3://assets/pi-in/elev.tif
+creds_start rotate
+# The output is a local directory, so the input open is the first S3 request.
+mkdir -p "$TMP/out8"
+task "$TMP/t8.json" pi/rotate s3://assets/pi-in/elev.tif >/dev/null
+sed -i "s|\"uri\":\"s3://assets/pi\"|\"uri\":\"$TMP/out8\"|" "$TMP/t8.json"
+run rotate1 "$TMP/t8.json" AWS_CONTAINER_CREDENTIALS_FULL_URI="$CREDS_URI" AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE="$TMP/token"
+assert_eq 75 "$rc" "previous key pair on input open: exit 75 (retried), not 65 (bad input)"
+assert_eq Transient "$(json_get "$TMP/rotate1.out" 'd["error"]["class"]')" "previous key pair: class Transient"
+assert_eq CredentialsUnavailable "$(json_get "$TMP/rotate1.out" 'd["error"]["code"]')" "previous key pair: CredentialsUnavailable"
+assert_contains "$(json_get "$TMP/rotate1.out" 'd["error"]["message"]')" "InvalidAccessKeyId" "previous key pair: S3's error code reported"
+run rotate2 "$TMP/t8.json" AWS_CONTAINER_CREDENTIALS_FULL_URI="$CREDS_URI" AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE="$TMP/token"
+assert_eq 0 "$rc" "the retried attempt, with the rotated pair, publishes"
+[ -n "$(find "$TMP/out8" -name manifest.json)" ] && ok "rotation: manifest written" || fail "rotation: no manifest"
+assert_eq 2 "$(fetches)" "rotation: one credentials fetch per attempt"
+creds_stop
 
 finish

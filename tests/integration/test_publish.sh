@@ -93,7 +93,12 @@ s3_get "s3://assets/$PREFIX/item.json" "$TMP/item.json"
 assert_eq "1.0.0" "$(json_get "$TMP/item.json" 'd["stac_version"]')" "item: STAC 1.0.0"
 assert_eq "$ELEV" "$(json_get "$TMP/item.json" '[l["href"] for l in d["links"] if l["rel"]=="derived_from"][0]')" "item: derived_from the input"
 assert_eq "$SUM1" "$(json_get "$TMP/item.json" 'd["assets"]["asset.tif"]["file:checksum"]')" "item: file:checksum"
-assert_eq 4326 "$(json_get "$TMP/item.json" 'd["properties"]["proj:epsg"]')" "item: proj:epsg"
+assert_eq EPSG:4326 "$(json_get "$TMP/item.json" 'd["properties"]["proj:code"]')" "item: proj:code (projection v2.0.0)"
+if out=$(python3 "$ROOT/tests/lib/stac_check.py" "$TMP/item.json"); then
+  ok "item: STAC 1.0.0 with projection v2.0.0, file v2.1.0, processing v1.2.0, raster v1.1.0 (tests/lib/stac_check.py)"
+else
+  fail "item: $out"
+fi
 
 # --- 2. cache hit ------------------------------------------------------------
 MTIME=$(stat -c %Y.%N "$S3_DIR/assets/$PREFIX/asset.tif._S3rver_object")

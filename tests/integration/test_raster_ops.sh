@@ -215,6 +215,13 @@ terrain_case() { # name input_json local_src params gdaldem-mode gdaldem-args...
   fi
   assert_eq "$(checksums "$TMP/$name.ref.tif")" "$(checksums "$TMP/$name.tif")" \
     "$name: pixel checksums equal gdaldem's"
+  # Computed in strips on several threads, written by the same COG writer:
+  # the very bytes gdaldem writes.
+  if cmp -s "$TMP/$name.ref.tif" "$TMP/$name.tif"; then
+    ok "$name: byte-identical to gdaldem's COG"
+  else
+    fail "$name: not byte-identical to gdaldem's COG"
+  fi
 }
 O=$SAMPLES/olinda_dem_utm25s.tif
 terrain_case t_hillshade "$OLINDA" "$O" '{"mode":"hillshade","azimuth":300,"altitude":40,"zFactor":2}' \
@@ -229,6 +236,37 @@ terrain_case t_roughness "$OLINDA" "$O" '{"mode":"roughness"}' roughness
 terrain_case t_slope_geo "$ELEV" "$SAMPLES/elev.tif" '{"mode":"slope","scale":111120}' slope -s 111120
 terrain_case t_hillshade_geo "$ELEV" "$SAMPLES/elev.tif" '{"mode":"hillshade","scale":111120,"band":1}' \
   hillshade -s 111120 -b 1
+
+echo "--- threads: 1 thread and several give the same bytes; params beat the environment"
+# same_bytes NAME OP PARAMS INPUTS: runs PARAMS plus "threads":1 and "threads":3
+# (3 > the CPUs here: more strips and compression jobs than cores).
+same_bytes() {
+  local name=$1 op=$2 params=$3 inputs=$4 sum1 sum3
+  expect_ok "${name}_t1" "$op" "${params%\}},\"threads\":1}" "$inputs" || return
+  sum1=$(json_get "$RESULT" 'd["output"]["checksum"]')
+  assert_eq 1 "$(json_get "$RESULT" 'd["timings"]["threads"]')" "${name}_t1: timings.threads"
+  expect_ok "${name}_t3" "$op" "${params%\}},\"threads\":3}" "$inputs" || return
+  sum3=$(json_get "$RESULT" 'd["output"]["checksum"]')
+  assert_eq 3 "$(json_get "$RESULT" 'd["timings"]["threads"]')" "${name}_t3: timings.threads"
+  assert_eq "$sum1" "$sum3" "$name: same checksum with 1 and 3 threads"
+}
+same_bytes th_cog cog '{"compression":"ZSTD","blockSize":32}' "$OLINDA"
+same_bytes th_slope terrain '{"mode":"slope","blockSize":32}' "$OLINDA"
+same_bytes th_hillshade terrain '{"mode":"hillshade","computeEdges":true,"scale":111120,"blockSize":16}' "$ELEV"
+same_bytes th_tpi terrain '{"mode":"TPI","blockSize":16}' "$ELEV"
+same_bytes th_warp warp '{"dstCrs":"EPSG:4326","blockSize":32}' "$OLINDA"
+TERRANE_THREADS=2 run_task th_env cog '{}' "$OLINDA"
+assert_eq 2 "$(json_get "$RESULT" 'd["timings"]["threads"]')" "th_env: \$TERRANE_THREADS"
+TERRANE_THREADS=2 TERRANE_CACHE_MB=40 run_task th_params cog '{"threads":1,"cacheMb":24}' "$OLINDA"
+assert_eq 1 "$(json_get "$RESULT" 'd["timings"]["threads"]')" "th_params: params.threads beats the env"
+assert_eq 24 "$(json_get "$RESULT" 'd["timings"]["gdalCacheMb"]')" "th_params: params.cacheMb"
+assert_contains "$(grep '"_aws"' "$TMP/th_params.log")" '"Threads":1' "th_params: EMF Threads"
+assert_contains "$(grep '"_aws"' "$TMP/th_params.log")" '"GdalCacheMB":24' "th_params: EMF GdalCacheMB"
+TERRANE_MEMORY_LIMIT=1073741824 run_task th_limit cog '{}' "$OLINDA"
+assert_eq 384 "$(json_get "$RESULT" 'd["timings"]["gdalCacheMb"]')" "th_limit: cache from a 1 GiB limit"
+TERRANE_THREADS=lots run_task th_bad_env cog '{}' "$OLINDA"
+assert_eq 70 "$RC" "th_bad_env: a bad \$TERRANE_THREADS is the installation's fault"
+assert_contains "$(json_get "$RESULT" 'd["error"]["message"]')" TERRANE_THREADS "th_bad_env: message"
 
 echo "--- failures"
 size=$(stat -c %s "$O")

@@ -12,6 +12,7 @@ import base64
 import json
 
 import quantity
+import schema as schemamod
 from util import now_ts
 
 CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
@@ -164,6 +165,9 @@ def _validate_crd(obj):
             if not (v.get("schema") or {}).get("openAPIV3Schema"):
                 causes.append(("spec.versions[%d].schema.openAPIV3Schema" % i, "FieldValueRequired",
                                "Required value: schemas are required"))
+            else:
+                causes += schemamod.check_crd_schema(v["schema"]["openAPIV3Schema"],
+                                                     "spec.versions[%d].schema.openAPIV3Schema" % i)
     return causes
 
 

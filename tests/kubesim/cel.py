@@ -3,7 +3,8 @@
 Covers what schema rules usually say: `self` and field access, `has()`,
 literals (int, double, string, bool, null, lists, maps), ! - * / % + - < <= >
 >= == != in && || ?:, size(), startsWith/endsWith/contains/matches, int(),
-string(), double(), and the all/exists/exists_one/map/filter macros.
+string(), double(), type() and the type names (int, double, string, list,
+...), and the all/exists/exists_one/map/filter macros.
 Transition rules (oldSelf) and anything else do not parse: compile() returns
 None and the rule is not enforced, rather than guessed at.
 """
@@ -202,6 +203,33 @@ def compile_rule(src):
     return ast
 
 
+_TYPES = ("int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type", "type")
+
+
+class _Type(str):
+    """A CEL type value: what type(x) returns and the names int, double, ... denote."""
+
+
+def _type_of(v):
+    if v is None:
+        return _Type("null_type")
+    if isinstance(v, bool):
+        return _Type("bool")
+    if isinstance(v, int):
+        return _Type("int")
+    if isinstance(v, float):
+        return _Type("double")
+    if isinstance(v, str):
+        return _Type("string")
+    if isinstance(v, list):
+        return _Type("list")
+    if isinstance(v, dict):
+        return _Type("map")
+    if isinstance(v, _Type):
+        return _Type("type")
+    raise CelError("no type for %r" % (v,))
+
+
 def _num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -212,6 +240,8 @@ def _eval(n, env):
         return n[1]
     if kind == "var":
         if n[1] not in env:
+            if n[1] in _TYPES:
+                return _Type(n[1])
             raise CelError("undeclared reference to '%s'" % n[1])
         return env[n[1]]
     if kind == "field":
@@ -312,6 +342,8 @@ def _binary(op, a_node, b_node, env):
 
 
 def _call(name, args):
+    if name == "type" and len(args) == 1:
+        return _type_of(args[0])
     if name == "size" and len(args) == 1:
         if isinstance(args[0], (str, list, dict, bytes)):
             return len(args[0])
@@ -325,12 +357,15 @@ def _call(name, args):
         if name == "contains":
             return x in s
         return re.search(x, s) is not None
-    elif name == "int" and len(args) == 1:
+    elif name == "int" and len(args) == 1 and not isinstance(args[0], bool):
         try:
-            return int(args[0])
+            v = args[0]
+            if isinstance(v, float) and (v != v or abs(v) >= 2 ** 63):
+                raise CelError("double out of int range")
+            return int(v)   # truncates toward zero, as CEL's int(double)
         except (TypeError, ValueError):
             pass
-    elif name == "double" and len(args) == 1:
+    elif name == "double" and len(args) == 1 and not isinstance(args[0], bool):
         try:
             return float(args[0])
         except (TypeError, ValueError):
@@ -344,3 +379,8 @@ def _call(name, args):
 def evaluate(ast, value):
     """True, False, or raises CelError."""
     return _eval(ast, {"self": value})
+
+
+def evaluate_env(ast, env):
+    """The value of ast with the variables of env (object, oldObject, ...)."""
+    return _eval(ast, dict(env))

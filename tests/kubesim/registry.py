@@ -158,6 +158,13 @@ def builtin_resources():
           True, ["pdb"], status_sub=True),
         R("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", True,
           ["netpol"]),
+        # Enforced by vap.py on the resources their policies match.
+        R("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+          "validatingadmissionpolicy", "ValidatingAdmissionPolicy", False, ["vap"],
+          ["api-extensions"], status_sub=True),
+        R("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+          "validatingadmissionpolicybinding", "ValidatingAdmissionPolicyBinding", False, ["vapb"],
+          ["api-extensions"]),
         R("apiextensions.k8s.io", "v1", "customresourcedefinitions",
           "customresourcedefinition", "CustomResourceDefinition", False, ["crd", "crds"],
           ["api-extensions"], status_sub=True),

@@ -194,6 +194,18 @@ def _validate(schema, v, path, causes, root=False):
                     causes.append(("%s[%d]" % (path, i), "FieldValueDuplicate",
                                    "Duplicate value: %s" % _fmt(it)))
                 seen.add(key)
+        lt = schema.get("x-kubernetes-list-type")
+        if lt in ("set", "map"):
+            keys = schema.get("x-kubernetes-list-map-keys") or []
+            seen = set()
+            for i, it in enumerate(v):
+                k = json.dumps([it.get(x) for x in keys] if lt == "map" and isinstance(it, dict) else it,
+                               sort_keys=True)
+                if k in seen:
+                    causes.append(("%s[%d]" % (path, i), "FieldValueDuplicate",
+                                   "Duplicate value: %s" % (_fmt(it) if lt == "set" else
+                                                            _fmt({x: it.get(x) for x in keys}))))
+                seen.add(k)
         if isinstance(schema.get("items"), dict):
             for i, it in enumerate(v):
                 _validate(schema["items"], it, "%s[%d]" % (path, i), causes)
@@ -264,6 +276,15 @@ def _check_rules(schema, v, path, causes):
             continue
         if ok is not True:
             msg = rule.get("message") or "failed rule: %s" % rule["rule"]
+            if rule.get("messageExpression"):
+                # The API server falls back to message when the expression fails or is empty.
+                mast = cel.compile_rule(rule["messageExpression"])
+                try:
+                    m = cel.evaluate(mast, v) if mast is not None else None
+                except cel.CelError:
+                    m = None
+                if isinstance(m, str) and m.strip() and "\n" not in m:
+                    msg = m
             causes.append((where, rule.get("reason") or "FieldValueInvalid",
                            'Invalid value: "%s": %s' % (tname, msg)))
 
@@ -276,3 +297,161 @@ def process(schema, obj, strict_unknown):
     apply_defaults(schema, obj)
     unknown = prune(schema, obj)
     return validate(schema, obj), unknown
+
+
+# ---- CRD schema checks ------------------------------------------------------
+# What the API server refuses when a CRD is created or updated
+# (apiextensions validation): a non-structural schema, a pattern Go's RE2
+# cannot compile, uniqueItems, and x-kubernetes-validations rules that do
+# not compile: a field CEL cannot see (no type: the server declares no CEL
+# type for x-kubernetes-preserve-unknown-fields data), a fieldPath that names
+# no field, a reason outside the four allowed.
+
+_RULE_REASONS = ("FieldValueRequired", "FieldValueForbidden", "FieldValueInvalid", "FieldValueDuplicate")
+_NOT_RE2 = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P=")
+_JUNCTOR_FORBIDDEN = ("type", "description", "default", "additionalProperties", "nullable")
+
+
+def _cel_type(schema):
+    """The schema's CEL-visible kind, or None where a rule cannot see the value."""
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("x-kubernetes-int-or-string"):
+        return "dyn"
+    return schema.get("type") or None
+
+
+def _field_refs(ast, env):
+    """(schema, field name) pairs the rule selects, walking from the variables in env."""
+    out = []
+
+    def walk(n, env):
+        if not isinstance(n, tuple):
+            return None
+        k = n[0]
+        if k == "var":
+            return env.get(n[1], False)
+        if k in ("field", "has"):
+            base = walk(n[1], env)
+            if base is False or base is None:
+                return None
+            props = base.get("properties") or {}
+            sub = props.get(n[2])
+            if base.get("type") == "object" and isinstance(base.get("additionalProperties"), dict):
+                sub = base["additionalProperties"]
+            out.append((base, n[2], sub))
+            return sub if _cel_type(sub) else None
+        if k == "index":
+            base = walk(n[1], env)
+            walk(n[2], env)
+            if isinstance(base, dict) and base.get("type") == "array":
+                return base.get("items")
+            if isinstance(base, dict) and isinstance(base.get("additionalProperties"), dict):
+                return base["additionalProperties"]
+            return None
+        if k == "macro":
+            _, _, target, var, body = n
+            coll = walk(target, env)
+            item = None
+            if isinstance(coll, dict):
+                item = coll.get("items") if coll.get("type") == "array" else (
+                    {"type": "string"} if coll.get("type") == "object" else None)
+            walk(body, dict(env, **{var: item}))
+            return None
+        for c in n[1:]:
+            if isinstance(c, tuple):
+                walk(c, env)
+            elif isinstance(c, list):
+                for x in c:
+                    if isinstance(x, tuple):
+                        walk(x, env)
+                    elif isinstance(x, (list, tuple)):
+                        for y in x:
+                            walk(y, env)
+        return None
+
+    walk(ast, env)
+    return out
+
+
+def _field_path_ok(schema, fp):
+    node = schema
+    for name in re.findall(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['([^']*)'\]", fp or ""):
+        name = name[0] or name[1]
+        props = (node or {}).get("properties") or {}
+        if name not in props:
+            return False
+        node = props[name]
+    return True
+
+
+def check_crd_schema(schema, path="spec.validation.openAPIV3Schema", in_junctor=False, root=True):
+    """Causes the API server gives for a CRD version's openAPIV3Schema."""
+    causes = []
+    if not isinstance(schema, dict):
+        return causes
+    if in_junctor:
+        for k in _JUNCTOR_FORBIDDEN:
+            if k in schema:
+                causes.append((path + "." + k, "FieldValueForbidden", "Forbidden: must be empty to be structural"))
+    elif not schema.get("type") and not schema.get("x-kubernetes-int-or-string") \
+            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        causes.append((path + ".type", "FieldValueRequired", "Required value: must not be empty for specified "
+                       "object fields" if not root else "Required value: must not be empty at the root"))
+    if schema.get("uniqueItems"):
+        causes.append((path + ".uniqueItems", "FieldValueForbidden",
+                       "Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes "
+                       "quadratic"))
+    pat = schema.get("pattern")
+    if pat is not None:
+        try:
+            re.compile(pat)
+            bad = _NOT_RE2.search(pat)
+        except re.error:
+            bad = True
+        if bad:
+            causes.append((path + ".pattern", "FieldValueInvalid",
+                           "Invalid value: %s: must be a valid regular expression, but isn't: error parsing "
+                           "regexp: invalid or unsupported Perl syntax" % _fmt(pat)))
+    for i, rule in enumerate(schema.get("x-kubernetes-validations") or []):
+        where = "%s.x-kubernetes-validations[%d]" % (path, i)
+        if not isinstance(rule, dict) or not rule.get("rule"):
+            causes.append((where + ".rule", "FieldValueRequired", "Required value"))
+            continue
+        ast = cel.compile_rule(rule["rule"])
+        if ast is not None:
+            for base, name, sub in _field_refs(ast, {"self": schema}):
+                if not _cel_type(sub):
+                    causes.append((where + ".rule", "FieldValueInvalid",
+                                   "Invalid value: %s: compilation failed: ERROR: <input>: undefined field '%s'"
+                                   % (_fmt(rule["rule"]), name)))
+                    break
+        if rule.get("messageExpression") and cel.compile_rule(rule["messageExpression"]) is None:
+            causes.append((where + ".messageExpression", "FieldValueInvalid",
+                           "Invalid value: %s: messageExpression compilation failed"
+                           % _fmt(rule["messageExpression"])))
+        if rule.get("reason") and rule["reason"] not in _RULE_REASONS:
+            causes.append((where + ".reason", "FieldValueNotSupported", "Unsupported value: %s: supported "
+                           "values: %s" % (_fmt(rule["reason"]), ", ".join(_fmt(r) for r in _RULE_REASONS))))
+        if rule.get("fieldPath") and not _field_path_ok(schema, rule["fieldPath"]):
+            causes.append((where + ".fieldPath", "FieldValueInvalid", "Invalid value: %s: fieldPath must "
+                           "refer to a field of the schema" % _fmt(rule["fieldPath"])))
+        if "\n" in (rule.get("message") or ""):
+            causes.append((where + ".message", "FieldValueInvalid", "Invalid value: message must not contain "
+                           "line breaks"))
+    for k, sub in (schema.get("properties") or {}).items():
+        causes += check_crd_schema(sub, "%s.properties[%s]" % (path, k), False, False)
+    if isinstance(schema.get("items"), dict):
+        causes += check_crd_schema(schema["items"], path + ".items", in_junctor, False)
+    if isinstance(schema.get("additionalProperties"), dict):
+        causes += check_crd_schema(schema["additionalProperties"], path + ".additionalProperties", in_junctor,
+                                   False)
+    for j in ("allOf", "anyOf", "oneOf"):
+        for i, sub in enumerate(schema.get(j) or []):
+            if schema.get("x-kubernetes-int-or-string") and j in ("anyOf", "allOf") and \
+                    sub in ({"type": "integer"}, {"type": "string"}):
+                continue   # the one place a junctor may name types
+            causes += check_crd_schema(sub, "%s.%s[%d]" % (path, j, i), True, False)
+    if isinstance(schema.get("not"), dict):
+        causes += check_crd_schema(schema["not"], path + ".not", True, False)
+    return causes

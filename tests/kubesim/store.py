@@ -28,6 +28,7 @@ import labelsel
 import patch as patchmod
 import registry
 import schema as schemamod
+import vap
 from util import (ApiError, already_exists, bad_request, conflict, deepcopy, forbidden, gone,
                   invalid, not_found, now_ts)
 
@@ -440,6 +441,7 @@ class Store:
             causes += admission.validate(self, res, obj, None)
             if causes:
                 raise invalid(res, name, causes)
+            vap.admit(self, res, obj, None, "CREATE")
             if self.get_raw(res.skey, ns, name) is not None:
                 raise already_exists(res, name)
             if dry_run:
@@ -528,6 +530,8 @@ class Store:
             causes += admission.validate(self, res, new, old, subresource)
             if causes:
                 raise invalid(res, name, causes)
+            if not subresource:
+                vap.admit(self, res, new, old, "UPDATE")
             if self._generation_changed(res, new, old) and "generation" in om:
                 nm["generation"] = om["generation"] + 1
             nm["resourceVersion"] = om.get("resourceVersion")

@@ -372,6 +372,94 @@ def test_crd_schema_enforcement():
     assert code == 422, st
 
 
+def test_crd_refused_like_the_api_server():
+    """What apiextensions validation refuses; what a valid rule set then enforces."""
+    import copy
+    crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+    def gizmo_crd(spec_schema):
+        c = copy.deepcopy(WIDGET_CRD)
+        c["metadata"]["name"] = "gizmos.example.terrane.io"
+        c["spec"]["names"] = {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"}
+        c["spec"]["versions"][0]["additionalPrinterColumns"] = []
+        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] = spec_schema
+        return c
+
+    untyped = {"type": "object", "properties": {
+        "p": {"type": "object", "properties": {"n": {"x-kubernetes-preserve-unknown-fields": True}}}},
+        "x-kubernetes-validations": [{"rule": "!has(self.p.n)"}]}
+    code, st, _ = C.post(crd_path, gizmo_crd(untyped))
+    assert code == 422 and "undefined field 'n'" in st["message"], st
+    lookahead = {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(?!x)"}}}
+    code, st, _ = C.post(crd_path, gizmo_crd(lookahead))
+    assert code == 422 and "regular expression" in st["message"], st
+    unique = {"type": "object", "properties": {"l": {"type": "array", "uniqueItems": True,
+                                                      "items": {"type": "string"}}}}
+    code, st, _ = C.post(crd_path, gizmo_crd(unique))
+    assert code == 422 and "uniqueItems" in st["message"], st
+    typed_in_anyof = {"type": "object", "properties": {"v": {"anyOf": [{"type": "number"}, {"type": "string"}]}}}
+    code, st, _ = C.post(crd_path, gizmo_crd(typed_in_anyof))
+    assert code == 422 and "structural" in st["message"], st
+    bad_path = {"type": "object", "properties": {"a": {"type": "string"}},
+                "x-kubernetes-validations": [{"rule": "true", "fieldPath": ".b"}]}
+    code, st, _ = C.post(crd_path, gizmo_crd(bad_path))
+    assert code == 422 and "fieldPath" in st["message"], st
+    good = {"type": "object", "properties": {
+        "op": {"type": "string"},
+        "l": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "p": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+        "x-kubernetes-validations": [{"rule": "self.op != 'a' || !has(self.p) || !has(self.p.n)",
+                                      "message": "static", "fieldPath": ".p.n", "reason": "FieldValueForbidden",
+                                      "messageExpression": "'n is not for ' + self.op"}]}
+    ok(*C.post(crd_path, gizmo_crd(good))[:2])
+    gd = "/apis/example.terrane.io/v1/namespaces/default/gizmos"
+    gadget = {"apiVersion": "example.terrane.io/v1", "kind": "Gizmo", "metadata": {"name": "g1"},
+              "spec": {"op": "a", "p": {"n": 1}}}
+    code, st = None, None
+    for _ in range(50):   # the resource is served once the CRD is Established
+        code, st, _ = C.post(gd, gadget)
+        if code != 404:
+            break
+        time.sleep(0.1)
+    assert code == 422, st
+    c = st["details"]["causes"][0]
+    assert c["field"] == "spec.p.n" and c["reason"] == "FieldValueForbidden", st
+    assert "n is not for a" in c["message"], st
+    gadget["spec"] = {"op": "b", "l": ["x", "y", "x"]}
+    code, st, _ = C.post(gd, gadget)
+    assert code == 422 and st["details"]["causes"][0]["field"] == "spec.l[2]", st
+    assert st["details"]["causes"][0]["reason"] == "FieldValueDuplicate", st
+
+
+def test_validating_admission_policy():
+    """A bound policy denies what its expression rejects, with the API server's message; unbound, it does not."""
+    ensure_widget_crd()
+    vp = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"
+    vb = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings"
+    ok(*C.post(vp, {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                    "metadata": {"name": "no-big"},
+                    "spec": {"matchConstraints": {"resourceRules": [{
+                        "apiGroups": ["example.terrane.io"], "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"], "resources": ["widgets"]}]},
+                        "validations": [{"expression": "!has(object.spec.params) || !has(object.spec.params.n) || "
+                                                       "(type(object.spec.params.n) == int && object.spec.params.n < 10)",
+                                         "message": "spec.params.n: must be an integer below 10"}]}})[:2])
+    ok(*C.post(WD % "default", widget("vap-unbound", params={"n": 99}))[:2])   # no binding yet
+    ok(*C.post(vb, {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                    "metadata": {"name": "no-big"},
+                    "spec": {"policyName": "no-big", "validationActions": ["Deny"]}})[:2])
+    code, st, _ = C.post(WD % "default", widget("vap-big", params={"n": 99}))
+    assert code == 422 and st["reason"] == "Invalid", st
+    assert "ValidatingAdmissionPolicy 'no-big' with binding 'no-big' denied request: spec.params.n" in st["message"], st
+    code, st, _ = C.post(WD % "default", widget("vap-float", params={"n": 1.5}))   # untyped: seen as a double
+    assert code == 422, st
+    ok(*C.post(WD % "default", widget("vap-small", params={"n": 3}))[:2])
+    code, st, _ = C.patch(WD % "default" + "/vap-small", {"spec": {"params": {"n": 12}}})
+    assert code == 422 and "denied request" in st["message"], st   # updates too
+    for path in (vb + "/no-big", vp + "/no-big"):
+        C.delete(path)
+
+
 def test_patch_types():
     ok(*C.post(CM % "default", cm("pt", labels={"a": "1", "b": "2"}, data={"x": "1", "y": "2"}))[:2])
     code, o, _ = C.patch(CM % "default" + "/pt", {"metadata": {"labels": {"a": None}}, "data": {"z": "3"}})

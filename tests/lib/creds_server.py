@@ -18,6 +18,11 @@ Modes (--mode):
               that runs longer must refresh them
   error500    every request gets HTTP 500
   badkey      valid-looking credentials with a key id s3rver does not know
+  rotate      the first answer is the previous pair, whose key id s3rver no
+              longer knows (InvalidAccessKeyId, what S3 answers a pair caught
+              mid-rotation or expired; s3rver does not check SigV4 signatures,
+              so SignatureDoesNotMatch cannot be provoked); every later answer
+              is the current pair
 
 A wrong or missing token gets HTTP 401 in every mode. The listening port is
 written to --port-file once the server is ready; each request appends one
@@ -35,7 +40,7 @@ import threading
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=["normal", "short", "error500", "badkey"], default="normal")
+    ap.add_argument("--mode", choices=["normal", "short", "error500", "badkey", "rotate"], default="normal")
     ap.add_argument("--token-file", required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log-file", required=True)
@@ -44,6 +49,7 @@ def main():
     ap.add_argument("--secret", default="S3RVER")
     args = ap.parse_args()
     lock = threading.Lock()
+    served = [0]
 
     def log(status, path):
         with lock, open(args.log_file, "a") as f:
@@ -72,10 +78,14 @@ def main():
                 self.reply(500, '{"message":"internal error"}')
                 return
             life = args.lifetime if args.mode == "short" else 3600
+            with lock:
+                served[0] += 1
+                first = served[0] == 1
+            previous = args.mode == "rotate" and first
             now = datetime.datetime.now(datetime.timezone.utc)
             exp = now + datetime.timedelta(seconds=life)
             self.reply(200, json.dumps({
-                "AccessKeyId": "UNKNOWNKEY" if args.mode == "badkey" else args.key,
+                "AccessKeyId": "UNKNOWNKEY" if args.mode == "badkey" else "PREVIOUSKEY" if previous else args.key,
                 "SecretAccessKey": args.secret,
                 "Token": "session-" + secrets.token_hex(16),
                 "AccountId": "123456789012",

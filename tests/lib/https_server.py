@@ -1,96 +1,104 @@
-#!/usr/bin/env python3
-"""A small HTTPS file server for the https-source tests.
+#!/usr/bin/python3
+"""A small https file server for tests, with redirects.
 
-    https_server.py --dir DIR --cert CERT --key KEY --ready-file FILE
+  https_server.py --dir D --cert C --key K --port-file F --log-file L [--plain]
 
-Serves DIR like a static web server (Content-Length, Last-Modified from the
-file's mtime, HEAD and GET with Range), plus an ETag (the file's SHA-256
-prefix) for names ending in .etag.tif, no validators at all for names
-starting with noversion, and a 302 to /elsewhere for /moved. Standard
-library only: test infrastructure.
+Serves the files of D with HTTP Range support (206, Content-Range), and
+answers GET /redirect/<n> with "302 Location: <line n of D/redirects.txt>",
+so a test can point an allowlisted host at any other place. Each request
+appends "<method> <path> <status>" to the log file, so a test can show a
+place was never asked. The listening port (127.0.0.1, chosen by the system)
+is written to the port file once the server is ready. --plain serves plain
+http (the redirect target a worker must not follow). Files carry
+Last-Modified (their mtime), and an ETag (a digest of the bytes) when the
+name ends in .etag.tif; names starting with "noversion" carry neither (the
+https-source tests observe these validators). Python standard library only.
 """
-
 import argparse
 import email.utils
 import hashlib
 import http.server
 import os
+import re
 import ssl
-import sys
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    root = "."
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def _serve(self, with_body):
-        if self.path == "/moved":
-            self.send_response(302)
-            self.send_header("Location", "https://169.254.169.254/latest/meta-data")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        name = os.path.basename(self.path.split("?")[0])
-        path = os.path.join(self.root, name)
-        if not name or not os.path.isfile(path):
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        data = open(path, "rb").read()
-        start, end = 0, len(data) - 1
-        rng = self.headers.get("Range")
-        status = 200
-        if rng and rng.startswith("bytes="):
-            a, _, b = rng[6:].partition("-")
-            start = int(a or 0)
-            end = min(int(b) if b else len(data) - 1, len(data) - 1)
-            status = 206
-        self.send_response(status)
-        if not name.startswith("noversion"):
-            mtime = os.stat(path).st_mtime
-            self.send_header("Last-Modified", email.utils.formatdate(mtime, usegmt=True))
-            if name.endswith(".etag.tif"):
-                self.send_header("ETag", '"%s"' % hashlib.sha256(data).hexdigest()[:32])
-        self.send_header("Accept-Ranges", "bytes")
-        if status == 206:
-            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, len(data)))
-        self.send_header("Content-Length", str(end - start + 1))
-        self.end_headers()
-        if with_body:
-            self.wfile.write(data[start:end + 1])
-
-    def do_GET(self):
-        self._serve(True)
-
-    def do_HEAD(self):
-        self._serve(False)
+import threading
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", required=True)
-    ap.add_argument("--cert", required=True)
-    ap.add_argument("--key", required=True)
-    ap.add_argument("--ready-file", required=True)
-    a = ap.parse_args()
-    Handler.root = a.dir
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--log-file", required=True)
+    ap.add_argument("--plain", action="store_true")
+    args = ap.parse_args()
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *a):
+            pass
+
+        def note(self, status):
+            with lock, open(args.log_file, "a") as f:
+                f.write("%s %s %d\n" % (self.command, self.path, status))
+
+        def reply(self, status, headers=(), body=b""):
+            self.note(status)
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self):
+            m = re.fullmatch(r"/redirect/(\d+)", self.path)
+            if m:
+                with open(os.path.join(args.dir, "redirects.txt")) as f:
+                    targets = f.read().splitlines()
+                n = int(m.group(1))
+                if n >= len(targets):
+                    return self.reply(404)
+                return self.reply(302, [("Location", targets[n])])
+            path = os.path.join(args.dir, os.path.basename(self.path.split("?")[0]))
+            if not os.path.isfile(path):
+                return self.reply(404, body=b"no such file")
+            data = open(path, "rb").read()
+            name = os.path.basename(path)
+            v = []
+            if not name.startswith("noversion"):
+                v.append(("Last-Modified",
+                          email.utils.formatdate(os.stat(path).st_mtime, usegmt=True)))
+            if name.endswith(".etag.tif"):
+                v.append(("ETag", '"%s"' % hashlib.sha256(data).hexdigest()[:32]))
+            rng = self.headers.get("Range")
+            m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
+            if not m:
+                return self.reply(200, [("Accept-Ranges", "bytes")] + v, data)
+            a = int(m.group(1))
+            b = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
+            if a >= len(data):
+                return self.reply(416, [("Content-Range", "bytes */%d" % len(data))])
+            return self.reply(206, [("Content-Range", "bytes %d-%d/%d" % (a, b, len(data)))] + v,
+                              data[a:b + 1])
+
+        do_HEAD = do_GET
+
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(a.cert, a.key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    with open(a.ready_file + ".tmp", "w") as f:
+    if not args.plain:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.cert, args.key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))
-    os.replace(a.ready_file + ".tmp", a.ready_file)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    os.replace(tmp, args.port_file)
+    srv.serve_forever()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -323,7 +323,7 @@ static void dump_samples(void **state)
 {
     (void)state;
     const char *path = getenv("TERRANE_EMF_DUMP");
-    if (!path) skip();
+    assert_non_null(path);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     emf_materialization lines[] = {
@@ -366,7 +366,11 @@ int main(void)
         cmocka_unit_test_setup(write_one_line, setup),
         cmocka_unit_test_setup(concurrent_writers_never_interleave, setup),
         cmocka_unit_test_setup(allocation_failures, setup),
-        cmocka_unit_test_setup(dump_samples, setup),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* A helper for another suite, run only when it asks (TERRANE_EMF_DUMP), not a test
+     * that would otherwise report itself as skipped. */
+    const struct CMUnitTest helper[] = {cmocka_unit_test_setup(dump_samples, setup)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (getenv("TERRANE_EMF_DUMP")) rc += cmocka_run_group_tests(helper, NULL, NULL);
+    return rc;
 }

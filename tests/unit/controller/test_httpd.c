@@ -571,7 +571,7 @@ static void serve_for_prometheus(void **state)
 {
     (void)state;
     const char *file = getenv("TERRANE_HTTPD_SERVE");
-    if (!file) skip();
+    assert_non_null(file);
     const char *ns = getenv("TERRANE_HTTPD_SERVE_N");
     int n = ns ? atoi(ns) : 3;
     assert_int_equal(
@@ -620,9 +620,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(bind_errors_and_interfaces, setup, teardown),
         cmocka_unit_test_setup_teardown(stops_with_open_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(kube_requests_counted, setup, teardown),
-        cmocka_unit_test_setup_teardown(serve_for_prometheus, setup, teardown),
     };
+    /* A helper for another suite, run only when it asks (TERRANE_HTTPD_SERVE), not a test
+     * that would otherwise report itself as skipped. */
+    const struct CMUnitTest helper[] = {cmocka_unit_test_setup_teardown(serve_for_prometheus, setup, teardown)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (getenv("TERRANE_HTTPD_SERVE")) rc += cmocka_run_group_tests(helper, NULL, NULL);
     curl_global_cleanup();
     return rc;
 }

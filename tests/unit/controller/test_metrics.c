@@ -801,7 +801,7 @@ static void ctlm_dump_sample(void **state)
 {
     (void)state;
     const char *path = getenv("TERRANE_METRICS_DUMP");
-    if (!path) skip();
+    assert_non_null(path);
     assert_int_equal(ctlm_init(&(ctlm_config){.pools = L("cpu", "highmem", "gpu"),
                                               .operations = L("cog", "terrain")}),
                      0);
@@ -865,7 +865,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(ctlm_informer_series, setup, teardown),
         cmocka_unit_test_setup_teardown(ctlm_rest_client_series, setup, teardown),
         cmocka_unit_test_setup_teardown(ctlm_materialization_series, setup, teardown),
-        cmocka_unit_test_setup_teardown(ctlm_dump_sample, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* A helper for another suite, run only when it asks (TERRANE_METRICS_DUMP), not a test
+     * that would otherwise report itself as skipped. */
+    const struct CMUnitTest helper[] = {cmocka_unit_test_setup_teardown(ctlm_dump_sample, setup, teardown)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (getenv("TERRANE_METRICS_DUMP")) rc += cmocka_run_group_tests(helper, NULL, NULL);
+    return rc;
 }

@@ -13,12 +13,14 @@
 #include <cmocka.h>
 
 #include "dataversion.h"
+#include "depgraph.h"
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/jschema.h"
 #include "pools.h"
 #include "reconcile.h"
+#include "spec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,15 +134,36 @@ static reconcile_plan *decide(world *w, const char *name)
         if (l && !strcmp(l, name)) pods[n++] = w->pods[i];
     }
     reconcile_plan_clear(&w->plan);
+    /* the cycle from the graph the manager keeps, built from the world */
+    depgraph *g = depgraph_new();
+    assert_non_null(g);
+    for (size_t i = 0; i < w->n_ams; i++) {
+        const char *ups[8];
+        char keys[8][96], key[96];
+        size_t total, k = spec_upstreams(w->ams[i], ups, 8, &total);
+        for (size_t j = 0; j < k; j++) {
+            snprintf(keys[j], sizeof keys[j], "hydro/%s", ups[j]);
+            ups[j] = keys[j];
+        }
+        snprintf(key, sizeof key, "hydro/%s", kobj_name(w->ams[i]));
+        assert_int_equal(depgraph_set(g, key, ups, k), 0);
+    }
+    char key[96], *cycle = NULL;
+    bool on = false;
+    snprintf(key, sizeof key, "hydro/%s", name);
+    assert_int_equal(depgraph_cycle(g, key, &on, &cycle, 1024), 0);
+    depgraph_free(g);
     reconcile_input in = {.namespace_ = "hydro",
                           .name = name,
                           .am = find_am(w, name),
                           .ams = (const json_t *const *)w->ams,
                           .n_ams = w->n_ams,
+                          .cycle = cycle,
                           .pods = pods,
                           .n_pods = n,
                           .now = w->now ? w->now : T0};
     assert_int_equal(reconcile_decide(&g_cfg, &in, &w->plan), 0);
+    cmem_free(cycle);
     return &w->plan;
 }
 
@@ -395,6 +418,7 @@ static void first_attempt_and_success(void **state)
     assert_string_equal(st_str(&w, "dem-cog", "phase"), "Succeeded");
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "status"), "True");
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "Materialized");
+    assert_string_equal(cond_field(&w, "dem-cog", "Failed", "status"), "False");
     assert_string_equal(cond_field(&w, "dem-cog", "Stale", "status"), "False");
     assert_string_equal(st_str(&w, "dem-cog", "dataVersion"), ann(pod, "terrane.io/data-version"));
     assert_int_equal(strlen(st_str(&w, "dem-cog", "shortDataVersion")), 12);
@@ -476,6 +500,8 @@ static void invalid_spec(void **state)
     assert_null(p->create);
     assert_string_equal(st_str(&w, "bad", "phase"), "Failed");
     assert_string_equal(cond_field(&w, "bad", "Ready", "reason"), "InvalidSpec");
+    assert_string_equal(cond_field(&w, "bad", "Failed", "status"), "True");
+    assert_string_equal(cond_field(&w, "bad", "Failed", "reason"), "InvalidSpec");
     assert_non_null(
         strstr(st_str(&w, "bad", "message"), "spec.params.mode: must be one of: hillshade, slope"));
     assert_true(has_event(p, "Warning", "InvalidSpec", "spec.params.mode"));
@@ -672,6 +698,7 @@ static void oom_escalates(void **state)
     p = step(&w2, "dem-cog", &pod2);
     assert_null(pod2);
     assert_string_equal(cond_field(&w2, "dem-cog", "Ready", "reason"), "RetriesExhausted");
+    assert_string_equal(cond_field(&w2, "dem-cog", "Failed", "status"), "True");
     assert_true(has_event(p, "Warning", "RetriesExhausted", "OOMKilled"));
     expect_attempt(p, true, "OOMKilled", false, "cpu");
     world_free(&w2);
@@ -716,6 +743,10 @@ static void bad_input_is_final(void **state)
     assert_string_equal(st_str(&w, "dem-cog", "phase"), "Failed");
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "BadInput");
     assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "does not exist"));
+    /* the worker's message starts with its field: not repeated */
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"),
+                           "InputUnreadable: inputs[0].uri: s3://raw/elev.tif does not exist"));
+    assert_null(strstr(st_str(&w, "dem-cog", "message"), "inputs[0].uri: inputs[0].uri"));
     assert_true(has_event(p, "Warning", "BadInput", NULL));
     expect_attempt(p, true, "Failed", false, "cpu");
     /* stays failed, keeps the pod for post-mortems, no requeue */
@@ -756,6 +787,7 @@ static void transient_backoff_then_exhausted(void **state)
     assert_string_equal(p->outcome, "backoff");
     assert_int_equal(p->requeue_after_s, 25);
     assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "RetryBackoff");
+    assert_string_equal(cond_field(&w, "dem-cog", "Failed", "status"), "False");
     assert_true(has_event(p, "Warning", "AttemptFailed", "S3ServerError"));
     expect_attempt(p, true, "Failed", false, "cpu");
     w.now = T0 + 20; /* still waiting: nothing new to write or tell */

@@ -182,32 +182,47 @@ static void rules_on_examples(void **state)
 }
 
 /* calc: an input counts as used when its name is an identifier token, not
- * part of a number and not a function call. */
+ * part of a number and not a function call; a name that is no input's is
+ * reported first (params.expression), an unused input after
+ * (inputs[i].name). */
 static void expression_names(void **state)
 {
     (void)state;
     static const struct {
-        const char *expr, *name;
-        bool used;
+        const char *expr, *inputs, *error_path, *message;
     } cases[] = {
-        {"(l7[4] - l7[3]) / (l7[4] + l7[3])", "l7", true},
-        {"a * 1e-3", "e", false},
-        {"a * 1e-3 + e", "e", true},
-        {"sqrt(x)", "sqrt", false},
-        {"sqrt(x)", "x", true},
-        {"sqrt (x)", "sqrt", true}, /* not directly followed by '(' */
-        {"ab + 2", "a", false},
-        {".5 * b", "b", true},
-        {"3.e2 + c_1", "c_1", true},
-        {"where(mask > 0, dem, -9999)", "mask", true},
+        {"(l7[4] - l7[3]) / (l7[4] + l7[3])", "l7", "", ""},
+        {"a * 1e-3", "a,e", "inputs[1].name", "input \"e\" is not used"},
+        {"a * 1e-3 + e", "a,e", "", ""},
+        {"sqrt(x)", "x,sqrt", "inputs[1].name", ""},
+        {"sqrt(x)", "x", "", ""},
+        {"sqrt (x)", "x,sqrt", "inputs[1].name", ""}, /* a call, as the worker reads it */
+        {"where(isnodata(dem), nodata, dem * pi)", "dem", "", ""},  /* the constants */
+        {"ab + 2", "a", "params.expression", "unknown input 'ab' (inputs: a)"},
+        {".5 * b", "b", "", ""},
+        {"3.e2 + c_1", "c_1", "", ""},
+        {"where(mask > 0 and not (dem < 0 or dem > 9), dem, -9999)", "mask,dem", "", ""},
+        {"elevation > 200", "dem", "params.expression", "unknown input 'elevation' (inputs: dem)"},
+        {"dem > 200", "dem,mask", "inputs[1].name", "input \"mask\" is not used"},
+        {"elevation > 200 + dem", "dem,mask", "params.expression",
+         "unknown input 'elevation' (inputs: dem, mask)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        json_t *task =
-            json_pack("{s:s, s:{s:s}, s:[{s:s, s:s}]}", "operation", "calc", "params", "expression",
-                      cases[i].expr, "inputs", "name", cases[i].name, "uri", "s3://raw/x");
-        int rc = taskdoc_check_rules(task, NULL);
-        if ((rc == 0) != cases[i].used)
-            fail_msg("\"%s\" uses %s: expected %d", cases[i].expr, cases[i].name, cases[i].used);
+        json_t *ins = json_array();
+        char names[64];
+        snprintf(names, sizeof names, "%s", cases[i].inputs);
+        for (char *save = NULL, *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            json_array_append_new(ins, json_pack("{s:s, s:s}", "name", t, "uri", "s3://raw/x"));
+        json_t *task = json_pack("{s:s, s:{s:s}, s:o}", "operation", "calc", "params", "expression",
+                                 cases[i].expr, "inputs", ins);
+        jschema_error err;
+        memset(&err, 0, sizeof err);
+        int rc = taskdoc_check_rules(task, &err);
+        if ((rc == 0) != !*cases[i].error_path || (rc && strcmp(err.path, cases[i].error_path)) ||
+            (rc && !strstr(err.message, cases[i].message)))
+            fail_msg("\"%s\" with inputs %s: got %d %s: %s, expected %s: %s", cases[i].expr,
+                     cases[i].inputs, rc, err.path, err.message, cases[i].error_path,
+                     cases[i].message);
         json_decref(task);
     }
 }

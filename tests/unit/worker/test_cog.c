@@ -12,6 +12,7 @@
 #include "worker/fixture.h"
 
 #include "cog.h"
+#include "podres.h"
 #include "err.h"
 #include "mem.h"
 #include "op.h"
@@ -79,7 +80,11 @@ static void options_defaults(void **state)
     assert_true(list_has(o, "BLOCKSIZE=512"));
     assert_true(list_has(o, "OVERVIEW_RESAMPLING=NEAREST"));
     assert_true(list_has(o, "BIGTIFF=IF_SAFER"));
-    assert_true(list_has(o, "NUM_THREADS=ALL_CPUS"));
+    /* The pod's threads (podres.h), never ALL_CPUS (the node's cores). */
+    char threads[32];
+    snprintf(threads, sizeof threads, "NUM_THREADS=%d", podres_threads());
+    assert_true(list_has(o, threads));
+    assert_int_equal(CSLFindString(o, "NUM_THREADS=ALL_CPUS"), -1);
     assert_int_equal(CSLPartialFindString(o, "LEVEL="), -1);
     assert_int_equal(CSLPartialFindString(o, "OVERVIEWS="), -1);
     assert_int_equal(CSLFindString(o, "-co"), -1);

@@ -113,7 +113,7 @@ static void gdal_paths(void **state)
     assert_string_equal(p, "/vsis3/raw/a/b.tif");
     mem_free(p);
     p = input_gdal_path("https://h/x.tif");
-    assert_string_equal(p, "/vsicurl/https://h/x.tif");
+    assert_string_equal(p, "/vsiterrane_https/https://h/x.tif");
     mem_free(p);
     p = input_gdal_path("/data/x.tif");
     assert_string_equal(p, "/data/x.tif");

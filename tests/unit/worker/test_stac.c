@@ -219,7 +219,14 @@ static void item_for_utm_cog(void **state)
     assert_string_equal(get(get(props, "processing:software"), "GDAL")->valuestring,
                         GDALVersionInfo("RELEASE_NAME"));
     assert_non_null(strstr(get(props, "processing:lineage")->valuestring, "terrain"));
-    assert_int_equal(get(props, "proj:epsg")->valueint, 32631);
+    assert_string_equal(get(props, "proj:code")->valuestring, "EPSG:32631");
+    assert_null(cJSON_GetObjectItem(props, "proj:epsg")); /* projection v1; v2 has proj:code */
+    assert_true(has_string(get(item, "stac_extensions"),
+                           "https://stac-extensions.github.io/projection/v2.0.0/schema.json"));
+    assert_true(has_string(get(item, "stac_extensions"),
+                           "https://stac-extensions.github.io/processing/v1.2.0/schema.json"));
+    assert_string_equal(get(props, "processing:datetime")->valuestring,
+                        get(props, "datetime")->valuestring);
     const cJSON *shape = get(props, "proj:shape");
     assert_int_equal(cJSON_GetArrayItem(shape, 0)->valueint, 10); /* rows first */
     assert_int_equal(cJSON_GetArrayItem(shape, 1)->valueint, 20);
@@ -273,7 +280,7 @@ static void item_for_crs_without_epsg(void **state)
     assert_int_equal(stac_item_build(t, &f, 1, "self", "2026-11-24T05:00:00Z", &item), 0);
     check_item_structure(item);
     const cJSON *props = get(item, "properties");
-    assert_true(cJSON_IsNull(get(props, "proj:epsg")));
+    assert_true(cJSON_IsNull(get(props, "proj:code")));
     assert_non_null(strstr(get(props, "proj:wkt2")->valuestring, "Transverse Mercator"));
     assert_true(cJSON_IsObject(get(props, "proj:projjson")));
     /* 10.5°E central meridian, near the equator */

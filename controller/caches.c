@@ -1,0 +1,323 @@
+/*
+ * caches.c - informers, indexes, dependency graph, spec cache and the
+ * event handlers that keep them and enqueue work (see caches.h).
+ *
+ * Threads: the handlers run on each informer's thread; the graph and the
+ * spec cache have their own locks; everything else is read-only after
+ * caches_new.
+ */
+#include "caches.h"
+
+#include "crd.h"
+#include "ctlmetrics.h"
+#include "depgraph.h"
+#include "kube/kobj.h"
+#include "lib/cerr.h"
+#include "lib/clog.h"
+#include "lib/cmem.h"
+#include "podspec.h"
+#include "spec.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define KEY_MAX 512
+#define MAX_UPSTREAMS 64
+
+struct caches {
+    informer *ams, *pods;
+    wq *queue;
+    depgraph *graph;
+    speccache *specs;
+};
+
+static bool make_key(const char *ns, const char *name, char *key)
+{
+    int n = snprintf(key, KEY_MAX, "%s/%s", ns ? ns : "", name ? name : "");
+    return name && n > 0 && n < KEY_MAX;
+}
+
+static void enqueue(caches *c, const char *ns, const char *name)
+{
+    char key[KEY_MAX];
+    if (make_key(ns, name, key) && wq_add(c->queue, key))
+        clog_error("enqueue failed", "{s:s, s:s}", "key", key, "error", cerr_message());
+}
+
+/* --- indexes ------------------------------------------------------------------------------- */
+
+static int index_upstreams(void *ctx, const json_t *am, informer_values *out)
+{
+    (void)ctx;
+    const char *ups[MAX_UPSTREAMS];
+    size_t total, n = spec_upstreams(am, ups, MAX_UPSTREAMS, &total);
+    char key[KEY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if (!make_key(kobj_namespace(am), ups[i], key)) continue;
+        int rc = informer_values_add(out, key);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int index_materialization(void *ctx, const json_t *pod, informer_values *out)
+{
+    (void)ctx;
+    const char *l = kobj_label(pod, PODSPEC_L_MATERIALIZATION);
+    char key[KEY_MAX];
+    return l && make_key(kobj_namespace(pod), l, key) ? informer_values_add(out, key) : 0;
+}
+
+/* --- the graph ------------------------------------------------------------------------------- */
+
+static void graph_update(caches *c, const json_t *am)
+{
+    const char *ups[MAX_UPSTREAMS];
+    char keys[MAX_UPSTREAMS][KEY_MAX], key[KEY_MAX];
+    const char *ns = kobj_namespace(am);
+    if (!make_key(ns, kobj_name(am), key)) return;
+    size_t total, n = spec_upstreams(am, ups, MAX_UPSTREAMS, &total), k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (make_key(ns, ups[i], keys[k])) ups[k] = keys[k], k++;
+    if (depgraph_set(c->graph, key, ups, k))
+        /* the key stays without edges: it may miss a cycle until its next
+         * update; logged, as the informer resync re-adds it */
+        clog_warn("dependency graph: out of memory", "{s:s}", "key", key);
+}
+
+/* --- handlers -------------------------------------------------------------------------------- */
+
+static int enqueue_one(void *ctx, const json_t *am)
+{
+    enqueue(ctx, kobj_namespace(am), kobj_name(am));
+    return 0;
+}
+
+static void enqueue_dependents(caches *c, const char *ns, const char *name)
+{
+    char key[KEY_MAX];
+    if (make_key(ns, name, key))
+        informer_each_indexed(c->ams, CACHES_INDEX_UPSTREAM, key, enqueue_one, c);
+}
+
+static void am_add(void *ctx, const json_t *obj)
+{
+    caches *c = ctx;
+    graph_update(c, obj);
+    enqueue(c, kobj_namespace(obj), kobj_name(obj));
+    /* dependents waiting with UpstreamMissing */
+    enqueue_dependents(c, kobj_namespace(obj), kobj_name(obj));
+}
+
+static bool str_differs(const json_t *a, const json_t *b, const char *key)
+{
+    const json_t *x = json_is_object(a) ? json_object_get(a, key) : NULL;
+    const json_t *y = json_is_object(b) ? json_object_get(b, key) : NULL;
+    return !((!x && !y) || (x && y && json_equal(x, y)));
+}
+
+static void am_update(void *ctx, const json_t *old, const json_t *obj)
+{
+    caches *c = ctx;
+    enqueue(c, kobj_namespace(obj), kobj_name(obj));
+    if (old == obj) return; /* resync */
+    if (kobj_generation(old) != kobj_generation(obj)) graph_update(c, obj);
+    const json_t *os = json_object_get(old, "status"), *ns = json_object_get(obj, "status");
+    if (str_differs(os, ns, "phase") || str_differs(os, ns, "dataVersion") ||
+        str_differs(os, ns, "observedGeneration") || kobj_generation(old) != kobj_generation(obj) ||
+        kobj_is_deleting(old) != kobj_is_deleting(obj))
+        enqueue_dependents(c, kobj_namespace(obj), kobj_name(obj));
+}
+
+static void am_delete(void *ctx, const json_t *obj)
+{
+    caches *c = ctx;
+    char key[KEY_MAX];
+    if (make_key(kobj_namespace(obj), kobj_name(obj), key)) depgraph_remove(c->graph, key);
+    speccache_forget(c->specs, kobj_uid(obj));
+    enqueue(c, kobj_namespace(obj), kobj_name(obj));
+    enqueue_dependents(c, kobj_namespace(obj), kobj_name(obj));
+}
+
+/* The cache keeps no managedFields: nothing here reads them, and with
+ * thousands of objects they are most of the memory. A spec equal to the
+ * cached version's is replaced by that one, so every version of an
+ * object (and the spec cache's entry) shares one spec until it changes:
+ * status writes, most of the updates, then cost no second spec. Runs on
+ * the informer's thread before the object is cached. */
+static json_t *am_transform(void *ctx, json_t *obj)
+{
+    caches *c = ctx;
+    json_t *meta = json_object_get(obj, "metadata");
+    if (json_is_object(meta)) json_object_del(meta, "managedFields");
+    json_t *spec = json_object_get(obj, "spec");
+    json_t *old = c->ams ? informer_get(c->ams, kobj_namespace(obj), kobj_name(obj)) : NULL;
+    json_t *old_spec = json_object_get(old, "spec");
+    if (spec && old_spec && spec != old_spec && kobj_generation(old) == kobj_generation(obj) &&
+        json_equal(spec, old_spec))
+        json_object_set(obj, "spec", old_spec); /* out of memory: keeps its own */
+    json_decref(old);
+    return obj;
+}
+
+static void pod_enqueue_owner(caches *c, const json_t *pod)
+{
+    kobj_owner_ref ref;
+    if (kobj_controller_ref(pod, &ref) == 0 && !strcmp(ref.kind, "AssetMaterialization"))
+        enqueue(c, kobj_namespace(pod), ref.name);
+}
+
+static void pod_add(void *ctx, const json_t *obj)
+{
+    pod_enqueue_owner(ctx, obj);
+}
+
+static void pod_update(void *ctx, const json_t *old, const json_t *obj)
+{
+    (void)old;
+    pod_enqueue_owner(ctx, obj);
+}
+
+static void pod_delete(void *ctx, const json_t *obj)
+{
+    pod_enqueue_owner(ctx, obj);
+}
+
+/* Pods are cached with only what the reconciler reads: the spec's Task
+ * (up to 128 KiB per pod) and the rest of the spec stay out. */
+static json_t *pod_transform(void *ctx, json_t *obj)
+{
+    (void)ctx;
+    static const char *const meta_keys[] = {"name",
+                                            "namespace",
+                                            "uid",
+                                            "resourceVersion",
+                                            "creationTimestamp",
+                                            "deletionTimestamp",
+                                            "labels",
+                                            "annotations",
+                                            "ownerReferences",
+                                            NULL};
+    json_t *slim = json_object(), *meta = json_object();
+    const json_t *om = json_object_get(obj, "metadata");
+    if (!slim || !meta || json_object_set_new(slim, "metadata", meta)) goto keep;
+    for (size_t i = 0; meta_keys[i]; i++) {
+        json_t *v = json_object_get(om, meta_keys[i]);
+        if (v && json_object_set(meta, meta_keys[i], v)) goto keep;
+    }
+    const json_t *spec = json_object_get(obj, "spec");
+    json_t *node = json_object_get(spec, "nodeName");
+    if (node && json_object_set_new(slim, "spec", json_pack("{s:O}", "nodeName", node))) goto keep;
+    json_t *st = json_object_get(obj, "status");
+    if (st && json_object_set(slim, "status", st)) goto keep;
+    json_decref(obj);
+    return slim;
+keep:
+    json_decref(slim);
+    return obj; /* out of memory: cache it whole rather than not at all */
+}
+
+/* --- API ---------------------------------------------------------------------------------------
+ */
+
+int caches_new(kube_client *client, const char *ns, int resync_s, wq *queue,
+               const jschema *task_schema, caches **out)
+{
+    int rc;
+    caches *c = cmem_calloc(1, sizeof *c);
+    *out = NULL;
+    if (!c) return cerr_oom();
+    c->queue = queue;
+    if (!(c->graph = depgraph_new()) || !(c->specs = speccache_new(task_schema))) {
+        rc = cerr_oom();
+        goto fail;
+    }
+    informer_handlers ah = {.on_add = am_add,
+                            .on_update = am_update,
+                            .on_delete = am_delete,
+                            .transform = am_transform,
+                            .ctx = c};
+    informer_handlers ph = {.on_add = pod_add,
+                            .on_update = pod_update,
+                            .on_delete = pod_delete,
+                            .transform = pod_transform,
+                            .ctx = c};
+    if ((rc = informer_new(client, &CRD_ASSETMATERIALIZATIONS, ns, NULL, resync_s, &ah, &c->ams)) ||
+        (rc = informer_new(client, &KUBE_PODS, ns, PODSPEC_MANAGED_BY "=" PODSPEC_MANAGER, resync_s,
+                           &ph, &c->pods)) ||
+        (rc = informer_add_index(c->ams, CACHES_INDEX_UPSTREAM, index_upstreams, NULL)) ||
+        (rc = informer_add_index(c->pods, CACHES_INDEX_MATERIALIZATION, index_materialization,
+                                 NULL)) ||
+        (rc = ctlm_informer_attach(c->ams, "assetmaterializations")) ||
+        (rc = ctlm_informer_attach(c->pods, "pods")))
+        goto fail;
+    *out = c;
+    return 0;
+fail:
+    caches_free(c);
+    return rc;
+}
+
+int caches_start(caches *c)
+{
+    int rc = informer_start(c->ams);
+    return rc ? rc : informer_start(c->pods);
+}
+
+void caches_stop(caches *c)
+{
+    if (!c) return;
+    informer_stop(c->ams);
+    informer_stop(c->pods);
+}
+
+void caches_free(caches *c)
+{
+    if (!c) return;
+    ctlm_informer_detach(c->ams);
+    ctlm_informer_detach(c->pods);
+    informer_free(c->ams);
+    informer_free(c->pods);
+    depgraph_free(c->graph);
+    speccache_free(c->specs);
+    cmem_free(c);
+}
+
+bool caches_synced(caches *c)
+{
+    return informer_has_synced(c->ams) && informer_has_synced(c->pods);
+}
+
+informer *caches_ams(caches *c)
+{
+    return c->ams;
+}
+
+informer *caches_pods(caches *c)
+{
+    return c->pods;
+}
+
+speccache *caches_specs(caches *c)
+{
+    return c->specs;
+}
+
+int caches_cycle(caches *c, const char *ns, const char *name, char **path, size_t max_path)
+{
+    char key[KEY_MAX];
+    bool on;
+    *path = NULL;
+    if (!make_key(ns, name, key)) return 0;
+    int rc = depgraph_cycle(c->graph, key, &on, path, max_path);
+    if (!rc && on && !*path) *path = cmem_strdup(name); /* cannot be spelled: the name */
+    return rc;
+}
+
+int caches_each_pod_of(caches *c, const char *ns, const char *label,
+                       int (*fn)(void *ctx, const json_t *obj), void *ctx)
+{
+    char key[KEY_MAX];
+    if (!make_key(ns, label, key)) return 0;
+    return informer_each_indexed(c->pods, CACHES_INDEX_MATERIALIZATION, key, fn, ctx);
+}
