@@ -21,7 +21,7 @@ mkdir -p "$WWW"
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost \
   -days 2 -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1 || fail "cannot make a certificate"
 /usr/bin/python3 "$ROOT/tests/lib/https_server.py" --dir "$WWW" --cert "$TMP/cert.pem" --key "$TMP/key.pem" \
-  --ready-file "$TMP/https.port" 2>"$TMP/https.log" &
+  --port-file "$TMP/https.port" --log-file "$TMP/https.requests" 2>"$TMP/https.log" &
 HTTPS_PID=$!
 at_exit 'kill $HTTPS_PID 2>/dev/null; wait $HTTPS_PID 2>/dev/null'
 for i in $(seq 100); do [ -s "$TMP/https.port" ] && break; sleep 0.05; done
@@ -61,7 +61,8 @@ assert_eq SourceUnversioned "$(field 'd["error"]["code"]')" "no validators: Sour
 observe gone "$BASE/gone.tif"
 assert_eq SourceNotFound "$(field 'd["error"]["code"]')" "404: SourceNotFound"
 assert_contains "$(field 'd["error"]["message"]')" "$BASE/gone.tif does not exist" "404: the message names the URL"
-observe moved "$BASE/moved"
+echo https://169.254.169.254/latest/meta-data >"$WWW/redirects.txt"
+observe moved "$BASE/redirect/0"
 assert_eq 65 "$RC" "302: exit 65, the redirect is not followed"
 assert_contains "$(field 'd["error"]["message"]')" "HTTP 302" "302: said so"
 
