@@ -40,7 +40,8 @@ ifneq ($(wildcard controller/main.c),)
 BINS += $(BUILD)/terrane-controller
 endif
 
-.PHONY: all deps unit test check-asan fuzz fuzz-short demo demo-stop demo-upload bench bench-controller clean format lint crd
+.PHONY: all deps unit test check-asan check-valgrind e2e-asan fuzz fuzz-short demo demo-stop demo-upload \
+	bench bench-controller clean format format-check lint crd
 all: $(BINS)
 
 # The controller checks params against the same JSON Schema the worker is
@@ -54,6 +55,29 @@ $(BUILD)/worker/%.o: worker/%.c $(wildcard worker/*.h) proto/terrane_proto.h $(G
 $(BUILD)/gen/%_schema.inc: proto/schema/%.v1.json
 	@mkdir -p $(@D)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
+# The lineage UI (controller/ui/): its JavaScript bundled with esbuild (npm,
+# the layout and GeoTIFF libraries included), then compiled in as byte
+# arrays, so the running controller needs neither Node nor the network.
+# UI_PREBUILT=1 takes $(BUILD)/gen/ui_assets.inc as it is (the image build,
+# which has no Node: scripts/images.sh makes the file first).
+UI_SRC := $(wildcard controller/ui/*.js controller/ui/*.html controller/ui/*.css)
+ESBUILD ?= node_modules/.bin/esbuild
+ifneq ($(UI_PREBUILT),1)
+$(BUILD)/gen/ui/app.js: $(UI_SRC) package-lock.json
+	@mkdir -p $(@D)
+	$(ESBUILD) controller/ui/main.js --bundle --minify --format=iife --target=es2020 \
+	  --legal-comments=none --log-level=warning --outfile=$@
+$(BUILD)/gen/ui_assets.inc: $(BUILD)/gen/ui/app.js controller/ui/index.html controller/ui/app.css
+	@mkdir -p $(@D)
+	{ xxd -i -n ui_index_html controller/ui/index.html; xxd -i -n ui_app_js $(BUILD)/gen/ui/app.js; \
+	  xxd -i -n ui_app_css controller/ui/app.css; } | sed 's/^unsigned/static const unsigned/' > $@.tmp
+	mv $@.tmp $@
+endif
+.PHONY: ui
+ui: $(BUILD)/gen/ui_assets.inc
+.SECONDARY: $(BUILD)/gen/ui_assets.inc
+$(BUILD)/controller/uiserver.o: $(BUILD)/gen/ui_assets.inc
 
 $(BUILD)/controller/%.o: controller/%.c $(C_HDR) proto/terrane_proto.h $(GEN)
 	@mkdir -p $(@D)
@@ -83,6 +107,8 @@ deps:
 # --- tests --------------------------------------------------------------------
 # unit: cmocka binaries only. test: everything (deps, unit, fuzz smoke, proto,
 # integration), ending with one summary line from tests/run.sh.
+.PHONY: unit-bins
+unit-bins: $(BINS) $(UT_W_BIN) $(UT_C_BIN)
 unit: $(BINS) $(UT_W_BIN) $(UT_C_BIN)
 	@tests/run.sh unit $(BUILD)
 
@@ -91,10 +117,23 @@ test: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz fuzz-bins
 	@tests/run.sh all $(BUILD)
 
-check-asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang \
+ASAN_MAKE = $(MAKE) --no-print-directory BUILD=build-asan CC=clang \
 	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" unit
+	  LDFLAGS="-fsanitize=address,undefined"
+check-asan:
+	@$(ASAN_MAKE) unit
+
+# The end-to-end controller suites with both binaries built with ASan+UBSan;
+# any sanitizer report fails (scripts/e2e-sanitized.sh).
+e2e-asan: deps
+	@$(ASAN_MAKE) all $(UT_C_BIN)
+	@scripts/e2e-sanitized.sh build-asan
+
+# The unit tests (the release build's binaries) under Valgrind's memcheck.
+check-valgrind:
+	@$(MAKE) --no-print-directory unit-bins
+	@TERRANE_UNIT_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=$(CURDIR)/tests/valgrind.supp" tests/run.sh unit $(BUILD)
 
 # --- fuzzing (libFuzzer) ------------------------------------------------------
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -141,16 +180,25 @@ bench: deps all
 	@bench/run.sh $(BUILD)
 
 # The controller at scale against kubesim (bench/README.md); BENCH_CONTROLLER_ARGS
-# chooses other sizes, e.g. "--n 1000,10000,100000".
+# chooses other sizes, e.g. "--n 1000,10000,100000"; BENCH_FAULTS=0 skips the
+# faults-at-scale run (1,000 assets, ten kills).
 bench-controller: deps all
 	@bench/bench_controller.py $(BUILD) $(BENCH_CONTROLLER_ARGS)
+	@if [ "$${BENCH_FAULTS:-1}" != 0 ]; then \
+	  SCALE_ASSETS=1000 SCALE_KILLS=10 SCALE_TIMEOUT=3600 TERRANE_BUILD=$(abspath $(BUILD)) \
+	    tests/e2e/test_controller_scale_faults.sh | grep -E '^(ok|FAIL|converged|audit|killed)'; fi
 
+
+FORMAT_SRC = $(wildcard worker/*.[ch]) $(C_SRC) $(C_HDR) $(wildcard tests/unit/*/*.[ch]) $(wildcard tests/fuzz/*.c)
 format:
-	clang-format -i worker/*.[ch] $(C_SRC) $(C_HDR) tests/unit/*/*.c tests/fuzz/*.c 2>/dev/null || true
+	clang-format -i $(FORMAT_SRC)
+# Fails, naming the lines, where a file differs from what clang-format makes of it.
+format-check:
+	@clang-format --dry-run -Werror $(FORMAT_SRC)
 
-lint: $(GEN)
-	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --suppress=missingIncludeSystem -Iproto -Iworker -Icontroller -I$(BUILD)/gen worker controller
+# cppcheck and clang-tidy (.clang-tidy) on worker/ and controller/.
+lint: $(GEN) $(BUILD)/gen/ui_assets.inc
+	@scripts/lint.sh $(BUILD)
 
 clean:
 	rm -rf build build-asan build-fuzz build-*

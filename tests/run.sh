@@ -15,6 +15,8 @@
 # whose source is gone are failures. cmocka tests that skip inside a binary
 # that passes are counted as skips. With CI=true (or 1) every skip is a
 # failure, except those named in ci_allowed_skips below with the reason.
+# TERRANE_UNIT_WRAPPER (a command line, e.g. valgrind and its options) runs
+# each unit binary under it.
 set -uo pipefail
 mode=${1:-all}
 BUILD=${2:-build}
@@ -92,7 +94,8 @@ for t in "$TERRANE_BUILD"/tests/*/test_*; do
     broken "unit/$side/$base" "left in $BUILD/tests/$side without a source (tests/unit/$side/$base.c is gone; remove it)"
     continue
   fi
-  run_one "unit/$side/$base" "$t"
+  # shellcheck disable=SC2086
+  run_one "unit/$side/$base" ${TERRANE_UNIT_WRAPPER:-} "$t"
 done
 
 if [ "$mode" = all ]; then

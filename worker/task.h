@@ -26,6 +26,7 @@ typedef struct task_input {
     char *asset_key;    /* upstream asset, or NULL for external sources */
     char *data_version; /* upstream's data version, or NULL */
     char *stac_item;    /* upstream's STAC Item URI, or NULL */
+    char *checksum;     /* upstream's recorded multihash of uri, or NULL */
     /* What an observation of a source saw (input "observed"); the worker
      * reads only that version (srccheck.h). All NULL / -1 when absent. */
     char *observed_etag;          /* without quotes */

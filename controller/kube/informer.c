@@ -588,6 +588,14 @@ static void *run(void *arg)
             need_list = true;
             continue;
         }
+        if (rc == CERR_AGAIN && strstr(cerr_message(), "Too large resource version")) {
+            /* The server is behind our resourceVersion (a restarted or
+             * lagging API server answers 504 "Too large resource version"
+             * once it has waited for it): as client-go's reflector does,
+             * list again, which takes the server's current version. */
+            stat_add(inf, &inf->stats.gone);
+            need_list = true;
+        }
         if (inf->watch_events) backoff = 0; /* it worked for a while */
         /* A lost connection or an overloaded server: watch again from
          * where we were. A lost event (RELIST) or Forbidden, NotFound (a

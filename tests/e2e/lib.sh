@@ -3,6 +3,7 @@
 #
 # Gives everything tests/lib/common.sh gives, plus:
 #   e2e_start [FAULTS_JSON]   s3rver with buckets raw and assets holding the sample DEM
+#                             ($KUBESIM_ARGS: more kubesim options, e.g. --audit)
 #                             and communes, kubesim (pools cpu, highmem, gpu; autoscaler),
 #                             the CRD, namespace $NS, and the controller's pools and
 #                             worker-env files ($POOLS, $WORKER_ENV)
@@ -70,6 +71,13 @@ e2e_start() {
   local args=(--port 0 --kubeconfig "$KUBECONFIG" --state-dir "$TMP/kubesim" --pools "$E2E/testdata/kubesim-pools.json"
               --ready-file "$TMP/kubesim.port" --namespace "$NS")
   [ -n "$faults_file" ] && args+=(--faults "$faults_file")
+  # E2E_KUBESIM_ARGS: more kubesim options (a suite's own, e.g. TLS and RBAC).
+  # shellcheck disable=SC2206
+  args+=(${E2E_KUBESIM_ARGS:-})
+  # Sanitizer settings reach the workers, so a sanitized worker reports where
+  # the run asked (scripts/e2e-sanitized.sh).
+  local v
+  for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do args+=(--pass-env "$v"); done
   $PY "$ROOT/tests/kubesim/kubesim.py" "${args[@]}" >"$TMP/kubesim.log" 2>&1 &
   KUBESIM_PID=$!
   at_exit 'kill $KUBESIM_PID 2>/dev/null; wait $KUBESIM_PID 2>/dev/null'
@@ -78,9 +86,15 @@ e2e_start() {
   # A suite that cannot start its server fails: a skip would hide it.
   [ -s "$TMP/kubesim.port" ] || { cat "$TMP/kubesim.log"; fail "kubesim did not start"; finish; }
   KUBESIM_URL=http://127.0.0.1:$(cat "$TMP/kubesim.port")
+  [[ " ${E2E_KUBESIM_ARGS:-} " == *" --tls "* ]] && KUBESIM_URL=https://127.0.0.1:$(cat "$TMP/kubesim.port")
 
   kubectl --kubeconfig "$KUBECONFIG" apply -f "$ROOT/crds/" >/dev/null || { fail "kubectl apply -f crds/"; finish; }
   kubectl --kubeconfig "$KUBECONFIG" create namespace "$NS" >/dev/null || { fail "create namespace"; finish; }
+  # Worker pods run where Pod Security Admission enforces "restricted", as
+  # the chart documents for worker namespaces: a pod the controller builds
+  # that breaks it is refused.
+  kubectl --kubeconfig "$KUBECONFIG" label namespace "$NS" pod-security.kubernetes.io/enforce=restricted \
+    >/dev/null || { fail "label namespace"; finish; }
   for i in $(seq 1 50); do k get am >/dev/null 2>&1 && break; sleep 0.1; done
 
   POOLS=$E2E/testdata/pools.json

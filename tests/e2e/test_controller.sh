@@ -137,7 +137,23 @@ wait_until 60 "bad-input fails with BadInput" bash -c "[ \"\$(kubectl --kubeconf
 wait_until 20 "bad-spec fails with InvalidSpec" bash -c "[ \"\$(kubectl --kubeconfig $KUBECONFIG -n $NS get am bad-spec -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}')\" = InvalidSpec ]"
 wait_until 20 "cyc-a reports DependencyCycle" bash -c "[ \"\$(kubectl --kubeconfig $KUBECONFIG -n $NS get am cyc-a -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}')\" = DependencyCycle ]"
 wait_until 20 "cyc-b reports DependencyCycle" bash -c "[ \"\$(kubectl --kubeconfig $KUBECONFIG -n $NS get am cyc-b -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}')\" = DependencyCycle ]"
-sleep 4 # room for a retry or a hot loop to show
+# A window the controller demonstrably worked through (a marker asset runs a
+# pod to Ready), not a fixed sleep: a wrong retry or a hot loop would show.
+window() { # name
+  k apply -f - >/dev/null <<EOF
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: $1}
+spec:
+  assetKey: test/$1
+  operation: cog
+  inputs: [{name: dem, uri: "s3://raw/elev.tif"}]
+  output: {uri: "s3://assets"}
+EOF
+  k wait --for=condition=Ready "am/$1" --timeout=60s >/dev/null && ok "window $1: a marker asset ran to Ready" ||
+    fail "window $1: the marker asset did not become Ready"
+}
+window window-1
 assert_eq "Failed" "$(am_get bad-input '{.status.phase}')" "bad-input phase"
 assert_eq 1 "$(pods_of bad-input | grep -c .)" "bad-input ran exactly one pod"
 assert_eq 0 "$(am_get bad-input '{.status.retries}')" "bad-input was not retried"
@@ -176,7 +192,7 @@ assert_contains "$(am_get cyc-a '{.status.message}')" "cyc-a -> cyc-b -> cyc-a" 
 assert_eq 0 "$( (pods_of cyc-a; pods_of cyc-b) | grep -c .)" "the cycle started no pod"
 n=$(( $(reconciles "$TMP/ctl.log" "$NS/cyc-a") + $(reconciles "$TMP/ctl.log" "$NS/cyc-b") ))
 before=$n
-sleep 3
+window window-2
 n=$(( $(reconciles "$TMP/ctl.log" "$NS/cyc-a") + $(reconciles "$TMP/ctl.log" "$NS/cyc-b") ))
 [ "$n" -le 12 ] && ok "the cycle was reconciled $n times (no hot loop)" || fail "the cycle was reconciled $n times"
 assert_eq "$before" "$n" "no reconcile of the cycle while nothing changes"

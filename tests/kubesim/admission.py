@@ -11,6 +11,8 @@ run under the Store's lock.
 import base64
 import json
 
+import podvalidation
+import psa
 import quantity
 import schema as schemamod
 from util import now_ts
@@ -86,6 +88,7 @@ def _default_pod(obj):
 
 
 def _validate_pod(new, old, subresource):
+    podvalidation.check_types(new)
     causes = []
     spec = new.get("spec") or {}
     cs = spec.get("containers")
@@ -112,6 +115,7 @@ def _validate_pod(new, old, subresource):
                     except ValueError as e:
                         causes.append(("%s.resources.%s[%s]" % (p, part, k), "FieldValueInvalid",
                                        'Invalid value: "%s": %s' % (v, e)))
+    causes += podvalidation.validate(spec)
     if spec.get("restartPolicy") not in ("Always", "OnFailure", "Never"):
         causes.append(("spec.restartPolicy", "FieldValueNotSupported",
                        'Unsupported value: "%s": supported values: "Always", "OnFailure", "Never"'
@@ -237,10 +241,22 @@ def prepare_update(store, res, new, old, subresource):
             "kubernetes.io/metadata.name"] = new["metadata"].get("name", "")
 
 
+def allows_unconditional_update(res):
+    """AllowUnconditionalUpdate of the kind's registry strategy: false for
+    custom resources (and their status) and for CRDs themselves, true for the
+    other built-ins simulated here (pods, config maps, leases, ...)."""
+    if res.crd_name:
+        return False
+    return _skey(res) != ("apiextensions.k8s.io", "customresourcedefinitions")
+
+
 def validate(store, res, new, old, subresource=None):
     sk = _skey(res)
     if sk == ("", "pods"):
-        return _validate_pod(new, old, subresource)
+        causes = _validate_pod(new, old, subresource)
+        if old is None and not causes:
+            psa.enforce(store, new)
+        return causes
     if sk == ("apiextensions.k8s.io", "customresourcedefinitions"):
         return _validate_crd(new)
     return []

@@ -19,9 +19,12 @@ import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import freshness
 import labelsel
 import openapi
+import rbac
 import scheduler
+import store as store_mod
 import tables
 from util import ApiError, bad_request, dumps
 
@@ -38,12 +41,17 @@ def _status_ok(details=None, code=200):
 class Sim:
     """What the handler needs: set up by kubesim.py."""
 
-    def __init__(self, store, faults, kubelet=None, cluster=None, bookmark_interval=5.0,
-                 server_version="v1.30.0", token=None, verbose=False):
+    def __init__(self, store, faults, kubelet=None, cluster=None, bookmark_interval=60.0,
+                 server_version="v1.30.0", token=None, verbose=False, fresh_wait=3.0,
+                 authorization="AlwaysAllow"):
         self.store, self.faults, self.kubelet, self.cluster = store, faults, kubelet, cluster
         self.bookmark_interval = bookmark_interval
+        self.fresh_wait = fresh_wait
         self.server_version = server_version
         self.token = token
+        # Tokens for ServiceAccounts are issued in every mode; checked with RBAC.
+        self.authz = rbac.Authz(store, token)
+        self.rbac = authorization == "RBAC"
         self.verbose = verbose
         self.stopping = False
         self.watch_lock = threading.Lock()
@@ -143,7 +151,11 @@ class Handler(BaseHTTPRequestHandler):
             url = urllib.parse.urlsplit(self.path)
             q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
             raw = self._read_body()
-            if self.sim.token and not url.path.startswith("/kubesim/"):
+            store_mod.REQUEST.agent = self.headers.get("User-Agent", "")
+            self.who = rbac.ADMIN
+            if self.sim.rbac and not url.path.startswith("/kubesim/"):
+                self.who = self.sim.authz.authenticate(self.headers.get("Authorization", ""))
+            elif self.sim.token and not url.path.startswith("/kubesim/"):
                 auth = self.headers.get("Authorization", "")
                 if auth != "Bearer " + self.sim.token:
                     raise ApiError(401, "Unauthorized", "Unauthorized")
@@ -254,6 +266,14 @@ class Handler(BaseHTTPRequestHandler):
         if res.namespaced and ns is None and verb in ("create", "deletecollection"):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on "
                                                     "the requested resource")
+        if sim.rbac:
+            sim.authz.authorize(self.who, verb, res, ns, name, sub)
+        if res.skey == ("", "serviceaccounts") and sub == "token":
+            if verb != "create":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on "
+                                                        "the requested resource")
+            with store.lock:
+                return self._send(201, sim.authz.token_request(ns, name, self._json_body(raw)))
         fault_res = plural + ("/" + sub if sub else "")
         delay, err = sim.faults.api_fault(verb, fault_res, ns or "")
         if delay > 0:
@@ -315,6 +335,9 @@ class Handler(BaseHTTPRequestHandler):
             limit = int(q.get("limit") or 0)
         except ValueError:
             raise bad_request("limit must be an integer")
+        err = freshness.too_large(self.sim.store, q.get("resourceVersion"), self.sim.fresh_wait)
+        if err:
+            raise err
         lst = self.sim.store.list(res, ns, lreqs, freqs, max(0, limit), q.get("continue") or None)
         want = self._want()
         if want == "table":
@@ -340,6 +363,12 @@ class Handler(BaseHTTPRequestHandler):
             timeout = float(q.get("timeoutSeconds") or 0)
         except ValueError:
             raise bad_request("timeoutSeconds must be a number")
+        err = freshness.too_large(store, q.get("resourceVersion"), sim.fresh_wait)
+        if err:
+            self._start_stream()
+            self._chunk((json.dumps({"type": "ERROR", "object": err.status()}) + "\n").encode())
+            self._end_stream()
+            return
         w = store.watch_start(res, ns, q.get("resourceVersion"), lreqs, freqs, send_initial)
         want = self._want()
         include = q.get("includeObject", "PartialObjectMetadata")
@@ -678,6 +707,12 @@ class Handler(BaseHTTPRequestHandler):
             if sim.cluster:
                 out["pools"] = sim.cluster.describe()
             return self._send(200, out)
+        if what == "audit":
+            with store.lock:
+                recs = list(store.audit) if store.audit is not None else None
+            if recs is None:
+                raise ApiError(404, "NotFound", "kubesim runs without --audit")
+            return self._send(200, {"records": recs})
         if what == "processes":
             return self._send(200, {"processes": sim.kubelet.processes() if sim.kubelet else []})
         if what in ("preempt", "oom", "evict") and method == "POST":

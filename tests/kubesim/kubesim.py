@@ -27,6 +27,7 @@ import autoscaler  # noqa: E402
 import cluster  # noqa: E402
 import faults as faultsmod  # noqa: E402
 import garbage  # noqa: E402
+import images as imagesmod  # noqa: E402
 import kubelet  # noqa: E402
 import scheduler  # noqa: E402
 import store as storemod  # noqa: E402
@@ -108,18 +109,29 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, default=0, help="seed for injected faults and names")
     ap.add_argument("--history-size", type=int, default=10000,
                     help="watch events retained; older versions get 410 Gone")
-    ap.add_argument("--bookmark-interval", type=float, default=5.0,
-                    help="seconds between watch BOOKMARK events")
+    ap.add_argument("--bookmark-interval", type=float, default=60.0,
+                    help="seconds between watch BOOKMARK events (the real server: about a minute)")
+    ap.add_argument("--fresh-wait", type=float, default=3.0,
+                    help="seconds a list or watch waits for a resourceVersion newer than the "
+                         "server's before 504 Too large resource version")
     ap.add_argument("--server-version", default="v1.30.0", help="version reported at /version")
     ap.add_argument("--pass-env", action="append", default=[], metavar="NAME",
                     help="pass this environment variable to pod processes (repeatable)")
+    ap.add_argument("--images", help="images file (JSON): image -> local entrypoint (images.py)")
     ap.add_argument("--ready-file", help="write the port here once listening")
+    ap.add_argument("--authorization", choices=["AlwaysAllow", "RBAC"], default="AlwaysAllow",
+                    help="RBAC: requests need the --token (the administrator) or a ServiceAccount "
+                         "token (kubectl create token) and are authorized by Roles, ClusterRoles "
+                         "and their bindings (rbac.py)")
     ap.add_argument("--token", help="require this bearer token (and put it in the kubeconfig); "
                     "kubectl sends tokens over TLS only, so combine with --tls for it")
     ap.add_argument("--tls", action="store_true",
                     help="serve HTTPS with a self-signed certificate (CA data in the kubeconfig)")
     ap.add_argument("--namespace", default="default", help="kubeconfig context namespace")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    ap.add_argument("--audit", action="store_true",
+                    help="record every change of pods, AssetMaterializations and Leases with the "
+                    "client's User-Agent (GET /kubesim/audit)")
     return ap.parse_args(argv)
 
 
@@ -130,6 +142,8 @@ def main(argv=None):
     os.makedirs(state_dir, exist_ok=True)
 
     st = storemod.Store(history_size=args.history_size, seed=args.seed)
+    if args.audit:
+        st.audit = []
     flt = faultsmod.Faults(seed=args.seed)
     if args.faults:
         try:
@@ -141,9 +155,12 @@ def main(argv=None):
     except (ValueError, TypeError) as e:
         sys.exit("kubesim: invalid pools file: %s" % e)
 
+    if args.authorization == "RBAC" and not args.token:
+        ap.error("--authorization RBAC needs --token (the administrator's)")
     sim = apiserver.Sim(st, flt, cluster=cl, bookmark_interval=args.bookmark_interval,
+                        fresh_wait=args.fresh_wait,
                         server_version=args.server_version, token=args.token,
-                        verbose=args.verbose)
+                        verbose=args.verbose, authorization=args.authorization)
     ssl_ctx, ca_pem = make_tls(state_dir, args.host) if args.tls else (None, None)
     try:
         srv = apiserver.make_server(sim, args.host, args.port, ssl_ctx)
@@ -152,7 +169,11 @@ def main(argv=None):
     port = srv.server_address[1]
     url = "%s://%s:%d" % ("https" if args.tls else "http", args.host, port)
 
-    kl = kubelet.Kubelet(st, flt, state_dir, args.pass_env, api_url=url)
+    try:
+        imgs = imagesmod.Images(args.images)
+    except (OSError, ValueError) as e:
+        sys.exit("kubesim: invalid images file: %s" % e)
+    kl = kubelet.Kubelet(st, flt, state_dir, args.pass_env, api_url=url, images=imgs)
     sim.kubelet = kl
     workers = [kl, scheduler.Scheduler(st), autoscaler.Autoscaler(st, cl),
                garbage.GarbageCollector(st, cl)]

@@ -139,7 +139,7 @@ def builtin_resources():
         R("", "v1", "configmaps", "configmap", "ConfigMap", True, ["cm"], has_spec=False),
         R("", "v1", "secrets", "secret", "Secret", True, has_spec=False),
         R("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ["sa"],
-          has_spec=False),
+          subresources={"token": ("TokenRequest", ["create"])}, has_spec=False),
         R("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
         R("events.k8s.io", "v1", "events", "event", "Event", True, ["ev"],
           to_wire=core_event_to_v1, from_wire=v1_event_to_core, skey=("", "events"),

@@ -253,6 +253,31 @@ def test_watch_from_resource_version():
     assert [e["type"] for e in evs] == ["DELETED", "ADDED"], evs
 
 
+def test_too_large_resource_version():
+    """A resourceVersion beyond the server's: after --fresh-wait, a watch gets
+    one ERROR event and a list a 504, both "Too large resource version" with
+    the watch cache's cause; a version the server reaches in time is served."""
+    mkns("tl")
+    code, a, _ = C.post(CM % "tl", cm("a", ns="tl"))
+    cur = int(ok(code, a, 201)["metadata"]["resourceVersion"])
+    t0 = time.monotonic()
+    evs = list(C.watch(q(CM % "tl", watch=1, resourceVersion=cur + 1000), timeout=5))
+    assert time.monotonic() - t0 >= 0.5, "answered before waiting"
+    assert len(evs) == 1 and evs[0]["type"] == "ERROR", evs
+    st = evs[0]["object"]
+    assert st["code"] == 504 and st["reason"] == "Timeout", st
+    assert st["message"].startswith("Too large resource version: %d, current: " % (cur + 1000)), st
+    assert st["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge", st
+    assert st["details"]["retryAfterSeconds"] == 1, st
+    code, st, _ = C.get(q(CM % "tl", resourceVersion=cur + 1000))
+    assert code == 504 and st["message"].startswith("Too large resource version"), st
+    # one version ahead, created while the watch waits: served
+    import threading
+    threading.Timer(0.1, lambda: C.post(CM % "tl", cm("b", ns="tl"))).start()
+    evs = list(C.watch(q(CM % "tl", watch=1, resourceVersion=cur + 1), timeout=1.5))
+    assert all(e["type"] != "ERROR" for e in evs), evs
+
+
 def test_watch_bookmarks_and_timeout():
     code, lst, _ = C.get(CM % "default")
     rv = lst["metadata"]["resourceVersion"]
@@ -337,6 +362,119 @@ def test_crd_generation_and_status_subresource():
     assert [c["name"] for c in tbl["columnDefinitions"]] == ["Name", "Operation", "Size", "Ready"]
     row = [r for r in tbl["rows"] if r["cells"][0] == "gen"][0]
     assert row["cells"][1:3] == ["cog", 4], row
+
+
+def test_put_without_resource_version():
+    """Custom resources (and CRDs) do not allow unconditional updates: a PUT
+    without metadata.resourceVersion is 422, worded as the generic registry
+    store words it; built-ins such as ConfigMaps accept it."""
+    ensure_widget_crd()
+    code, w, _ = C.post(WD % "default", widget("norv"))
+    ok(code, w, 201)
+    bare = dict(w, metadata={k: v for k, v in w["metadata"].items() if k != "resourceVersion"})
+    for path in (WD % "default" + "/norv", WD % "default" + "/norv/status"):
+        code, st, _ = C.put(path, bare)
+        assert code == 422, (path, code, st)
+        assert st["reason"] == "Invalid" and st["message"] == (
+            'widgets.example.terrane.io "norv" is invalid: metadata.resourceVersion: '
+            'Invalid value: 0x0: must be specified for an update'), st
+        assert st["details"]["causes"][0]["field"] == "metadata.resourceVersion", st
+    code, crd, _ = C.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.terrane.io")
+    ok(code, crd)
+    crd["metadata"].pop("resourceVersion")
+    code, st, _ = C.put("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.terrane.io", crd)
+    assert code == 422, st
+    code, c, _ = C.post(CM % "default", cm("norv", data={"a": "1"}))
+    ok(code, c, 201)
+    c["metadata"].pop("resourceVersion")
+    c["data"] = {"a": "2"}
+    code, c, _ = C.put(CM % "default" + "/norv", c)
+    assert ok(code, c)["data"] == {"a": "2"}
+
+
+def test_pod_security_admission_restricted():
+    """A namespace labelled pod-security.kubernetes.io/enforce=restricted
+    refuses a pod without the restricted securityContext, 403 with the
+    plugin's message; a compliant pod (what the controller builds) is
+    admitted; an unlabelled namespace admits anything."""
+    code, ns, _ = C.post("/api/v1/namespaces", {
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "psa", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    ok(code, ns, 201)
+    code, st, _ = C.post(PODS % "psa", pod("loose", "true", ns="psa"))
+    assert code == 403 and st["reason"] == "Forbidden", st
+    assert st["message"] == (
+        'pods "loose" is forbidden: violates PodSecurity "restricted:latest": '
+        'allowPrivilegeEscalation != false (container "main" must set '
+        'securityContext.allowPrivilegeEscalation=false), unrestricted capabilities '
+        '(container "main" must set securityContext.capabilities.drop=["ALL"]), '
+        'runAsNonRoot != true (pod or container "main" must set securityContext.runAsNonRoot=true), '
+        'seccompProfile (pod or container "main" must set securityContext.seccompProfile.type '
+        'to "RuntimeDefault" or "Localhost")'), st["message"]
+    p = pod("hostpath", "true", ns="psa", volumes=[{"name": "h", "hostPath": {"path": "/"}}],
+            securityContext={"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}})
+    p["spec"]["containers"][0]["securityContext"] = {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    code, st, _ = C.post(PODS % "psa", p)
+    assert code == 403 and st["message"].endswith(
+        'violates PodSecurity "restricted:latest": hostPath volumes (volume "h"), '
+        'restricted volume types (volume "h" uses restricted volume type "hostPath")'), st
+    p["metadata"]["name"] = "tight"
+    p["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    code, got, _ = C.post(PODS % "psa", p)
+    ok(code, got, 201)
+    C.delete(PODS % "psa" + "/tight")
+    code, got, _ = C.post(PODS % "default", pod("loose-elsewhere", "true"))
+    ok(code, got, 201)
+    C.delete(PODS % "default" + "/loose-elsewhere")
+
+
+def test_pod_validation():
+    """The pod fields Terrane's pods use are validated as the real server does."""
+    def refused(p, field, message, code=422):
+        c, st, _ = C.post(PODS % "default", p)
+        assert c == code, (c, st)
+        if code == 422:
+            causes = {x["field"]: x["message"] for x in st["details"]["causes"]}
+            assert causes.get(field) == message, (field, causes)
+        else:
+            assert st["message"] == message, st["message"]
+    p = pod("v-env", "true")
+    p["spec"]["containers"][0]["env"] = [{"name": "1BAD", "value": "x"}]
+    refused(p, "spec.containers[0].env[0].name",
+            "Invalid value: \"1BAD\": a valid environment variable name must consist of alphabetic "
+            "characters, digits, '_', '-', or '.', and must not start with a digit (e.g. "
+            "'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is "
+            "'[-._a-zA-Z][-._a-zA-Z0-9]*')")
+    p = pod("v-mount", "true")
+    p["spec"]["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/scratch"}]
+    refused(p, "spec.containers[0].volumeMounts[0].name", 'Not found: "scratch"')
+    refused(pod("v-req", "true", requests={"cpu": "2"}, limits={"cpu": "1"}),
+            "spec.containers[0].resources.requests[cpu]",
+            'Invalid value: "2": must be less than or equal to cpu limit of 1')
+    refused(pod("v-gpu", "true", requests={"nvidia.com/gpu": "2"}, limits={"nvidia.com/gpu": "1"}),
+            "spec.containers[0].resources.requests[nvidia.com/gpu]",
+            'Invalid value: "2": must be equal to nvidia.com/gpu limit of 1')
+    refused(pod("v-gpu2", "true", requests={"nvidia.com/gpu": "1"}),
+            "spec.containers[0].resources.limits",
+            "Required value: Limit must be set for non overcommitable resources")
+    refused(pod("v-tol", "true", tolerations=[{"key": "k", "operator": "In", "value": "v"}]),
+            "spec.tolerations[0].operator", 'Unsupported value: "In": supported values: "Equal", "Exists"')
+    refused(pod("v-eff", "true", tolerations=[{"key": "k", "operator": "Exists", "effect": "Sometimes"}]),
+            "spec.tolerations[0].effect",
+            'Unsupported value: "Sometimes": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"')
+    refused(pod("v-sc", "true", securityContext={"runAsUser": "root"}), None,
+            'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go '
+            'struct field PodSecurityContext.spec.securityContext.runAsUser of type int64', code=400)
+    good = pod("v-good", "true", requests={"cpu": "1", "nvidia.com/gpu": "1"},
+               limits={"cpu": "2", "nvidia.com/gpu": "1"},
+               tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+               volumes=[{"name": "scratch", "emptyDir": {}}])
+    good["spec"]["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/scratch"}]
+    good["spec"]["containers"][0]["env"] = [{"name": "TERRANE_TASK", "value": "{}"}]
+    c, got, _ = C.post(PODS % "default", good)
+    ok(c, got, 201)
+    C.delete(PODS % "default" + "/v-good")
 
 
 def test_crd_schema_enforcement():
@@ -786,6 +924,35 @@ def test_restarts_init_containers_and_previous_logs():
     assert [e for e in events_for("retry", "BackOff", ns="run")]
 
 
+def test_emptydir_volumes_and_images():
+    """Init containers and the main container share an emptyDir; a container
+    without a command runs its image's entrypoint from the images file."""
+    mkns("run")
+    p = pod("vol", 'cat "$1" "$SHARED/greeting"; echo "$KUBESIM_VOLUME_MOUNTS"', ns="run",
+            volumes=[{"name": "shared", "emptyDir": {}}])
+    main_c = p["spec"]["containers"][0]
+    main_c["args"] = ["_", "/shared/a.txt"]          # a path argument, rewritten
+    main_c["volumeMounts"] = [{"name": "shared", "mountPath": "/shared"}]
+    main_c["env"] = [{"name": "SHARED", "value": "/shared"}]
+    p["spec"]["initContainers"] = [
+        {"name": "writer", "image": "terrane-worker",
+         "command": ["sh", "-c", 'echo one > "$SHARED/a.txt"'],
+         "env": [{"name": "SHARED", "value": "/shared"}],
+         "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]},
+        {"name": "greeter", "image": "example/greeter:1.0",   # entrypoint from the images file
+         "volumeMounts": [{"name": "shared", "mountPath": "/shared", "subPath": ""}]}]
+    ok(*C.post(PODS % "run", p)[:2])
+    p = C.wait_for(PODS % "run" + "/vol", phase_in("Succeeded", "Failed"), timeout=20)
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    code, log, _ = C.get(PODS % "run" + "/vol/log?container=main", raw=True)
+    lines = log.splitlines()
+    assert lines[0] == "one" and lines[1] == "hello from the greeter image", log
+    assert lines[2].startswith("/shared=") and lines[2].endswith("/volumes/shared"), log
+    ics = {c["name"]: c for c in p["status"]["initContainerStatuses"]}
+    assert ics["greeter"]["imageID"] == "example/greeter@sha256:" + "ab" * 32, ics
+    assert ics["writer"]["imageID"] == "", ics   # not in the images file
+
+
 def test_env_sources_binding_and_eviction():
     mkns("run")
     ok(*C.post(CM % "run", cm("settings", ns="run", data={"region": "eu-west-1", "tier": "gold"}))[:2])
@@ -934,8 +1101,9 @@ def main():
     os.environ["KUBESIM_T_PASSED"] = "yes"
     os.environ["KUBESIM_T_HIDDEN"] = "leaked"
     with harness.running(pools=os.path.join(HERE, "testdata", "pools-fast.json"),
-                         args=["--bookmark-interval", "0.5", "--seed", "1",
-                               "--pass-env", "KUBESIM_T_PASSED"]) as sim:
+                         args=["--bookmark-interval", "0.5", "--fresh-wait", "0.5", "--seed", "1",
+                               "--pass-env", "KUBESIM_T_PASSED",
+                               "--images", os.path.join(HERE, "testdata", "images.json")]) as sim:
         SIM, C = sim, sim.client
         for name, fn in tests:
             if only and only not in name:

@@ -73,6 +73,18 @@ def invalid(res, name, causes):
                      "causes": [{"reason": r, "message": m, "field": f} for f, r, m in causes]})
 
 
+def rv_required(res, name):
+    """422 for a PUT without metadata.resourceVersion where the strategy does
+    not allow unconditional updates. As the generic registry store says it:
+    the kind is the qualified resource and the value the parsed version 0."""
+    msg = "Invalid value: 0x0: must be specified for an update"
+    return ApiError(422, "Invalid", '%s "%s" is invalid: metadata.resourceVersion: %s'
+                    % (res_label(res), name, msg),
+                    {"name": name, "group": res.group, "kind": res.plural,
+                     "causes": [{"reason": "FieldValueInvalid", "message": msg,
+                                 "field": "metadata.resourceVersion"}]})
+
+
 def forbidden(message, details=None):
     return ApiError(403, "Forbidden", message, details)
 

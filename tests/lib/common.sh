@@ -17,7 +17,9 @@ s3_start() {
   S3_PORT=$(free_port)
   S3_DIR=$TMP/s3
   mkdir -p "$S3_DIR"
-  for b in "${buckets[@]}"; do args+=(--configure-bucket "$b"); done
+  # S3_CORS: a CORS configuration file applied to every bucket (browsers
+  # reading COGs straight from the bucket, as the lineage UI's previews do).
+  for b in "${buckets[@]}"; do args+=(--configure-bucket "$b" ${S3_CORS:+"$S3_CORS"}); done
   # s3rver's ListObjectsV2 continuation tokens use DES, which Node's OpenSSL 3
   # serves only from its legacy provider: without it a listing of more than
   # one page fails with InternalError.

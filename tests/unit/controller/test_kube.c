@@ -1623,6 +1623,73 @@ static void informer_lists_watches_and_relists_on_410(void **state)
     srv_stop(s);
 }
 
+/* A server behind the informer's resourceVersion: the watch from 10 gets
+ * the ERROR event a real API server sends after waiting for it (504
+ * Timeout, "Too large resource version"); the informer lists again and
+ * watches from the list's version. */
+static void h_too_large(tsrv *s, int fd, http_req *r)
+{
+    char rv[32], tmo[16];
+    if (!strstr(r->target, "watch=1")) {
+        pthread_mutex_lock(&s->mu);
+        int lists = s->state++;
+        pthread_mutex_unlock(&s->mu);
+        if (lists == 0)
+            reply(fd, 200, NULL,
+                  "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":"
+                  "\"10\"},\"items\":[" POD("a", "1") "]}");
+        else
+            reply(fd, 200, NULL,
+                  "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":"
+                  "\"7\"},\"items\":[" POD("a", "1") "," POD("b", "6") "]}");
+        return;
+    }
+    query_param(r, "resourceVersion", rv, sizeof rv);
+    query_param(r, "timeoutSeconds", tmo, sizeof tmo);
+    stream_start(fd);
+    if (!strcmp(rv, "10")) {
+        chunk_str(fd, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+                      "\"status\":\"Failure\",\"message\":\"Too large resource version: 10, current: "
+                      "7\",\"reason\":\"Timeout\",\"details\":{\"causes\":[{\"reason\":"
+                      "\"ResourceVersionTooLarge\",\"message\":\"Too large resource version\"}],"
+                      "\"retryAfterSeconds\":1},\"code\":504}}\n");
+        stream_end(fd);
+        return;
+    }
+    if (wait_client_gone(s, fd, atol(tmo) * 1000))
+        r->close = true;
+    else
+        stream_end(fd);
+}
+
+static void informer_relists_when_the_server_is_behind(void **state)
+{
+    (void)state;
+    tsrv *s = srv_start(h_too_large, NULL);
+    kube_client *c = client_for(s, 1000, 1000, NULL);
+    hlog h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    informer_handlers hs = {on_add, on_update, on_delete, strip_spec, &h};
+    informer *inf = NULL;
+    long live = cmem_live();
+    assert_int_equal(informer_new(c, &KUBE_PODS, "ns1", NULL, 0, &hs, &inf), 0);
+    assert_int_equal(informer_start(inf), 0);
+    assert_true(informer_wait_synced(inf, 5000));
+    informer_stats st;
+    WAIT_FOR((informer_stats_get(inf, &st), st.lists >= 2), 5000);
+    assert_int_equal(st.lists, 2);
+    json_t *b = informer_get(inf, "ns1", "b");
+    assert_non_null(b);
+    json_decref(b);
+    /* list, watch from 10 (refused), list, watch from 7 */
+    WAIT_FOR(srv_nreq(s) >= 4, 2000);
+    assert_non_null(strstr(logged(s)->targets[3], "resourceVersion=7&"));
+    informer_stop(inf);
+    informer_free(inf);
+    assert_int_equal(cmem_live(), live);
+    kube_client_free(c);
+    srv_stop(s);
+}
+
 /* A relist pages through the list into the cache (the transform applied
  * page by page); an expired continue token starts it over unpaginated,
  * and nothing of the abandoned pages stays. */
@@ -2365,6 +2432,7 @@ int main(void)
         cmocka_unit_test(silent_watch_connection_is_declared_dead),
         cmocka_unit_test(out_of_memory_anywhere_leaks_nothing),
         cmocka_unit_test(informer_lists_watches_and_relists_on_410),
+        cmocka_unit_test(informer_relists_when_the_server_is_behind),
         cmocka_unit_test(informer_backs_off_then_syncs_and_resyncs),
         cmocka_unit_test(events_are_created_then_aggregated),
         cmocka_unit_test(events_queue_is_bounded),
