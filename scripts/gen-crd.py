@@ -422,16 +422,21 @@ def vap_add(guard, check, message):
 
 # ---- the structural schema of params ---------------------------------------
 
+# Operations of the contract that no AssetMaterialization runs: `observe` is
+# what the controller runs for an AssetSource (crds/terrane.io_assetsources.yaml).
+NOT_ASSET_OPERATIONS = {"observe"}
+
+
 def operations():
     """(operation, its `then` block) for each per-operation block of the schema."""
     out = []
     for block in SCHEMA.get("allOf") or []:
         cond = (block.get("if") or {}).get("properties", {}).get("operation", {})
-        if "const" in cond and "then" in block:
+        if "const" in cond and "then" in block and cond["const"] not in NOT_ASSET_OPERATIONS:
             out.append((cond["const"], block["then"]))
     known = SCHEMA["properties"]["operation"]["enum"]
     for op in known:
-        if op not in [o for o, _ in out]:
+        if op not in [o for o, _ in out] and op not in NOT_ASSET_OPERATIONS:
             out.append((op, {}))
     return out
 

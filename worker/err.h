@@ -38,6 +38,13 @@ typedef enum {
 #define ERR_CHECKSUM_MISMATCH "ChecksumMismatch"
 #define ERR_NO_OUTPUTS "NoOutputs"
 #define ERR_INTERNAL_CODE "Internal"
+/* Sources (observe.c, srccheck.c). */
+#define ERR_SOURCE_NOT_FOUND "SourceNotFound"         /* 404: BadInput */
+#define ERR_SOURCE_ACCESS_DENIED "SourceAccessDenied" /* 401/403: BadInput */
+#define ERR_SOURCE_UNAVAILABLE "SourceUnavailable"    /* 429/5xx/network after retries: Transient */
+#define ERR_SOURCE_TOO_LARGE "SourceTooLarge"         /* over params.maxObjects: BadInput */
+#define ERR_SOURCE_UNVERSIONED "SourceUnversioned"    /* https without ETag or Last-Modified */
+#define ERR_SOURCE_CHANGED "SourceChanged"            /* not the observed version: Transient */
 
 /* Sets the error; returns -1 so callers can write `return err_set(...)`.
  * field may be NULL. */

@@ -21,6 +21,7 @@
 #include "https.h"
 #include "log.h"
 #include "mem.h"
+#include "srccheck.h"
 #include "terrane_proto.h"
 
 #include <arpa/inet.h>
@@ -346,6 +347,7 @@ static int open_with(const task *t, const task_input *in, unsigned flags,
     if (!strncmp(in->uri, "https://", 8) &&
         (https_install() < 0 || https_probe(in->uri, field) < 0))
         return -1;
+    if (srccheck_input(t, in) < 0) return -1; /* the observed version, before reading */
     path = input_gdal_path(in->uri);
     if (!path) return err_oom();
     CPLErrorReset();

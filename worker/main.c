@@ -2,6 +2,7 @@
  * main.c - terrane-worker: runs one task and reports one result.
  *
  *   terrane-worker run [--task FILE] [--termination-log PATH]
+ *   terrane-worker observe [--task FILE] [--termination-log PATH]
  *   terrane-worker validate [--task FILE]
  *   terrane-worker fetch [--task FILE] [--inputs DIR] [--termination-log PATH]
  *   terrane-worker publish-outputs [--task FILE] [--outputs DIR] [--termination-log PATH]
@@ -11,7 +12,9 @@
  * The task comes from $TERRANE_TASK unless --task is given. `run` decodes
  * and validates it, starts credentials, returns an earlier publication of
  * the same data version when there is one (cache hit), else runs the
- * operation in a private scratch directory and publishes its files. The
+ * operation in a private scratch directory and publishes its files.
+ * `observe` runs an observe task (observe.h): lists or HEADs a source and
+ * reports its data version. The
  * result goes to the termination log and stdout; the exit code tells the
  * controller whether to retry (proto/terrane_proto.h). Logs are JSON lines
  * on stderr. fetch and publish-outputs are the first and last steps of a
@@ -26,12 +29,14 @@
 #include "fetch.h"
 #include "log.h"
 #include "mem.h"
+#include "observe.h"
 #include "op.h"
 #include "outputs.h"
 #include "opdoc.h"
 #include "podres.h"
 #include "publish.h"
 #include "result.h"
+#include "srccheck.h"
 #include "task.h"
 #include "terrane_proto.h"
 
@@ -75,6 +80,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: terrane-worker run [--task FILE] [--termination-log PATH]\n"
+            "       terrane-worker observe [--task FILE] [--termination-log PATH]\n"
             "       terrane-worker validate [--task FILE]\n"
             "       terrane-worker fetch [--task FILE] [--inputs DIR] [--termination-log PATH]\n"
             "       terrane-worker publish-outputs [--task FILE] [--outputs DIR]\n"
@@ -84,6 +90,8 @@ static void usage(FILE *f)
             "\n"
             "The task is read from $%s unless --task is given.\n"
             "run: runs the task and writes the result to the termination log and stdout.\n"
+            "observe: runs an observe task (operation observe): lists or HEADs the source,\n"
+            "         publishes the listing and reports the source's data version.\n"
             "validate: checks the task without any I/O; prints {\"valid\":true,...} or a\n"
             "          failed result naming the field, exits 0 or %d.\n"
             "fetch: (container assets) copies every input to DIR/<name>/ (default $%s or\n"
@@ -188,6 +196,23 @@ static void reclassify_scratch_full(const char *dir)
     }
 }
 
+/* After a failed operation: if an observed input was replaced while it was
+ * read, that is the cause (a mix of old and new bytes can look like any
+ * decoding error). Keeps the first error otherwise; true when reclassified. */
+static bool reclassify_source_changed(const task *t)
+{
+    if (!srccheck_needed(t)) return false;
+    err_class cls = err_get_class();
+    char code[64], field[256], msg[2048];
+    snprintf(code, sizeof code, "%s", err_get_code());
+    snprintf(field, sizeof field, "%s", err_get_field());
+    snprintf(msg, sizeof msg, "%s", err_get_message());
+    err_clear();
+    if (srccheck_all(t) < 0 && !strcmp(err_get_code(), ERR_SOURCE_CHANGED)) return true;
+    err_set(cls, code, field[0] ? field : NULL, "%s", msg);
+    return false;
+}
+
 static void configure_gdal(const char *scratch)
 {
     /* No .aux.xml side files: outputs stay deterministic and nothing is
@@ -256,6 +281,11 @@ static int cmd_run(const char *task_file, const char *term_log)
     if (task_decode(buf, len, &t) < 0 || task_validate(t) < 0) goto done;
     r.asset_key = t->asset_key;
     r.data_version = t->data_version;
+    if (t->op == &op_observe) {
+        err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, "operation",
+                "operation: observe tasks run with `terrane-worker observe`");
+        goto done;
+    }
     log_set_context(t->asset_key, t->data_version);
     log_kv(LOG_INFO, "task accepted", "operation", t->operation, "namespace", t->namespace_,
            "output", t->output_uri, (const char *)NULL);
@@ -283,10 +313,12 @@ static int cmd_run(const char *task_file, const char *term_log)
     if (t->op->run(&ctx, &files) < 0) {
         if (stop_requested)
             err_set(ERR_TRANSIENT, ERR_INTERNAL_CODE, NULL, "stopped by a signal before finishing");
-        else
+        else if (!reclassify_source_changed(t))
             reclassify_scratch_full(scratch);
         goto done;
     }
+    /* Everything is read: the inputs must still be what was observed. */
+    if (srccheck_all(t) < 0) goto done;
     if (files.n_files == 0) {
         err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "operation %s produced no output",
                 t->operation);
@@ -411,6 +443,49 @@ done:
     return end_run(&r, term_log, t, buf, scratch);
 }
 
+static int cmd_observe(const char *task_file, const char *term_log)
+{
+    char *buf = NULL, *scratch = NULL;
+    size_t len = 0;
+    task *t = NULL;
+    result r = {0};
+    result_observation obs = {0};
+    long t0 = now_ms(), t1 = t0, t2 = t0;
+
+    if (read_task(task_file, &buf, &len) < 0) goto done;
+    if (task_decode(buf, len, &t) < 0 || task_validate(t) < 0) goto done;
+    r.asset_key = t->asset_key;
+    r.data_version = t->data_version;
+    if (t->op != &op_observe) {
+        err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, "operation",
+                "operation: `terrane-worker observe` runs observe tasks, not %s", t->operation);
+        goto done;
+    }
+    r.observation = &obs;
+    log_set_context(t->asset_key, t->data_version);
+    log_kv(LOG_INFO, "observation accepted", "namespace", t->namespace_, "source", t->inputs[0].uri,
+           (const char *)NULL);
+    if (creds_start() < 0) goto done;
+    if (scratch_create(&scratch) < 0) goto done;
+    configure_gdal(scratch);
+    if (observe_run(t, scratch, &obs) < 0) goto done;
+    t1 = t2 = now_ms();
+
+done:
+    if (err_is_set()) {
+        log_kv(LOG_ERROR, "observation failed", "class", err_class_name(err_get_class()), "code",
+               err_get_code(), "field", err_get_field(), "error", err_get_message(),
+               (const char *)NULL);
+        t1 = t2 = now_ms();
+    }
+    r.compute_ms = t1 - t0;
+    r.publish_ms = t2 - t1;
+    r.total_ms = now_ms() - t0;
+    emf_worker_run("observe", err_is_set() ? "failed" : "succeeded", r.total_ms, r.compute_ms,
+                   r.publish_ms, 0, 0, 0, 0, stderr);
+    return end_run(&r, term_log, t, buf, scratch);
+}
+
 int main(int argc, char **argv)
 {
     const char *task_file = NULL, *term_log = NULL, *cmd = NULL, *dir = NULL;
@@ -444,7 +519,8 @@ int main(int argc, char **argv)
             }
             return TERRANE_EXIT_OK;
         } else if (!cmd && (!strcmp(argv[i], "run") || !strcmp(argv[i], "validate") ||
-                            !strcmp(argv[i], "fetch") || !strcmp(argv[i], "publish-outputs"))) {
+                            !strcmp(argv[i], "fetch") || !strcmp(argv[i], "publish-outputs") ||
+                            !strcmp(argv[i], "observe"))) {
             cmd = argv[i];
         } else {
             fprintf(stderr, "terrane-worker: unknown argument '%s'\n", argv[i]);
@@ -466,6 +542,7 @@ int main(int argc, char **argv)
     int code = !strcmp(cmd, "validate")          ? cmd_validate(task_file)
                : !strcmp(cmd, "fetch")           ? cmd_fetch(task_file, dir, term_log)
                : !strcmp(cmd, "publish-outputs") ? cmd_publish_outputs(task_file, dir, term_log)
+               : !strcmp(cmd, "observe")         ? cmd_observe(task_file, term_log)
                                                  : cmd_run(task_file, term_log);
     GDALDestroyDriverManager();
     OGRCleanupAll();

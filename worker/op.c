@@ -14,6 +14,7 @@ static const op_def *const ops[] = {&op_cog,     &op_warp,           &op_mosaic,
                                     &op_fill,    &op_flow_direction, &op_flow_accumulation,
                                     &op_streams, &op_watershed,      &op_basins,
                                     &op_twi,     &op_hand,           &op_container,
+                                    &op_observe,
                                     NULL};
 
 const op_def *op_find(const char *name)

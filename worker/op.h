@@ -84,5 +84,6 @@ extern const op_def op_basins;
 extern const op_def op_twi;
 extern const op_def op_hand;
 extern const op_def op_container;
+extern const op_def op_observe; /* observe.c; run by `terrane-worker observe` */
 
 #endif

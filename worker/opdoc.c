@@ -24,6 +24,7 @@ static const struct {
     {"terrain", "hillshade, slope, aspect, TRI, TPI, roughness (gdaldem)"},
     {"calc", "band math over named inputs (+ - * / ^, comparisons, where, min, max, ...)"},
     {"zonal-stats", "count, min, max, mean, sum, stddev of a raster per polygon (GeoJSON, CSV)"},
+    {"observe", "list or HEAD a source (terrane-worker observe): its data version and listing"},
     {"fill", "fill depressions of a DEM (priority-flood, optional epsilon gradient)"},
     {"flow-direction", "flow directions, D8 (esri or grass codes) or D-infinity, flats resolved"},
     {"flow-accumulation", "upstream cells or area from flow directions, optional weight raster"},

@@ -31,7 +31,24 @@ static cJSON *build(const result *r, size_t msg_limit)
     cJSON_AddStringToObject(doc, "status", ok ? "Succeeded" : "Failed");
     if (r->asset_key) cJSON_AddStringToObject(doc, "assetKey", r->asset_key);
     if (r->data_version) cJSON_AddStringToObject(doc, "dataVersion", r->data_version);
-    if (ok) {
+    if (ok && r->observation) {
+        const result_observation *ob = r->observation;
+        o = cJSON_AddObjectToObject(doc, "observation");
+        if (o) {
+            cJSON_AddStringToObject(o, "dataVersion", ob->data_version);
+            cJSON_AddNumberToObject(o, "objectCount", (double)ob->object_count);
+            cJSON_AddNumberToObject(o, "bytes", (double)ob->bytes);
+            cJSON_AddStringToObject(o, "listing", ob->listing);
+            cJSON *one = ob->single ? cJSON_AddObjectToObject(o, "object") : NULL;
+            if (one) {
+                if (ob->etag[0]) cJSON_AddStringToObject(one, "etag", ob->etag);
+                if (ob->version_id[0]) cJSON_AddStringToObject(one, "versionId", ob->version_id);
+                if (ob->last_modified[0])
+                    cJSON_AddStringToObject(one, "lastModified", ob->last_modified);
+                cJSON_AddNumberToObject(one, "sizeBytes", (double)ob->size_bytes);
+            }
+        }
+    } else if (ok) {
         o = cJSON_AddObjectToObject(doc, "output");
         if (o) {
             cJSON_AddStringToObject(o, "uri", r->output_uri);
@@ -65,7 +82,7 @@ static cJSON *build(const result *r, size_t msg_limit)
             if (err_get_field()[0]) cJSON_AddStringToObject(o, "field", err_get_field());
         }
     }
-    cJSON_AddBoolToObject(doc, "cacheHit", ok && r->cache_hit);
+    if (!r->observation) cJSON_AddBoolToObject(doc, "cacheHit", ok && r->cache_hit);
     o = cJSON_AddObjectToObject(doc, "timings");
     if (o) {
         cJSON_AddNumberToObject(o, "totalMs", (double)r->total_ms);

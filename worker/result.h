@@ -12,6 +12,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* What an observe task saw (observe.c). */
+typedef struct result_observation {
+    char data_version[72]; /* "sha256:" + hex of the listing */
+    unsigned long long object_count, bytes;
+    char listing[1024]; /* where the listing was published */
+    bool single;        /* one object: the fields below are set */
+    char etag[256];     /* without quotes; "" when the server sent none */
+    char version_id[256];
+    char last_modified[64];
+    unsigned long long size_bytes;
+} result_observation;
+
 typedef struct result {
     const char *asset_key;    /* borrowed from the task (may be NULL) */
     const char *data_version; /* borrowed */
@@ -26,6 +38,7 @@ typedef struct result {
     size_t n_files;                /* 0: not a container asset, nothing rendered */
     char metadata[1025];           /* compact JSON object, "" when none or too large */
     bool metadata_truncated;
+    const result_observation *observation; /* borrowed; set for observe tasks */
     long total_ms, compute_ms, publish_ms;
     int threads;                   /* what the run was sized to (podres.h); 0: not sized */
     unsigned long long cache_mb;   /* GDAL's block cache, MiB */

@@ -137,10 +137,44 @@ static int bad(const char *field, const char *what)
     return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, field, "%s: %s", field, what);
 }
 
+/* inputs[i].observed: {etag, versionId, lastModified, sizeBytes}, at least
+ * one of the first three. */
+static int decode_observed(const cJSON *obs, const char *path, task_input *in)
+{
+    static const char *const allowed[] = {"etag", "versionId", "lastModified", "sizeBytes", NULL};
+    char opath[48], field[64];
+    snprintf(opath, sizeof opath, "%s.observed", path);
+    if (!cJSON_IsObject(obs)) return bad(opath, "must be an object");
+    if (check_members(obs, allowed, opath) < 0) return -1;
+#define OFIELD(n) (snprintf(field, sizeof field, "%s.%s", opath, n), field)
+    if (get_str(obs, "etag", OFIELD("etag"), false, 255, &in->observed_etag) < 0) return -1;
+    if (in->observed_etag && !in->observed_etag[0]) return bad(field, "must not be empty");
+    if (get_str(obs, "versionId", OFIELD("versionId"), false, 1024, &in->observed_version_id) < 0)
+        return -1;
+    if (in->observed_version_id && !in->observed_version_id[0])
+        return bad(field, "must not be empty");
+    if (get_str(obs, "lastModified", OFIELD("lastModified"), false, 64,
+                &in->observed_last_modified) < 0)
+        return -1;
+    if (in->observed_last_modified && !in->observed_last_modified[0])
+        return bad(field, "must not be empty");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(obs, "sizeBytes");
+    if (size) {
+        if (!cJSON_IsNumber(size) || size->valuedouble < 0 || size->valuedouble > 9.0e15 ||
+            size->valuedouble != (double)(long long)size->valuedouble)
+            return bad(OFIELD("sizeBytes"), "must be a non-negative integer");
+        in->observed_size = (long long)size->valuedouble;
+    }
+#undef OFIELD
+    if (!in->observed_etag && !in->observed_version_id && !in->observed_last_modified)
+        return bad(opath, "needs etag, versionId or lastModified");
+    return 0;
+}
+
 static int decode_input(const cJSON *v, size_t i, task_input *in)
 {
     static const char *const allowed[] = {"name",     "uri",      "assetKey", "dataVersion",
-                                          "stacItem", "checksum", NULL};
+                                          "stacItem", "checksum", "observed", NULL};
     char path[32], field[64];
     snprintf(path, sizeof path, "inputs[%zu]", i);
     if (!cJSON_IsObject(v)) return bad(path, "must be an object");
@@ -163,6 +197,9 @@ static int decode_input(const cJSON *v, size_t i, task_input *in)
     if (get_str(v, "checksum", FIELD("checksum"), false, 68, &in->checksum) < 0) return -1;
     if (in->checksum && !hash_is_multihash(in->checksum))
         return bad(field, "must be a SHA-256 multihash: 1220 followed by 64 lowercase hex digits");
+    in->observed_size = -1;
+    const cJSON *obs = cJSON_GetObjectItemCaseSensitive(v, "observed");
+    if (obs && decode_observed(obs, path, in) < 0) return -1;
 #undef FIELD
     return 0;
 }
@@ -394,6 +431,9 @@ void task_free(task *t)
         mem_free(t->inputs[i].data_version);
         mem_free(t->inputs[i].stac_item);
         mem_free(t->inputs[i].checksum);
+        mem_free(t->inputs[i].observed_etag);
+        mem_free(t->inputs[i].observed_version_id);
+        mem_free(t->inputs[i].observed_last_modified);
     }
     mem_free(t->inputs);
     mem_free(t->namespace_);

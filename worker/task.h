@@ -27,6 +27,12 @@ typedef struct task_input {
     char *data_version; /* upstream's data version, or NULL */
     char *stac_item;    /* upstream's STAC Item URI, or NULL */
     char *checksum;     /* upstream's recorded multihash of uri, or NULL */
+    /* What an observation of a source saw (input "observed"); the worker
+     * reads only that version (srccheck.h). All NULL / -1 when absent. */
+    char *observed_etag;          /* without quotes */
+    char *observed_version_id;
+    char *observed_last_modified; /* https sources without ETag */
+    long long observed_size;      /* -1 when absent */
 } task_input;
 
 typedef struct task {

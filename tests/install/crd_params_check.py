@@ -44,7 +44,12 @@ def cases(root):
                 if not (field == "params" or field.startswith("params.")):
                     continue
             with open(os.path.join(base, kind, f)) as fh:
-                yield kind, name, field, json.load(fh)
+                task = json.load(fh)
+            # observe tasks are what an AssetSource runs, not an AssetMaterialization
+            # (scripts/gen-crd.py NOT_ASSET_OPERATIONS; tests/install/test_assetsource_crd.sh).
+            if task.get("operation") == "observe":
+                continue
+            yield kind, name, field, task
 
 
 def spec_fields(root):

@@ -31,9 +31,11 @@ FLAGS = {
 }
 # The only API access the controller may have: (apiGroup, resource, verb).
 CORE_RULES = {
-    ("terrane.io", "assetmaterializations", v) for v in ("get", "list", "watch")
+    ("terrane.io", r, v) for r in ("assetmaterializations", "assetsources")
+    for v in ("get", "list", "watch")
 } | {
-    ("terrane.io", "assetmaterializations/status", v) for v in ("get", "update", "patch")
+    ("terrane.io", r + "/status", v) for r in ("assetmaterializations", "assetsources")
+    for v in ("get", "update", "patch")
 } | {
     ("", "pods", v) for v in ("get", "list", "watch", "create", "delete")
 } | {
@@ -43,7 +45,8 @@ CORE_RULES = {
 }
 LEASE_RULES = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
 NODE_RULES = {("", "nodes", "get")}
-FINALIZER_RULES = {("terrane.io", "assetmaterializations/finalizers", "update")}
+FINALIZER_RULES = {("terrane.io", r + "/finalizers", "update")
+                   for r in ("assetmaterializations", "assetsources")}
 # resource.Quantity as controller/pools.c parses it (non-negative).
 QUANTITY = re.compile(r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

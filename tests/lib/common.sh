@@ -20,7 +20,10 @@ s3_start() {
   # S3_CORS: a CORS configuration file applied to every bucket (browsers
   # reading COGs straight from the bucket, as the lineage UI's previews do).
   for b in "${buckets[@]}"; do args+=(--configure-bucket "$b" ${S3_CORS:+"$S3_CORS"}); done
-  "$ROOT/node_modules/.bin/s3rver" -d "$S3_DIR" -a 127.0.0.1 -p "$S3_PORT" --silent "${args[@]}" \
+  # s3rver's ListObjectsV2 continuation tokens use DES, which Node's OpenSSL 3
+  # serves only from its legacy provider: without it a listing of more than
+  # one page fails with InternalError.
+  NODE_OPTIONS=--openssl-legacy-provider "$ROOT/node_modules/.bin/s3rver" -d "$S3_DIR" -a 127.0.0.1 -p "$S3_PORT" --silent "${args[@]}" \
     >"$TMP/s3rver.log" 2>&1 &
   S3_PID=$!
   at_exit "s3_stop"

@@ -9,10 +9,14 @@ so a test can point an allowlisted host at any other place. Each request
 appends "<method> <path> <status>" to the log file, so a test can show a
 place was never asked. The listening port (127.0.0.1, chosen by the system)
 is written to the port file once the server is ready. --plain serves plain
-http (the redirect target a worker must not follow). Python standard
-library only.
+http (the redirect target a worker must not follow). Files carry
+Last-Modified (their mtime), and an ETag (a digest of the bytes) when the
+name ends in .etag.tif; names starting with "noversion" carry neither (the
+https-source tests observe these validators). Python standard library only.
 """
 import argparse
+import email.utils
+import hashlib
 import http.server
 import os
 import re
@@ -64,15 +68,22 @@ def main():
             if not os.path.isfile(path):
                 return self.reply(404, body=b"no such file")
             data = open(path, "rb").read()
+            name = os.path.basename(path)
+            v = []
+            if not name.startswith("noversion"):
+                v.append(("Last-Modified",
+                          email.utils.formatdate(os.stat(path).st_mtime, usegmt=True)))
+            if name.endswith(".etag.tif"):
+                v.append(("ETag", '"%s"' % hashlib.sha256(data).hexdigest()[:32]))
             rng = self.headers.get("Range")
             m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
             if not m:
-                return self.reply(200, [("Accept-Ranges", "bytes")], data)
+                return self.reply(200, [("Accept-Ranges", "bytes")] + v, data)
             a = int(m.group(1))
             b = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
             if a >= len(data):
                 return self.reply(416, [("Content-Range", "bytes */%d" % len(data))])
-            return self.reply(206, [("Content-Range", "bytes %d-%d/%d" % (a, b, len(data)))],
+            return self.reply(206, [("Content-Range", "bytes %d-%d/%d" % (a, b, len(data)))] + v,
                               data[a:b + 1])
 
         do_HEAD = do_GET
