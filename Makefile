@@ -56,6 +56,29 @@ $(BUILD)/gen/%_schema.inc: proto/schema/%.v1.json
 	@mkdir -p $(@D)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
 
+# The lineage UI (controller/ui/): its JavaScript bundled with esbuild (npm,
+# the layout and GeoTIFF libraries included), then compiled in as byte
+# arrays, so the running controller needs neither Node nor the network.
+# UI_PREBUILT=1 takes $(BUILD)/gen/ui_assets.inc as it is (the image build,
+# which has no Node: scripts/images.sh makes the file first).
+UI_SRC := $(wildcard controller/ui/*.js controller/ui/*.html controller/ui/*.css)
+ESBUILD ?= node_modules/.bin/esbuild
+ifneq ($(UI_PREBUILT),1)
+$(BUILD)/gen/ui/app.js: $(UI_SRC) package-lock.json
+	@mkdir -p $(@D)
+	$(ESBUILD) controller/ui/main.js --bundle --minify --format=iife --target=es2020 \
+	  --legal-comments=none --log-level=warning --outfile=$@
+$(BUILD)/gen/ui_assets.inc: $(BUILD)/gen/ui/app.js controller/ui/index.html controller/ui/app.css
+	@mkdir -p $(@D)
+	{ xxd -i -n ui_index_html controller/ui/index.html; xxd -i -n ui_app_js $(BUILD)/gen/ui/app.js; \
+	  xxd -i -n ui_app_css controller/ui/app.css; } | sed 's/^unsigned/static const unsigned/' > $@.tmp
+	mv $@.tmp $@
+endif
+.PHONY: ui
+ui: $(BUILD)/gen/ui_assets.inc
+.SECONDARY: $(BUILD)/gen/ui_assets.inc
+$(BUILD)/controller/uiserver.o: $(BUILD)/gen/ui_assets.inc
+
 $(BUILD)/controller/%.o: controller/%.c $(C_HDR) proto/terrane_proto.h $(GEN)
 	@mkdir -p $(@D)
 	$(CC) $(C_CFLAGS) -c $< -o $@
@@ -157,9 +180,13 @@ bench: deps all
 	@bench/run.sh $(BUILD)
 
 # The controller at scale against kubesim (bench/README.md); BENCH_CONTROLLER_ARGS
-# chooses other sizes, e.g. "--n 1000,10000,100000".
+# chooses other sizes, e.g. "--n 1000,10000,100000"; BENCH_FAULTS=0 skips the
+# faults-at-scale run (1,000 assets, ten kills).
 bench-controller: deps all
 	@bench/bench_controller.py $(BUILD) $(BENCH_CONTROLLER_ARGS)
+	@if [ "$${BENCH_FAULTS:-1}" != 0 ]; then \
+	  SCALE_ASSETS=1000 SCALE_KILLS=10 SCALE_TIMEOUT=3600 TERRANE_BUILD=$(abspath $(BUILD)) \
+	    tests/e2e/test_controller_scale_faults.sh | grep -E '^(ok|FAIL|converged|audit|killed)'; fi
 
 
 FORMAT_SRC = $(wildcard worker/*.[ch]) $(C_SRC) $(C_HDR) $(wildcard tests/unit/*/*.[ch]) $(wildcard tests/fuzz/*.c)
@@ -170,7 +197,7 @@ format-check:
 	@clang-format --dry-run -Werror $(FORMAT_SRC)
 
 # cppcheck and clang-tidy (.clang-tidy) on worker/ and controller/.
-lint: $(GEN)
+lint: $(GEN) $(BUILD)/gen/ui_assets.inc
 	@scripts/lint.sh $(BUILD)
 
 clean:

@@ -15,6 +15,9 @@
 #include "manager.h"
 #include "podspec.h"
 #include "pools.h"
+#include "uiapi.h"
+#include "uiserver.h"
+#include "uisource.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -69,6 +72,13 @@ static const char USAGE[] =
     "  --log-level LEVEL            debug, info (default), warn, error\n"
     "  --metrics-addr HOST:PORT     serve /metrics, /healthz, /readyz (default :8080; \"\" or 0: "
     "off)\n"
+    "  --ui-addr HOST:PORT          serve the lineage UI (/ui/) and its API (/api/v1/) (default: "
+    "off;\n"
+    "                               127.0.0.1:8081 keeps it on this host, :8081 on every "
+    "interface)\n"
+    "  --ui-s3-endpoint URL         where browsers read outputs for map previews, path-style\n"
+    "                               (http://127.0.0.1:4568, https://s3.eu-west-1.amazonaws.com);\n"
+    "                               the bucket must allow this origin (CORS)\n"
     "  --emf=BOOL                   one CloudWatch EMF line per materialization on stdout (default "
     "false)\n"
     "  --version, --help\n"
@@ -81,7 +91,7 @@ typedef struct {
         *env_file;
     const char *service_account, *worker_version, *lease_name, *lease_namespace, *identity,
         *log_level;
-    const char *metrics_addr;
+    const char *metrics_addr, *ui_addr, *ui_s3_endpoint;
     long qps, burst, workers, resync, shutdown_timeout, lease_duration, renew_deadline,
         retry_period;
     long gc_delay, active_deadline;
@@ -153,6 +163,8 @@ static int parse_args(int argc, char **argv, options *o)
         S("identity", identity),
         S("log-level", log_level),
         S("metrics-addr", metrics_addr),
+        S("ui-addr", ui_addr),
+        S("ui-s3-endpoint", ui_s3_endpoint),
         L("qps", qps, 1, 100000),
         L("burst", burst, 1, 100000),
         L("workers", workers, 1, 256),
@@ -253,6 +265,40 @@ static int load_env(const char *path, json_t **out)
     return 0;
 }
 
+typedef struct {
+    uisource *src;
+    uiapi *api;
+    uiserver *server;
+} ui;
+
+static void ui_stop(ui *u)
+{
+    uisource_stop(u->src);
+    uiserver_stop(u->server);
+    uiapi_free(u->api);
+    uisource_free(u->src);
+    *u = (ui){0};
+}
+
+/* The lineage UI on the manager's caches; before manager_run. */
+static int ui_start(ui *u, manager *m, const options *o)
+{
+    int rc;
+    if ((rc = uisource_new(manager_client(m), o->namespace_, manager_caches(m), &u->src)) ||
+        (rc = uiapi_new(u->src, &u->api)))
+        goto fail;
+    uiserver_config uc = {.addr = o->ui_addr, .api = u->api, .s3_endpoint = o->ui_s3_endpoint};
+    if ((rc = uiserver_start(&uc, &u->server))) goto fail;
+    uisource_subscribe(u->src, uiserver_notify, u->server);
+    if ((rc = uisource_start(u->src))) goto fail;
+    clog_info("serving the lineage UI", "{s:s, s:i, s:s?}", "addr", o->ui_addr, "port",
+              uiserver_port(u->server), "s3Endpoint", o->ui_s3_endpoint);
+    return 0;
+fail:
+    ui_stop(u);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     cmem_init();
@@ -293,6 +339,7 @@ int main(int argc, char **argv)
     jschema *task = NULL, *result = NULL;
     json_t *command = NULL, *env = NULL;
     manager *m = NULL;
+    ui u = {0};
     int status = 1;
     const char *task_texts[] = {task_schema_json};
     const char *result_texts[] = {result_schema_json, task_schema_json};
@@ -351,8 +398,13 @@ int main(int argc, char **argv)
         clog_error("cannot start", "{s:s}", "error", cerr_message());
         goto done;
     }
+    if (o.ui_addr && o.ui_addr[0] && strcmp(o.ui_addr, "0") && ui_start(&u, m, &o)) {
+        clog_error("cannot serve the lineage UI", "{s:s}", "error", cerr_message());
+        goto done;
+    }
     status = manager_run(m);
 done:
+    ui_stop(&u); /* before the manager: it reads the manager's caches */
     manager_free(m);
     json_decref(command);
     json_decref(env);

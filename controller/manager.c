@@ -71,6 +71,11 @@ unsigned long manager_reconciles(const manager *m)
     return m->exec ? executor_reconciles(m->exec) : 0;
 }
 
+kube_client *manager_client(manager *m)
+{
+    return m->client;
+}
+
 caches *manager_caches(manager *m)
 {
     return m->caches;
@@ -171,16 +176,21 @@ int manager_new(const manager_config *cfg, manager **out)
     }
     if (cfg->qps > 0) m->kcfg->qps = cfg->qps;
     if (cfg->burst > 0) m->kcfg->burst = cfg->burst;
-    cmem_free(m->kcfg->user_agent);
-    if (!(m->kcfg->user_agent = cmem_strdup("terrane-controller/" TERRANE_VERSION))) goto oom;
-    if ((rc = kube_client_new(m->kcfg, &m->client))) goto fail;
-    if ((rc = ctlm_kube_attach(m->client, m->kcfg->server))) goto fail;
-
     char host[256] = "terrane-controller";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
     m->identity = cfg->identity && cfg->identity[0] ? cmem_strdup(cfg->identity)
                                                     : cmem_printf("%s_%ld", host, (long)getpid());
+    if (!m->identity) goto oom;
+    /* The identity in the User-Agent (client-go's "name/version (comment)"),
+     * so the API server's audit log tells replicas apart. */
+    cmem_free(m->kcfg->user_agent);
+    if (!(m->kcfg->user_agent = cmem_printf("terrane-controller/" TERRANE_VERSION " (%s)",
+                                            m->identity)))
+        goto oom;
+    if ((rc = kube_client_new(m->kcfg, &m->client))) goto fail;
+    if ((rc = ctlm_kube_attach(m->client, m->kcfg->server))) goto fail;
+
     m->lease_ns = cmem_strdup(cfg->lease_namespace && cfg->lease_namespace[0] ? cfg->lease_namespace
                               : m->kcfg->namespace_ && m->kcfg->namespace_[0] ? m->kcfg->namespace_
                                                                               : "default");

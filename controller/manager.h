@@ -58,5 +58,9 @@ unsigned long manager_reconciles(const manager *m);
  * them and be told of changes). Valid from manager_new to manager_free. */
 struct caches;
 struct caches *manager_caches(manager *m);
+/* The Kubernetes client (borrowed, valid until manager_free), for other
+ * readers that keep informers of their own (the lineage UI's Events). */
+struct kube_client;
+struct kube_client *manager_client(manager *m);
 
 #endif

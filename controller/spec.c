@@ -208,9 +208,10 @@ static const char *uri_rule(const char *uri)
     const char *host = scheme_end ? scheme_end + 3 : NULL;
     for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
         if (*p < 0x20 || *p == 0x7f) return "control characters are not allowed";
-    if (host && (!strncmp(host, "169.254.", 8) || !strncmp(host, "[fe80", 5) ||
-                 !strncmp(host, "[fd00:ec2::254]", 15) || !strncmp(host, "metadata.google.internal", 24) ||
-                 !strncmp(host, "[::ffff:169.254.", 16)))
+    if (host &&
+        (!strncmp(host, "169.254.", 8) || !strncmp(host, "[fe80", 5) ||
+         !strncmp(host, "[fd00:ec2::254]", 15) || !strncmp(host, "metadata.google.internal", 24) ||
+         !strncmp(host, "[::ffff:169.254.", 16)))
         return "link-local and instance-metadata addresses are never allowed";
     if (!strncmp(uri, "/vsi", 4))
         return "GDAL virtual file system paths (/vsi...) are not allowed: use s3:// or https://";

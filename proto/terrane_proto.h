@@ -28,6 +28,32 @@
 #define TERRANE_ENV_CACHE_MB "TERRANE_CACHE_MB"               /* GDAL block cache, MiB */
 #define TERRANE_ENV_MEMORY_LIMIT "TERRANE_MEMORY_LIMIT"       /* bytes, when no cgroup shows it */
 
+/* Container assets (operation "container"): the pod runs the worker's
+ * `fetch` step, the user's image, then the worker's `publish-outputs` step,
+ * sharing two emptyDir volumes (proto/README.md, "Container assets"). */
+#define TERRANE_INPUTS_DIR_DEFAULT "/inputs"  /* fetch writes <dir>/<input name>/<file> */
+#define TERRANE_OUTPUTS_DIR_DEFAULT "/outputs" /* publish-outputs reads everything here */
+#define TERRANE_ENV_INPUTS_DIR "TERRANE_INPUTS_DIR" /* worker steps: where /inputs is mounted */
+/* The user's container gets these (and the worker steps read the last two): */
+#define TERRANE_ENV_INPUT_PREFIX "TERRANE_INPUT_"     /* + NAME upper-cased: the fetched file */
+#define TERRANE_ENV_OUTPUT_DIR "TERRANE_OUTPUT_DIR"   /* where to write outputs */
+#define TERRANE_ENV_ASSET_KEY "TERRANE_ASSET_KEY"     /* the asset key */
+#define TERRANE_ENV_DATA_VERSION "TERRANE_DATA_VERSION" /* sha256:<hex> of this version */
+#define TERRANE_ENV_PARTITION_KEY "TERRANE_PARTITION_KEY" /* only when partitioned */
+/* An optional file the user's code writes: merged into the STAC Item's
+ * properties; its compact form travels in the result up to the cap below. */
+#define TERRANE_OUTPUT_METADATA "metadata.json"
+#define TERRANE_METADATA_MAX (64 * 1024)        /* larger: published, not merged, said so */
+#define TERRANE_METADATA_RESULT_MAX 1024       /* larger: left out of the result, said so */
+/* Limits of one container asset's outputs. */
+#define TERRANE_OUTPUT_FILES_MAX 100000
+#define TERRANE_OUTPUT_NAME_MAX 512            /* a relative path under /outputs */
+/* The STAC Item of the primary raster lists at most this many other files
+ * as assets; the manifest always lists all of them. */
+#define TERRANE_ITEM_ASSETS_MAX 1000
+/* Object names of additional rasters' Items: items/<raster name>.json */
+#define TERRANE_OBJ_ITEMS_DIR "items"
+
 /* Where Kubernetes reads a container's termination message from. */
 #define TERRANE_TERMINATION_LOG_DEFAULT "/dev/termination-log"
 

@@ -116,7 +116,8 @@ echo "state and logs: $DEMO_DIR"
 step "1/7  a local S3 server with the sample data"
 S3_PORT=$(free_port)
 start_bg s3rver "$DEMO_DIR/s3rver.log" "$ROOT/node_modules/.bin/s3rver" -d "$DEMO_DIR/s3" -a 127.0.0.1 \
-  -p "$S3_PORT" --silent --configure-bucket raw --configure-bucket assets
+  -p "$S3_PORT" --silent --configure-bucket raw "$ROOT/tests/e2e/testdata/s3-cors.xml" \
+  --configure-bucket assets "$ROOT/tests/e2e/testdata/s3-cors.xml"
 S3_PID=$LAST_PID
 s3_up() { alive "$S3_PID" && (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; }
 wait_for 150 "s3rver on 127.0.0.1:$S3_PORT (log: $DEMO_DIR/s3rver.log)" s3_up
@@ -238,6 +239,9 @@ if "$CONTROLLER" --help 2>&1 | grep -q -- '--metrics-addr'; then
   METRICS=1
   ctl_args+=(--metrics-addr 127.0.0.1:0)
 fi
+# The lineage UI on loopback (DEMO_UI_PORT, default: a free port); the
+# browser reads COGs for its map previews from s3rver (CORS on both buckets).
+ctl_args+=(--ui-addr "127.0.0.1:${DEMO_UI_PORT:-0}" --ui-s3-endpoint "http://127.0.0.1:$S3_PORT")
 start_bg controller "$DEMO_DIR/controller.log" "$CONTROLLER" "${ctl_args[@]}"
 CTL_PID=$LAST_PID
 holder() { k get lease terrane-controller -n terrane-system -o 'jsonpath={.spec.holderIdentity}' 2>/dev/null; }
@@ -253,6 +257,14 @@ if [ $METRICS = 1 ]; then
   done
   [ -n "$METRICS_URL" ] && say "metrics: $METRICS_URL"
 fi
+UI_URL=
+for _ in $(seq 1 30); do
+  port=$(grep -o '"msg":"serving the lineage UI".*"port":[0-9]*' "$DEMO_DIR/controller.log" | grep -o '[0-9]*$' | head -n 1 || true)
+  [ -n "$port" ] && { UI_URL=http://127.0.0.1:$port/ui/; break; }
+  sleep 0.1
+done
+[ -n "$UI_URL" ] || fail "the controller does not serve the lineage UI"
+say "lineage UI: $UI_URL"
 
 # --- 5. the asset graph ---------------------------------------------------------------------------
 step "5/7  kubectl apply the asset graphs"
@@ -359,6 +371,11 @@ echo "  $KC get am -n $NS -w      # and in another terminal change an upstream:"
 echo "  $KC patch am dem-cog -n $NS --type merge -p '{\"spec\":{\"params\":{\"blockSize\":512}}}'"
 [ -z "$METRICS_URL" ] || echo "  curl -s $METRICS_URL      # the controller's Prometheus metrics"
 echo "  Logs: $(rel "$DEMO_DIR")/controller.log, kubesim.log, s3rver.log; worker pods: $(rel "$DEMO_DIR")/kubesim/pods/"
+echo
+echo "${B}== The lineage UI (asset graph, details, map previews; live) ==${N}"
+echo "  $UI_URL"
+echo "  open it in a browser: it follows the cluster live (try the kubectl patch above and watch"
+echo "  the downstream assets turn Stale, then Succeeded); DEMO_UI_PORT=8081 fixes its port"
 echo
 echo "The demo ran in $((SECONDS - T0))s."
 if [ "${DEMO_STOP_AT_END:-0}" = 1 ]; then

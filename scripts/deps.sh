@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need, idempotently:
-# Debian packages (only those missing), npm packages (from package-lock.json),
+# Debian packages (only those missing; chromium is the browser the UI tests
+# drive), npm packages (from package-lock.json: s3rver, esbuild and the UI's
+# libraries, playwright-core),
 # and the sample rasters shipped inside Debian's r-cran-terra and r-cran-stars
 # packages (downloaded and unpacked, R itself is not installed).
 set -euo pipefail
@@ -8,9 +10,9 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
-  libgdal-dev gdal-bin python3-gdal python3-numpy time
+  libgdal-dev gdal-bin python3-gdal python3-numpy python3-sklearn time
   libcurl4-openssl-dev libssl-dev libjansson-dev libcjson-dev libwebsockets-dev libyaml-dev
-  libcmocka-dev nodejs npm ca-certificates openssl prometheus
+  libcmocka-dev nodejs npm ca-certificates openssl prometheus xxd chromium
   grass-core saga
   cppcheck clang-tidy clang-format valgrind
 )

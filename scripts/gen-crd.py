@@ -21,7 +21,11 @@ apply time, by its own machinery:
     x-kubernetes-validations CEL rule on spec, with fieldPath naming the param.
 
 Operations are read from the schema's per-operation `if: {operation: const}`
-blocks, so an operation added to the schema needs no change here.
+blocks, so an operation added to the schema needs no change here. An operation
+in SPEC_FIELDS keeps its params in a spec field of its own (container: the
+user's image in spec.container, @CONTAINER@ in the template): that field is its
+params schema made structural, spec.params takes none of the other operations'
+params for it, and a rule ties the field to the operation.
 
 Limits of the real API server this stays within (and what it cannot say):
   * Structural schemas: every field has one type, except int-or-string and
@@ -216,13 +220,26 @@ def checks(s, e, t, types):
             out.append(("size(%s) >= %d" % (e, s["minItems"]), "must have at least %d items" % s["minItems"]))
         if "maxItems" in s:
             out.append(("size(%s) <= %d" % (e, s["maxItems"]), "must have at most %d items" % s["maxItems"]))
+        item_t = types.table.get(e + "[]")
         if "contains" in s:
             c = resolve(s["contains"])
-            if set(c) - {"const", "description"}:
-                raise Untranslatable("contains beyond const")
-            out.append(("%s in %s" % (lit(c["const"]), e), "must contain %s" % show(c["const"])))
-        if "items" in s or "uniqueItems" in s:
-            raise Untranslatable("array items in a conditional rule")
+            if set(c) - {"const", "description"} == set():
+                out.append(("%s in %s" % (lit(c["const"]), e), "must contain %s" % show(c["const"])))
+            elif item_t:
+                v, sub = loop_var(e, types)
+                out.append(("%s.exists(%s, %s)" % (e, v, pred(c, v, item_t, sub)),
+                            "must contain %s" % (c.get("description") or "a matching item").rstrip(".").lower()))
+            else:
+                raise Untranslatable("contains on items of no known type")
+        if "items" in s:
+            if not item_t:
+                raise Untranslatable("items of no known type")
+            v, sub = loop_var(e, types)
+            it = resolve(s["items"])
+            out.append(("%s.all(%s, %s)" % (e, v, pred(it, v, item_t, sub)),
+                        "each must be %s" % (it.get("description") or "valid").rstrip(".").lower()))
+        if "uniqueItems" in s:
+            raise Untranslatable("uniqueItems in a conditional rule")
     if "not" in s:
         ns = resolve(s["not"])
         inner = checks(ns, e, t, types)
@@ -274,6 +291,17 @@ def checks(s, e, t, types):
                 out.append(("!has(%s) || (%s)" % (fe, conj([c for c, _ in sub_c])),
                             "%s: %s" % (f, "; ".join(m for _, m in sub_c))))
     return out
+
+
+def loop_var(e, types):
+    """A macro variable for the items of list e, with the item's fields typed."""
+    v = "i%d" % e.count(".")
+    table = dict(types.table)
+    for k, t in types.table.items():
+        if k.startswith(e + "[]."):
+            table[v + k[len(e) + 2:]] = t
+    table[v] = types.table[e + "[]"]
+    return v, Types(table)
 
 
 def conj(cs):
@@ -408,9 +436,49 @@ def operations():
     return out
 
 
-def op_params(then):
+# Operations whose params are a spec field of their own: operation -> field.
+SPEC_FIELDS = {"container": "container"}
+
+
+def op_params(then, op=None):
+    if op in SPEC_FIELDS:
+        return {"type": "object", "additionalProperties": False, "properties": {}}
     p = (then.get("properties") or {}).get("params")
     return resolve(p) if p else {"type": "object"}
+
+
+def structural(s):
+    """A JSON Schema of objects, arrays and strings as a structural CRD schema."""
+    s = resolve(s)
+    out = {k: s[k] for k in ("type", "description") if k in s}
+    for k in ("required", "minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum",
+              "enum"):
+        if k in s:
+            out[k] = s[k]
+    if "pattern" in s:
+        out["pattern"] = re2(s["pattern"])[0]
+    if "properties" in s:
+        out["properties"] = {k: structural(v) for k, v in s["properties"].items()}
+    if "items" in s:
+        out["items"] = structural(s["items"])
+    return out
+
+
+def spec_fields():
+    """(field, structural schema, rule) for each SPEC_FIELDS operation."""
+    out = []
+    for op, then in operations():
+        if op not in SPEC_FIELDS:
+            continue
+        f = SPEC_FIELDS[op]
+        sch = structural((then.get("properties") or {}).get("params") or {"type": "object"})
+        sch["description"] = ("For operation %s only: %s The controller hands it to the worker as"
+                              " the task's params." % (op, sch.get("description", "")))
+        rule = {"rule": "has(self.%s) == (self.operation == %s)" % (f, lit(op)),
+                "message": "spec.%s is set exactly when operation is %s" % (f, op),
+                "fieldPath": "." + f, "reason": "FieldValueInvalid"}
+        out.append((f, sch, rule))
+    return out
 
 
 def native(s, t):
@@ -476,9 +544,13 @@ def build():
     ops = operations()
     fields = {}                      # name -> {op: schema}
     for op, then in ops:
-        for f, sub in (op_params(then).get("properties") or {}).items():
+        for f, sub in (op_params(then, op).get("properties") or {}).items():
             fields.setdefault(f, {})[op] = sub
-    props, types_table, residual = {}, {"self.params": "object", "self.inputs": "array"}, {}
+    # spec.inputs items as the CRD declares them, for the operations' rules on inputs.
+    props, residual = {}, {}
+    types_table = {"self.params": "object", "self.inputs": "array", "self.inputs[]": "object",
+                   "self.inputs[].name": "string", "self.inputs[].from": "string",
+                   "self.inputs[].uri": "string"}
     untyped = []
     for f in sorted(fields, key=lambda k: list(fields).index(k)):
         per_op = fields[f]
@@ -549,7 +621,7 @@ def rules():
     # A param of another operation.
     for f, per_op in fields.items():
         foreign = [op for op, then in ops if op not in per_op
-                   and op_params(then).get("additionalProperties") is False]
+                   and op_params(then, op).get("additionalProperties") is False]
         if not foreign:
             continue
         if f in untyped:
@@ -566,6 +638,8 @@ def rules():
             "'%s is not a param of ' + self.operation + '; it is a param of %s'" % (f, owners))
     for op, then in ops:
         neg_op = "self.operation != %s" % lit(op)
+        if op in SPEC_FIELDS:
+            continue  # its params are spec.<field>: rules from spec_fields()
         if "params" in (then.get("required") or []):
             add([neg_op], "has(self.params)", ".params", "params are required for %s" % op,
                 "FieldValueRequired")
@@ -613,7 +687,12 @@ def rules():
         # Rules on spec.inputs in the operation's block.
         inputs = (then.get("properties") or {}).get("inputs")
         if inputs:
-            for c, m in checks(inputs, "self.inputs", "array", types):
+            try:
+                cs = checks(inputs, "self.inputs", "array", types)
+            except Untranslatable:
+                gaps.append("the inputs of %s" % op)  # e.g. which names (items): the controller's
+                cs = []
+            for c, m in cs:
                 add([neg_op, "!has(self.inputs)"], c, ".inputs", "%s: inputs %s" % (
                     resolve(inputs).get("description", op).rstrip("."), m))
         if "if" in then:
@@ -761,7 +840,9 @@ def render():
     params = {"type": "object", "description": " ".join(lines), "properties": props}
     fill("@OPERATIONS@", lambda n: yaml({"enum": op_names}, n))
     fill("@PARAMS@", lambda n: yaml({"params": params}, n))
-    fill("@SPEC_RULES@", lambda n: yaml({"x-kubernetes-validations": rs}, n))
+    extra = spec_fields()
+    fill("@SPEC_RULES@", lambda n: yaml({"x-kubernetes-validations": rs + [r for _, _, r in extra]}, n))
+    fill("@CONTAINER@", lambda n: yaml({f: sch for f, sch, _ in extra}, n))
     header = ("# GENERATED by scripts/gen-crd.py from crds/template/assetmaterializations.yaml.in\n"
               "# and proto/schema/task.v1.json; edit those, then run `make crd`.\n")
     return header + text

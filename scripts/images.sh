@@ -4,7 +4,7 @@
 # image by running its binary inside it. No Docker engine and no container
 # registry are needed: the base image is made here with debootstrap.
 #
-#   scripts/images.sh [all|worker|controller]      (make images = all)
+#   scripts/images.sh [all|worker|controller|ml-example]      (make images = all)
 #
 # Steps
 #  1. Tools: installs buildah, debootstrap and python3-gdal with apt-get when
@@ -33,6 +33,10 @@
 #     GDAL's COG validator, scratch is left empty, and the worker wrote no
 #     file outside /scratch and its output directory (pods run with a
 #     read-only root filesystem).
+#  4b. The container-asset example's image localhost/terrane-ml-example:VERSION
+#     from examples/ml/Dockerfile (context examples/ml; no Terrane code in it),
+#     checked inside: runs as 65532, python3 imports numpy, sklearn and osgeo,
+#     the entrypoint runs flood_model.py (usage error: exit 64).
 #  5. Removes its temporary containers and dangling images, prints the image
 #     sizes and one line "images: N passed, N failed"; exits non-zero on any
 #     failure.
@@ -68,7 +72,8 @@ fi
 
 WHAT=${1:-all}
 case "$WHAT" in all) SIDES=(worker controller) ;; worker|controller) SIDES=("$WHAT") ;;
-  *) echo "usage: scripts/images.sh [all|worker|controller]" >&2; exit 64 ;; esac
+  ml-example) SIDES=() ;;
+  *) echo "usage: scripts/images.sh [all|worker|controller|ml-example]" >&2; exit 64 ;; esac
 
 VERSION=$(cat VERSION)
 PREFIX=${TERRANE_IMAGE_PREFIX:-localhost/}
@@ -241,6 +246,13 @@ SOURCE_URL=${TERRANE_SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/nul
 
 build_image() {
   local side=$1 img=$2 stage
+  # The lineage UI's bundle is made here with esbuild (npm) and enters the
+  # build context as build/gen/ui_assets.inc (.dockerignore lets it in): the
+  # image's build stage has no Node and compiles it in as it is.
+  if [ "$side" = controller ]; then
+    [ -x node_modules/.bin/esbuild ] || scripts/deps.sh >"$LOGS/deps.log" 2>&1 || return 1
+    make --no-print-directory BUILD=build ui >"$LOGS/ui.build.log" 2>&1 || return 1
+  fi
   # Each line of buildah's output with the time, so slow steps show.
   B bud --isolation chroot --layers --pull=never --force-rm \
     -f "Dockerfile.$side" \
@@ -483,6 +495,41 @@ for side in "${SIDES[@]}"; do
   CONTAINERS=("${CONTAINERS[@]/$c}")
   SUMMARY+=("$(printf '%-11s' "$side") $img: built in $(since "$t") (checks $(since "$tc"))")
 done
+
+# --- 4b. the container-asset example's image (examples/ml) -------------------------
+build_ml_example() {
+  local img=${PREFIX}terrane-ml-example:$VERSION t c out
+  t=$(date +%s)
+  say "ml-example: building $img (log: ${LOGS#$ROOT/}/ml-example.build.log)"
+  if ! B bud --isolation chroot --layers --pull=never --force-rm -f examples/ml/Dockerfile \
+      --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$VERSION" -t "$img" examples/ml \
+      >"$LOGS/ml-example.build.log" 2>&1; then
+    tail -n 25 "$LOGS/ml-example.build.log" | sed 's/^/    /'
+    fail "ml-example: buildah bud -f examples/ml/Dockerfile failed (see ${LOGS#$ROOT/}/ml-example.build.log)"
+    SUMMARY+=("ml-example  $img: BUILD FAILED")
+    return
+  fi
+  pass "ml-example: built $img ($(since "$t"))"
+  c=$(B from --pull=never --name "terrane-check-ml-$$" "$img")
+  CONTAINERS+=("$c")
+  out=$(in_image "$c" -- sh -c 'echo "$(id -u):$(id -g)"') || true
+  if [ "$out" = "$RUNTIME_UID:$RUNTIME_UID" ]; then pass "ml-example: runs as uid:gid $out"
+  else fail "ml-example: runs as '$out', want $RUNTIME_UID:$RUNTIME_UID"; fi
+  out=$(in_image "$c" -- /usr/bin/python3 -c 'import numpy, sklearn; from osgeo import gdal; print(sklearn.__version__)') || out=""
+  if [ -n "$out" ]; then pass "ml-example: numpy, scikit-learn $out and GDAL's Python bindings import"
+  else fail "ml-example: python3 imports failed: $(run_err)"; fi
+  local rc=0
+  in_image "$c" -- /usr/bin/python3 /app/flood_model.py >/dev/null || rc=$?
+  if [ "$rc" = 64 ]; then pass "ml-example: flood_model.py runs (no subcommand: usage, exit 64)"
+  else fail "ml-example: flood_model.py without a subcommand exited $rc, want 64: $(run_err)"; fi
+  if out=$(in_image --user 0:0 "$c" -- sh -c 'ls /usr/local/bin/terrane-* 2>/dev/null') && [ -n "$out" ]; then
+    fail "ml-example: Terrane binaries in the user's image: $out"
+  else pass "ml-example: no Terrane code in the image"; fi
+  B rm "$c" >/dev/null
+  CONTAINERS=("${CONTAINERS[@]/$c}")
+  SUMMARY+=("ml-example  $img: built in $(since "$t")")
+}
+if [ "$WHAT" = all ] || [ "$WHAT" = ml-example ]; then build_ml_example; fi
 
 # --- 5. tidy up and report ------------------------------------------------------
 # Images left untagged by this build (the previous version of a tag, an

@@ -35,6 +35,8 @@ typedef enum {
 #define ERR_CREDENTIALS "CredentialsUnavailable"
 #define ERR_OUTPUT "OutputFailed"
 #define ERR_NO_MEMORY "OutOfMemory"
+#define ERR_CHECKSUM_MISMATCH "ChecksumMismatch"
+#define ERR_NO_OUTPUTS "NoOutputs"
 #define ERR_INTERNAL_CODE "Internal"
 
 /* Sets the error; returns -1 so callers can write `return err_set(...)`.

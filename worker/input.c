@@ -273,6 +273,12 @@ static int check_resolved(const char *uri, const char *field)
     return 0;
 }
 
+int input_check_reachable(const char *uri, const char *field)
+{
+    if (input_check_uri(uri, field) < 0) return -1;
+    return check_resolved(uri, field);
+}
+
 /* The S3 error code when GDAL's error says the credentials were refused:
  * GDAL 3.6 maps InvalidAccessKeyId to the generic CPLE_AWSError, so S3's
  * <Message> texts are recognised too. NULL otherwise. */

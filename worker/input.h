@@ -24,6 +24,9 @@ int input_check_uri(const char *uri, const char *field);
 /* Same rules for an output prefix (s3:// or, when local paths are allowed,
  * an absolute directory). */
 int input_check_output_uri(const char *uri, const char *field);
+/* input_check_uri, then for https the resolved addresses (no link-local or
+ * metadata address): what opening an input checks before any I/O. */
+int input_check_reachable(const char *uri, const char *field);
 /* True for link-local and instance-metadata addresses (also IPv4-mapped). */
 bool input_addr_forbidden(const struct sockaddr *sa);
 /* GDAL path for a URI: s3://b/k -> /vsis3/b/k, https://h/p -> HTTPS_VSI_PREFIX "https://h/p",

@@ -3,6 +3,8 @@
  *
  *   terrane-worker run [--task FILE] [--termination-log PATH]
  *   terrane-worker validate [--task FILE]
+ *   terrane-worker fetch [--task FILE] [--inputs DIR] [--termination-log PATH]
+ *   terrane-worker publish-outputs [--task FILE] [--outputs DIR] [--termination-log PATH]
  *   terrane-worker ops [OPERATION]
  *   terrane-worker --version
  *
@@ -12,15 +14,20 @@
  * operation in a private scratch directory and publishes its files. The
  * result goes to the termination log and stdout; the exit code tells the
  * controller whether to retry (proto/terrane_proto.h). Logs are JSON lines
- * on stderr.
+ * on stderr. fetch and publish-outputs are the first and last steps of a
+ * container asset's pod (fetch.h, outputs.h; the pod's shape is in
+ * proto/README.md): fetch writes a Result only when it fails, publish-outputs
+ * always, like run.
  */
 #include "cog.h"
 #include "creds.h"
 #include "emf.h"
 #include "err.h"
+#include "fetch.h"
 #include "log.h"
 #include "mem.h"
 #include "op.h"
+#include "outputs.h"
 #include "opdoc.h"
 #include "podres.h"
 #include "publish.h"
@@ -69,6 +76,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: terrane-worker run [--task FILE] [--termination-log PATH]\n"
             "       terrane-worker validate [--task FILE]\n"
+            "       terrane-worker fetch [--task FILE] [--inputs DIR] [--termination-log PATH]\n"
+            "       terrane-worker publish-outputs [--task FILE] [--outputs DIR]\n"
+            "                      [--termination-log PATH]\n"
             "       terrane-worker ops [OPERATION]\n"
             "       terrane-worker --version\n"
             "\n"
@@ -76,11 +86,16 @@ static void usage(FILE *f)
             "run: runs the task and writes the result to the termination log and stdout.\n"
             "validate: checks the task without any I/O; prints {\"valid\":true,...} or a\n"
             "          failed result naming the field, exits 0 or %d.\n"
+            "fetch: (container assets) copies every input to DIR/<name>/ (default $%s or\n"
+            "       %s) and checks it against its recorded checksum.\n"
+            "publish-outputs: (container assets) publishes everything under DIR (default\n"
+            "       $%s or %s) and writes the result.\n"
             "ops: prints each operation's params (type, values, description) from the task\n"
             "     contract, proto/schema/task.v1.json.\n"
             "\n"
             "Operations:\n",
-            TERRANE_ENV_TASK, TERRANE_EXIT_BAD_INPUT);
+            TERRANE_ENV_TASK, TERRANE_EXIT_BAD_INPUT, TERRANE_ENV_INPUTS_DIR,
+            TERRANE_INPUTS_DIR_DEFAULT, TERRANE_ENV_OUTPUT_DIR, TERRANE_OUTPUTS_DIR_DEFAULT);
     opdoc_list(f);
     fprintf(f, "\nEnvironment: %s, %s, %s, %s, %s,\n             %s, %s, %s\n",
             TERRANE_ENV_ALLOWED_BUCKETS, TERRANE_ENV_ALLOWED_HOSTS, TERRANE_ENV_ALLOW_LOCAL,
@@ -212,6 +227,21 @@ static int cmd_validate(const char *task_file)
     return code;
 }
 
+/* The end of run and publish-outputs: removes scratch, stops credentials,
+ * writes the result, frees the task; returns the exit code. */
+static int end_run(const result *r, const char *term_log, task *t, char *buf, char *scratch)
+{
+    scratch_remove(scratch);
+    mem_free(scratch);
+    creds_stop();
+    int code = err_exit_code();
+    if (result_write(r, term_log) < 0)
+        log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
+    task_free(t);
+    mem_free(buf);
+    return code;
+}
+
 static int cmd_run(const char *task_file, const char *term_log)
 {
     char *buf = NULL, *scratch = NULL;
@@ -290,20 +320,100 @@ done:
                    r.total_ms, r.compute_ms, r.publish_ms, ok ? r.size_bytes : 0, cells, r.threads,
                    r.cache_mb, stderr);
     op_result_free(&files);
-    scratch_remove(scratch);
-    mem_free(scratch);
+    return end_run(&r, term_log, t, buf, scratch);
+}
+
+/* Logs the error slot once, as "<what> failed". */
+static void log_failure(const char *what)
+{
+    log_kv(LOG_ERROR, what, "class", err_class_name(err_get_class()), "code", err_get_code(),
+           "field", err_get_field(), "error", err_get_message(), (const char *)NULL);
+}
+
+/* dir, else $env, else dflt. */
+static const char *dir_or(const char *dir, const char *env, const char *dflt)
+{
+    const char *v = dir ? dir : getenv(env);
+    return v && v[0] ? v : dflt;
+}
+
+/* Decodes and validates the task of a container step. */
+static int container_task(const char *task_file, char **buf, task **t, result *r)
+{
+    size_t len = 0;
+    if (read_task(task_file, buf, &len) < 0) return -1;
+    if (task_decode(*buf, len, t) < 0 || task_validate(*t) < 0) return -1;
+    r->asset_key = (*t)->asset_key;
+    r->data_version = (*t)->data_version;
+    log_set_context((*t)->asset_key, (*t)->data_version);
+    if ((*t)->op != &op_container)
+        return err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, "operation",
+                       "operation %s is not a container asset: its pod runs `terrane-worker run`",
+                       (*t)->operation);
+    return 0;
+}
+
+static int cmd_fetch(const char *task_file, const char *dir, const char *term_log)
+{
+    char *buf = NULL;
+    task *t = NULL;
+    result r = {0};
+    dir = dir_or(dir, TERRANE_ENV_INPUTS_DIR, TERRANE_INPUTS_DIR_DEFAULT);
+    if (container_task(task_file, &buf, &t, &r) == 0 && creds_start() == 0 &&
+        fetch_inputs(t, dir) == 0)
+        log_kv(LOG_INFO, "inputs fetched", "dir", dir, (const char *)NULL);
     creds_stop();
     int code = err_exit_code();
-    if (result_write(&r, term_log) < 0)
-        log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
+    if (err_is_set()) {
+        log_failure("fetch failed");
+        /* The controller reads why from this init container's message. */
+        if (result_write(&r, term_log) < 0)
+            log_kv(LOG_WARN, "could not write the termination log", (const char *)NULL);
+    }
     task_free(t);
     mem_free(buf);
     return code;
 }
 
+static int cmd_publish_outputs(const char *task_file, const char *dir, const char *term_log)
+{
+    char *buf = NULL, *scratch = NULL;
+    task *t = NULL;
+    result r = {0};
+    bool hit = false;
+    long t0 = now_ms();
+    dir = dir_or(dir, TERRANE_ENV_OUTPUT_DIR, TERRANE_OUTPUTS_DIR_DEFAULT);
+    if (container_task(task_file, &buf, &t, &r) < 0 || creds_start() < 0) goto done;
+    if (publish_lookup(t, &r, &hit) < 0) goto done;
+    if (hit) {
+        log_kv(LOG_INFO, "cache hit: this data version is already published", "uri", r.output_uri,
+               (const char *)NULL);
+        r.cache_hit = true;
+        goto done;
+    }
+    if (scratch_create(&scratch) < 0) goto done;
+    configure_gdal(scratch);
+    if (podres_init(t->params) < 0) goto done; /* GDAL's threads and cache for the COGs */
+    r.threads = podres_threads();
+    r.cache_mb = podres_cache_bytes() >> 20;
+    if (outputs_publish(t, dir, scratch, &r) < 0) goto done;
+    log_kv(LOG_INFO, "published", "uri", r.output_uri, "checksum", r.checksum, "stacItem",
+           r.stac_item, (const char *)NULL);
+done:
+    if (err_is_set()) log_failure("publish-outputs failed");
+    r.total_ms = r.publish_ms = now_ms() - t0;
+    emf_worker_run(t ? t->operation : NULL,
+                   err_is_set()  ? "failed"
+                   : r.cache_hit ? "cache_hit"
+                                 : "succeeded",
+                   r.total_ms, 0, r.publish_ms, err_is_set() ? 0 : r.size_bytes, 0, r.threads,
+                   r.cache_mb, stderr);
+    return end_run(&r, term_log, t, buf, scratch);
+}
+
 int main(int argc, char **argv)
 {
-    const char *task_file = NULL, *term_log = NULL, *cmd = NULL;
+    const char *task_file = NULL, *term_log = NULL, *cmd = NULL, *dir = NULL;
 
     mem_init();
     log_init();
@@ -320,6 +430,9 @@ int main(int argc, char **argv)
             task_file = argv[++i];
         } else if (!strcmp(argv[i], "--termination-log") && i + 1 < argc) {
             term_log = argv[++i];
+        } else if ((!strcmp(argv[i], "--inputs") || !strcmp(argv[i], "--outputs")) &&
+                   i + 1 < argc) {
+            dir = argv[++i];
         } else if (!cmd && !strcmp(argv[i], "ops")) {
             if (i + 2 < argc) {
                 usage(stderr);
@@ -330,7 +443,8 @@ int main(int argc, char **argv)
                 return TERRANE_EXIT_USAGE;
             }
             return TERRANE_EXIT_OK;
-        } else if (!cmd && (!strcmp(argv[i], "run") || !strcmp(argv[i], "validate"))) {
+        } else if (!cmd && (!strcmp(argv[i], "run") || !strcmp(argv[i], "validate") ||
+                            !strcmp(argv[i], "fetch") || !strcmp(argv[i], "publish-outputs"))) {
             cmd = argv[i];
         } else {
             fprintf(stderr, "terrane-worker: unknown argument '%s'\n", argv[i]);
@@ -349,7 +463,10 @@ int main(int argc, char **argv)
 
     GDALAllRegister();
     configure_gdal(NULL);
-    int code = !strcmp(cmd, "validate") ? cmd_validate(task_file) : cmd_run(task_file, term_log);
+    int code = !strcmp(cmd, "validate")          ? cmd_validate(task_file)
+               : !strcmp(cmd, "fetch")           ? cmd_fetch(task_file, dir, term_log)
+               : !strcmp(cmd, "publish-outputs") ? cmd_publish_outputs(task_file, dir, term_log)
+                                                 : cmd_run(task_file, term_log);
     GDALDestroyDriverManager();
     OGRCleanupAll();
     return code;

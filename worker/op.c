@@ -13,7 +13,8 @@ static const op_def *const ops[] = {&op_cog,     &op_warp,           &op_mosaic,
                                     &op_terrain, &op_calc,           &op_zonal_stats,
                                     &op_fill,    &op_flow_direction, &op_flow_accumulation,
                                     &op_streams, &op_watershed,      &op_basins,
-                                    &op_twi,     &op_hand,           NULL};
+                                    &op_twi,     &op_hand,           &op_container,
+                                    NULL};
 
 const op_def *op_find(const char *name)
 {

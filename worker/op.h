@@ -83,5 +83,6 @@ extern const op_def op_watershed;
 extern const op_def op_basins;
 extern const op_def op_twi;
 extern const op_def op_hand;
+extern const op_def op_container;
 
 #endif

@@ -24,6 +24,14 @@ static const struct {
     {"terrain", "hillshade, slope, aspect, TRI, TPI, roughness (gdaldem)"},
     {"calc", "band math over named inputs (+ - * / ^, comparisons, where, min, max, ...)"},
     {"zonal-stats", "count, min, max, mean, sum, stddev of a raster per polygon (GeoJSON, CSV)"},
+    {"fill", "fill depressions of a DEM (priority-flood, optional epsilon gradient)"},
+    {"flow-direction", "flow directions, D8 (esri or grass codes) or D-infinity, flats resolved"},
+    {"flow-accumulation", "upstream cells or area from flow directions, optional weight raster"},
+    {"streams", "stream network from an accumulation threshold (Strahler raster, GeoJSON lines)"},
+    {"watershed", "catchments draining to snapped pour points (raster and polygons)"},
+    {"basins", "every drainage basin labelled (raster and polygons)"},
+    {"twi", "topographic wetness index ln(a / tan b)"},
+    {"hand", "height above nearest drainage"},
 };
 
 static const cJSON *get(const cJSON *o, const char *k)
@@ -71,11 +79,11 @@ static void describe_type(const cJSON *root, const cJSON *s, char *buf, size_t s
     const cJSON *e = get(s, "enum"), *t = get(s, "type"), *any = get(s, "anyOf"), *x;
     size_t o = 0;
     buf[0] = '\0';
-#define PUT(...)                                                                       \
-    do {                                                                               \
-        int n_ = snprintf(buf + o, size - o, __VA_ARGS__);                             \
-        if (n_ < 0 || (size_t)n_ >= size - o) return;                                  \
-        o += (size_t)n_;                                                               \
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int n_ = snprintf(buf + o, size - o, __VA_ARGS__);                                         \
+        if (n_ < 0 || (size_t)n_ >= size - o) return;                                              \
+        o += (size_t)n_;                                                                           \
     } while (0)
     if (cJSON_IsArray(e)) {
         PUT("one of ");
@@ -141,7 +149,8 @@ int opdoc_params(FILE *f, const char *only)
     const op_def *const *ops = op_all();
     int rc = -1, shown = 0;
     if (!root) {
-        err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "the compiled-in task schema does not parse");
+        err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL,
+                "the compiled-in task schema does not parse");
         goto cleanup;
     }
     for (size_t i = 0; ops[i]; i++) {

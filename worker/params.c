@@ -102,6 +102,27 @@ static int check_one(const param_spec *s, const cJSON *v)
             return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,
                            "%s: must be a number or \"none\"", field);
         return check_range(s, field, v->valuedouble);
+    case PARAM_ANY:
+        return 0;
+    case PARAM_STRING_LIST: {
+        if (!cJSON_IsArray(v))
+            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: must be a list of strings",
+                           field);
+        if (s->max > 0 && cJSON_GetArraySize(v) > (int)s->max)
+            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: more than %g items",
+                           field, s->max);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v)
+        {
+            if (!cJSON_IsString(it))
+                return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,
+                               "%s: every item must be a string", field);
+            if (strlen(it->valuestring) > max_len)
+                return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,
+                               "%s: an item is longer than %u characters", field, max_len);
+        }
+        return 0;
+    }
     case PARAM_ENUM_LIST: {
         if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0)
             return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,

@@ -23,6 +23,8 @@ typedef enum {
     PARAM_NUMBER_OR_PAIR, /* a number or [x, y] of numbers, each within [min, max] */
     PARAM_NUMBER_OR_NONE, /* a number or the string "none" */
     PARAM_ENUM_LIST,   /* non-empty array of distinct strings from choices */
+    PARAM_STRING_LIST, /* array of at most max strings, each at most max_len */
+    PARAM_ANY,         /* any JSON value: the operation's validate checks it */
 } param_type;
 
 typedef struct param_spec {

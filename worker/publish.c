@@ -1105,6 +1105,100 @@ cleanup:
     return rc;
 }
 
+/* ---- one file at a time (publish.h) ------------------------------------ */
+
+struct publish_dest {
+    dest d;
+    s3_capture cap;
+    unsigned char *buf;
+};
+
+int publish_dest_open(const task *t, publish_dest **out)
+{
+    publish_dest *pd = mem_calloc(1, sizeof *pd);
+    *out = NULL;
+    if (!pd || !(pd->buf = mem_malloc(CHUNK))) {
+        mem_free(pd);
+        return err_oom();
+    }
+    if (dest_init(t, &pd->d) < 0 || (pd->d.local && mkdir_p(pd->d.base_path) < 0)) {
+        publish_dest_close(pd);
+        return -1;
+    }
+    if (!pd->d.local) {
+        capture_begin(&pd->cap);
+        pd->d.cap = &pd->cap;
+        VSICurlPartialClearCache(pd->d.base_path);
+    }
+    *out = pd;
+    return 0;
+}
+
+const char *publish_dest_uri(const publish_dest *pd)
+{
+    return pd->d.base_uri;
+}
+
+/* name's directory part as a dest of its own, so sinks and links (which
+ * name temporaries after the file) work unchanged for nested names. */
+static int sub_dest(const publish_dest *pd, const char *name, dest *sub, const char **base)
+{
+    const char *slash = strrchr(name, '/');
+    *sub = pd->d;
+    sub->base_uri = sub->base_path = NULL;
+    *base = slash ? slash + 1 : name;
+    int n = slash ? (int)(slash - name) : 0;
+    sub->base_uri = mem_printf("%s%s%.*s", pd->d.base_uri, n ? "/" : "", n, name);
+    sub->base_path = mem_printf("%s%s%.*s", pd->d.base_path, n ? "/" : "", n, name);
+    if (!sub->base_uri || !sub->base_path) return err_oom();
+    return sub->local && n ? mkdir_p(sub->base_path) : 0;
+}
+
+int publish_dest_put_file(publish_dest *pd, const task *t, const char *path, const char *name,
+                          const char *media_type, char checksum[HASH_MULTIHASH_LEN],
+                          unsigned long long *size, char *etag, size_t etag_cap)
+{
+    dest sub;
+    const char *base;
+    published pub = {0};
+    bool wrote = false;
+    int rc = -1;
+    etag[0] = '\0';
+    if (sub_dest(pd, name, &sub, &base) < 0) goto cleanup;
+    op_output f = {.path = (char *)path, .name = base, .media_type = media_type};
+    if (upload_file(&sub, t, &f, pd->buf, &pub, &wrote, checksum, size) < 0) goto cleanup;
+    if (!sub.local && read_etag(&sub, pub.path, pub.uri, *size, etag, etag_cap) < 0) goto cleanup;
+    rc = 0;
+cleanup:
+    if (rc < 0 && wrote && pub.path) remove_object(&sub, pub.path, pub.uri);
+    mem_free(pub.uri);
+    mem_free(pub.path);
+    mem_free(sub.base_uri);
+    mem_free(sub.base_path);
+    return rc;
+}
+
+void publish_dest_remove(publish_dest *pd, const char *name)
+{
+    char *path = mem_printf("%s/%s", pd->d.base_path, name);
+    char *uri = mem_printf("%s/%s", pd->d.base_uri, name);
+    if (path && uri) remove_object(&pd->d, path, uri);
+    mem_free(path);
+    mem_free(uri);
+}
+
+void publish_dest_close(publish_dest *pd)
+{
+    if (!pd) return;
+    if (pd->d.cap) {
+        VSICurlPartialClearCache(pd->d.base_path);
+        capture_end(&pd->cap);
+    }
+    dest_free(&pd->d);
+    mem_free(pd->buf);
+    mem_free(pd);
+}
+
 /* ---- lookup ------------------------------------------------------------ */
 
 /* Reads the whole (small) object at path into a new buffer. *found is false

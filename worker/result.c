@@ -40,6 +40,13 @@ static cJSON *build(const result *r, size_t msg_limit)
             cJSON_AddStringToObject(o, "mediaType", r->media_type);
             cJSON_AddStringToObject(o, "stacItem", r->stac_item);
             cJSON_AddStringToObject(o, "manifest", r->manifest);
+            if (r->n_files) {
+                cJSON_AddNumberToObject(o, "files", (double)r->n_files);
+                cJSON *md = r->metadata[0] && msg_limit > 0 ? cJSON_Parse(r->metadata) : NULL;
+                if (md) cJSON_AddItemToObject(o, "metadata", md);
+                if (r->metadata_truncated || (r->metadata[0] && !md))
+                    cJSON_AddBoolToObject(o, "metadataTruncated", true);
+            }
         }
     } else {
         char msg[2048];

@@ -22,6 +22,10 @@ typedef struct result {
     char stac_item[1024];
     char manifest[1024];
     bool cache_hit;
+    /* Container assets (outputs.h): files published, metadata.json. */
+    size_t n_files;                /* 0: not a container asset, nothing rendered */
+    char metadata[1025];           /* compact JSON object, "" when none or too large */
+    bool metadata_truncated;
     long total_ms, compute_ms, publish_ms;
     int threads;                   /* what the run was sized to (podres.h); 0: not sized */
     unsigned long long cache_mb;   /* GDAL's block cache, MiB */

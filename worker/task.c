@@ -11,6 +11,7 @@
 
 #include "cog.h"
 #include "err.h"
+#include "hash.h"
 #include "input.h"
 #include "mem.h"
 #include "op.h"
@@ -138,8 +139,8 @@ static int bad(const char *field, const char *what)
 
 static int decode_input(const cJSON *v, size_t i, task_input *in)
 {
-    static const char *const allowed[] = {"name", "uri", "assetKey", "dataVersion", "stacItem",
-                                          NULL};
+    static const char *const allowed[] = {"name",     "uri",      "assetKey", "dataVersion",
+                                          "stacItem", "checksum", NULL};
     char path[32], field[64];
     snprintf(path, sizeof path, "inputs[%zu]", i);
     if (!cJSON_IsObject(v)) return bad(path, "must be an object");
@@ -159,6 +160,9 @@ static int decode_input(const cJSON *v, size_t i, task_input *in)
     if (in->data_version && !is_data_version(in->data_version))
         return bad(field, "must be sha256: followed by 64 lowercase hex digits");
     if (get_str(v, "stacItem", FIELD("stacItem"), false, MAX_URI, &in->stac_item) < 0) return -1;
+    if (get_str(v, "checksum", FIELD("checksum"), false, 68, &in->checksum) < 0) return -1;
+    if (in->checksum && !hash_is_multihash(in->checksum))
+        return bad(field, "must be a SHA-256 multihash: 1220 followed by 64 lowercase hex digits");
 #undef FIELD
     return 0;
 }
@@ -389,6 +393,7 @@ void task_free(task *t)
         mem_free(t->inputs[i].asset_key);
         mem_free(t->inputs[i].data_version);
         mem_free(t->inputs[i].stac_item);
+        mem_free(t->inputs[i].checksum);
     }
     mem_free(t->inputs);
     mem_free(t->namespace_);

@@ -26,6 +26,7 @@ typedef struct task_input {
     char *asset_key;    /* upstream asset, or NULL for external sources */
     char *data_version; /* upstream's data version, or NULL */
     char *stac_item;    /* upstream's STAC Item URI, or NULL */
+    char *checksum;     /* upstream's recorded multihash of uri, or NULL */
 } task_input;
 
 typedef struct task {

@@ -91,7 +91,7 @@ int httpd_parse_addr(const char *addr, char *host, size_t cap, int *port)
 }
 
 /* lws binds to an interface name or a numeric address: resolve names. */
-static int numeric_host(const char *host, char *out, size_t cap, bool *ipv6)
+int httpd_numeric_host(const char *host, char *out, size_t cap, bool *ipv6)
 {
     struct in6_addr a6;
     struct in_addr a4;
@@ -213,22 +213,27 @@ static int on_http(struct lws *wsi, session *s)
     return 0;
 }
 
+int httpd_write_next(struct lws *wsi, unsigned char *wbuf, size_t chunk, const void *body,
+                     size_t len, size_t *sent)
+{
+    size_t n = len - *sent;
+    if (n > chunk) n = chunk;
+    bool last = *sent + n == len;
+    memcpy(wbuf + LWS_PRE, (const unsigned char *)body + *sent, n);
+    if (lws_write(wsi, wbuf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    *sent += n;
+    if (last) return 1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
 static int on_writeable(struct lws *wsi, session *s)
 {
     httpd *h = lws_context_user(lws_get_context(wsi));
     if (!s->body) return 0;
-    size_t n = s->len - s->sent;
-    if (n > CHUNK) n = CHUNK;
-    bool last = s->sent + n == s->len;
-    memcpy(h->wbuf + LWS_PRE, s->body + s->sent, n);
-    if (lws_write(wsi, h->wbuf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-        (int)n)
-        return -1;
-    s->sent += n;
-    if (!last) {
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
+    int r = httpd_write_next(wsi, h->wbuf, CHUNK, s->body, s->len, &s->sent);
+    if (r <= 0) return r;
     bool close = s->close_after;
     session_reset(s);
     if (close) return -1;
@@ -268,7 +273,7 @@ static const struct lws_protocols protocols[] = {
 
 /* --- server ------------------------------------------------------------------ */
 
-static void lws_log(int level, const char *line)
+void httpd_lws_log(int level, const char *line)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", line);
@@ -334,7 +339,7 @@ int httpd_start(const httpd_config *cfg, httpd **out)
     bool ipv6 = false;
     *out = NULL;
     if ((rc = httpd_parse_addr(cfg->addr, host, sizeof host, &port)) < 0) return rc;
-    if (host[0] && (rc = numeric_host(host, iface, sizeof iface, &ipv6)) < 0) return rc;
+    if (host[0] && (rc = httpd_numeric_host(host, iface, sizeof iface, &ipv6)) < 0) return rc;
 
     httpd *h = cmem_calloc(1, sizeof *h);
     if (!h) return cerr_oom();
@@ -343,7 +348,7 @@ int httpd_start(const httpd_config *cfg, httpd **out)
     h->ready = cfg->ready;
     h->ready_ctx = cfg->ready_ctx;
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    lws_set_log_level(LLL_ERR | LLL_WARN, httpd_lws_log);
     if (host[0]) {
         rc = listen_on(h, iface, port, ipv6, cfg->addr);
     } else {

@@ -58,5 +58,19 @@ void httpd_stop(httpd *h);
 /* Splits "host:port" (see httpd_config.addr) into host (brackets removed;
  * "" for all interfaces) and port. 0 or CERR_INVALID. */
 int httpd_parse_addr(const char *addr, char *host, size_t cap, int *port);
+/* The numeric address lws binds to for host (a name is resolved, IPv4
+ * preferred); *ipv6 tells the family. 0 or CERR_INVALID. */
+int httpd_numeric_host(const char *host, char *out, size_t cap, bool *ipv6);
+/* libwebsockets' log lines as the controller's JSON log lines (an emitter
+ * for lws_set_log_level; every server of the process shares it). */
+void httpd_lws_log(int level, const char *line);
+
+/* From LWS_CALLBACK_HTTP_WRITEABLE: sends the next piece of a response body
+ * (at most chunk bytes from *sent, copied through wbuf, which has LWS_PRE +
+ * chunk bytes) and asks to be called again while some remain. 1 when the
+ * body is complete, 0 when more remains, -1 when the write failed. */
+struct lws;
+int httpd_write_next(struct lws *wsi, unsigned char *wbuf, size_t chunk, const void *body,
+                     size_t len, size_t *sent);
 
 #endif

@@ -3,6 +3,7 @@
 #
 # Gives everything tests/lib/common.sh gives, plus:
 #   e2e_start [FAULTS_JSON]   s3rver with buckets raw and assets holding the sample DEM
+#                             ($KUBESIM_ARGS: more kubesim options, e.g. --audit)
 #                             and communes, kubesim (pools cpu, highmem, gpu; autoscaler),
 #                             the CRD, namespace $NS, and the controller's pools and
 #                             worker-env files ($POOLS, $WORKER_ENV)

@@ -2,8 +2,9 @@
 # test_demo.sh - `make demo` as a newcomer meets it: scripts/demo.sh with the
 # build under test, non-interactively, in a state directory of its own (so a
 # demo the developer has running is left alone):
-#   - run 1 leaves everything running: its recorded processes are alive and
-#     the kubectl command the report prints works against the simulated cluster;
+#   - run 1 leaves everything running: its recorded processes are alive, and
+#     the kubectl command and the lineage UI's URL the report prints work
+#     against the simulated cluster;
 #     make demo-upload puts a file into its S3, and the asset it prints
 #     materializes from that file;
 #   - run 2 (DEMO_STOP_AT_END=1) first stops run 1, then its report shows every
@@ -67,6 +68,12 @@ assert_contains "$cmd" "--kubeconfig $DEMO_DIR/kubeconfig" "the report prints ku
 out=$(eval "$cmd" 2>&1)
 assert_eq 8 "$(echo "$out" | grep -c ' Succeeded ')" "the printed kubectl command lists 8 Succeeded assets"
 assert_contains "$(echo "$out" | head -n 1)" "VERSION" "with the CRD's printer columns"
+# The lineage UI's URL the report prints, against the still-running demo.
+ui=$(grep -A1 'The lineage UI' "$TMP/run1.txt" | grep -oE 'http://127\.0\.0\.1:[0-9]+/ui/' | head -n 1)
+assert_contains "$ui" "/ui/" "the report prints the lineage UI's URL"
+assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' "$ui")" "the printed UI URL answers"
+n=$(curl -sf "${ui%/ui/}/api/v1/assets?namespace=hydro" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["assets"]))')
+assert_eq 8 "$n" "the UI's API lists the 8 assets"
 
 # --- run 1: bring one's own data ------------------------------------------------------------------
 assert_contains "$(cat "$TMP/run1.txt")" "make demo-upload FILE=" "the report says how to upload one's own data"

@@ -136,6 +136,8 @@ function crdToJsonSchema(node) {
 // CEL rules the CRD uses, evaluated by hand: self is the value the rule sits on.
 const CEL = {
   'has(self.from) != has(self.uri)': (self) => Object.hasOwn(self, 'from') !== Object.hasOwn(self, 'uri'),
+  "has(self.container) == (self.operation == 'container')": (self) =>
+    Object.hasOwn(self, 'container') === (self.operation === 'container'),
 };
 
 // The generated rules (scripts/gen-crd.py) are many: they are evaluated by
@@ -271,7 +273,8 @@ function taskFor(am, byName) {
   return {
     apiVersion: 'terrane.io/v1', kind: 'Task', namespace: ns, name: am.metadata.name,
     assetKey: spec.assetKey, dataVersion: `sha256:${dv(`${ns}/${am.metadata.name}`)}`,
-    operation: spec.operation, params: spec.params || {}, inputs, output: { uri: spec.output.uri }, attempt: 1,
+    // A container asset's params are its spec.container (controller/taskdoc.h).
+    operation: spec.operation, params: spec.container ? { ...spec.container, ...(spec.params || {}) } : spec.params || {}, inputs, output: { uri: spec.output.uri }, attempt: 1,
   };
 }
 

@@ -27,7 +27,7 @@ FLAGS = {
     "worker-active-deadline", "workers", "resync", "shutdown-timeout", "leader-elect",
     "lease-name", "lease-namespace", "lease-duration", "renew-deadline", "retry-period",
     "identity", "log-level", "pod-gc-delay", "keep-failed-pods", "qps", "burst",
-    "metrics-addr", "version",
+    "metrics-addr", "ui-addr", "ui-s3-endpoint", "version",
 }
 # The only API access the controller may have: (apiGroup, resource, verb).
 CORE_RULES = {
@@ -236,9 +236,15 @@ def main():
     for w in worker_sas:
         check(w.get("automountServiceAccountToken") is False, f"worker ServiceAccount {w['metadata']['namespace']}/{worker_sa} mounts an API token")
     # selectors of Service, PDB and ServiceMonitor reach the controller pods
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     for svc in by_kind(docs, "Service"):
-        check(selects(svc["spec"]["selector"], plabels), "metrics Service does not select the controller pods")
-        check(svc["spec"]["ports"][0]["targetPort"] == "metrics", "metrics Service targetPort")
+        ui = svc["metadata"]["name"].endswith("-ui")
+        what = "UI" if ui else "metrics"
+        check(selects(svc["spec"]["selector"], plabels), f"{what} Service does not select the controller pods")
+        check(svc["spec"]["ports"][0]["targetPort"] == ("ui" if ui else "metrics"), f"{what} Service targetPort")
+        if ui:
+            check(svc["spec"]["type"] == "ClusterIP", "the UI Service is not ClusterIP")
+            check(args.get("ui-addr") == f":{ports.get('ui')}", "--ui-addr is not the container's ui port")
     for pdb in by_kind(docs, "PodDisruptionBudget"):
         check(selects(pdb["spec"]["selector"]["matchLabels"], plabels), "PDB does not select the controller pods")
         check(pdb["spec"].get("minAvailable") == 1, "PDB minAvailable is not 1")
@@ -349,7 +355,8 @@ def main():
         check(not has("PodDisruptionBudget"), "PDB with one replica")
         check("topologySpreadConstraints" not in pod, "topology spread with one replica")
     elif scenario == "nosvc":
-        check(not has("Service"), "Service rendered with metrics.service.enabled=false")
+        check(not has("Service"), "Service rendered with metrics.service.enabled=false and ui.enabled=false")
+        check("ui-addr" not in args, "--ui-addr with ui.enabled=false")
     elif scenario == "norbac":
         check(not [k for k in kinds if k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")], "RBAC rendered with rbac.create=false")
     elif scenario == "noworkersa":

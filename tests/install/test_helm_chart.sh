@@ -58,7 +58,7 @@ render() {
 render default
 render all -f "$HERE/values-all.yaml"
 render single --set controller.replicas=1 --set leaderElection.enabled=false
-render nosvc --set metrics.service.enabled=false
+render nosvc --set metrics.service.enabled=false --set ui.enabled=false
 render norbac --set rbac.create=false
 render noworkersa --set worker.serviceAccount.create=false
 render hard --set controller.podAntiAffinity=hard --set controller.topologySpread.enabled=false

@@ -156,6 +156,7 @@ for d in docs:
 args = [a.replace("/etc/terrane/", etc + "/").replace("$(POD_NAME)", "terrane-controller-smoke")
         for a in dep["spec"]["template"]["spec"]["containers"][0]["args"]]
 args = [f"--metrics-addr=127.0.0.1:{port}" if a.startswith("--metrics-addr=") else a for a in args]
+args = ["--ui-addr=127.0.0.1:0" if a.startswith("--ui-addr=") else a for a in args]
 open(out, "w").write("\n".join(args + ["--namespace=terrane-smoke"]))
 PY
   mapfile -t args <"$TMP/ctl.args"

@@ -24,6 +24,7 @@ import labelsel
 import openapi
 import rbac
 import scheduler
+import store as store_mod
 import tables
 from util import ApiError, bad_request, dumps
 
@@ -150,6 +151,7 @@ class Handler(BaseHTTPRequestHandler):
             url = urllib.parse.urlsplit(self.path)
             q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
             raw = self._read_body()
+            store_mod.REQUEST.agent = self.headers.get("User-Agent", "")
             self.who = rbac.ADMIN
             if self.sim.rbac and not url.path.startswith("/kubesim/"):
                 self.who = self.sim.authz.authenticate(self.headers.get("Authorization", ""))
@@ -705,6 +707,12 @@ class Handler(BaseHTTPRequestHandler):
             if sim.cluster:
                 out["pools"] = sim.cluster.describe()
             return self._send(200, out)
+        if what == "audit":
+            with store.lock:
+                recs = list(store.audit) if store.audit is not None else None
+            if recs is None:
+                raise ApiError(404, "NotFound", "kubesim runs without --audit")
+            return self._send(200, {"records": recs})
         if what == "processes":
             return self._send(200, {"processes": sim.kubelet.processes() if sim.kubelet else []})
         if what in ("preempt", "oom", "evict") and method == "POST":

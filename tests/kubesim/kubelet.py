@@ -18,6 +18,12 @@ session from /proc and killing it (OOMKilled, 137). Pod deletion sends SIGTERM
 and SIGKILL after the grace period. Faults: forced OOM, preemption/eviction,
 slow nodes. One thread starts and polls every process, so PR_SET_PDEATHSIG
 (through setpriv) ties the children to kubesim's life.
+
+emptyDir volumes are shared directories with mount paths rewritten in each
+container's env, command, args and workingDir (volumes.py); a container
+without a command runs what the images file maps its image to (images.py),
+and its status reports that image's imageID. Main containers wait with reason
+PodInitializing until every init container has succeeded.
 """
 
 import base64
@@ -29,7 +35,9 @@ import subprocess
 import threading
 import time
 
+import images as imagesmod
 import quantity
+import volumes as volumesmod
 from cluster import POOL_LABEL
 from scheduler import set_condition
 import util
@@ -78,6 +86,7 @@ class Ctr:
         self.waiting = ("ContainerCreating", None)
         self.kill_reason = None   # OOMKilled or None when we kill it
         self.term_sent = None
+        self.mounts = []
         limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
         self.mem_limit = quantity.parse_or(limit, 0) if limit else 0
 
@@ -99,6 +108,7 @@ class PodRun:
         self.init = [Ctr(c, True, pod_dir) for c in spec.get("initContainers") or []]
         self.main = [Ctr(c, False, pod_dir) for c in spec.get("containers") or []]
         self.grace = int(spec.get("terminationGracePeriodSeconds", 30) or 0)
+        self.volumes = volumesmod.make_pod_volumes(spec, pod_dir)
         self.disruption = None    # (condition reason, message, status reason)
         self.delete_after_disruption = False
         self.killing_deadline = None
@@ -115,7 +125,8 @@ class PodRun:
 
 
 class Kubelet(util.Worker):
-    def __init__(self, store, faults, state_dir, pass_env=(), api_url=None, tick=0.1):
+    def __init__(self, store, faults, state_dir, pass_env=(), api_url=None, tick=0.1,
+                 images=None):
         util.Worker.__init__(self, "kubesim-kubelet")
         self.store = store
         self.faults = faults
@@ -130,6 +141,7 @@ class Kubelet(util.Worker):
         self.ip_counter = 0
         self.pods_res = store.res("", "v1", "pods")
         self.setpriv = shutil.which("setpriv")
+        self.images = images or imagesmod.Images()
         store.pod_alive = self.pod_alive
 
     # ---- other threads' entry points ------------------------------------------
@@ -535,14 +547,25 @@ class Kubelet(util.Worker):
 
     def _start(self, r, pod, c):
         try:
-            env = self._env(r, pod, c)
-        except ConfigError as e:
+            c.mounts = volumesmod.container_mounts(c.spec, r.volumes)
+            argv, image_wd, image_env = self.images.argv(c.spec)
+            env = dict(image_env)
+            env.update(self._env(r, pod, c))
+            if c.mounts:
+                env = {k: volumesmod.rewrite(v, c.mounts) for k, v in env.items()}
+                env["KUBESIM_VOLUME_MOUNTS"] = volumesmod.mounts_env(c.mounts)
+        except (ConfigError, volumesmod.VolumeError) as e:
             if c.waiting != ("CreateContainerConfigError", str(e)):
                 self._event(r, pod, "Warning", "Failed", "Error: %s" % e)
             c.waiting = ("CreateContainerConfigError", str(e))
             return
-        argv = [expand(str(a), env) for a in (c.spec.get("command") or [])]
-        argv += [expand(str(a), env) for a in (c.spec.get("args") or [])]
+        argv = [volumesmod.rewrite(expand(str(a), env), c.mounts) for a in argv]
+        cwd = r.dir
+        wd = c.spec.get("workingDir") or image_wd
+        if wd:
+            wd = volumesmod.rewrite(wd, c.mounts)
+            if os.path.isdir(wd):
+                cwd = wd
         if not argv:
             argv = ["sleep", "infinity"]
         if self.setpriv:
@@ -556,7 +579,7 @@ class Kubelet(util.Worker):
         try:
             self._event(r, pod, "Normal", "Pulled", 'Container image "%s" already present on machine'
                         % c.spec.get("image", ""))
-            c.proc = subprocess.Popen(argv, cwd=r.dir, env=env, stdin=subprocess.DEVNULL,
+            c.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                       stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
                                       close_fds=True)
             c.log_fh = fh
@@ -589,7 +612,8 @@ class Kubelet(util.Worker):
         return t
 
     def _cstatus(self, c):
-        st = {"name": c.name, "image": c.spec.get("image", ""), "imageID": "",
+        st = {"name": c.name, "image": c.spec.get("image", ""),
+              "imageID": self.images.image_id(c.spec.get("image", "")) if c.started_at else "",
               "restartCount": c.restarts, "started": False, "ready": False}
         if c.proc is not None:
             st["containerID"] = "kubesim://%d" % c.proc.pid
@@ -637,9 +661,13 @@ class Kubelet(util.Worker):
             for c in r.all():  # stop anything still waiting to start
                 if c.exit_code is None:
                     c.waiting = c.waiting or ("ContainerCreating", None)
+        init_done = all(c.exit_code == 0 for c in r.init)
+        if not init_done:
+            for c in r.main:
+                if c.proc is None and c.exit_code is None:
+                    c.waiting = ("PodInitializing", None)
         cs = [self._cstatus(c) for c in r.main]
         ics = [self._cstatus(c) for c in r.init]
-        init_done = all(c.exit_code == 0 for c in r.init)
         ready = phase == "Running" and all(s["ready"] for s in cs) and not deleting
         started = time.monotonic() >= r.start_at
         status = {"phase": phase, "hostIP": r.host_ip, "hostIPs": [{"ip": r.host_ip}],

@@ -27,6 +27,7 @@ import autoscaler  # noqa: E402
 import cluster  # noqa: E402
 import faults as faultsmod  # noqa: E402
 import garbage  # noqa: E402
+import images as imagesmod  # noqa: E402
 import kubelet  # noqa: E402
 import scheduler  # noqa: E402
 import store as storemod  # noqa: E402
@@ -116,6 +117,7 @@ def parse_args(argv):
     ap.add_argument("--server-version", default="v1.30.0", help="version reported at /version")
     ap.add_argument("--pass-env", action="append", default=[], metavar="NAME",
                     help="pass this environment variable to pod processes (repeatable)")
+    ap.add_argument("--images", help="images file (JSON): image -> local entrypoint (images.py)")
     ap.add_argument("--ready-file", help="write the port here once listening")
     ap.add_argument("--authorization", choices=["AlwaysAllow", "RBAC"], default="AlwaysAllow",
                     help="RBAC: requests need the --token (the administrator) or a ServiceAccount "
@@ -127,6 +129,9 @@ def parse_args(argv):
                     help="serve HTTPS with a self-signed certificate (CA data in the kubeconfig)")
     ap.add_argument("--namespace", default="default", help="kubeconfig context namespace")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    ap.add_argument("--audit", action="store_true",
+                    help="record every change of pods, AssetMaterializations and Leases with the "
+                    "client's User-Agent (GET /kubesim/audit)")
     return ap.parse_args(argv)
 
 
@@ -137,6 +142,8 @@ def main(argv=None):
     os.makedirs(state_dir, exist_ok=True)
 
     st = storemod.Store(history_size=args.history_size, seed=args.seed)
+    if args.audit:
+        st.audit = []
     flt = faultsmod.Faults(seed=args.seed)
     if args.faults:
         try:
@@ -162,7 +169,11 @@ def main(argv=None):
     port = srv.server_address[1]
     url = "%s://%s:%d" % ("https" if args.tls else "http", args.host, port)
 
-    kl = kubelet.Kubelet(st, flt, state_dir, args.pass_env, api_url=url)
+    try:
+        imgs = imagesmod.Images(args.images)
+    except (OSError, ValueError) as e:
+        sys.exit("kubesim: invalid images file: %s" % e)
+    kl = kubelet.Kubelet(st, flt, state_dir, args.pass_env, api_url=url, images=imgs)
     sim.kubelet = kl
     workers = [kl, scheduler.Scheduler(st), autoscaler.Autoscaler(st, cl),
                garbage.GarbageCollector(st, cl)]

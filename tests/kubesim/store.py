@@ -77,9 +77,18 @@ def field_value(obj, path):
     return str(cur)
 
 
+# The User-Agent of the request being served on this thread (set by the
+# API server), for the audit records.
+REQUEST = threading.local()
+
+
 class Store:
     def __init__(self, history_size=10000, seed=None, cluster_name="kubesim"):
         self.lock = threading.RLock()
+        # With --audit: every committed change of these resources, never
+        # trimmed (tests count what was ever created, not what is left).
+        self.audit = None
+        self.audit_resources = ("pods", "assetmaterializations", "leases")
         self.cond = threading.Condition(self.lock)
         self.rv = 1
         self.data = {}
@@ -166,6 +175,8 @@ class Store:
             self.uid_index[uid] = (res_skey, ns or "", name)
             for ref in obj["metadata"].get("ownerReferences") or []:
                 self.owner_index.setdefault(ref.get("uid"), set()).add((res_skey, ns or "", name))
+        if self.audit is not None and res_skey[-1] in self.audit_resources:
+            self._audit(res_skey, etype, ns, name, obj)
         self.hist.append(HistEvent(self.rv, etype, res_skey, ns or "", name, obj, prev))
         self.hist_rv.append(self.rv)
         if len(self.hist) > self.history_size + self.history_size // 4:
@@ -173,6 +184,17 @@ class Store:
         admission.after_commit(self, res_skey, etype, obj, prev)
         self.cond.notify_all()
         return obj
+
+    def _audit(self, res_skey, etype, ns, name, obj):
+        md = obj.get("metadata", {})
+        rec = {"rv": self.rv, "type": etype, "resource": res_skey[-1],
+               "namespace": ns or "", "name": name, "uid": md.get("uid"),
+               "agent": getattr(REQUEST, "agent", "") or ""}
+        if rec["resource"] == "pods":
+            rec["labels"] = dict(md.get("labels") or {})
+        elif rec["resource"] == "leases":
+            rec["holder"] = (obj.get("spec") or {}).get("holderIdentity")
+        self.audit.append(rec)
 
     def _trim(self, n):
         if n <= 0:

@@ -924,6 +924,35 @@ def test_restarts_init_containers_and_previous_logs():
     assert [e for e in events_for("retry", "BackOff", ns="run")]
 
 
+def test_emptydir_volumes_and_images():
+    """Init containers and the main container share an emptyDir; a container
+    without a command runs its image's entrypoint from the images file."""
+    mkns("run")
+    p = pod("vol", 'cat "$1" "$SHARED/greeting"; echo "$KUBESIM_VOLUME_MOUNTS"', ns="run",
+            volumes=[{"name": "shared", "emptyDir": {}}])
+    main_c = p["spec"]["containers"][0]
+    main_c["args"] = ["_", "/shared/a.txt"]          # a path argument, rewritten
+    main_c["volumeMounts"] = [{"name": "shared", "mountPath": "/shared"}]
+    main_c["env"] = [{"name": "SHARED", "value": "/shared"}]
+    p["spec"]["initContainers"] = [
+        {"name": "writer", "image": "terrane-worker",
+         "command": ["sh", "-c", 'echo one > "$SHARED/a.txt"'],
+         "env": [{"name": "SHARED", "value": "/shared"}],
+         "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]},
+        {"name": "greeter", "image": "example/greeter:1.0",   # entrypoint from the images file
+         "volumeMounts": [{"name": "shared", "mountPath": "/shared", "subPath": ""}]}]
+    ok(*C.post(PODS % "run", p)[:2])
+    p = C.wait_for(PODS % "run" + "/vol", phase_in("Succeeded", "Failed"), timeout=20)
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    code, log, _ = C.get(PODS % "run" + "/vol/log?container=main", raw=True)
+    lines = log.splitlines()
+    assert lines[0] == "one" and lines[1] == "hello from the greeter image", log
+    assert lines[2].startswith("/shared=") and lines[2].endswith("/volumes/shared"), log
+    ics = {c["name"]: c for c in p["status"]["initContainerStatuses"]}
+    assert ics["greeter"]["imageID"] == "example/greeter@sha256:" + "ab" * 32, ics
+    assert ics["writer"]["imageID"] == "", ics   # not in the images file
+
+
 def test_env_sources_binding_and_eviction():
     mkns("run")
     ok(*C.post(CM % "run", cm("settings", ns="run", data={"region": "eu-west-1", "tier": "gold"}))[:2])
@@ -1073,7 +1102,8 @@ def main():
     os.environ["KUBESIM_T_HIDDEN"] = "leaked"
     with harness.running(pools=os.path.join(HERE, "testdata", "pools-fast.json"),
                          args=["--bookmark-interval", "0.5", "--fresh-wait", "0.5", "--seed", "1",
-                               "--pass-env", "KUBESIM_T_PASSED"]) as sim:
+                               "--pass-env", "KUBESIM_T_PASSED",
+                               "--images", os.path.join(HERE, "testdata", "images.json")]) as sim:
         SIM, C = sim, sim.client
         for name, fn in tests:
             if only and only not in name:

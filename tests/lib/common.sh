@@ -17,7 +17,9 @@ s3_start() {
   S3_PORT=$(free_port)
   S3_DIR=$TMP/s3
   mkdir -p "$S3_DIR"
-  for b in "${buckets[@]}"; do args+=(--configure-bucket "$b"); done
+  # S3_CORS: a CORS configuration file applied to every bucket (browsers
+  # reading COGs straight from the bucket, as the lineage UI's previews do).
+  for b in "${buckets[@]}"; do args+=(--configure-bucket "$b" ${S3_CORS:+"$S3_CORS"}); done
   "$ROOT/node_modules/.bin/s3rver" -d "$S3_DIR" -a 127.0.0.1 -p "$S3_PORT" --silent "${args[@]}" \
     >"$TMP/s3rver.log" 2>&1 &
   S3_PID=$!

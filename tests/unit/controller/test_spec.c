@@ -151,23 +151,32 @@ static const bad_case BAD[] = {
     {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"1d\",\"uri\":\"s3://raw/"
      "x\"}]," OUT "}",
      "spec.inputs[0].name", "is not valid"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"http://h/x\"}]," OUT "}",
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"http://h/"
+     "x\"}]," OUT "}",
      "spec.inputs[0].uri", "\"http://h/x\": plain http is not allowed, use https://"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"/vsicurl/x\"}]," OUT "}",
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"/vsicurl/"
+     "x\"}]," OUT "}",
      "spec.inputs[0].uri", "GDAL virtual file system paths (/vsi...) are not allowed"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"http://169.254.169.254/latest/meta-data/\"}]," OUT "}",
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"http://"
+     "169.254.169.254/latest/meta-data/\"}]," OUT "}",
      "spec.inputs[0].uri", "link-local and instance-metadata addresses are never allowed"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"file:///etc/passwd\"}]," OUT "}",
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"file:///"
+     "etc/passwd\"}]," OUT "}",
      "spec.inputs[0].uri", "this scheme is not allowed"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"/proc/self/environ\"}]," OUT "}",
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"/proc/self/"
+     "environ\"}]," OUT "}",
      "spec.inputs[0].uri", "paths under /proc, /dev and /sys are never allowed"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"s3://Raw/x\"}]," OUT "}",
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"s3://Raw/"
+     "x\"}]," OUT "}",
      "spec.inputs[0].uri", "expected s3://bucket/key with a valid bucket name"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"https://u:p@h.example.com/x\"}]," OUT "}",
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"https://"
+     "u:p@h.example.com/x\"}]," OUT "}",
      "spec.inputs[0].uri", "user information (user@) is not allowed"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"s3://raw/a/../b\"}]," OUT "}",
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"s3://raw/a/"
+     "../b\"}]," OUT "}",
      "spec.inputs[0].uri", "'..' segments are not allowed"},
-    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"elev.tif\"}]," OUT "}",
+    {"{\"assetKey\":\"a/"
+     "b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"uri\":\"elev.tif\"}]," OUT "}",
      "spec.inputs[0].uri", "expected s3://bucket/key, https://host/path or an absolute path"},
     {"{\"assetKey\":\"a/b\",\"operation\":\"mosaic\",\"inputs\":[{\"name\":\"d\",\"uri\":\"s3://"
      "raw/x\"},{\"name\":"

@@ -197,7 +197,7 @@ static void expression_names(void **state)
         {"sqrt(x)", "x,sqrt", "inputs[1].name", ""},
         {"sqrt(x)", "x", "", ""},
         {"sqrt (x)", "x,sqrt", "inputs[1].name", ""}, /* a call, as the worker reads it */
-        {"where(isnodata(dem), nodata, dem * pi)", "dem", "", ""},  /* the constants */
+        {"where(isnodata(dem), nodata, dem * pi)", "dem", "", ""}, /* the constants */
         {"ab + 2", "a", "params.expression", "unknown input 'ab' (inputs: a)"},
         {".5 * b", "b", "", ""},
         {"3.e2 + c_1", "c_1", "", ""},

@@ -8,7 +8,10 @@
 
 #include <cpl_error.h>
 #include <ftw.h>
+#include <gdal.h>
+#include <ogr_srs_api.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 /* A GDAL error handler that keeps expected failures out of the test output. */
@@ -31,6 +34,41 @@ static int fixture_rm_entry(const char *path, const struct stat *sb, int flag, s
 static void fixture_rmtree(const char *dir)
 {
     nftw(dir, fixture_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Makes a new temporary directory NAME.XXXXXX in $TMPDIR, else on tmpfs
+ * (/dev/shm) when there is one: publishing fsyncs every file, which is free
+ * there. Returns buf or NULL. */
+static inline char *fixture_tmpdir(char *buf, size_t cap, const char *name)
+{
+    const char *base = getenv("TMPDIR");
+    struct stat st;
+    if (!base || !base[0])
+        base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
+    snprintf(buf, cap, "%s/%s.XXXXXX", base, name);
+    return mkdtemp(buf);
+}
+
+/* A small georeferenced GeoTIFF (UTM 31N, 30 m, a byte ramp): w x h. */
+static inline int fixture_make_raster(const char *path, int w, int h)
+{
+    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, w, h, 1, GDT_Byte, NULL);
+    if (!ds) return -1;
+    double gt[6] = {500000, 30, 0, 4500000, 0, -30};
+    GDALSetGeoTransform(ds, gt);
+    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+    OSRImportFromEPSG(srs, 32631);
+    GDALSetSpatialRef(ds, srs);
+    OSRDestroySpatialReference(srs);
+    CPLErr e = CE_None;
+    unsigned char row[4096];
+    for (int y = 0; y < h && e == CE_None; y++) {
+        for (int x = 0; x < w && x < 4096; x++) row[x] = (unsigned char)((y * w + x) * 3);
+        e = GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, y, w, 1, row, w, 1, GDT_Byte, 0,
+                         0);
+    }
+    GDALClose(ds);
+    return e == CE_None ? 0 : -1;
 }
 
 #endif

@@ -48,27 +48,6 @@ static char raster[512];
 static char outdir[512];
 static int case_no;
 
-/* A small georeferenced GeoTIFF standing in for an operation's COG. */
-static int make_raster(const char *path)
-{
-    GDALDriverH drv = GDALGetDriverByName("GTiff");
-    GDALDatasetH ds = GDALCreate(drv, path, 16, 8, 1, GDT_Byte, NULL);
-    if (!ds) return -1;
-    double gt[6] = {500000, 30, 0, 4500000, 0, -30};
-    GDALSetGeoTransform(ds, gt);
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(srs, 32631);
-    GDALSetSpatialRef(ds, srs);
-    OSRDestroySpatialReference(srs);
-    unsigned char px[16 * 8];
-    for (int i = 0; i < 16 * 8; i++)
-        px[i] = (unsigned char)(i * 7);
-    CPLErr e =
-        GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, 0, 16, 8, px, 16, 8, GDT_Byte, 0, 0);
-    GDALClose(ds);
-    return e == CE_None ? 0 : -1;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -76,17 +55,13 @@ static int group_setup(void **state)
     GDALAllRegister();
     CPLSetErrorHandler(fixture_quiet_gdal);
     CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
-    /* Publishing fsyncs every file; on tmpfs that is free, so the loop over
-     * every allocation failure stays fast. */
-    const char *base = getenv("TMPDIR");
-    struct stat st;
-    if (!base) base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_publish.XXXXXX", base);
-    if (!mkdtemp(tmpdir)) return -1;
+    /* On tmpfs when there is one: the loop over every allocation failure
+     * publishes (and fsyncs) hundreds of times. */
+    if (!fixture_tmpdir(tmpdir, sizeof tmpdir, "test_publish")) return -1;
     setenv("TERRANE_ALLOW_LOCAL_PATHS", "1", 1);
     log_set_level(LOG_ERROR);
     snprintf(raster, sizeof raster, "%s/scratch.tif", tmpdir);
-    return make_raster(raster);
+    return fixture_make_raster(raster, 16, 8); /* stands in for an operation's COG */
 }
 
 static int group_teardown(void **state)

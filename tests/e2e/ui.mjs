@@ -1,0 +1,286 @@
+// ui.mjs - the lineage UI in Debian's chromium, driven by playwright-core.
+//
+//   node tests/e2e/ui.mjs demo    the example graphs (test_ui.sh)
+//   node tests/e2e/ui.mjs scale   10,000 generated assets (test_ui_scale.sh)
+//
+// Environment: UI_URL (http://127.0.0.1:PORT), NS, KUBECONFIG, SHOTS (a
+// directory for screenshots), EXPECTED (kubectl get am -o json of NS).
+// Prints "ok: ..." / "FAIL: ..." lines and figures ("measure: ..."); exits 1
+// when a check failed.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+
+const env = (k) => {
+  if (!process.env[k]) throw new Error(k + ' is not set');
+  return process.env[k];
+};
+const UI = env('UI_URL'), NS = env('NS'), SHOTS = env('SHOTS');
+let fails = 0;
+const ok = (m) => console.log('ok: ' + m);
+const fail = (m) => { console.log('FAIL: ' + m); fails++; };
+const check = (c, m, detail) => (c ? ok(m) : fail(m + (detail !== undefined ? ': ' + detail : '')));
+const kubectl = (...args) => execFileSync('kubectl', ['--kubeconfig', env('KUBECONFIG'), ...args], { encoding: 'utf8' });
+
+// --- a PNG decoder (8-bit RGB/RGBA, not interlaced: what Chromium writes) -------------------------
+function decodePNG(buf) {
+  let off = 8, w = 0, h = 0, ctype = 0;
+  const idat = [];
+  while (off < buf.length) {
+    const len = buf.readUInt32BE(off), type = buf.toString('latin1', off + 4, off + 8);
+    const data = buf.subarray(off + 8, off + 8 + len);
+    if (type === 'IHDR') {
+      w = data.readUInt32BE(0); h = data.readUInt32BE(4); ctype = data[9];
+      if (data[8] !== 8 || data[12] !== 0 || (ctype !== 2 && ctype !== 6)) throw new Error('unsupported PNG');
+    } else if (type === 'IDAT') idat.push(data);
+    off += 12 + len;
+  }
+  const bpp = ctype === 6 ? 4 : 3, stride = w * bpp;
+  const raw = inflateSync(Buffer.concat(idat));
+  const px = Buffer.alloc(h * stride);
+  for (let y = 0; y < h; y++) {
+    const f = raw[y * (stride + 1)], src = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    const out = px.subarray(y * stride, (y + 1) * stride), prev = y ? px.subarray((y - 1) * stride, y * stride) : null;
+    for (let i = 0; i < stride; i++) {
+      const a = i >= bpp ? out[i - bpp] : 0, b = prev ? prev[i] : 0, c = prev && i >= bpp ? prev[i - bpp] : 0;
+      let v = src[i];
+      if (f === 1) v += a;
+      else if (f === 2) v += b;
+      else if (f === 3) v += (a + b) >> 1;
+      else if (f === 4) { const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c); v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c; }
+      out[i] = v & 255;
+    }
+  }
+  return { w, h, bpp, px };
+}
+
+// Distinct colours and the share of pixels unlike the most common one.
+function pixelStats(png) {
+  const counts = new Map();
+  for (let i = 0; i < png.w * png.h; i++) {
+    const o = i * png.bpp, k = (png.px[o] << 16) | (png.px[o + 1] << 8) | png.px[o + 2];
+    counts.set(k, (counts.get(k) || 0) + 1);
+  }
+  const top = Math.max(...counts.values());
+  return { colours: counts.size, varied: 1 - top / (png.w * png.h) };
+}
+
+async function launch() {
+  const dir = mkdtempSync(join(tmpdir(), 'terrane-chromium-'));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  return { ctx, close: async () => { await ctx.close(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+function watchPage(page) {
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+  return problems;
+}
+
+const nodeSel = (id) => `g.node.asset[data-id="${id}"]`;
+
+// --- the example graphs ------------------------------------------------------------------------------
+async function demo() {
+  const expected = JSON.parse(readFileSync(env('EXPECTED'), 'utf8')).items;
+  const wantNodes = expected.map((o) => NS + '/' + o.metadata.name).sort();
+  const wantEdges = [];
+  for (const o of expected)
+    for (const i of o.spec.inputs || []) if (i.from) wantEdges.push(`${NS}/${i.from} -> ${NS}/${o.metadata.name}`);
+  wantEdges.sort();
+
+  const { ctx, close } = await launch();
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  const problems = watchPage(page);
+  await page.goto(UI + '/ui/');
+  await page.waitForSelector('body[data-painted="1"]', { timeout: 15000 });
+  await page.selectOption('#f-ns', NS);
+  await page.waitForFunction((n) => document.querySelectorAll('g.node.asset').length === n, wantNodes.length, { timeout: 5000 }).catch(() => {});
+  const nodes = (await page.$$eval('g.node.asset', (els) => els.map((e) => e.dataset.id))).sort();
+  check(JSON.stringify(nodes) === JSON.stringify(wantNodes), `the graph shows exactly the ${wantNodes.length} assets of ${NS}`, JSON.stringify(nodes));
+  const edges = (await page.$$eval('path.edge', (els) => els.map((e) => e.dataset.from + ' -> ' + e.dataset.to))).sort();
+  check(JSON.stringify(edges) === JSON.stringify(wantEdges), `with exactly the ${wantEdges.length} lineage edges`, JSON.stringify(edges));
+  const phases = await page.$$eval('g.node.asset', (els) => els.map((e) => e.dataset.phase));
+  check(phases.every((p) => p === 'Succeeded'), 'every node is coloured Succeeded', phases.join(','));
+  const fill = await page.$eval(nodeSel(NS + '/dem-cog') + ' rect.box', (r) => getComputedStyle(r).stroke);
+  check(fill === 'rgb(46, 157, 91)', 'a Succeeded node is drawn green', fill);
+  const pools = await page.$$eval(nodeSel(NS + '/dem-luref-25m') + ' .badge.pool text', (els) => els.map((e) => e.textContent));
+  check(pools.includes('gpu'), 'the gpu asset has a pool badge', pools.join(','));
+
+  // a click: lineage in the graph and the panel, and a map preview
+  await page.click(nodeSel(NS + '/dem-slope'));
+  await page.waitForSelector('#panel:not([hidden]) h2', { timeout: 5000 });
+  check((await page.textContent('#panel h2')) === 'dem-slope', 'a click opens the asset panel');
+  const ups = await page.$$eval('#panel [data-up]', (els) => els.map((e) => e.textContent));
+  const downs = await page.$$eval('#panel [data-down]', (els) => els.map((e) => e.textContent));
+  check(ups.join() === 'dem-cog', 'the panel names the upstream dem-cog', ups.join());
+  check(downs.join() === 'slope-by-canton', 'and the downstream slope-by-canton', downs.join());
+  const lineage = (await page.$$eval('g.node.lineage', (els) => els.map((e) => e.dataset.id))).sort();
+  check(JSON.stringify(lineage) === JSON.stringify([NS + '/dem-cog', NS + '/dem-slope', NS + '/slope-by-canton']),
+    'the graph highlights its lineage (dem-cog, dem-slope, slope-by-canton)', lineage.join());
+  const panel = await page.textContent('#panel');
+  for (const want of ['data version', 'sha256:', 'checksum', '1220', 'STAC Item', 'item.json', 'Conditions', 'Ready', 'Recent Events', 'Spec', '"mode": "slope"'])
+    check(panel.includes(want), `the panel shows ${want}`);
+  const t0 = Date.now();
+  await page.waitForSelector('#preview[data-state="drawn"], #preview[data-state="error"]', { timeout: 20000 }).catch(() => {});
+  const state = await page.$eval('#preview', (e) => e.dataset.state).catch(() => 'missing');
+  check(state === 'drawn', 'the map preview of the COG is drawn (read from S3 by the browser)', state + ' ' + (await page.textContent('#preview').catch(() => '')));
+  console.log(`measure: map preview drawn ${Date.now() - t0} ms after the panel opened`);
+  if (state === 'drawn') {
+    const shot = await page.locator('#preview canvas.map').screenshot();
+    writeFileSync(join(SHOTS, 'ui-preview.png'), shot);
+    const st = pixelStats(decodePNG(shot));
+    check(st.colours >= 16 && st.varied > 0.3, 'the preview screenshot is not blank', `${st.colours} colours, ${(st.varied * 100).toFixed(0)}% unlike the commonest`);
+    const box = await page.locator('#preview canvas.map').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const v = await page.textContent('#preview .value');
+    check(/^value (-?[0-9.e+-]+|nodata) at /.test(v), 'the value under the cursor is shown', v);
+  }
+  await page.evaluate(() => { document.getElementById('panel').scrollTop = 0; });
+  await page.mouse.move(5, 300);
+  await page.screenshot({ path: join(SHOTS, 'ui-demo.png') });
+  ok('screenshot ' + join(SHOTS, 'ui-demo.png'));
+
+  // live: patch an upstream, its dependents turn Stale, then Succeeded, without a reload
+  await page.evaluate(() => {
+    window.__sameDocument = true;
+    window.__seen = {};
+    new MutationObserver((ms) => {
+      for (const m of ms) {
+        const e = m.target;
+        if (!e.dataset || !e.dataset.id) continue;
+        (window.__seen[e.dataset.id] = window.__seen[e.dataset.id] || []).push((e.dataset.stale === 'true' ? 'Stale' : e.dataset.phase));
+      }
+    }).observe(document.getElementById('nodes'), { subtree: true, attributes: true, attributeFilter: ['data-phase', 'data-stale'] });
+  });
+  const dependents = ['dem-slope', 'slope-by-canton', 'dem-hillshade', 'elevation-by-canton', 'dem-luref-25m'];
+  kubectl('-n', NS, 'patch', 'am', 'dem-cog', '--type', 'merge', '-p', '{"spec":{"params":{"blockSize":512}}}');
+  const staleOk = await page.waitForFunction((ids) => ids.every((id) => (window.__seen[id] || []).includes('Stale')),
+    dependents.map((d) => NS + '/' + d), { timeout: 120000 }).then(() => true, () => false);
+  check(staleOk, 'every dependent of dem-cog turned Stale on the page', JSON.stringify(await page.evaluate(() => window.__seen)));
+  const doneOk = await page.waitForFunction((ids) => ids.every((id) => {
+    const e = document.querySelector(`g.node.asset[data-id="${id}"]`);
+    return e && e.dataset.phase === 'Succeeded' && e.dataset.stale === 'false';
+  }), [NS + '/dem-cog', ...dependents.map((d) => NS + '/' + d)], { timeout: 180000 }).then(() => true, () => false);
+  check(doneOk, 'then Succeeded and not stale again, on the page', JSON.stringify(await page.evaluate(() => window.__seen)));
+  check(await page.evaluate(() => window.__sameDocument === true), 'without a reload');
+  const hist = await page.$$eval('#panel h3', (els) => els.map((e) => e.textContent));
+  check(hist.includes('Data-version history'), 'the open panel followed along');
+  const versions = await page.$$eval('#panel table', (ts) => { const t = ts.find((x) => x.previousElementSibling && x.previousElementSibling.textContent === 'Data-version history'); return t ? t.rows.length - 1 : 0; });
+  check(versions >= 2, "dem-slope's data-version history has both versions", versions);
+
+  // hostile strings: params, annotations, status messages
+  const XSS1 = '<script>window.__xss=1</script>', XSS2 = '"><img src=x onerror="window.__xss=2">';
+  const hostile = {
+    apiVersion: 'terrane.io/v1alpha1', kind: 'AssetMaterialization',
+    metadata: { name: 'hostile', namespace: NS, annotations: { 'example.com/note': XSS1 + XSS2 } },
+    // the pool tag names no pool: the status message quotes it
+    spec: { assetKey: 'xss/hostile', operation: 'cog', params: { compression: 'DEFLATE' },
+      tags: { 'terrane.io/pool': XSS1 + XSS2 },
+      inputs: [{ name: 'dem', from: 'dem-cog' }], output: { uri: 's3://assets' } },
+  };
+  writeFileSync(join(SHOTS, 'hostile.json'), JSON.stringify(hostile));
+  kubectl('apply', '-f', join(SHOTS, 'hostile.json'));
+  await page.waitForSelector(nodeSel(NS + '/hostile'), { timeout: 20000 });
+  await page.waitForFunction((id) => { const e = document.querySelector(`g.node.asset[data-id="${id}"]`); return e && e.dataset.phase === 'Failed'; }, NS + '/hostile', { timeout: 30000 }).catch(() => {});
+  await page.click(nodeSel(NS + '/hostile'));
+  await page.waitForFunction(() => document.querySelector('#panel h2') && document.querySelector('#panel h2').textContent === 'hostile', null, { timeout: 5000 });
+  await page.waitForFunction(() => document.querySelector('#panel').textContent.includes('Annotations'), null, { timeout: 5000 }).catch(() => {});
+  const text = await page.textContent('#panel');
+  check(text.includes(XSS1) && text.includes(XSS2), 'hostile params and annotations are shown as text');
+  // the controller quotes the unknown pool in the status message (cut at 64 characters)
+  await page.waitForFunction((sel) => (document.querySelector(sel) || {}).textContent.includes('unknown pool'), nodeSel(NS + '/hostile') + ' > title', { timeout: 10000 }).catch(() => {});
+  const msg = await page.$eval(nodeSel(NS + '/hostile') + ' > title', (t) => t.textContent);
+  check(msg.includes(XSS1) && msg.includes('"><img src=x onerror='), 'the status message quoting them is text too (node tooltip)',
+    msg + ' / list: ' + JSON.stringify(await page.evaluate(() => fetch('/api/v1/assets').then((r) => r.json()).then((d) => d.assets.find((a) => a.name === 'hostile')))));
+  const panelMsg = await page.$$eval('#panel td', (tds) => tds.map((t) => t.textContent).filter((t) => t.includes('onerror')).length);
+  check(panelMsg >= 1, 'and in the panel (conditions, Events)', panelMsg);
+  const imgs = await page.$$eval('img, script:not([src])', (els) => els.length);
+  check(imgs === 0, 'no <img> or inline <script> element was created from them', imgs);
+  check(await page.evaluate(() => window.__xss === undefined), 'no injected code ran');
+  await page.screenshot({ path: join(SHOTS, 'ui-hostile.png') });
+
+  check(problems.length === 0, 'no page error or console error (CSP violations included)', problems.join(' | '));
+  await close();
+}
+
+// --- 10,000 assets --------------------------------------------------------------------------------------
+async function scale() {
+  const want = Number(env('ASSETS'));
+  const { ctx, close } = await launch();
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  const problems = watchPage(page);
+  await page.goto(UI + '/ui/');
+  await page.waitForSelector('body[data-painted="1"]', { timeout: 30000 });
+  const fp = await page.evaluate(() => window.terraneUI.firstPaint);
+  console.log('measure: page timings ' + JSON.stringify(await page.evaluate(() => window.terraneUI.marks)));
+  const n = Number(await page.getAttribute('body', 'data-assets'));
+  check(n === want, `the page holds all ${want} assets`, n);
+  console.log(`measure: first paint of the ${n}-asset graph ${fp.toFixed(0)} ms after navigation (target < 2000)`);
+  check(fp < 2000, 'first paint under 2 s', fp.toFixed(0) + ' ms');
+  const groups = await page.$$eval('g.node.group', (els) => els.map((e) => Number(e.dataset.count)));
+  check(groups.length > 0 && groups.reduce((a, b) => a + b, 0) === want, 'grouped by asset-key prefix, every asset in one group', groups.length + ' groups');
+  await page.screenshot({ path: join(SHOTS, 'ui-scale.png') });
+
+  // interactive: expand a group, search, select
+  let t = Date.now();
+  await page.click('g.node.group >> nth=0');
+  await page.waitForFunction(() => document.querySelectorAll('g.node.asset').length > 0, null, { timeout: 5000 });
+  const tExpand = Date.now() - t;
+  console.log('measure: page timings ' + JSON.stringify(await page.evaluate(() => window.terraneUI.marks)));
+  console.log(`measure: expanding a group ${tExpand} ms`);
+  check(tExpand < 1500, 'expanding a group takes under 1.5 s', tExpand);
+  const target = env('TARGET'); // ns/name of one asset
+  t = Date.now();
+  await page.fill('#f-search', target.split('/')[1]);
+  await page.waitForSelector(nodeSel(target), { timeout: 5000 });
+  const tSearch = Date.now() - t;
+  console.log(`measure: search to the asset ${tSearch} ms`);
+  check(tSearch < 1500, 'a search finds one asset among them in under 1.5 s', tSearch);
+  await page.click(nodeSel(target));
+  await page.waitForSelector('#panel:not([hidden]) h2', { timeout: 5000 });
+  check((await page.textContent('#panel h2')) === target.split('/')[1], 'and its panel opens');
+
+  // a status write reaches the page in under a second
+  const lat = [];
+  for (let k = 0; k < 3; k++) {
+    const cur = await page.getAttribute(nodeSel(target), 'data-phase');
+    const phase = ['Running', 'Failed', 'Succeeded'].filter((p) => p !== cur)[k % 2];
+    await page.evaluate((id) => {
+      window.__changedAt = null;
+      const e = document.querySelector(`g.node.asset[data-id="${id}"]`);
+      window.__obs && window.__obs.disconnect();
+      window.__obs = new MutationObserver(() => { if (window.__changedAt === null) window.__changedAt = Date.now(); });
+      window.__obs.observe(e, { attributes: true, attributeFilter: ['data-phase'] });
+    }, target);
+    const t0 = Date.now();
+    kubectl('-n', target.split('/')[0], 'patch', 'am', target.split('/')[1], '--subresource=status', '--type', 'merge', '-p', JSON.stringify({ status: { phase } }));
+    await page.waitForFunction(() => window.__changedAt !== null, null, { timeout: 5000 }).catch(() => {});
+    const at = await page.evaluate(() => window.__changedAt);
+    lat.push(at ? at - t0 : Infinity);
+  }
+  console.log(`measure: status write (kubectl patch started) to the page: ${lat.join(', ')} ms (target < 1000)`);
+  check(lat.every((x) => x < 1000), 'every live update reached the page under 1 s after the status write', lat.join(','));
+  check(problems.length === 0, 'no page error or console error', problems.join(' | '));
+  await close();
+}
+
+const mode = process.argv[2];
+try {
+  if (mode === 'demo') await demo();
+  else if (mode === 'scale') await scale();
+  else throw new Error('usage: ui.mjs demo|scale');
+} catch (e) {
+  fail('unexpected: ' + (e.stack || e));
+}
+console.log(fails ? `${fails} browser check(s) failed` : 'all browser checks passed');
+process.exit(fails ? 1 : 0);

@@ -1,0 +1,72 @@
+"""emptyDir volumes for pods whose containers are local processes.
+
+Every emptyDir volume of a pod is a directory <pod dir>/volumes/<name>/, made
+when the pod is admitted and removed with the pod directory, shared by all of
+the pod's containers as in Kubernetes. Processes cannot see a mount namespace
+here, so a container's mount paths are mapped by rewriting, not by chroot:
+in its env values, command, args and workingDir every word that is a
+mountPath, or starts with mountPath + "/" (also after a "NAME=" prefix, as in
+--flag=/outputs/x), gets the volume's directory instead (longest mountPath
+first; subPath is honoured). The mapping itself is in the container's
+environment as KUBESIM_VOLUME_MOUNTS ("/inputs=/state/.../inputs:/outputs=...").
+Programs that build paths themselves must take them from the environment
+(Terrane's container steps do: TERRANE_INPUTS_DIR, TERRANE_OUTPUT_DIR, ...).
+readOnly is not enforced. Other volume kinds are not simulated.
+"""
+
+import os
+import re
+
+
+class VolumeError(Exception):
+    pass
+
+
+def make_pod_volumes(spec, pod_dir):
+    """name -> host directory for the pod's emptyDir volumes (created)."""
+    out = {}
+    for v in spec.get("volumes") or []:
+        name = v.get("name")
+        if not name or "emptyDir" not in v:
+            continue
+        d = os.path.join(pod_dir, "volumes", name)
+        os.makedirs(d, exist_ok=True)
+        out[name] = d
+    return out
+
+
+def container_mounts(cspec, volumes):
+    """[(mountPath, host path)] for a container, longest mountPath first."""
+    mounts = []
+    for m in cspec.get("volumeMounts") or []:
+        name, path = m.get("name"), m.get("mountPath", "")
+        if name not in volumes:
+            continue  # a volume kind kubesim does not simulate
+        host = volumes[name]
+        sub = m.get("subPath")
+        if sub:
+            if sub.startswith("/") or ".." in sub.split("/"):
+                raise VolumeError("invalid subPath %r" % sub)
+            host = os.path.join(host, sub)
+            os.makedirs(host, exist_ok=True)
+        mounts.append((path.rstrip("/") or "/", host))
+    mounts.sort(key=lambda m: -len(m[0]))
+    return mounts
+
+
+def rewrite(value, mounts):
+    """value with a leading mount path (or one after NAME=) mapped to its host path."""
+    if not mounts or not isinstance(value, str):
+        return value
+    m = re.match(r"^([A-Za-z_][A-Za-z0-9_.\-]*=|--[A-Za-z0-9_.\-]+=)?(/.*)$", value)
+    if not m:
+        return value
+    prefix, path = m.group(1) or "", m.group(2)
+    for mount, host in mounts:
+        if path == mount or path.startswith(mount + "/"):
+            return prefix + host + path[len(mount):]
+    return value
+
+
+def mounts_env(mounts):
+    return ":".join("%s=%s" % (p, h) for p, h in sorted(mounts))
