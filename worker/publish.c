@@ -92,11 +92,12 @@ static double mono_ms(void)
 
 static void log_steps(const pub_steps *st)
 {
-    const double f[11] = {st->preflight, st->read_hash, st->write, st->stream,
-                          st->fsync,     st->fsync_wait, st->commit, st->etag,
+    const double f[11] = {st->preflight, st->read_hash,  st->write,   st->stream,
+                          st->fsync,     st->fsync_wait, st->commit,  st->etag,
                           st->stac,      st->item,       st->manifest};
     char v[11][24];
-    for (int i = 0; i < 11; i++) snprintf(v[i], sizeof v[i], "%.1f", f[i]);
+    for (int i = 0; i < 11; i++)
+        snprintf(v[i], sizeof v[i], "%.1f", f[i]);
     log_kv(LOG_INFO, "publish steps", "preflightMs", v[0], "readHashMs", v[1], "writeMs", v[2],
            "streamMs", v[3], "fsyncMs", v[4], "fsyncWaitMs", v[5], "commitMs", v[6], "etagMs", v[7],
            "stacMs", v[8], "itemMs", v[9], "manifestMs", v[10], (const char *)NULL);
@@ -573,8 +574,7 @@ static int hash_stream(int fd, const char *path, unsigned char *buf, hash_ctx *h
         ssize_t n = read(fd, buf, CHUNK);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0)
-            return err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "read %s: %s", path,
-                           strerror(errno));
+            return err_set(ERR_TRANSIENT, ERR_SCRATCH, NULL, "read %s: %s", path, strerror(errno));
         if (n == 0) return 0;
         if (hash_update(h, buf, (size_t)n) < 0) return -1;
         if (s) {
@@ -716,8 +716,8 @@ typedef struct feeder {
     size_t len[FEED_SLOTS];
     int head, count; /* filled slots: head .. head + count - 1 */
     bool eof, stop;
-    int err;      /* errno of a failed read; -1 when hashing failed */
-    double busy;  /* ms spent reading and hashing */
+    int err;     /* errno of a failed read; -1 when hashing failed */
+    double busy; /* ms spent reading and hashing */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } feeder;
@@ -727,13 +727,15 @@ static void *feeder_main(void *arg)
     feeder *fe = arg;
     pthread_mutex_lock(&fe->mu);
     for (;;) {
-        while (fe->count == FEED_SLOTS && !fe->stop) pthread_cond_wait(&fe->cv, &fe->mu);
+        while (fe->count == FEED_SLOTS && !fe->stop)
+            pthread_cond_wait(&fe->cv, &fe->mu);
         if (fe->stop) break;
         int slot = (fe->head + fe->count) % FEED_SLOTS;
         pthread_mutex_unlock(&fe->mu);
         double t0 = mono_ms();
         ssize_t n;
-        do n = read(fe->fd, fe->bufs[slot], CHUNK);
+        do
+            n = read(fe->fd, fe->bufs[slot], CHUNK);
         while (n < 0 && errno == EINTR);
         int e = n < 0 ? errno : 0;
         if (n > 0 && hash_update(fe->h, fe->bufs[slot], (size_t)n) < 0) e = -1;
@@ -767,7 +769,8 @@ static int pipe_stream(int fd, const char *path, unsigned char *buf, hash_ctx *h
     fe.bufs[0] = buf;
     for (int k = 1; k < FEED_SLOTS; k++)
         if (!(fe.bufs[k] = mem_malloc(CHUNK))) {
-            for (int j = 1; j < k; j++) mem_free(fe.bufs[j]);
+            for (int j = 1; j < k; j++)
+                mem_free(fe.bufs[j]);
             return hash_stream(fd, path, buf, h, s, total, &st->write);
         }
     pthread_mutex_init(&fe.mu, NULL);
@@ -775,12 +778,14 @@ static int pipe_stream(int fd, const char *path, unsigned char *buf, hash_ctx *h
     if (pthread_create(&fe.thread, NULL, feeder_main, &fe) != 0) {
         pthread_cond_destroy(&fe.cv);
         pthread_mutex_destroy(&fe.mu);
-        for (int k = 1; k < FEED_SLOTS; k++) mem_free(fe.bufs[k]);
+        for (int k = 1; k < FEED_SLOTS; k++)
+            mem_free(fe.bufs[k]);
         return hash_stream(fd, path, buf, h, s, total, &st->write);
     }
     pthread_mutex_lock(&fe.mu);
     for (;;) {
-        while (fe.count == 0 && !fe.eof && !fe.err) pthread_cond_wait(&fe.cv, &fe.mu);
+        while (fe.count == 0 && !fe.eof && !fe.err)
+            pthread_cond_wait(&fe.cv, &fe.mu);
         if (fe.count == 0) break; /* end of file or a failed read, all written */
         int slot = fe.head;
         pthread_mutex_unlock(&fe.mu);
@@ -808,7 +813,8 @@ stop:
     st->read_hash += fe.busy;
     pthread_cond_destroy(&fe.cv);
     pthread_mutex_destroy(&fe.mu);
-    for (int k = 1; k < FEED_SLOTS; k++) mem_free(fe.bufs[k]);
+    for (int k = 1; k < FEED_SLOTS; k++)
+        mem_free(fe.bufs[k]);
     return rc;
 }
 
@@ -1161,12 +1167,13 @@ int publish_dest_put_file(publish_dest *pd, const task *t, const char *path, con
     dest sub;
     const char *base;
     published pub = {0};
+    pub_steps st = {0}; /* the steps of one file are not logged */
     bool wrote = false;
     int rc = -1;
     etag[0] = '\0';
     if (sub_dest(pd, name, &sub, &base) < 0) goto cleanup;
     op_output f = {.path = (char *)path, .name = base, .media_type = media_type};
-    if (upload_file(&sub, t, &f, pd->buf, &pub, &wrote, checksum, size) < 0) goto cleanup;
+    if (upload_file(&sub, t, &f, pd->buf, &pub, &wrote, checksum, size, &st) < 0) goto cleanup;
     if (!sub.local && read_etag(&sub, pub.path, pub.uri, *size, etag, etag_cap) < 0) goto cleanup;
     rc = 0;
 cleanup:
