@@ -45,7 +45,8 @@ static int64_t neighbour(const hydro_grid *g, size_t x, size_t y, int d)
 /* Index offsets of the 8 neighbours. */
 static void offsets(const hydro_grid *g, int64_t off[8])
 {
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
 }
 
 /* Fills nb with the 8 neighbours of cell c at (x, y), -1 off the grid; the
@@ -54,10 +55,12 @@ static inline void neighbours(const hydro_grid *g, const int64_t off[8], size_t 
                               size_t y, int64_t nb[8])
 {
     if (x > 0 && y > 0 && x + 1 < g->w && y + 1 < g->h) {
-        for (int d = 0; d < 8; d++) nb[d] = (int64_t)c + off[d];
+        for (int d = 0; d < 8; d++)
+            nb[d] = (int64_t)c + off[d];
         return;
     }
-    for (int d = 0; d < 8; d++) nb[d] = neighbour(g, x, y, d);
+    for (int d = 0; d < 8; d++)
+        nb[d] = neighbour(g, x, y, d);
 }
 
 /* ---- encodings ------------------------------------------------------------ */
@@ -102,7 +105,8 @@ static int fifo_push(fifo *q, uint32_t i)
         size_t cap = q->cap ? q->cap * 2 : 4096;
         uint32_t *v = mem_malloc(cap * sizeof *v);
         if (!v) return err_oom();
-        for (size_t k = 0; k < q->len; k++) v[k] = q->v[(q->head + k) % q->cap];
+        for (size_t k = 0; k < q->len; k++)
+            v[k] = q->v[(q->head + k) % q->cap];
         mem_free(q->v);
         q->v = v;
         q->cap = cap;
@@ -141,7 +145,6 @@ typedef struct heap {
     heap_item *v;
     size_t cap, len;
 } heap;
-
 
 static int heap_push(heap *hp, float z, uint32_t i)
 {
@@ -361,7 +364,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
     int rc = -1;
 
     offsets(g, off);
-    for (size_t i = 0; i < n; i++) n_out += dir[i] == HYDRO_OUT;
+    for (size_t i = 0; i < n; i++)
+        n_out += dir[i] == HYDRO_OUT;
     if (!n_out) goto count_sinks;
 
     for (size_t y = 0; y < g->h; y++)
@@ -451,7 +455,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
     }
     /* Towards lower terrain, combined with the inverted away gradient. The
      * sign of mask marks cells not yet visited by this pass. */
-    for (size_t i = 0; i < n; i++) mask[i] = -mask[i];
+    for (size_t i = 0; i < n; i++)
+        mask[i] = -mask[i];
     {
         uint32_t loops = 1;
         while (low.len) {
@@ -486,8 +491,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
             for (int d = 0; d < 8; d++) {
                 int64_t nb = nbs[d];
                 if (nb < 0 || label[nb] != label[i]) continue;
-                if (mask[nb] < best || (mask[nb] == best && bd != HYDRO_OUT && !is_diag(d) &&
-                                        is_diag(bd))) {
+                if (mask[nb] < best ||
+                    (mask[nb] == best && bd != HYDRO_OUT && !is_diag(d) && is_diag(bd))) {
                     best = mask[nb];
                     bd = (uint8_t)d;
                 }
@@ -497,7 +502,8 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
 count_sinks:
     if (sinks) {
         size_t c = 0;
-        for (size_t i = 0; i < n; i++) c += dir[i] == HYDRO_OUT;
+        for (size_t i = 0; i < n; i++)
+            c += dir[i] == HYDRO_OUT;
         *sinks = c;
     }
     rc = 0;
@@ -517,7 +523,8 @@ int hydro_d8(const hydro_grid *g, const float *dem, uint8_t *dir, size_t *sinks)
     double inv[8];
     offsets(g, offs);
     for (size_t y = 0; y < g->h; y++) {
-        for (int d = 0; d < 8; d++) inv[d] = 1 / dist(g, y, d);
+        for (int d = 0; d < 8; d++)
+            inv[d] = 1 / dist(g, y, d);
         for (size_t x = 0; x < g->w; x++) {
             size_t i = y * g->w + x;
             if (isnan(dem[i])) {
@@ -556,14 +563,22 @@ static double ccw_angle(const hydro_grid *g, size_t y, int ccw)
 {
     double diag = atan2(g->dy, g->dx[y]);
     switch (ccw & 7) {
-    case 0: return 0;
-    case 1: return diag;
-    case 2: return M_PI / 2;
-    case 3: return M_PI - diag;
-    case 4: return M_PI;
-    case 5: return M_PI + diag;
-    case 6: return 3 * M_PI / 2;
-    default: return 2 * M_PI - diag;
+    case 0:
+        return 0;
+    case 1:
+        return diag;
+    case 2:
+        return M_PI / 2;
+    case 3:
+        return M_PI - diag;
+    case 4:
+        return M_PI;
+    case 5:
+        return M_PI + diag;
+    case 6:
+        return 3 * M_PI / 2;
+    default:
+        return 2 * M_PI - diag;
     }
 }
 
@@ -574,9 +589,8 @@ int hydro_dinf(const hydro_grid *g, const float *dem, const uint8_t *d8, float *
         int card, diag;
         double base, sign;
     } facet[8] = {
-        {0, 7, 0, 1},          {6, 7, M_PI / 2, -1},     {6, 5, M_PI / 2, 1},
-        {4, 5, M_PI, -1},      {4, 3, M_PI, 1},          {2, 3, 3 * M_PI / 2, -1},
-        {2, 1, 3 * M_PI / 2, 1}, {0, 1, 2 * M_PI, -1},
+        {0, 7, 0, 1},    {6, 7, M_PI / 2, -1},     {6, 5, M_PI / 2, 1},     {4, 5, M_PI, -1},
+        {4, 3, M_PI, 1}, {2, 3, 3 * M_PI / 2, -1}, {2, 1, 3 * M_PI / 2, 1}, {0, 1, 2 * M_PI, -1},
     };
     for (size_t y = 0; y < g->h; y++) {
         double dx = g->dx[y], dy = g->dy;
@@ -633,7 +647,8 @@ int hydro_accumulate_d8(const hydro_grid *g, const uint8_t *dir, double *acc)
     int64_t off[8];
     uint8_t *indeg = mem_calloc(n, 1);
     if (!indeg) return err_oom();
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
     for (size_t i = 0; i < n; i++) {
         if (dir[i] == HYDRO_NODATA) continue;
         valid++;
@@ -673,7 +688,8 @@ static void dinf_split(const hydro_grid *g, const float *angle, size_t x, size_t
     if (!(a >= 0)) return;
     /* The sector of a between two neighbours, and how far across it. */
     int k = 0;
-    while (k < 7 && a >= ccw_angle(g, y, k + 1)) k++;
+    while (k < 7 && a >= ccw_angle(g, y, k + 1))
+        k++;
     double lo = ccw_angle(g, y, k), hi = k == 7 ? 2 * M_PI : ccw_angle(g, y, k + 1);
     double frac = (a - lo) / (hi - lo);
     /* Angles are stored as Float32: one read back may fall a few ulps
@@ -725,8 +741,8 @@ int hydro_accumulate_dinf(const hydro_grid *g, const float *angle, double *acc)
     }
     if (done != valid) {
         err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, NULL,
-                "D-infinity directions contain a loop (%zu of %zu cells never drain)",
-                valid - done, valid);
+                "D-infinity directions contain a loop (%zu of %zu cells never drain)", valid - done,
+                valid);
         goto cleanup;
     }
     rc = 0;
@@ -749,7 +765,8 @@ int hydro_strahler(const hydro_grid *g, const uint8_t *dir, const double *acc, d
         err_oom();
         goto cleanup;
     }
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
 #define IS_STREAM(i) (dir[i] != HYDRO_NODATA && acc[i] >= threshold)
     for (size_t i = 0; i < n; i++) {
         order[i] = 0;
@@ -796,7 +813,8 @@ int hydro_stream_segments(const hydro_grid *g, const uint8_t *dir, const uint8_t
     uint32_t *cells = NULL;
     int rc = -1;
     if (!indeg) return err_oom();
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
     for (size_t i = 0; i < n; i++)
         if (order[i] && dir[i] < 8) {
             size_t t = (size_t)((int64_t)i + off[dir[i]]);
@@ -848,11 +866,13 @@ static void label_paths(const hydro_grid *g, const uint8_t *dir, uint32_t *label
 {
     size_t n = g->w * g->h;
     int64_t off[8];
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
     for (size_t i = 0; i < n; i++) {
         if (label[i] || dir[i] == HYDRO_NODATA) continue;
         size_t c = i;
-        while (!label[c] && dir[c] < 8) c = (size_t)((int64_t)c + off[dir[c]]);
+        while (!label[c] && dir[c] < 8)
+            c = (size_t)((int64_t)c + off[dir[c]]);
         uint32_t l = label[c] ? label[c] : UINT32_MAX;
         for (c = i; !label[c]; c = (size_t)((int64_t)c + off[dir[c]])) {
             label[c] = l;
@@ -867,7 +887,8 @@ int hydro_basins(const hydro_grid *g, const uint8_t *dir, uint32_t *label, uint3
 {
     size_t n = g->w * g->h;
     uint32_t next = 0;
-    for (size_t i = 0; i < n; i++) label[i] = dir[i] == HYDRO_OUT ? ++next : HYDRO_NO_LABEL;
+    for (size_t i = 0; i < n; i++)
+        label[i] = dir[i] == HYDRO_OUT ? ++next : HYDRO_NO_LABEL;
     label_paths(g, dir, label);
     if (n_basins) *n_basins = next;
     return 0;
@@ -911,7 +932,8 @@ int hydro_hand(const hydro_grid *g, const float *dem, const uint8_t *dir, const 
     int64_t off[8];
     /* hand[] first holds the elevation of the drainage cell (NaN: none;
      * -INFINITY: not yet resolved), then is turned into the difference. */
-    for (int d = 0; d < 8; d++) off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
+    for (int d = 0; d < 8; d++)
+        off[d] = (int64_t)hydro_drow[d] * (int64_t)g->w + hydro_dcol[d];
     for (size_t i = 0; i < n; i++) {
         if (dir[i] == HYDRO_NODATA || isnan(dem[i]))
             hand[i] = NAN;
@@ -921,7 +943,8 @@ int hydro_hand(const hydro_grid *g, const float *dem, const uint8_t *dir, const 
     for (size_t i = 0; i < n; i++) {
         if (hand[i] != -INFINITY) continue;
         size_t c = i;
-        while (hand[c] == -INFINITY && dir[c] < 8) c = (size_t)((int64_t)c + off[dir[c]]);
+        while (hand[c] == -INFINITY && dir[c] < 8)
+            c = (size_t)((int64_t)c + off[dir[c]]);
         float base = hand[c] == -INFINITY ? NAN : hand[c];
         for (c = i; hand[c] == -INFINITY; c = (size_t)((int64_t)c + off[dir[c]])) {
             hand[c] = base;

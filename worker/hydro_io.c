@@ -67,7 +67,8 @@ int hydro_raster_open(GDALDatasetH ds, const char *field, hydro_raster *out)
         }
     } else {
         r->g.dy = py * unit;
-        for (size_t y = 0; y < r->g.h; y++) r->dx[y] = px * unit;
+        for (size_t y = 0; y < r->g.h; y++)
+            r->dx[y] = px * unit;
     }
     return 0;
 oom:
@@ -88,7 +89,8 @@ int hydro_raster_same_grid(const hydro_raster *r, const hydro_raster *other)
 {
     bool same = r->g.w == other->g.w && r->g.h == other->g.h;
     double tol = fabs(r->gt[1]) * 1e-3;
-    for (int k = 0; k < 6 && same; k++) same = fabs(r->gt[k] - other->gt[k]) <= tol;
+    for (int k = 0; k < 6 && same; k++)
+        same = fabs(r->gt[k] - other->gt[k]) <= tol;
     if (!same)
         return err_set(ERR_BAD_INPUT, ERR_CRS_MISMATCH, other->field,
                        "%s: %zu x %zu cells from (%.10g, %.10g) by %.10g, but %s is %zu x %zu "
@@ -143,10 +145,11 @@ static int read_whole(GDALDatasetH ds, int band_no, const hydro_raster *r, GDALD
 {
     GDALRasterBandH band = GDALGetRasterBand(ds, band_no);
     void *buf = mem_malloc(r->g.w * r->g.h * size);
-    if (!buf) return err_set(ERR_TRANSIENT, ERR_NO_MEMORY, r->field,
-                             "%s: no memory for %zu x %zu cells", r->field, r->g.w, r->g.h);
-    if (GDALRasterIO(band, GF_Read, 0, 0, (int)r->g.w, (int)r->g.h, buf, (int)r->g.w,
-                     (int)r->g.h, type, 0, 0) != CE_None) {
+    if (!buf)
+        return err_set(ERR_TRANSIENT, ERR_NO_MEMORY, r->field, "%s: no memory for %zu x %zu cells",
+                       r->field, r->g.w, r->g.h);
+    if (GDALRasterIO(band, GF_Read, 0, 0, (int)r->g.w, (int)r->g.h, buf, (int)r->g.w, (int)r->g.h,
+                     type, 0, 0) != CE_None) {
         mem_free(buf);
         return read_fail(r);
     }
@@ -304,7 +307,8 @@ int hydro_write_polygons(const hydro_raster *r, uint32_t *label, const char *lay
         err_oom();
         goto cleanup;
     }
-    for (size_t i = 0; i < n; i++) area[label[i]] += r->g.dx[i / r->g.w] * r->g.dy;
+    for (size_t i = 0; i < n; i++)
+        area[label[i]] += r->g.dx[i / r->g.w] * r->g.dy;
     if (!(src = wrap(r, label, GDT_UInt32))) goto gdal_fail;
     GDALRasterBandH band = GDALGetRasterBand(src, 1);
     GDALSetRasterNoDataValue(band, 0);
@@ -320,7 +324,8 @@ int hydro_write_polygons(const hydro_raster *r, uint32_t *label, const char *lay
     if (GDALPolygonize(band, GDALGetMaskBand(band), ml, 0, opts, NULL, NULL) != CE_None)
         goto gdal_fail;
     if (!(out = geojson_create(path))) goto gdal_fail;
-    OGRLayerH ol = GDALDatasetCreateLayer(out, layer_name, srs, wkbPolygon, (char **)geojson_layer_opts);
+    OGRLayerH ol =
+        GDALDatasetCreateLayer(out, layer_name, srs, wkbPolygon, (char **)geojson_layer_opts);
     if (!ol) goto gdal_fail;
     fd = OGR_Fld_Create("id", OFTInteger);
     OGRFieldDefnH fa = OGR_Fld_Create("area", OFTReal);
@@ -372,7 +377,8 @@ int hydro_lines_open(const hydro_raster *r, const char *path, hydro_lines **out)
 {
     hydro_lines *l = mem_calloc(1, sizeof *l);
     OGRSpatialReferenceH srs = raster_srs(r);
-    OGRFieldDefnH fid = OGR_Fld_Create("id", OFTInteger), ford = OGR_Fld_Create("order", OFTInteger);
+    OGRFieldDefnH fid = OGR_Fld_Create("id", OFTInteger),
+                  ford = OGR_Fld_Create("order", OFTInteger);
     int rc = -1;
     if (!l) {
         err_oom();
@@ -381,7 +387,7 @@ int hydro_lines_open(const hydro_raster *r, const char *path, hydro_lines **out)
     l->r = r;
     if (!(l->ds = geojson_create(path)) ||
         !(l->layer = GDALDatasetCreateLayer(l->ds, "streams", srs, wkbLineString,
-                                                   (char **)geojson_layer_opts)) ||
+                                            (char **)geojson_layer_opts)) ||
         OGR_L_CreateField(l->layer, fid, TRUE) != OGRERR_NONE ||
         OGR_L_CreateField(l->layer, ford, TRUE) != OGRERR_NONE) {
         err_set_gdal(ERR_TRANSIENT, ERR_OUTPUT, NULL, "creating %s", path);

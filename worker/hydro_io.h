@@ -27,8 +27,8 @@
 typedef struct hydro_raster {
     hydro_grid g;
     double gt[6];
-    char *wkt;   /* CRS as WKT, or NULL */
-    double *dx;  /* g.dx */
+    char *wkt;      /* CRS as WKT, or NULL */
+    double *dx;     /* g.dx */
     char field[48]; /* "inputs[i].uri" of the raster */
 } hydro_raster;
 

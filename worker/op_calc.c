@@ -338,8 +338,8 @@ static void to_output(const out_format *f, double *v, unsigned char *mask, size_
 #define CALC_CHUNK (64u * 1024)
 
 typedef struct calc_eval {
-    expr **exprs;             /* one per worker */
-    const double ***vals;     /* [worker][var] */
+    expr **exprs;         /* one per worker */
+    const double ***vals; /* [worker][var] */
     const unsigned char ***masks;
     calc_var *vars;
     size_t nv, n;
@@ -491,8 +491,15 @@ static int calc_run(const op_ctx *ctx, op_result *out)
             size_t n = (size_t)w * (size_t)h;
             for (size_t i = 0; i < nv; i++)
                 if (read_var(&vars[i], x0, y0, w, h) < 0) goto cleanup;
-            ev = (calc_eval){.exprs = ev.exprs, .vals = ev.vals, .masks = ev.masks, .vars = vars,
-                             .nv = nv, .n = n, .res = res, .res_mask = res_mask, .fmt = &fmt};
+            ev = (calc_eval){.exprs = ev.exprs,
+                             .vals = ev.vals,
+                             .masks = ev.masks,
+                             .vars = vars,
+                             .nv = nv,
+                             .n = n,
+                             .res = res,
+                             .res_mask = res_mask,
+                             .fmt = &fmt};
             if (tpool_for(threads, (n + CALC_CHUNK - 1) / CALC_CHUNK, eval_chunk, &ev) < 0)
                 goto cleanup;
             CPLErrorReset();

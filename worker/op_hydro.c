@@ -49,7 +49,8 @@ static int check_inputs(const task *t, const char *const *names, size_t n_requir
 {
     for (size_t i = 0; i < t->n_inputs; i++) {
         bool known = false;
-        for (size_t k = 0; names[k]; k++) known |= !strcmp(names[k], t->inputs[i].name);
+        for (size_t k = 0; names[k]; k++)
+            known |= !strcmp(names[k], t->inputs[i].name);
         if (!known) {
             char field[48], list[128] = "";
             size_t pos = 0;
@@ -312,8 +313,8 @@ static int fdir_run(const op_ctx *ctx, op_result *out)
                           dir[ny * (int64_t)g->w + nx] == HYDRO_NODATA;
                 }
                 if (enc == HYDRO_ENC_GRASS)
-                    codes[i] = d == HYDRO_NODATA ? INT16_MIN
-                                                 : (int16_t)hydro_dir_encode(d, off, enc);
+                    codes[i] =
+                        d == HYDRO_NODATA ? INT16_MIN : (int16_t)hydro_dir_encode(d, off, enc);
             }
         if (enc == HYDRO_ENC_ESRI) {
             for (size_t i = 0; i < n; i++)
@@ -321,8 +322,8 @@ static int fdir_run(const op_ctx *ctx, op_result *out)
             if (hydro_write_cog(&dem.r, dir, GDT_Byte, true, 255, meta, t->params, path,
                                 ctx->progress, ctx->progress_arg) < 0)
                 goto cleanup;
-        } else if (hydro_write_cog(&dem.r, codes, GDT_Int16, true, INT16_MIN, meta, t->params,
-                                   path, ctx->progress, ctx->progress_arg) < 0) {
+        } else if (hydro_write_cog(&dem.r, codes, GDT_Int16, true, INT16_MIN, meta, t->params, path,
+                                   ctx->progress, ctx->progress_arg) < 0) {
             goto cleanup;
         }
     }
@@ -500,8 +501,7 @@ static int streams_run(const op_ctx *ctx, op_result *out)
         err_oom();
         goto cleanup;
     }
-    if (hydro_strahler(g, dir, acc, params_num(t->params, "threshold", 1), order) < 0)
-        goto cleanup;
+    if (hydro_strahler(g, dir, acc, params_num(t->params, "threshold", 1), order) < 0) goto cleanup;
     mem_free(acc);
     acc = NULL;
     progress(ctx, 0.4);
@@ -595,8 +595,8 @@ static int place_points(const task *t, const hydro_raster *r, const double *acc,
         OGRGeometryH geom = OGR_F_GetGeometryRef(f);
         id++;
         if (!geom || wkbFlatten(OGR_G_GetGeometryType(geom)) != wkbPoint) {
-            err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: feature %u is not a point",
-                    field, id);
+            err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: feature %u is not a point", field,
+                    id);
             goto cleanup;
         }
         double x = OGR_G_GetX(geom, 0), y = OGR_G_GetY(geom, 0), zz = 0;
@@ -640,8 +640,8 @@ static int write_labels(const op_ctx *ctx, const hydro_raster *r, uint32_t *labe
     progress(ctx, 0.5);
     if (hydro_write_polygons(r, label, vec_name[0] == 'c' ? "catchments" : "basins", vec) < 0)
         goto cleanup;
-    if (hydro_write_cog(r, label, GDT_UInt32, true, 0, NULL, ctx->task->params, cog,
-                        ctx->progress, ctx->progress_arg) < 0 ||
+    if (hydro_write_cog(r, label, GDT_UInt32, true, 0, NULL, ctx->task->params, cog, ctx->progress,
+                        ctx->progress_arg) < 0 ||
         add_outputs(ctx->task, out, cog, vec, vec_name) < 0)
         goto cleanup;
     rc = 0;
@@ -834,7 +834,8 @@ static int hand_run(const op_ctx *ctx, op_result *out)
         err_oom();
         goto cleanup;
     }
-    for (size_t i = 0; i < n; i++) stream[i] = !isnan(sv[i]) && sv[i] != 0;
+    for (size_t i = 0; i < n; i++)
+        stream[i] = !isnan(sv[i]) && sv[i] != 0;
     mem_free(sv);
     sv = NULL;
     if (hydro_read_dirs(dirs.ds, &dirs.r, param_encoding(t, dirs.ds), &dir) < 0 ||

@@ -330,8 +330,9 @@ static int terrain_run(const op_ctx *ctx, op_result *out)
     /* gdaldem reads integer and floating-point rasters in their own type
      * (int or float arithmetic); complex ones it does not handle either. */
     if (GDALDataTypeIsComplex(j.src_type)) {
-        err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: terrain needs real-valued data, %s is %s",
-                field, in->uri, GDALGetDataTypeName(j.src_type));
+        err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field,
+                "%s: terrain needs real-valued data, %s is %s", field, in->uri,
+                GDALGetDataTypeName(j.src_type));
         goto cleanup;
     }
     j.src_nodata = GDALGetRasterNoDataValue(j.src_band, &j.src_has_nodata);
@@ -359,8 +360,7 @@ static int terrain_run(const op_ctx *ctx, op_result *out)
     }
     GDALDestroyScaledProgress(scaled);
     scaled = GDALCreateScaledProgress(0.5, 1.0, progress, ctx->progress_arg);
-    if (cog_write_from(j.dst, t->params, path, field, GDALScaledProgress, scaled) < 0)
-        goto cleanup;
+    if (cog_write_from(j.dst, t->params, path, field, GDALScaledProgress, scaled) < 0) goto cleanup;
     if (op_result_add(out, path, TERRANE_OBJ_COG, MEDIA_COG, "data", true) < 0) goto cleanup;
     rc = 0;
 cleanup:

@@ -25,9 +25,12 @@
 static const char *const stat_choices[] = {"count", "min", "max", "mean", "sum", "stddev", NULL};
 
 static const param_spec zonal_params[] = {
-    {"raster", PARAM_STRING, true, NULL, 0, 0, 63},  {"zones", PARAM_STRING, true, NULL, 0, 0, 63},
-    {"key", PARAM_STRING, true, NULL, 0, 0, 255},    {"band", PARAM_INT, false, NULL, 1, 65535},
-    {"stats", PARAM_ENUM_LIST, false, stat_choices}, PODRES_PARAM_SPECS,
+    {"raster", PARAM_STRING, true, NULL, 0, 0, 63},
+    {"zones", PARAM_STRING, true, NULL, 0, 0, 63},
+    {"key", PARAM_STRING, true, NULL, 0, 0, 255},
+    {"band", PARAM_INT, false, NULL, 1, 65535},
+    {"stats", PARAM_ENUM_LIST, false, stat_choices},
+    PODRES_PARAM_SPECS,
     {NULL},
 };
 
@@ -143,7 +146,8 @@ static int zonal_run_op(const op_ctx *ctx, op_result *out)
     rc = 0;
 cleanup:
     if (raster) GDALClose(raster);
-    for (int k = 0; k < n_more; k++) GDALClose(more[k]);
+    for (int k = 0; k < n_more; k++)
+        GDALClose(more[k]);
     if (zones) GDALClose(zones);
     mem_free(gj_path);
     mem_free(csv_path);

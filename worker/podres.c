@@ -54,7 +54,8 @@ static bool read_text(const char *root, const char *path, char *buf, size_t cap)
     size_t n = fread(buf, 1, cap - 1, f);
     fclose(f);
     buf[n] = '\0';
-    while (n > 0 && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
     return n > 0;
 }
 
@@ -119,7 +120,7 @@ static double walk_min(const char *root, const char *mount, const char *cg, int 
             if (read_text(root, path, buf, sizeof buf)) {
                 unsigned long long b;
                 *found = true;
-                v = res == RES_CPU ? podres_parse_cpu_max(buf)
+                v = res == RES_CPU         ? podres_parse_cpu_max(buf)
                     : parse_bytes(buf, &b) ? (double)b
                                            : 0;
             }
@@ -201,15 +202,15 @@ void podres_read_limits(const char *root, podres_limits *out)
         if (found_cpu || found_mem) out->cgroup_version = 2;
     }
     if (!found_cpu && have_cpu) {
-        const char *mount =
-            is_dir(root, "/sys/fs/cgroup/cpu,cpuacct") ? "/sys/fs/cgroup/cpu,cpuacct" : "/sys/fs/cgroup/cpu";
+        const char *mount = is_dir(root, "/sys/fs/cgroup/cpu,cpuacct")
+                                ? "/sys/fs/cgroup/cpu,cpuacct"
+                                : "/sys/fs/cgroup/cpu";
         out->cpu_quota = walk_min(root, mount, cpu_path, 1, RES_CPU, &found_cpu);
         if (found_cpu && !out->cgroup_version) out->cgroup_version = 1;
     }
     if (!found_mem && have_mem) {
-        out->memory =
-            (unsigned long long)walk_min(root, "/sys/fs/cgroup/memory", mem_path, 1, RES_MEMORY,
-                                         &found_mem);
+        out->memory = (unsigned long long)walk_min(root, "/sys/fs/cgroup/memory", mem_path, 1,
+                                                   RES_MEMORY, &found_mem);
         if (found_mem && !out->cgroup_version) out->cgroup_version = 1;
     }
 }

@@ -32,21 +32,24 @@
 /* The params every operation accepts for sizing (proto/README.md); each op
  * lists them in its spec table, e.g. via cog_param_specs. */
 #define PODRES_PARAM_SPECS                                                                         \
-    {"threads", PARAM_INT, false, NULL, 1, 1024}, { "cacheMb", PARAM_INT, false, NULL, 16, 1048576 }
+    {"threads", PARAM_INT, false, NULL, 1, 1024},                                                  \
+    {                                                                                              \
+        "cacheMb", PARAM_INT, false, NULL, 16, 1048576                                             \
+    }
 
 /* Limits read from the cgroup files. 0 means no limit found. */
 typedef struct podres_limits {
-    double cpu_quota;               /* CPUs: quota / period, e.g. 1.5 */
-    unsigned long long memory;      /* bytes */
-    int cgroup_version;             /* 2, 1, or 0 when no cgroup files were readable */
+    double cpu_quota;          /* CPUs: quota / period, e.g. 1.5 */
+    unsigned long long memory; /* bytes */
+    int cgroup_version;        /* 2, 1, or 0 when no cgroup files were readable */
 } podres_limits;
 
 /* What the worker uses, and where each figure came from. */
 typedef struct podres {
     int threads;
-    const char *threads_from; /* "params", "env", "cpu.max", "cfs_quota", "cpus" */
+    const char *threads_from;       /* "params", "env", "cpu.max", "cfs_quota", "cpus" */
     unsigned long long cache_bytes; /* 0: GDAL's default (no limit known) */
-    const char *cache_from;   /* "params", "env", "GDAL_CACHEMAX", "memory.max", ... "gdal" */
+    const char *cache_from;         /* "params", "env", "GDAL_CACHEMAX", "memory.max", ... "gdal" */
     podres_limits limits;
     int cpus; /* CPUs this process may run on (sched_getaffinity) */
 } podres;

@@ -31,14 +31,14 @@ typedef struct task_input {
 
 typedef struct task {
     char *namespace_;
-    char *name;         /* AssetMaterialization name, may be NULL */
+    char *name; /* AssetMaterialization name, may be NULL */
     char *asset_key;
     char *data_version; /* "sha256:<64 hex>" */
     char *operation;
-    cJSON *params;      /* an object, never NULL after decode */
+    cJSON *params; /* an object, never NULL after decode */
     task_input *inputs;
     size_t n_inputs;
-    char *output_uri;   /* without trailing slash */
+    char *output_uri; /* without trailing slash */
     int attempt;
     const struct op_def *op;
 } task;

@@ -87,7 +87,8 @@ int tpool_for(int threads, size_t n, tpool_fn fn, void *arg)
         started++;
     }
     run_items(&p, 0);
-    for (int k = 1; k <= started; k++) pthread_join(tids[k], NULL);
+    for (int k = 1; k <= started; k++)
+        pthread_join(tids[k], NULL);
     pthread_mutex_destroy(&p.lock);
     if (!p.have_err) return 0;
     return err_set(p.cls, p.code, p.field[0] ? p.field : NULL, "%s", p.message);

@@ -433,7 +433,8 @@ static int zone_one(size_t i, int worker, void *arg)
     const zone_batch *b = arg;
     const zonal_job *job = b->job;
     zone_item *it = &b->items[i];
-    GDALDatasetH r = worker > 0 && worker <= job->n_more ? job->more_rasters[worker - 1] : job->raster;
+    GDALDatasetH r =
+        worker > 0 && worker <= job->n_more ? job->more_rasters[worker - 1] : job->raster;
     zonal_acc_init(&it->acc);
     it->overlaps = false;
     if (!it->gr) return 0;
@@ -627,7 +628,8 @@ int zonal_run(const zonal_job *job)
 cleanup:
     rc = close_file(&gj, job->geojson_path, rc);
     rc = close_file(&csv, job->csv_path, rc);
-    for (size_t i = 0; items && i < ZONAL_BATCH; i++) zone_item_clear(&items[i]);
+    for (size_t i = 0; items && i < ZONAL_BATCH; i++)
+        zone_item_clear(&items[i]);
     mem_free(items);
     if (gr) OGR_G_DestroyGeometry(gr);
     if (go) OGR_G_DestroyGeometry(go);

@@ -26,7 +26,8 @@ typedef struct grid {
 static void grid_init(grid *gr, size_t w, size_t h, double dx, double dy)
 {
     assert_true(h <= MAXW);
-    for (size_t y = 0; y < h; y++) gr->dx[y] = dx;
+    for (size_t y = 0; y < h; y++)
+        gr->dx[y] = dx;
     gr->g = (hydro_grid){.w = w, .h = h, .dx = gr->dx, .dy = dy};
 }
 
@@ -157,9 +158,11 @@ static void fill_nested_depressions(void **state)
     grid g5;
     grid_init(&g5, 7, 5, 1, 1);
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 7; x++) z5[at(&g5, y, x)] = y == 2 ? row[x] : 99;
+        for (size_t x = 0; x < 7; x++)
+            z5[at(&g5, y, x)] = y == 2 ? row[x] : 99;
     assert_int_equal(hydro_fill(&g5.g, z5, 0, NULL), 0);
-    for (size_t x = 0; x < 7; x++) assert_float_equal(z5[at(&g5, 2, x)], want[x], 0);
+    for (size_t x = 0; x < 7; x++)
+        assert_float_equal(z5[at(&g5, 2, x)], want[x], 0);
 }
 
 /* ---- D8 -------------------------------------------------------------------- */
@@ -175,20 +178,25 @@ static void d8_plane_accumulation_and_basins(void **state)
     size_t sinks = 9;
     grid_init(&gr, 6, 5, 10, 10);
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 6; x++) z[at(&gr, y, x)] = (float)(100 - 3 * x);
+        for (size_t x = 0; x < 6; x++)
+            z[at(&gr, y, x)] = (float)(100 - 3 * x);
     assert_int_equal(hydro_d8(&gr.g, z, dir, &sinks), 0);
     assert_int_equal(sinks, 0);
-    for (size_t i = 0; i < 30; i++) assert_int_equal(dir[i], 0); /* all east */
+    for (size_t i = 0; i < 30; i++)
+        assert_int_equal(dir[i], 0); /* all east */
     assert_int_equal(hydro_dir_encode(dir[5], true, HYDRO_ENC_GRASS), -8);
     assert_int_equal(hydro_d8_normalize(&gr.g, dir), 5); /* the east column drains off */
-    for (size_t i = 0; i < 30; i++) acc[i] = 1;
+    for (size_t i = 0; i < 30; i++)
+        acc[i] = 1;
     assert_int_equal(hydro_accumulate_d8(&gr.g, dir, acc), 0);
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 6; x++) assert_float_equal(acc[at(&gr, y, x)], x + 1, 0);
+        for (size_t x = 0; x < 6; x++)
+            assert_float_equal(acc[at(&gr, y, x)], x + 1, 0);
     assert_int_equal(hydro_basins(&gr.g, dir, label, &nb), 0);
     assert_int_equal(nb, 5);
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 6; x++) assert_int_equal(label[at(&gr, y, x)], y + 1);
+        for (size_t x = 0; x < 6; x++)
+            assert_int_equal(label[at(&gr, y, x)], y + 1);
 }
 
 static void d8_distance_weighting(void **state)
@@ -226,7 +234,8 @@ static void d8_walled_flat_one_outlet(void **state)
     assert_int_equal(hydro_d8(&gr.g, z, dir, &sinks), 0);
     assert_int_equal(sinks, 0);
     hydro_d8_normalize(&gr.g, dir);
-    for (size_t i = 0; i < 81; i++) acc[i] = 1;
+    for (size_t i = 0; i < 81; i++)
+        acc[i] = 1;
     assert_int_equal(hydro_accumulate_d8(&gr.g, dir, acc), 0);
     assert_float_equal(acc[at(&gr, 4, 8)], 81, 0);
     assert_int_equal(hydro_basins(&gr.g, dir, label, &nb), 0);
@@ -234,7 +243,8 @@ static void d8_walled_flat_one_outlet(void **state)
     /* Away from higher terrain: cells next to the walls do not flow along
      * the wall when an inner cell is closer to the outlet; the flat's centre
      * row drains straight east. */
-    for (size_t x = 1; x < 7; x++) assert_int_equal(dir[at(&gr, 4, x)], 0);
+    for (size_t x = 1; x < 7; x++)
+        assert_int_equal(dir[at(&gr, 4, x)], 0);
 }
 
 static void d8_unfilled_pit_is_sink(void **state)
@@ -245,7 +255,8 @@ static void d8_unfilled_pit_is_sink(void **state)
     uint8_t dir[25];
     size_t sinks = 0;
     grid_init(&gr, 5, 5, 1, 1);
-    for (size_t i = 0; i < 25; i++) z[i] = 10;
+    for (size_t i = 0; i < 25; i++)
+        z[i] = 10;
     z[12] = 1;
     assert_int_equal(hydro_d8(&gr.g, z, dir, &sinks), 0);
     assert_int_equal(sinks, 1);
@@ -314,12 +325,10 @@ static void encodings_round_trip(void **state)
 {
     (void)state;
     for (uint8_t d = 0; d < 8; d++) {
-        assert_int_equal(hydro_dir_decode(hydro_dir_encode(d, false, HYDRO_ENC_ESRI),
-                                          HYDRO_ENC_ESRI),
-                         d);
-        assert_int_equal(hydro_dir_decode(hydro_dir_encode(d, true, HYDRO_ENC_GRASS),
-                                          HYDRO_ENC_GRASS),
-                         d);
+        assert_int_equal(
+            hydro_dir_decode(hydro_dir_encode(d, false, HYDRO_ENC_ESRI), HYDRO_ENC_ESRI), d);
+        assert_int_equal(
+            hydro_dir_decode(hydro_dir_encode(d, true, HYDRO_ENC_GRASS), HYDRO_ENC_GRASS), d);
     }
     assert_int_equal(hydro_dir_encode(0, false, HYDRO_ENC_ESRI), 1);   /* E */
     assert_int_equal(hydro_dir_encode(7, false, HYDRO_ENC_ESRI), 128); /* NE */
@@ -343,22 +352,27 @@ static void dinf_planes(void **state)
     grid_init(&gr, 5, 5, 1, 1);
     /* Falling east: angle 0. */
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 5; x++) z[at(&gr, y, x)] = (float)(10 - x);
+        for (size_t x = 0; x < 5; x++)
+            z[at(&gr, y, x)] = (float)(10 - x);
     assert_int_equal(hydro_d8(&gr.g, z, d8, NULL), 0);
     assert_int_equal(hydro_dinf(&gr.g, z, d8, ang), 0);
     assert_float_equal(ang[12], 0, 1e-9);
-    for (size_t i = 0; i < 25; i++) acc[i] = 1;
+    for (size_t i = 0; i < 25; i++)
+        acc[i] = 1;
     assert_int_equal(hydro_accumulate_dinf(&gr.g, ang, acc), 0);
-    for (size_t x = 0; x < 5; x++) assert_float_equal(acc[at(&gr, 2, x)], x + 1, 1e-9);
+    for (size_t x = 0; x < 5; x++)
+        assert_float_equal(acc[at(&gr, 2, x)], x + 1, 1e-9);
     /* Falling north-east (rows grow southwards): pi / 4. */
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 5; x++) z[at(&gr, y, x)] = (float)(10 - x + y);
+        for (size_t x = 0; x < 5; x++)
+            z[at(&gr, y, x)] = (float)(10 - x + y);
     assert_int_equal(hydro_d8(&gr.g, z, d8, NULL), 0);
     assert_int_equal(hydro_dinf(&gr.g, z, d8, ang), 0);
     assert_float_equal(ang[12], M_PI / 4, 1e-6);
     /* Falling north, twice as steep as east: atan(1/2) from north. */
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 5; x++) z[at(&gr, y, x)] = (float)(20 - x + 2.0 * y);
+        for (size_t x = 0; x < 5; x++)
+            z[at(&gr, y, x)] = (float)(20 - x + 2.0 * y);
     assert_int_equal(hydro_dinf(&gr.g, z, d8, ang), 0);
     assert_float_equal(ang[12], M_PI / 2 - atan(0.5), 1e-6);
 }
@@ -400,7 +414,8 @@ static void strahler_y_junction(void **state)
     dir[7] = 2;
     hydro_d8_normalize(&gr.g, dir);
     assert_int_equal(dir[7], HYDRO_OUT);
-    for (size_t i = 0; i < 9; i++) acc[i] = 1;
+    for (size_t i = 0; i < 9; i++)
+        acc[i] = 1;
     assert_int_equal(hydro_accumulate_d8(&gr.g, dir, acc), 0);
     assert_float_equal(acc[7], 4, 0);
     assert_int_equal(hydro_strahler(&gr.g, dir, acc, 1, order), 0);
@@ -441,7 +456,8 @@ static void watershed_nested_points(void **state)
     uint32_t label[25];
     grid_init(&gr, 5, 5, 1, 1);
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 5; x++) z[at(&gr, y, x)] = (float)(10 - x);
+        for (size_t x = 0; x < 5; x++)
+            z[at(&gr, y, x)] = (float)(10 - x);
     assert_int_equal(hydro_d8(&gr.g, z, dir, NULL), 0);
     hydro_d8_normalize(&gr.g, dir);
     memset(label, 0, sizeof label);
@@ -455,7 +471,8 @@ static void watershed_nested_points(void **state)
         }
     /* Snapping within 1 cell of (1, 2): accumulation grows eastwards and
      * rows are equal, so the nearest of the easternmost cells, (1, 3). */
-    for (size_t i = 0; i < 25; i++) acc[i] = 1;
+    for (size_t i = 0; i < 25; i++)
+        acc[i] = 1;
     assert_int_equal(hydro_accumulate_d8(&gr.g, dir, acc), 0);
     assert_int_equal(hydro_snap(&gr.g, acc, (uint32_t)at(&gr, 1, 2), 1), at(&gr, 1, 3));
     assert_int_equal(hydro_snap(&gr.g, acc, (uint32_t)at(&gr, 1, 2), 0), at(&gr, 1, 2));
@@ -470,10 +487,12 @@ static void hand_and_twi_on_a_plane(void **state)
     double acc[25];
     grid_init(&gr, 5, 5, 10, 10);
     for (size_t y = 0; y < 5; y++)
-        for (size_t x = 0; x < 5; x++) z[at(&gr, y, x)] = (float)(2 * (5 - x));
+        for (size_t x = 0; x < 5; x++)
+            z[at(&gr, y, x)] = (float)(2 * (5 - x));
     assert_int_equal(hydro_d8(&gr.g, z, dir, NULL), 0);
     hydro_d8_normalize(&gr.g, dir);
-    for (size_t i = 0; i < 25; i++) stream[i] = i % 5 == 3; /* column 3 */
+    for (size_t i = 0; i < 25; i++)
+        stream[i] = i % 5 == 3; /* column 3 */
     assert_int_equal(hydro_hand(&gr.g, z, dir, stream, hand), 0);
     for (size_t y = 0; y < 5; y++)
         for (size_t x = 0; x < 5; x++) {
@@ -483,7 +502,8 @@ static void hand_and_twi_on_a_plane(void **state)
             else
                 assert_float_equal(h, 2.0 * (3 - (double)x), 1e-6);
         }
-    for (size_t i = 0; i < 25; i++) acc[i] = 1;
+    for (size_t i = 0; i < 25; i++)
+        acc[i] = 1;
     assert_int_equal(hydro_accumulate_d8(&gr.g, dir, acc), 0);
     assert_int_equal(hydro_twi(&gr.g, z, acc, twi), 0);
     /* Interior cell (2, 2): a = 3 * 100 / 10 = 30, tan b = 2 / 10. */
@@ -507,7 +527,8 @@ static void allocation_failures(void **state)
         if (rc == 0) rc = hydro_d8(&gr.g, f, dir, NULL);
         if (rc == 0) {
             hydro_d8_normalize(&gr.g, dir);
-            for (size_t i = 0; i < W * H; i++) acc[i] = 1;
+            for (size_t i = 0; i < W * H; i++)
+                acc[i] = 1;
             rc = hydro_accumulate_d8(&gr.g, dir, acc);
         }
         mem_fail_at(0);

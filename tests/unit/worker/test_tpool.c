@@ -38,7 +38,8 @@ static int count_item(size_t i, int worker, void *arg)
     atomic_fetch_add(&c->runs[i], 1);
     /* A little work, so several threads really are in flight. */
     volatile double x = 0;
-    for (int k = 0; k < 2000; k++) x += k * 0.5;
+    for (int k = 0; k < 2000; k++)
+        x += k * 0.5;
     (void)x;
     atomic_store(&c->busy[worker], 0);
     if (i == c->fail_at)
@@ -57,7 +58,8 @@ static void every_item_once(void **state)
         c.fail_at = N_ITEMS;
         assert_int_equal(tpool_for(thread_counts[t], N_ITEMS, count_item, &c), 0);
         assert_false(err_is_set());
-        for (int i = 0; i < N_ITEMS; i++) assert_int_equal(atomic_load(&c.runs[i]), 1);
+        for (int i = 0; i < N_ITEMS; i++)
+            assert_int_equal(atomic_load(&c.runs[i]), 1);
         assert_int_equal(atomic_load(&c.overlap), 0);
         int limit = thread_counts[t] < 1 ? 1 : thread_counts[t];
         if (limit > TPOOL_MAX_THREADS) limit = TPOOL_MAX_THREADS;
@@ -72,7 +74,8 @@ static void fewer_items_than_threads(void **state)
     memset(&c, 0, sizeof c);
     c.fail_at = N_ITEMS;
     assert_int_equal(tpool_for(8, 3, count_item, &c), 0);
-    for (int i = 0; i < 3; i++) assert_int_equal(atomic_load(&c.runs[i]), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&c.runs[i]), 1);
     assert_true(atomic_load(&c.max_worker) < 3);
     assert_int_equal(tpool_for(4, 0, count_item, &c), 0); /* nothing to do */
 }
