@@ -83,7 +83,8 @@ PY
     || fail "the chart renders flags controller/main.c does not parse: $missing"
 fi
 # CRDs come from crds/ only with --include-crds, as `helm install` applies them.
-if "$HELM" template terrane "$CHART" --include-crds | grep -q '^  name: assetmaterializations.terrane.io$'; then
+# (grep reads it all: with -q it would stop at the match and, under pipefail, helm's broken pipe would fail the check)
+if "$HELM" template terrane "$CHART" --include-crds | grep '^  name: assetmaterializations.terrane.io$' >/dev/null; then
   ok "helm template --include-crds carries the CRD"
 else
   fail "the CRD is not in the chart's crds/"
