@@ -32,7 +32,7 @@ static const struct {
     {"basins", "every drainage basin labelled (raster and polygons)"},
     {"twi", "topographic wetness index ln(a / tan b)"},
     {"hand", "height above nearest drainage"},
-    {"container", "the user's image between the worker's fetch and publish-outputs steps"},
+    {"container", "the user's own image between the fetch and publish steps (spec.container)"},
 };
 
 static const cJSON *get(const cJSON *o, const char *k)

@@ -1167,7 +1167,7 @@ int publish_dest_put_file(publish_dest *pd, const task *t, const char *path, con
     dest sub;
     const char *base;
     published pub = {0};
-    pub_steps st = {0}; /* the steps of one file are not logged */
+    pub_steps st = {0}; /* per-file step times are not reported for container outputs */
     bool wrote = false;
     int rc = -1;
     etag[0] = '\0';
