@@ -30,7 +30,8 @@ static const param_spec zonal_params[] = {
     {"key", PARAM_STRING, true, NULL, 0, 0, 255},
     {"band", PARAM_INT, false, NULL, 1, 65535},
     {"stats", PARAM_ENUM_LIST, false, stat_choices},
-    PODRES_PARAM_SPECS,
+    PODRES_PARAM_THREADS,
+    PODRES_PARAM_CACHE_MB,
     {NULL},
 };
 

@@ -30,12 +30,11 @@
 #include <stdbool.h>
 
 /* The params every operation accepts for sizing (proto/README.md); each op
- * lists them in its spec table, e.g. via cog_param_specs. */
-#define PODRES_PARAM_SPECS                                                                         \
-    {"threads", PARAM_INT, false, NULL, 1, 1024},                                                  \
-    {                                                                                              \
-        "cacheMb", PARAM_INT, false, NULL, 16, 1048576                                             \
-    }
+ * lists both in its spec table, e.g. via cog_param_specs. */
+/* clang-format off */
+#define PODRES_PARAM_THREADS {"threads", PARAM_INT, false, NULL, 1, 1024}
+#define PODRES_PARAM_CACHE_MB {"cacheMb", PARAM_INT, false, NULL, 16, 1048576}
+/* clang-format on */
 
 /* Limits read from the cgroup files. 0 means no limit found. */
 typedef struct podres_limits {
@@ -47,7 +46,7 @@ typedef struct podres_limits {
 /* What the worker uses, and where each figure came from. */
 typedef struct podres {
     int threads;
-    const char *threads_from;       /* "params", "env", "cpu.max", "cfs_quota", "cpus" */
+    const char *threads_from;       /* "params", "env", "cpu.max", "cpu.cfs_quota_us", "cpus" */
     unsigned long long cache_bytes; /* 0: GDAL's default (no limit known) */
     const char *cache_from;         /* "params", "env", "GDAL_CACHEMAX", "memory.max", ... "gdal" */
     podres_limits limits;

@@ -5,7 +5,7 @@
     crd_params_check.py ROOT OUTDIR STDERR  check kubectl's answers (stderr of `kubectl apply -f`)
 
 Each proto/examples/task/{valid,invalid}/*.json becomes an AssetMaterialization
-with the task's operation, params and inputs (by uri). Valid tasks must apply;
+with the task's operation, params (spec.container for a container asset) and inputs (by uri). Valid tasks must apply;
 every invalid task whose .field names a param must be rejected by the API
 server (the CRD's schema and rules, or the ValidatingAdmissionPolicy of
 crds/terrane.io_assetmaterializations-params-policy.yaml) with a message
@@ -26,7 +26,7 @@ import sys
 CONTROLLER_ONLY = {
     "warp-dst-crs-proj-init": "the +init= exclusion is a lookahead",
     "container-env-reserved": "the TERRANE_ exclusion is a lookahead",
-    "container-primary-output-dotdot": "the no-'..' rule is a lookahead",
+    "container-primary-output-dotdot": "the '..' segment exclusion is a lookahead",
 }
 
 
@@ -51,17 +51,13 @@ def resource(kind, name, task):
     spec = {"assetKey": task["assetKey"], "operation": task["operation"],
             "inputs": [{"name": i["name"], "uri": i["uri"]} for i in task["inputs"]],
             "output": {"uri": "s3://assets/golden"}}
-    if "params" in task:
-        # A container asset's params are its spec.container (the controller
-        # hands them to the worker as the task's params).
-        spec["container" if task["operation"] == "container" else "params"] = task["params"]
+    if task["operation"] == "container":
+        # A container asset's task params come from spec.container.
+        spec["container"] = task.get("params", {})
+    elif "params" in task:
+        spec["params"] = task["params"]
     return {"apiVersion": "terrane.io/v1alpha1", "kind": "AssetMaterialization",
             "metadata": {"name": "%s-%s" % (kind, name), "namespace": "golden"}, "spec": spec}
-
-
-def task_op(root, kind, name):
-    with open(os.path.join(root, "proto/examples/task", kind, name + ".json")) as fh:
-        return json.load(fh).get("operation")
 
 
 def write(root, outdir):
@@ -83,7 +79,7 @@ def check(root, outdir, stderr_file):
     for m in re.finditer(r'Error from server \(BadRequest\): error when creating "([^"]+)": (.*)', err):
         errors[os.path.basename(m.group(1))[:-5]] = m.group(2).strip()
     bad = 0
-    for kind, name, field, _ in cases(root):
+    for kind, name, field, task in cases(root):
         msg = errors.get(name)
         if kind == "valid" or name in CONTROLLER_ONLY:
             if msg is None:
@@ -94,7 +90,7 @@ def check(root, outdir, stderr_file):
                 print("FAIL %s/%s was rejected: %s" % (kind, name, msg))
             continue
         want = "spec." + field
-        if task_op(root, kind, name) == "container":
+        if task["operation"] == "container":
             want = "spec.container" + field[len("params"):]
         named = msg is not None and re.search(r'(^|[\s"])%s([:"\s\[]|$)' % re.escape(want), msg)
         if named:

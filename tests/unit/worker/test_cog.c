@@ -515,6 +515,64 @@ static void ops_run(void **state)
     run_op("mosaic", "{}", inputs, "DEFLATE");
 }
 
+/* Reads a whole file into a new buffer (mem_free); *len its size. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *buf = mem_malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* The operations with their own threads (terrain strips, calc chunks) and
+ * GDAL's (compression, overviews, warping), on 3 threads: the same runs as
+ * ops_run including every failed allocation on whichever thread it hits,
+ * and the same bytes as with one thread. */
+static void ops_run_threaded(void **state)
+{
+    (void)state;
+    char a[512], inputs[2048], scratch[512];
+    const char *cases[][2] = {{"terrain", "{\"mode\":\"slope\",\"scale\":111120}"},
+                              {"terrain", "{\"mode\":\"TPI\",\"computeEdges\":true}"},
+                              {"calc", "{\"expression\":\"sqrt(abs(dem)) * 2\"}"},
+                              {"cog", "{\"compression\":\"ZSTD\"}"}};
+    snprintf(a, sizeof a, "%s/run_t.tif", tmpdir);
+    make_raster(a, 120, 100, GDT_Float32, 5.7, true);
+    snprintf(inputs, sizeof inputs, "[{\"name\":\"dem\",\"uri\":\"%s\"}]", a);
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned char *bytes[2] = {NULL, NULL};
+        size_t len[2] = {0, 0};
+        for (int k = 0; k < 2; k++) {
+            cJSON *sizing = cJSON_Parse(k ? "{\"threads\":3}" : "{\"threads\":1}");
+            assert_int_equal(podres_init(sizing), 0);
+            cJSON_Delete(sizing);
+            op_result out;
+            task *t = make_task(cases[i][0], cases[i][1], inputs);
+            if (run_in_scratch(t, scratch, sizeof scratch, &out) != 0)
+                fail_msg("%s %s: %s", cases[i][0], cases[i][1], err_get_message());
+            bytes[k] = slurp(out.files[0].path, &len[k]);
+            op_result_free(&out);
+            task_free(t);
+        }
+        if (len[0] != len[1] || memcmp(bytes[0], bytes[1], len[0]) != 0)
+            fail_msg("%s %s: 1 and 3 threads give different files", cases[i][0], cases[i][1]);
+        mem_free(bytes[0]);
+        mem_free(bytes[1]);
+        run_op(cases[i][0], cases[i][1], inputs, !strcmp(cases[i][0], "cog") ? "ZSTD" : "DEFLATE");
+    }
+    cJSON *one = cJSON_Parse("{\"threads\":1}");
+    podres_init(one);
+    cJSON_Delete(one);
+}
+
 static void expect_run_error(const char *op, const char *params, const char *inputs, err_class cls,
                              const char *code, const char *field)
 {
@@ -602,6 +660,7 @@ int main(void)
         cmocka_unit_test(write_truncated_input_is_bad_input),
         cmocka_unit_test(gdal_fail_classes),
         cmocka_unit_test(ops_run),
+        cmocka_unit_test(ops_run_threaded),
         cmocka_unit_test(ops_run_errors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -67,43 +67,32 @@ static void cpu_max_text(void **state)
 static void limits_from_cgroup_files(void **state)
 {
     (void)state;
-    podres_limits l;
-
-    fixture("v2-namespaced", &l);
-    assert_int_equal(l.cgroup_version, 2);
-    assert_true(l.cpu_quota == 2.0);
-    assert_true(l.memory == 1024 * MIB);
-
-    /* The pod's 1.5 CPUs two levels up, and kubepods' 2 GiB above it. */
-    fixture("v2-nested", &l);
-    assert_int_equal(l.cgroup_version, 2);
-    assert_true(l.cpu_quota == 1.5);
-    assert_true(l.memory == 2048 * MIB);
-
-    fixture("v2-unlimited", &l);
-    assert_int_equal(l.cgroup_version, 2);
-    assert_true(l.cpu_quota == 0);
-    assert_true(l.memory == 0);
-
-    /* v1 next to an empty unified hierarchy; the root's "no limit" values
-     * (-1 and 2^63 rounded down to a page) are no limit. */
-    fixture("v1-hybrid", &l);
-    assert_int_equal(l.cgroup_version, 1);
-    assert_true(l.cpu_quota == 3.0);
-    assert_true(l.memory == 512 * MIB);
-
-    /* The cgroup path is not visible inside the container: the mount's root. */
-    fixture("v1-namespaced", &l);
-    assert_int_equal(l.cgroup_version, 1);
-    assert_true(l.cpu_quota == 0.5);
-    assert_true(l.memory == 768 * MIB);
-
-    fixture("none", &l);
-    assert_int_equal(l.cgroup_version, 0);
-    assert_true(l.cpu_quota == 0 && l.memory == 0);
-
-    fixture("does-not-exist", &l);
-    assert_int_equal(l.cgroup_version, 0);
+    static const struct {
+        const char *fixture;
+        int version;
+        double cpus;
+        unsigned long long memory_mib;
+    } cases[] = {
+        {"v2-namespaced", 2, 2.0, 1024},
+        /* The pod's 1.5 CPUs two levels up, and kubepods' 2 GiB above it. */
+        {"v2-nested", 2, 1.5, 2048},
+        {"v2-unlimited", 2, 0, 0},
+        /* v1 next to an empty unified hierarchy; the root's "no limit"
+         * values (-1 and 2^63 rounded down to a page) are no limit. */
+        {"v1-hybrid", 1, 3.0, 512},
+        /* The cgroup path is not visible inside the container: the mount's root. */
+        {"v1-namespaced", 1, 0.5, 768},
+        {"none", 0, 0, 0},
+        {"does-not-exist", 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        podres_limits l;
+        fixture(cases[i].fixture, &l);
+        if (l.cgroup_version != cases[i].version || l.cpu_quota != cases[i].cpus ||
+            l.memory != cases[i].memory_mib * MIB)
+            fail_msg("%s: got v%d, %g CPUs, %llu bytes", cases[i].fixture, l.cgroup_version,
+                     l.cpu_quota, l.memory);
+    }
 }
 
 static void threads_resolution(void **state)
