@@ -185,8 +185,8 @@ int manager_new(const manager_config *cfg, manager **out)
     /* The identity in the User-Agent (client-go's "name/version (comment)"),
      * so the API server's audit log tells replicas apart. */
     cmem_free(m->kcfg->user_agent);
-    if (!(m->kcfg->user_agent = cmem_printf("terrane-controller/" TERRANE_VERSION " (%s)",
-                                            m->identity)))
+    if (!(m->kcfg->user_agent =
+              cmem_printf("terrane-controller/" TERRANE_VERSION " (%s)", m->identity)))
         goto oom;
     if ((rc = kube_client_new(m->kcfg, &m->client))) goto fail;
     if ((rc = ctlm_kube_attach(m->client, m->kcfg->server))) goto fail;

@@ -10,9 +10,9 @@
  *
  * An entry holds what it was decoded from (the object's name, namespace,
  * uid and generation, and its spec subtree, shared with the informer's
- * cache, which never changes it), since an am_spec borrows its strings. Entries are reference-counted: speccache_get returns one
- * that stays valid until speccache_put, even if a newer generation
- * replaces it meanwhile. Thread-safe (one mutex).
+ * cache, which never changes it), since an am_spec borrows its strings. Entries are
+ * reference-counted: speccache_get returns one that stays valid until speccache_put, even if a
+ * newer generation replaces it meanwhile. Thread-safe (one mutex).
  */
 #ifndef TERRANE_SPECCACHE_H
 #define TERRANE_SPECCACHE_H

@@ -36,8 +36,8 @@ int cog_write(GDALDatasetH src, const cJSON *params, const char *path, GDALProgr
               void *progress_arg);
 /* Same, naming input_field ("inputs[0].uri", may be NULL) when reading the
  * source data fails (a truncated or corrupt file is bad input). */
-int cog_write_from(GDALDatasetH src, const cJSON *params, const char *path,
-                   const char *input_field, GDALProgressFunc progress, void *progress_arg);
+int cog_write_from(GDALDatasetH src, const cJSON *params, const char *path, const char *input_field,
+                   GDALProgressFunc progress, void *progress_arg);
 
 /* Sets the error after a GDAL processing step failed that read input data
  * (input_field, may be NULL) and wrote out_path in scratch, and returns -1.

@@ -108,19 +108,27 @@ const char *err_get_message(void)
 const char *err_class_name(err_class cls)
 {
     switch (cls) {
-    case ERR_BAD_INPUT: return "BadInput";
-    case ERR_TRANSIENT: return "Transient";
-    case ERR_INTERNAL: return "Internal";
-    default: return "None";
+    case ERR_BAD_INPUT:
+        return "BadInput";
+    case ERR_TRANSIENT:
+        return "Transient";
+    case ERR_INTERNAL:
+        return "Internal";
+    default:
+        return "None";
     }
 }
 
 int err_exit_code(void)
 {
     switch (last.cls) {
-    case ERR_NONE: return TERRANE_EXIT_OK;
-    case ERR_BAD_INPUT: return TERRANE_EXIT_BAD_INPUT;
-    case ERR_TRANSIENT: return TERRANE_EXIT_TRANSIENT;
-    default: return TERRANE_EXIT_INTERNAL;
+    case ERR_NONE:
+        return TERRANE_EXIT_OK;
+    case ERR_BAD_INPUT:
+        return TERRANE_EXIT_BAD_INPUT;
+    case ERR_TRANSIENT:
+        return TERRANE_EXIT_TRANSIENT;
+    default:
+        return TERRANE_EXIT_INTERNAL;
     }
 }

@@ -17,7 +17,8 @@ typedef enum {
     ERR_NONE = 0,
     ERR_BAD_INPUT, /* the task, its params or its input data: never retried */
     ERR_TRANSIENT, /* S3, network, scratch space: retried */
-    ERR_INTERNAL,  /* a bug, or a misconfigured installation (denied output bucket): retried, counted apart */
+    ERR_INTERNAL, /* a bug, or a misconfigured installation (denied output bucket): retried, counted
+                     apart */
 } err_class;
 
 /* Stable codes (proto/schema/result.v1.json lists them). */
@@ -61,9 +62,9 @@ void err_clear(void);
 
 bool err_is_set(void);
 err_class err_get_class(void);
-const char *err_get_code(void);    /* "" when unset */
-const char *err_get_field(void);   /* "" when none */
-const char *err_get_message(void); /* "" when unset */
+const char *err_get_code(void);            /* "" when unset */
+const char *err_get_field(void);           /* "" when none */
+const char *err_get_message(void);         /* "" when unset */
 const char *err_class_name(err_class cls); /* "BadInput", "Transient", "Internal" */
 /* The process exit code for the current error (proto/terrane_proto.h). */
 int err_exit_code(void);

@@ -218,8 +218,8 @@ static int fetch(hfile *f, uint64_t off, size_t len, char *dst, size_t *got, hre
             }
             if (!redirect_allowed(loc, why, sizeof why)) {
                 r->st = H_NOT_ALLOWED;
-                snprintf(r->msg, sizeof r->msg, "%.300s redirects to %.200s, which is not allowed: %s",
-                         f->url, loc, why);
+                snprintf(r->msg, sizeof r->msg,
+                         "%.300s redirects to %.200s, which is not allowed: %s", f->url, loc, why);
                 return -1;
             }
             char *next = mem_strdup(loc);
@@ -249,7 +249,7 @@ static int fetch(hfile *f, uint64_t off, size_t len, char *dst, size_t *got, hre
             return 0;
         } else {
             body_excerpt(&s);
-            r->st = status >= 500 || status == 429 ? H_TRANSIENT
+            r->st = status >= 500 || status == 429   ? H_TRANSIENT
                     : status == 404 || status == 410 ? H_NOT_FOUND
                     : status == 401 || status == 403 ? H_DENIED
                                                      : H_OTHER;
@@ -321,12 +321,15 @@ fail:
 }
 
 /* GDAL hands the callbacks the path without HTTPS_VSI_PREFIX. */
-static const char *uri_of(const char *path) { return strncmp(path, "https://", 8) ? NULL : path; }
+static const char *uri_of(const char *path)
+{
+    return strncmp(path, "https://", 8) ? NULL : path;
+}
 
 static void report(const hres *r, bool vsi_error)
 {
     if (vsi_error)
-        VSIError(r->st == H_TRANSIENT  ? VSIE_HttpError
+        VSIError(r->st == H_TRANSIENT   ? VSIE_HttpError
                  : r->st == H_NOT_FOUND ? VSIE_FileError
                                         : VSIE_AWSAccessDenied,
                  "%s", r->msg);
@@ -364,7 +367,10 @@ static int vsi_stat(void *ud, const char *path, VSIStatBufL *st, int flags)
     return 0;
 }
 
-static vsi_l_offset vsi_tell(void *fp) { return ((hfile *)fp)->pos; }
+static vsi_l_offset vsi_tell(void *fp)
+{
+    return ((hfile *)fp)->pos;
+}
 
 static int vsi_seek(void *fp, vsi_l_offset off, int whence)
 {
@@ -402,7 +408,10 @@ static size_t vsi_read(void *fp, void *buf, size_t size, size_t count)
     return got / size;
 }
 
-static int vsi_eof(void *fp) { return ((hfile *)fp)->eof; }
+static int vsi_eof(void *fp)
+{
+    return ((hfile *)fp)->eof;
+}
 
 static int vsi_close(void *fp)
 {
@@ -448,7 +457,10 @@ int https_install(void)
                                      "cannot install the https input file system");
 }
 
-char *https_gdal_path(const char *uri) { return mem_printf(HTTPS_VSI_PREFIX "%s", uri); }
+char *https_gdal_path(const char *uri)
+{
+    return mem_printf(HTTPS_VSI_PREFIX "%s", uri);
+}
 
 int https_probe(const char *uri, const char *field)
 {

@@ -36,16 +36,22 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-static const char *const raster_drivers[] = {"GTiff", "COG", "PNG", "JPEG", "JP2OpenJPEG",
-                                             "GPKG", "HFA", NULL};
-static const char *const vector_drivers[] = {"ESRI Shapefile", "GPKG", "GeoJSON", "GeoJSONSeq",
-                                             "FlatGeobuf", NULL};
+static const char *const raster_drivers[] = {"GTiff",       "COG",  "PNG", "JPEG",
+                                             "JP2OpenJPEG", "GPKG", "HFA", NULL};
+static const char *const vector_drivers[] = {"ESRI Shapefile", "GPKG",       "GeoJSON",
+                                             "GeoJSONSeq",     "FlatGeobuf", NULL};
 
 /* Names that reach instance metadata services on the clouds we run on. */
-static const char *const metadata_hosts[] = {"169.254.169.254", "169.254.170.2",
-                                             "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23",
-                                             "metadata", "metadata.google.internal",
-                                             "instance-data", "instance-data.ec2.internal", NULL};
+static const char *const metadata_hosts[] = {"169.254.169.254",
+                                             "169.254.170.2",
+                                             "169.254.170.23",
+                                             "fd00:ec2::254",
+                                             "fd00:ec2::23",
+                                             "metadata",
+                                             "metadata.google.internal",
+                                             "instance-data",
+                                             "instance-data.ec2.internal",
+                                             NULL};
 
 static bool local_allowed(void)
 {
@@ -59,13 +65,15 @@ static bool in_list(const char *env, const char *dflt, const char *item, size_t 
     const char *list = getenv(env);
     if (!list) list = dflt;
     while (*list) {
-        while (*list == ' ' || *list == ',') list++;
+        while (*list == ' ' || *list == ',')
+            list++;
         const char *end = list;
-        while (*end && *end != ',') end++;
+        while (*end && *end != ',')
+            end++;
         size_t n = (size_t)(end - list);
-        while (n && list[n - 1] == ' ') n--;
-        if ((n == 1 && list[0] == '*') ||
-            (n == item_len && !strncasecmp(list, item, item_len)))
+        while (n && list[n - 1] == ' ')
+            n--;
+        if ((n == 1 && list[0] == '*') || (n == item_len && !strncasecmp(list, item, item_len)))
             return true;
         list = end;
     }
@@ -117,7 +125,7 @@ bool input_addr_forbidden(const struct sockaddr *sa)
         const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
         static const unsigned char ec2[16] = {0xfd, 0, 0, 0, 0, 0, 0xec, 2};
         if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true; /* fe80::/10 */
-        if (!memcmp(b, ec2, 8)) return true;                   /* fd00:ec2::/64 */
+        if (!memcmp(b, ec2, 8)) return true;                    /* fd00:ec2::/64 */
         /* IPv4-mapped link-local */
         static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         if (!memcmp(b, mapped, 12) && b[12] == 169 && b[13] == 254) return true;
@@ -231,8 +239,8 @@ int input_check_output_uri(const char *uri, const char *field)
                            "runs)",
                            field, TERRANE_ENV_ALLOW_LOCAL);
         if (!strncmp(uri, "/vsi", 4) || has_dotdot_segment(uri))
-            return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, field,
-                           "%s: this path is never allowed", field);
+            return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, field, "%s: this path is never allowed",
+                           field);
         return 0;
     }
     return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, field,
@@ -262,8 +270,8 @@ static int check_resolved(const char *uri, const char *field)
     name[n] = '\0';
     int rc = getaddrinfo(name, NULL, &hints, &res);
     if (rc != 0)
-        return err_set(rc == EAI_AGAIN ? ERR_TRANSIENT : ERR_BAD_INPUT, ERR_INPUT_UNREADABLE,
-                       field, "%s: cannot resolve %s: %s", field, name, gai_strerror(rc));
+        return err_set(rc == EAI_AGAIN ? ERR_TRANSIENT : ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field,
+                       "%s: cannot resolve %s: %s", field, name, gai_strerror(rc));
     int bad_addr = 0;
     for (struct addrinfo *a = res; a; a = a->ai_next)
         if (input_addr_forbidden(a->ai_addr)) bad_addr = 1;
@@ -325,8 +333,8 @@ static int open_failed(const char *uri, const char *path, const char *field, con
         if (e == VSIE_AWSAccessDenied)
             return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field,
                            "%s: access to %s denied: %s", field, uri, vmsg);
-        return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field, "%s: %s does not exist",
-                       field, uri);
+        return err_set(ERR_BAD_INPUT, ERR_INPUT_UNREADABLE, field, "%s: %s does not exist", field,
+                       uri);
     }
     return err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field,
                    "%s: %s is not a readable %s (allowed formats: %s)%s%s", field, uri, what,
@@ -372,8 +380,8 @@ int input_open_raster(const task *t, const task_input *in, GDALDatasetH *out)
         snprintf(field, sizeof field, "inputs[%d].uri", task_input_index(t, in));
         GDALClose(*out);
         *out = NULL;
-        return err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: %s has no raster bands",
-                       field, in->uri);
+        return err_set(ERR_BAD_INPUT, ERR_INPUT_INVALID, field, "%s: %s has no raster bands", field,
+                       in->uri);
     }
     return 0;
 }

@@ -112,9 +112,12 @@ void log_init(void)
 {
     const char *lvl = getenv(TERRANE_ENV_LOG_LEVEL);
     if (lvl) {
-        if (!strcasecmp(lvl, "debug")) min_level = LOG_DEBUG;
-        else if (!strcasecmp(lvl, "warn")) min_level = LOG_WARN;
-        else if (!strcasecmp(lvl, "error")) min_level = LOG_ERROR;
+        if (!strcasecmp(lvl, "debug"))
+            min_level = LOG_DEBUG;
+        else if (!strcasecmp(lvl, "warn"))
+            min_level = LOG_WARN;
+        else if (!strcasecmp(lvl, "error"))
+            min_level = LOG_ERROR;
     }
     CPLSetErrorHandler(gdal_handler);
 }

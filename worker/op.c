@@ -9,11 +9,21 @@
 #include <stdio.h>
 #include <string.h>
 
-static const op_def *const ops[] = {&op_cog,     &op_warp,           &op_mosaic,
-                                    &op_terrain, &op_calc,           &op_zonal_stats,
-                                    &op_fill,    &op_flow_direction, &op_flow_accumulation,
-                                    &op_streams, &op_watershed,      &op_basins,
-                                    &op_twi,     &op_hand,           &op_container,
+static const op_def *const ops[] = {&op_cog,
+                                    &op_warp,
+                                    &op_mosaic,
+                                    &op_terrain,
+                                    &op_calc,
+                                    &op_zonal_stats,
+                                    &op_fill,
+                                    &op_flow_direction,
+                                    &op_flow_accumulation,
+                                    &op_streams,
+                                    &op_watershed,
+                                    &op_basins,
+                                    &op_twi,
+                                    &op_hand,
+                                    &op_container,
                                     &op_observe,
                                     NULL};
 

@@ -35,7 +35,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-static const char *const resamplings[] = {"nearest",    "bilinear", "cubic", "cubicspline", "lanczos",
+static const char *const resamplings[] = {"nearest", "bilinear", "cubic", "cubicspline", "lanczos",
                                           "average", "rms",      "mode",  "max",         "min",
                                           "med",     "q1",       "q3",    "sum",         NULL};
 

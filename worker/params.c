@@ -40,8 +40,8 @@ static int check_range(const param_spec *s, const char *field, double v)
         return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: must be a finite number",
                        field);
     if ((s->min != 0 || s->max != 0) && (v < s->min || v > s->max))
-        return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,
-                       "%s: %g is out of range [%g, %g]", field, v, s->min, s->max);
+        return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: %g is out of range [%g, %g]",
+                       field, v, s->min, s->max);
     return 0;
 }
 
@@ -64,8 +64,8 @@ static int check_one(const param_spec *s, const cJSON *v)
         if (!cJSON_IsString(v))
             return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: must be a string", field);
         if (strlen(v->valuestring) > max_len)
-            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,
-                           "%s: longer than %u characters", field, max_len);
+            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: longer than %u characters",
+                           field, max_len);
         if (s->type == PARAM_STRING && !v->valuestring[0])
             return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: must not be empty", field);
         if (s->type == PARAM_ENUM && !in_choices(s->choices, v->valuestring)) {
@@ -83,8 +83,8 @@ static int check_one(const param_spec *s, const cJSON *v)
         return check_number(s, field, v);
     case PARAM_BOOL:
         if (!cJSON_IsBool(v))
-            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,
-                           "%s: must be true or false", field);
+            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: must be true or false",
+                           field);
         return 0;
     case PARAM_NUMBER_OR_PAIR:
         if (cJSON_IsArray(v)) {
@@ -109,8 +109,8 @@ static int check_one(const param_spec *s, const cJSON *v)
             return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: must be a list of strings",
                            field);
         if (s->max > 0 && cJSON_GetArraySize(v) > (int)s->max)
-            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: more than %g items",
-                           field, s->max);
+            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: more than %g items", field,
+                           s->max);
         const cJSON *it;
         cJSON_ArrayForEach(it, v)
         {
@@ -125,8 +125,8 @@ static int check_one(const param_spec *s, const cJSON *v)
     }
     case PARAM_ENUM_LIST: {
         if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0)
-            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,
-                           "%s: must be a non-empty list", field);
+            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: must be a non-empty list",
+                           field);
         join_choices(s->choices, choices, sizeof choices);
         const cJSON *it;
         cJSON_ArrayForEach(it, v)
@@ -157,15 +157,14 @@ int params_check(const cJSON *params, const param_spec *a, const param_spec *b)
         const param_spec *s = find_spec(a, b, v->string);
         if (!s) {
             snprintf(field, sizeof field, "params.%.80s", v->string);
-            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: unknown parameter",
-                           field);
+            return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: unknown parameter", field);
         }
         /* cJSON keeps duplicate keys; the contract allows each param once. */
         for (const cJSON *p = params->child; p != v; p = p->next)
             if (!strcmp(p->string, v->string)) {
                 snprintf(field, sizeof field, "params.%.80s", v->string);
-                return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field,
-                               "%s: given more than once", field);
+                return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, field, "%s: given more than once",
+                               field);
             }
         if (check_one(s, v) < 0) return -1;
     }

@@ -16,15 +16,15 @@
 
 typedef enum {
     PARAM_STRING,
-    PARAM_ENUM,        /* a string from choices */
-    PARAM_INT,         /* integral number within [min, max] */
-    PARAM_NUMBER,      /* any finite number within [min, max] */
+    PARAM_ENUM,   /* a string from choices */
+    PARAM_INT,    /* integral number within [min, max] */
+    PARAM_NUMBER, /* any finite number within [min, max] */
     PARAM_BOOL,
     PARAM_NUMBER_OR_PAIR, /* a number or [x, y] of numbers, each within [min, max] */
     PARAM_NUMBER_OR_NONE, /* a number or the string "none" */
-    PARAM_ENUM_LIST,   /* non-empty array of distinct strings from choices */
-    PARAM_STRING_LIST, /* array of at most max strings, each at most max_len */
-    PARAM_ANY,         /* any JSON value: the operation's validate checks it */
+    PARAM_ENUM_LIST,      /* non-empty array of distinct strings from choices */
+    PARAM_STRING_LIST,    /* array of at most max strings, each at most max_len */
+    PARAM_ANY,            /* any JSON value: the operation's validate checks it */
 } param_type;
 
 typedef struct param_spec {

@@ -71,7 +71,8 @@ static cJSON *build(const result *r, size_t msg_limit)
         if (strlen(msg) > msg_limit) {
             /* keep it valid UTF-8: do not cut inside a multi-byte sequence */
             size_t n = msg_limit;
-            while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80) n--;
+            while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+                n--;
             snprintf(msg + n, sizeof msg - n, "...");
         }
         o = cJSON_AddObjectToObject(doc, "error");

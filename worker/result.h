@@ -28,20 +28,20 @@ typedef struct result {
     const char *asset_key;    /* borrowed from the task (may be NULL) */
     const char *data_version; /* borrowed */
     char output_uri[1024];
-    char checksum[72];        /* "1220" + 64 hex */
+    char checksum[72]; /* "1220" + 64 hex */
     unsigned long long size_bytes;
     char media_type[96];
     char stac_item[1024];
     char manifest[1024];
     bool cache_hit;
     /* Container assets (outputs.h): files published, metadata.json. */
-    size_t n_files;                /* 0: not a container asset, nothing rendered */
-    char metadata[1025];           /* compact JSON object, "" when none or too large */
+    size_t n_files;      /* 0: not a container asset, nothing rendered */
+    char metadata[1025]; /* compact JSON object, "" when none or too large */
     bool metadata_truncated;
     const result_observation *observation; /* borrowed; set for observe tasks */
     long total_ms, compute_ms, publish_ms;
-    int threads;                   /* what the run was sized to (podres.h); 0: not sized */
-    unsigned long long cache_mb;   /* GDAL's block cache, MiB */
+    int threads;                 /* what the run was sized to (podres.h); 0: not sized */
+    unsigned long long cache_mb; /* GDAL's block cache, MiB */
 } result;
 
 /* Renders the result (success when no error is set, else failure from

@@ -206,9 +206,9 @@ static int decode_input(const cJSON *v, size_t i, task_input *in)
 
 static int decode_doc(const cJSON *doc, task *t)
 {
-    static const char *const allowed[] = {"apiVersion", "kind", "namespace", "name", "assetKey",
-                                          "dataVersion", "operation", "params", "inputs",
-                                          "output", "attempt", NULL};
+    static const char *const allowed[] = {"apiVersion", "kind",        "namespace", "name",
+                                          "assetKey",   "dataVersion", "operation", "params",
+                                          "inputs",     "output",      "attempt",   NULL};
     static const char *const output_allowed[] = {"uri", NULL};
     char *s = NULL;
     int rc = -1;
@@ -243,7 +243,8 @@ static int decode_doc(const cJSON *doc, task *t)
     }
     if (get_str(doc, "assetKey", "assetKey", true, 253, &t->asset_key) < 0) goto done;
     if (!task_asset_key_valid(t->asset_key)) {
-        bad("assetKey", "must be '/'-separated segments of [A-Za-z0-9_.-], none empty, '.' or '..'");
+        bad("assetKey",
+            "must be '/'-separated segments of [A-Za-z0-9_.-], none empty, '.' or '..'");
         goto done;
     }
     if (get_str(doc, "dataVersion", "dataVersion", true, 71, &t->data_version) < 0) goto done;
@@ -324,7 +325,8 @@ static int decode_doc(const cJSON *doc, task *t)
     if (check_members(output, output_allowed, "output") < 0) goto done;
     if (get_str(output, "uri", "output.uri", true, MAX_OUTPUT_URI, &t->output_uri) < 0) goto done;
     size_t n = strlen(t->output_uri);
-    while (n > 1 && t->output_uri[n - 1] == '/') t->output_uri[--n] = '\0';
+    while (n > 1 && t->output_uri[n - 1] == '/')
+        t->output_uri[--n] = '\0';
     if (!n) {
         bad("output.uri", "must not be empty");
         goto done;
@@ -333,8 +335,8 @@ static int decode_doc(const cJSON *doc, task *t)
     const cJSON *attempt = cJSON_GetObjectItemCaseSensitive(doc, "attempt");
     t->attempt = 1;
     if (attempt) {
-        if (!cJSON_IsNumber(attempt) || attempt->valuedouble < 1 ||
-            attempt->valuedouble > 1e6 || attempt->valuedouble != (double)(int)attempt->valuedouble) {
+        if (!cJSON_IsNumber(attempt) || attempt->valuedouble < 1 || attempt->valuedouble > 1e6 ||
+            attempt->valuedouble != (double)(int)attempt->valuedouble) {
             bad("attempt", "must be an integer >= 1");
             goto done;
         }

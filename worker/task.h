@@ -29,7 +29,7 @@ typedef struct task_input {
     char *checksum;     /* upstream's recorded multihash of uri, or NULL */
     /* What an observation of a source saw (input "observed"); the worker
      * reads only that version (srccheck.h). All NULL / -1 when absent. */
-    char *observed_etag;          /* without quotes */
+    char *observed_etag; /* without quotes */
     char *observed_version_id;
     char *observed_last_modified; /* https sources without ETag */
     long long observed_size;      /* -1 when absent */
@@ -37,14 +37,14 @@ typedef struct task_input {
 
 typedef struct task {
     char *namespace_;
-    char *name;         /* AssetMaterialization name, may be NULL */
+    char *name; /* AssetMaterialization name, may be NULL */
     char *asset_key;
     char *data_version; /* "sha256:<64 hex>" */
     char *operation;
-    cJSON *params;      /* an object, never NULL after decode */
+    cJSON *params; /* an object, never NULL after decode */
     task_input *inputs;
     size_t n_inputs;
-    char *output_uri;   /* without trailing slash */
+    char *output_uri; /* without trailing slash */
     int attempt;
     const struct op_def *op;
 } task;

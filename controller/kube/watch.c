@@ -120,14 +120,12 @@ static int decode_line(watch_splitter *w, const char *line, size_t n, uint64_t a
     int rc = 0;
     watch_event ev = {.offset = at};
     if (!json_is_object(root)) {
-        rc =
-            invalid(w, CERR_INVALID, at, "event is a JSON %s, not an object", jtype_name(root));
+        rc = invalid(w, CERR_INVALID, at, "event is a JSON %s, not an object", jtype_name(root));
         goto done;
     }
     const json_t *jt = json_object_get(root, "type");
     if (!json_is_string(jt)) {
-        rc =
-            invalid(w, CERR_INVALID, at, "event type: expected string, got %s", jtype_name(jt));
+        rc = invalid(w, CERR_INVALID, at, "event type: expected string, got %s", jtype_name(jt));
         goto done;
     }
     const char *tname = json_string_value(jt);

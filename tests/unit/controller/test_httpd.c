@@ -559,7 +559,8 @@ int main(void)
     };
     /* A helper for another suite, run only when it asks (TERRANE_HTTPD_SERVE), not a test
      * that would otherwise report itself as skipped. */
-    const struct CMUnitTest helper[] = {cmocka_unit_test_setup_teardown(serve_for_prometheus, setup, teardown)};
+    const struct CMUnitTest helper[] = {
+        cmocka_unit_test_setup_teardown(serve_for_prometheus, setup, teardown)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (getenv("TERRANE_HTTPD_SERVE")) rc += cmocka_run_group_tests(helper, NULL, NULL);
     curl_global_cleanup();

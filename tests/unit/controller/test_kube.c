@@ -1085,7 +1085,8 @@ static int tls_get(kube_config *cfg, char *client_cn, size_t n)
 static void tls_verifies_the_server_and_presents_client_certs(void **state)
 {
     (void)state;
-    if (!make_certs()) fail_msg("cannot make test certificates with openssl(1) (scripts/deps.sh installs it)");
+    if (!make_certs())
+        fail_msg("cannot make test certificates with openssl(1) (scripts/deps.sh installs it)");
     char *ca = slurp("ca.crt"), *cli_crt = slurp("cli.crt"), *cli_key = slurp("cli.key");
     char server[64], localhost[64], ca_path[128], other_path[128], cn[128];
     snprintf(ca_path, sizeof ca_path, "%s/ca.crt", tls_dir);
@@ -1648,11 +1649,12 @@ static void h_too_large(tsrv *s, int fd, http_req *r)
     query_param(r, "timeoutSeconds", tmo, sizeof tmo);
     stream_start(fd);
     if (!strcmp(rv, "10")) {
-        chunk_str(fd, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
-                      "\"status\":\"Failure\",\"message\":\"Too large resource version: 10, current: "
-                      "7\",\"reason\":\"Timeout\",\"details\":{\"causes\":[{\"reason\":"
-                      "\"ResourceVersionTooLarge\",\"message\":\"Too large resource version\"}],"
-                      "\"retryAfterSeconds\":1},\"code\":504}}\n");
+        chunk_str(fd,
+                  "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+                  "\"status\":\"Failure\",\"message\":\"Too large resource version: 10, current: "
+                  "7\",\"reason\":\"Timeout\",\"details\":{\"causes\":[{\"reason\":"
+                  "\"ResourceVersionTooLarge\",\"message\":\"Too large resource version\"}],"
+                  "\"retryAfterSeconds\":1},\"code\":504}}\n");
         stream_end(fd);
         return;
     }
@@ -1967,7 +1969,7 @@ static int ksim_teardown(void **state)
 #define NEED_KUBESIM()                                                                             \
     do {                                                                                           \
         if (!ksim) {                                                                               \
-            fail_msg("no kubesim client (KUBESIM_URL is set, ksim_setup failed)");                \
+            fail_msg("no kubesim client (KUBESIM_URL is set, ksim_setup failed)");                 \
         }                                                                                          \
     } while (0)
 
@@ -2394,7 +2396,8 @@ static void ksim_custom_resource_and_status(void **state)
     int rc = kube_create(c, &CRD_ASSETMATERIALIZATIONS, ksim_ns, am, &got);
     if (rc == CERR_NOTFOUND) {
         json_decref(am);
-        fail_msg("the AssetMaterialization CRD is not installed (test_client_kubesim.sh applies it)");
+        fail_msg(
+            "the AssetMaterialization CRD is not installed (test_client_kubesim.sh applies it)");
     }
     if (rc) fail_msg("create: %s", cerr_message());
     json_t *st = json_deep_copy(got);

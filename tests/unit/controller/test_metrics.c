@@ -868,7 +868,8 @@ int main(void)
     };
     /* A helper for another suite, run only when it asks (TERRANE_METRICS_DUMP), not a test
      * that would otherwise report itself as skipped. */
-    const struct CMUnitTest helper[] = {cmocka_unit_test_setup_teardown(ctlm_dump_sample, setup, teardown)};
+    const struct CMUnitTest helper[] = {
+        cmocka_unit_test_setup_teardown(ctlm_dump_sample, setup, teardown)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (getenv("TERRANE_METRICS_DUMP")) rc += cmocka_run_group_tests(helper, NULL, NULL);
     return rc;

@@ -63,9 +63,9 @@ static inline int fixture_make_raster(const char *path, int w, int h)
     CPLErr e = CE_None;
     unsigned char row[4096];
     for (int y = 0; y < h && e == CE_None; y++) {
-        for (int x = 0; x < w && x < 4096; x++) row[x] = (unsigned char)((y * w + x) * 3);
-        e = GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, y, w, 1, row, w, 1, GDT_Byte, 0,
-                         0);
+        for (int x = 0; x < w && x < 4096; x++)
+            row[x] = (unsigned char)((y * w + x) * 3);
+        e = GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, y, w, 1, row, w, 1, GDT_Byte, 0, 0);
     }
     GDALClose(ds);
     return e == CE_None ? 0 : -1;

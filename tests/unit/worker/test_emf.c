@@ -214,7 +214,8 @@ static void dump_samples(void **state)
     assert_non_null(path);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    assert_int_equal(emf_worker_run("terrain", "succeeded", 5120, 4000, 1100, 123456, 1e7, 2, 384, f), 0);
+    assert_int_equal(
+        emf_worker_run("terrain", "succeeded", 5120, 4000, 1100, 123456, 1e7, 2, 384, f), 0);
     assert_int_equal(emf_worker_run("cog", "cache_hit", 300, 0, 0, 0, 0, 2, 384, f), 0);
     assert_int_equal(emf_worker_run("zonal-stats", "failed", 90, 80, 0, 0, 0, 0, 0, f), 0);
     fclose(f);

@@ -24,8 +24,11 @@ static int setup(void **state)
 static void success_document(void **state)
 {
     (void)state;
-    result r = {.asset_key = "a/b", .data_version = "sha256:00", .size_bytes = 123456789012ULL,
-                .cache_hit = true, .total_ms = 5};
+    result r = {.asset_key = "a/b",
+                .data_version = "sha256:00",
+                .size_bytes = 123456789012ULL,
+                .cache_hit = true,
+                .total_ms = 5};
     snprintf(r.output_uri, sizeof r.output_uri, "s3://x/a/b/00/asset.tif");
     snprintf(r.checksum, sizeof r.checksum, "1220%064d", 0);
     char buf[TERRANE_TERMINATION_MAX];
@@ -48,7 +51,8 @@ static void long_error_is_shortened(void **state)
     memset(longmsg, 'x', sizeof longmsg - 1);
     longmsg[sizeof longmsg - 1] = '\0';
     /* quotes and control characters expand when escaped */
-    for (size_t i = 0; i < sizeof longmsg - 1; i += 3) longmsg[i] = i % 2 ? '"' : '\x01';
+    for (size_t i = 0; i < sizeof longmsg - 1; i += 3)
+        longmsg[i] = i % 2 ? '"' : '\x01';
     err_set(ERR_TRANSIENT, ERR_S3_SERVER, "output.uri", "%s", longmsg);
     result r = {.asset_key = "a", .data_version = "sha256:00"};
     char buf[TERRANE_TERMINATION_MAX];

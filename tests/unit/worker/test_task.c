@@ -71,8 +71,8 @@ static void expect_field(const char *from, const char *to, const char *field)
         assert_null(t);
     }
     if (rc == 0 || strcmp(err_get_field(), field) != 0)
-        fail_msg("replacing %s by %s: expected an error naming %s, got rc=%d field=%s msg=%s",
-                 from, to, field, rc, err_get_field(), err_get_message());
+        fail_msg("replacing %s by %s: expected an error naming %s, got rc=%d field=%s msg=%s", from,
+                 to, field, rc, err_get_field(), err_get_message());
     assert_int_equal(err_get_class(), ERR_BAD_INPUT);
     assert_non_null(strstr(err_get_message(), field));
 }
