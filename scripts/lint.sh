@@ -18,7 +18,7 @@ cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
   --suppress=missingIncludeSystem -Iproto -Iworker -Icontroller -I"$lint_gen" worker controller || rc=1
 echo "lint: cppcheck $((SECONDS - start))s"
 start=$SECONDS
-W="-std=c11 -D_GNU_SOURCE -Iproto -Iworker $(pkg-config --cflags gdal libcurl libcjson openssl) -DTERRANE_VERSION=\"lint\""
+W="-std=c11 -D_GNU_SOURCE -Iproto -Iworker -I$BUILD/gen $(pkg-config --cflags gdal libcurl libcjson openssl) -DTERRANE_VERSION=\"lint\""
 C="-std=c11 -D_GNU_SOURCE -Iproto -Icontroller -I$BUILD/gen $(pkg-config --cflags libcurl jansson openssl yaml-0.1 libwebsockets) -DTERRANE_VERSION=\"lint\""
 export W C
 tidy_one() { # file

@@ -34,7 +34,7 @@
 #define OBJ_BASINS "basins.geojson"
 #define OBJ_STREAMS "streams.geojson"
 
-#define NODATA_F32 -9999.0
+#define NODATA_F32 (-9999.0)
 
 static const char *const d8_methods[] = {"d8", "dinf", NULL};
 static const char *const encodings[] = {"esri", "grass", NULL};
