@@ -39,16 +39,11 @@ static char tmpdir[256];
 static int group_setup(void **state)
 {
     (void)state;
-    mem_init();
-    GDALAllRegister();
-    CPLSetErrorHandler(fixture_quiet_gdal);
-    /* As the worker runs (main.c): no .aux.xml sidecars anywhere. */
-    CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
+    fixture_gdal_init();
+    /* Not on tmpfs (fixture_tmpdir): the worker refuses inputs under /dev. */
     snprintf(tmpdir, sizeof tmpdir, "%s/test_cog.XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmpdir)) return -1;
-    setenv("TERRANE_ALLOW_LOCAL_PATHS", "1", 1);
-    return 0;
+    return mkdtemp(tmpdir) ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -222,19 +217,6 @@ static void make_raster(const char *path, int w, int h, GDALDataType dt, double 
     make_raster_crs(path, w, h, dt, x0, nodata, 4326);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n);
-    *len = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
-}
-
 static void assert_is_cog(const char *path, const char *compression, int block)
 {
     GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
@@ -278,13 +260,14 @@ static void write_deterministic(void **state)
         if (cog_write(ds, p, b, NULL, NULL) != 0) fail_msg("%s: %s", params[i], err_get_message());
         GDALClose(ds);
         assert_is_cog(a, comp[i], block[i]);
-        size_t la, lb;
-        char *da = read_file(a, &la), *db = read_file(b, &lb);
+        size_t la = 0, lb = 0;
+        char *da = fixture_slurp(a, &la), *db = fixture_slurp(b, &lb);
         assert_non_null(da);
+        assert_non_null(db);
         assert_int_equal(la, lb);
         if (memcmp(da, db, la) != 0) fail_msg("%s: two runs differ", params[i]);
-        free(da);
-        free(db);
+        mem_free(da);
+        mem_free(db);
         snprintf(aux, sizeof aux, "%s.aux.xml", a);
         assert_int_not_equal(access(aux, F_OK), 0);
         cJSON_Delete(p);
@@ -341,12 +324,13 @@ static void write_truncated_input_is_bad_input(void **state)
     snprintf(cut, sizeof cut, "%s/cut.tif", tmpdir);
     snprintf(out, sizeof out, "%s/cut_cog.tif", tmpdir);
     make_raster(src, 300, 300, GDT_Float32, 5.7, false);
-    size_t len;
-    char *data = read_file(src, &len);
+    size_t len = 0;
+    char *data = fixture_slurp(src, &len);
+    assert_non_null(data);
     FILE *f = fopen(cut, "wb");
     fwrite(data, 1, len / 2, f);
     fclose(f);
-    free(data);
+    mem_free(data);
     GDALDatasetH ds = GDALOpen(cut, GA_ReadOnly);
     assert_non_null(ds);
     cJSON *p = parse("{}");
@@ -515,22 +499,6 @@ static void ops_run(void **state)
     run_op("mosaic", "{}", inputs, "DEFLATE");
 }
 
-/* Reads a whole file into a new buffer (mem_free); *len its size. */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    unsigned char *buf = mem_malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* The operations with their own threads (terrain strips, calc chunks) and
  * GDAL's (compression, overviews, warping), on 3 threads: the same runs as
  * ops_run including every failed allocation on whichever thread it hits,
@@ -548,7 +516,7 @@ static void ops_run_threaded(void **state)
     snprintf(inputs, sizeof inputs, "[{\"name\":\"dem\",\"uri\":\"%s\"}]", a);
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        unsigned char *bytes[2] = {NULL, NULL};
+        char *bytes[2] = {NULL, NULL};
         size_t len[2] = {0, 0};
         for (int k = 0; k < 2; k++) {
             cJSON *sizing = cJSON_Parse(k ? "{\"threads\":3}" : "{\"threads\":1}");
@@ -558,7 +526,8 @@ static void ops_run_threaded(void **state)
             task *t = make_task(cases[i][0], cases[i][1], inputs);
             if (run_in_scratch(t, scratch, sizeof scratch, &out) != 0)
                 fail_msg("%s %s: %s", cases[i][0], cases[i][1], err_get_message());
-            bytes[k] = slurp(out.files[0].path, &len[k]);
+            bytes[k] = fixture_slurp(out.files[0].path, &len[k]);
+            assert_non_null(bytes[k]);
             op_result_free(&out);
             task_free(t);
         }

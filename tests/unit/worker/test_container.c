@@ -58,25 +58,12 @@ static void write_file(const char *dir, const char *name, const char *text)
 
 static char *read_all(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = mem_calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    return fixture_slurp(path, NULL);
 }
 
 static void sha256sum(const char *path, char out[72])
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char hex[65] = {0};
-    assert_int_equal(fscanf(p, "%64s", hex), 1);
-    pclose(p);
-    snprintf(out, 72, "1220%s", hex);
+    assert_int_equal(fixture_sha256_multihash(path, out, 72), 0);
 }
 
 /* A container task; inputs is a JSON array, params a JSON object. */
@@ -106,12 +93,8 @@ static int validate(const char *params, const char *inputs)
 static int group_setup(void **state)
 {
     (void)state;
-    mem_init();
-    GDALAllRegister();
-    CPLSetErrorHandler(fixture_quiet_gdal);
-    CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
+    fixture_gdal_init();
     if (!fixture_tmpdir(tmpdir, sizeof tmpdir, "test_container")) return -1;
-    setenv("TERRANE_ALLOW_LOCAL_PATHS", "1", 1);
     log_set_level(LOG_ERROR);
     snprintf(raster, sizeof raster, "%s/src.tif", tmpdir);
     return fixture_make_raster(raster, 32, 16);

@@ -51,14 +51,10 @@ static int case_no;
 static int group_setup(void **state)
 {
     (void)state;
-    mem_init();
-    GDALAllRegister();
-    CPLSetErrorHandler(fixture_quiet_gdal);
-    CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
     /* On tmpfs when there is one: the loop over every allocation failure
      * publishes (and fsyncs) hundreds of times. */
+    fixture_gdal_init();
     if (!fixture_tmpdir(tmpdir, sizeof tmpdir, "test_publish")) return -1;
-    setenv("TERRANE_ALLOW_LOCAL_PATHS", "1", 1);
     log_set_level(LOG_ERROR);
     snprintf(raster, sizeof raster, "%s/scratch.tif", tmpdir);
     return fixture_make_raster(raster, 16, 8); /* stands in for an operation's COG */
@@ -133,13 +129,7 @@ static int count_entries(const char *dir, bool *has_tmp)
 
 static void sha256sum_multihash(const char *path, char out[HASH_MULTIHASH_LEN])
 {
-    char cmd[1200], line[256];
-    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    assert_non_null(fgets(line, sizeof line, p));
-    pclose(p);
-    snprintf(out, HASH_MULTIHASH_LEN, "1220%.64s", line);
+    assert_int_equal(fixture_sha256_multihash(path, out, HASH_MULTIHASH_LEN), 0);
 }
 
 static cJSON *read_json(const char *dir, const char *name)

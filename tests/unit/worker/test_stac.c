@@ -55,14 +55,8 @@ static int make_raster(const char *path, const char *srs_def, const double *gt, 
 static int group_setup(void **state)
 {
     (void)state;
-    mem_init();
-    GDALAllRegister();
-    CPLSetErrorHandler(fixture_quiet_gdal);
-    CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_stac.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmpdir)) return -1;
-    setenv("TERRANE_ALLOW_LOCAL_PATHS", "1", 1);
+    fixture_gdal_init();
+    if (!fixture_tmpdir(tmpdir, sizeof tmpdir, "test_stac")) return -1;
     snprintf(utm, sizeof utm, "%s/utm.tif", tmpdir);
     snprintf(custom, sizeof custom, "%s/custom.tif", tmpdir);
     snprintf(nogeo, sizeof nogeo, "%s/nogeo.tif", tmpdir);
