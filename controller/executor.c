@@ -256,7 +256,7 @@ ctlm_reconcile_result executor_process(executor *m, const char *key)
     const spec_entry *spec = NULL;
     char *cycle = NULL;
     int rc;
-    if ((rc = gather(m, ns, name, label, am, &spec, &ups, &cycle, &pods))) goto retry;
+    if (gather(m, ns, name, label, am, &spec, &ups, &cycle, &pods)) goto retry;
     reconcile_input in = {.namespace_ = ns,
                           .name = name,
                           .am = am,
@@ -268,7 +268,7 @@ ctlm_reconcile_result executor_process(executor *m, const char *key)
                           .pods = pods.v,
                           .n_pods = pods.n,
                           .now = time(NULL)};
-    if ((rc = reconcile_decide(m->cfg.reconcile, &in, &plan))) goto retry;
+    if (reconcile_decide(m->cfg.reconcile, &in, &plan)) goto retry;
     bool wrote;
     rc = apply(m, key, ns, am, &plan, &wrote);
     /* Counted once the status that records them is written, whatever

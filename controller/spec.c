@@ -174,7 +174,6 @@ static int decode_retries(const json_t *r, am_spec *s, jschema_error *err)
 
 void spec_field_of_task_path(const am_spec *s, const char *p, char *out, size_t size)
 {
-    size_t n;
     if (!*p) {
         snprintf(out, size, "spec");
     } else if (!strncmp(p, "params", 6) && (p[6] == '\0' || p[6] == '.' || p[6] == '[')) {
@@ -191,8 +190,8 @@ void spec_field_of_task_path(const am_spec *s, const char *p, char *out, size_t 
             snprintf(out, size, "spec.%s", p);
     } else if (!strcmp(p, "namespace") || !strcmp(p, "name")) {
         snprintf(out, size, "metadata.%s", p);
-    } else if ((n = strlen(p)) && (!strncmp(p, "inputs", 6) || !strncmp(p, "assetKey", 8) ||
-                                   !strncmp(p, "operation", 9) || !strncmp(p, "output", 6))) {
+    } else if (p[0] && (!strncmp(p, "inputs", 6) || !strncmp(p, "assetKey", 8) ||
+                        !strncmp(p, "operation", 9) || !strncmp(p, "output", 6))) {
         snprintf(out, size, "spec.%s", p);
     } else {
         snprintf(out, size, "task.%s", p);

@@ -524,7 +524,7 @@ int outputs_publish(const task *t, const char *dir, const char *scratch, result 
 {
     int rc = -1;
     char **names = NULL, created[32];
-    size_t n = 0, primary = 0, n_done = 0, n_assets = 0, n_items = 0;
+    size_t n = 0, primary = 0, n_done = 0, n_assets = 0;
     publish_dest *pd = NULL;
     cJSON *md = NULL, *item = NULL;
     bool md_too_big = false, item_written = false, manifest_written = false;
@@ -586,11 +586,7 @@ int outputs_publish(const task *t, const char *dir, const char *scratch, result 
         if (prc < 0) goto cleanup;
         if (i != primary && spool_entry(spool, &cur) < 0) goto cleanup;
         if (cur.raster && i != primary) {
-            if (put_raster_item(pd, t, scratch, &cur, created, &item_names[i]) < 0) {
-                n_items = i + 1;
-                goto cleanup;
-            }
-            n_items = i + 1;
+            if (put_raster_item(pd, t, scratch, &cur, created, &item_names[i]) < 0) goto cleanup;
         }
         if (cur.raster && i != primary) unlink(cur.local); /* its Item is written */
         if (i == primary) {
@@ -606,7 +602,6 @@ int outputs_publish(const task *t, const char *dir, const char *scratch, result 
             pubfile_clear(&cur);
         }
     }
-    (void)n_items;
 
     /* item.json: the primary output, then the other (non-raster) files. */
     item_href = mem_printf("%s/%s", publish_dest_uri(pd), TERRANE_OBJ_STAC);

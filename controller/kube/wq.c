@@ -68,7 +68,7 @@ static int ring_reserve(wq *q, size_t need)
         ncap *= 2;
     wq_item **n = cmem_reallocarray(NULL, ncap, sizeof *n);
     if (!n) return cerr_oom();
-    for (size_t i = 0; i < q->ring_len; i++)
+    for (size_t i = 0; q->ring_cap && i < q->ring_len; i++) /* ring_len <= ring_cap */
         n[i] = q->ring[(q->ring_head + i) % q->ring_cap];
     cmem_free(q->ring);
     q->ring = n;
