@@ -2,7 +2,7 @@
  * hydro.c - the hydrology algorithms of hydro.h.
  *
  * Everything is linear or n log n in the cells and walks the grid with
- * plain arrays: a binary heap (fill), FIFO queues of cell indexes (fill's
+ * plain arrays: a radix heap (fill), a 4-ary heap (breach), FIFO queues of cell indexes (fill's
  * depressions, flat resolution, D-inf accumulation), and for the D8 passes
  * no queue at all: accumulation, basins and HAND follow the flow path from
  * each cell and stop where the path meets a cell already resolved (or, for
@@ -206,6 +206,90 @@ static heap_item heap_pop(heap *hp)
     return top;
 }
 
+/* A radix heap (Ahuja, Mehlhorn, Orlin and Tarjan 1990) of cell indexes by
+ * elevation, for fill's priority flood, whose keys never fall below the
+ * last one popped: every cell is queued at the elevation it keeps or is
+ * raised to, never below the cell it was reached from. Keys are the float
+ * bits mapped to unsigned integers in the same order; bucket b holds the
+ * keys whose highest bit differing from the last popped key is bit b - 1
+ * (bucket 0: equal to it). A push is an append; a pop takes from bucket 0
+ * and, when it is empty, moves the smallest non-empty bucket down, so each
+ * cell moves at most 32 times and in practice once or twice, in sequential
+ * passes instead of a binary heap's scattered sift-downs. */
+typedef struct rheap_item {
+    uint32_t key, i;
+} rheap_item;
+
+typedef struct rheap {
+    rheap_item *b[33];
+    size_t len[33], cap[33], n;
+    uint32_t last;
+} rheap;
+
+static inline uint32_t rheap_key(float z)
+{
+    uint32_t u;
+    memcpy(&u, &z, sizeof u);
+    return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+
+static inline int rheap_bucket(uint32_t key, uint32_t last)
+{
+    return key == last ? 0 : 32 - __builtin_clz(key ^ last);
+}
+
+static int rheap_push(rheap *r, float z, uint32_t i)
+{
+    uint32_t key = rheap_key(z);
+    if (key < r->last) key = r->last; /* never: kept monotone by the caller */
+    int b = rheap_bucket(key, r->last);
+    if (r->len[b] == r->cap[b]) {
+        void *v = r->b[b];
+        if (grow(&v, &r->cap[b], sizeof *r->b[b]) < 0) return -1;
+        r->b[b] = v;
+    }
+    r->b[b][r->len[b]++] = (rheap_item){key, i};
+    r->n++;
+    return 0;
+}
+
+/* The index of a cell with the smallest key (r->n > 0), or UINT32_MAX out
+ * of memory (error set). */
+static uint32_t rheap_pop(rheap *r)
+{
+    if (!r->len[0]) {
+        int b = 1;
+        while (!r->len[b])
+            b++;
+        rheap_item *v = r->b[b];
+        size_t m = r->len[b];
+        uint32_t min = v[0].key;
+        for (size_t k = 1; k < m; k++)
+            if (v[k].key < min) min = v[k].key;
+        r->last = min;
+        r->len[b] = 0;
+        for (size_t k = 0; k < m; k++) {
+            int nb = rheap_bucket(v[k].key, min); /* < b, so no growth of b */
+            if (r->len[nb] == r->cap[nb]) {
+                void *nv = r->b[nb];
+                if (grow(&nv, &r->cap[nb], sizeof *r->b[nb]) < 0)
+                    return UINT32_MAX; /* the caller gives up; rheap_free frees all */
+                r->b[nb] = nv;
+            }
+            r->b[nb][r->len[nb]++] = v[k];
+        }
+    }
+    r->n--;
+    return r->b[0][--r->len[0]].i;
+}
+
+static void rheap_free(rheap *r)
+{
+    for (int b = 0; b < 33; b++)
+        mem_free(r->b[b]);
+    memset(r, 0, sizeof *r);
+}
+
 /* ---- fill ----------------------------------------------------------------- */
 
 #define BIT_GET(b, i) ((b)[(i) >> 3] & (1u << ((i)&7)))
@@ -234,25 +318,27 @@ static int stack_push(stack *st, uint32_t i)
  * epsilon, not higher). trace expands such cells from a stack and hands a
  * cell to the priority queue only when it has a lower open neighbour,
  * which keeps most of a DEM's cells out of the heap. */
-static int trace(const hydro_grid *g, const int64_t off[8], const float *dem, uint8_t *closed,
-                 stack *st, heap *open, bool strict)
+static int trace(const int64_t off[8], const float *dem, uint8_t *closed, stack *st, rheap *open,
+                 bool strict)
 {
     while (st->len) {
         uint32_t c = st->v[--st->len];
-        size_t y = (uint32_t)c / (uint32_t)g->w, x = c - y * g->w;
         float zc = dem[c];
         int64_t nb[8];
         bool defer = false;
-        neighbours(g, off, c, x, y, nb);
+        /* Never a frame cell: those are all closed as seeds before the
+         * flood starts, so every neighbour is on the grid. */
+        for (int d = 0; d < 8; d++)
+            nb[d] = (int64_t)c + off[d];
         for (int d = 0; d < 8; d++) {
-            if (nb[d] < 0 || BIT_GET(closed, nb[d])) {
+            if (BIT_GET(closed, nb[d])) {
                 nb[d] = -1;
                 continue;
             }
             if (dem[nb[d]] < zc || (strict && dem[nb[d]] == zc)) defer = true;
         }
         if (defer) {
-            if (heap_push(open, zc, c) < 0) return -1;
+            if (rheap_push(open, zc, c) < 0) return -1;
             continue;
         }
         for (int d = 0; d < 8; d++) {
@@ -264,11 +350,15 @@ static int trace(const hydro_grid *g, const int64_t off[8], const float *dem, ui
     return 0;
 }
 
+/* How far ahead in the depression queue fill prefetches the DEM: the cells
+ * are far apart in memory, and waiting for them is most of fill's time. */
+#define PREFETCH_AHEAD 16
+
 int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
 {
     size_t n = g->w * g->h, count = 0;
     uint8_t *closed = mem_calloc(n / 8 + 1, 1);
-    heap open = {0};
+    rheap open = {0};
     fifo pit = {0};
     if (closed) hydro_hint_huge(closed, n / 8 + 1);
     stack slope = {0};
@@ -280,6 +370,7 @@ int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
         goto cleanup;
     }
     offsets(g, off);
+    const double inv_w = 1.0 / (double)g->w;
     /* Seeds: the valid cells of the frame and those next to nodata. Only
      * nodata cells are looked around, so a DEM without nodata costs one
      * pass. */
@@ -291,7 +382,7 @@ int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
             bool frame = x == 0 || y == 0 || x + 1 == g->w || y + 1 == g->h;
             if (frame && !BIT_GET(closed, i)) {
                 BIT_SET(closed, i);
-                if (heap_push(&open, dem[i], (uint32_t)i) < 0) goto cleanup;
+                if (rheap_push(&open, dem[i], (uint32_t)i) < 0) goto cleanup;
             }
             if (!isnan(dem[i])) continue;
             int64_t nb[8];
@@ -299,12 +390,27 @@ int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
             for (int d = 0; d < 8; d++) {
                 if (nb[d] < 0 || BIT_GET(closed, nb[d])) continue;
                 BIT_SET(closed, nb[d]);
-                if (heap_push(&open, dem[nb[d]], (uint32_t)nb[d]) < 0) goto cleanup;
+                if (rheap_push(&open, dem[nb[d]], (uint32_t)nb[d]) < 0) goto cleanup;
             }
         }
-    while (pit.len || open.len) {
-        uint32_t c = pit.len ? fifo_pop(&pit) : heap_pop(&open).i;
-        size_t y = (uint32_t)c / (uint32_t)g->w, x = c - y * g->w;
+    while (pit.len || open.n) {
+        uint32_t c = pit.len ? fifo_pop(&pit) : rheap_pop(&open);
+        if (c == UINT32_MAX) goto cleanup;
+        if (pit.len > PREFETCH_AHEAD) { /* the rows around a cell popped soon */
+            size_t at = pit.head + PREFETCH_AHEAD;
+            uint32_t f = pit.v[at >= pit.cap ? at - pit.cap : at];
+            __builtin_prefetch(&dem[f - g->w]);
+            __builtin_prefetch(&dem[f]);
+            __builtin_prefetch(&dem[f + g->w]);
+        }
+        /* c / w by a multiplication (a division costs more than the rest
+         * of a cell's work), corrected where the rounding is off by one */
+        size_t y = (size_t)((double)c * inv_w);
+        if (y * g->w > c)
+            y--;
+        else if ((y + 1) * g->w <= c)
+            y++;
+        size_t x = c - y * g->w;
         float zc = dem[c], floor_z = zc;
         int64_t nbs[8];
         if (epsilon > 0) {
@@ -324,13 +430,13 @@ int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
                 goto cleanup;
             }
         }
-        if (trace(g, off, dem, closed, &slope, &open, epsilon > 0) < 0) goto cleanup;
+        if (trace(off, dem, closed, &slope, &open, epsilon > 0) < 0) goto cleanup;
     }
     if (raised) *raised = count;
     rc = 0;
 cleanup:
     mem_free(closed);
-    mem_free(open.v);
+    rheap_free(&open);
     mem_free(slope.v);
     fifo_free(&pit);
     return rc;

@@ -8,8 +8,12 @@
  * strips of whole rows, each read with a halo of one row above and below
  * (the 3x3 window every mode uses) into an in-memory dataset, and
  * GDALDEMProcessing computes each strip on one of the pod's threads
- * (tpool.h); the strips' inner rows go to an uncompressed scratch GeoTIFF,
- * which cog_write turns into the COG with the task's options. This is the
+ * (tpool.h); the strips' inner rows go to one in-memory raster when it
+ * fits a quarter of the pod's memory (TERRAIN_MEM_SHARE), else to an
+ * uncompressed scratch GeoTIFF, and cog_write turns that into the COG with
+ * the task's options. In memory saves writing and reading back the whole
+ * result through the page cache, most of what the worker spent beyond
+ * gdaldem itself. This is the
  * decomposition tile partitions use across pods, inside one pod. A halo row
  * is an edge row of its strip and is dropped; the raster's own first and
  * last rows are edges of their strips as they are of the raster, so edges
@@ -141,6 +145,10 @@ static char **terrain_argv(const cJSON *params)
 #define TERRAIN_STRIP_BUDGET (48u * 1024 * 1024)
 #define TERRAIN_SCRATCH_TILE 256
 #define TERRAIN_TMP_NAME "terrain-tmp.tif"
+/* The result stays in memory when it is at most this share of the pod's
+ * memory limit, or of TERRAIN_MEM_NO_LIMIT when none is known. */
+#define TERRAIN_MEM_SHARE 4
+#define TERRAIN_MEM_NO_LIMIT (4ull << 30)
 
 static int strip_rows(int width, int height, int threads, int src_bytes)
 {
@@ -170,16 +178,49 @@ typedef struct terrain_job {
     bool has_gt;
     double gt[6];
     int width, height, rows;
-    GDALDatasetH dst; /* created from strip 0's output */
+    GDALDatasetH dst; /* created from the first strip's output */
     GDALRasterBandH dst_band;
+    bool in_memory;  /* dst is a MEM dataset over result */
+    void *result;    /* width x height pixels of the output type */
+    size_t dt_bytes; /* the output type's size */
     pthread_mutex_t io;
     int done_rows;
     GDALProgressFunc progress;
     void *progress_arg;
 } terrain_job;
 
+/* A MEM dataset over j->result, like the scratch file but in memory. */
+static int create_in_memory(terrain_job *j, GDALRasterBandH like)
+{
+    GDALDataType dt = GDALGetRasterDataType(like);
+    GDALDriverH drv = GDALGetDriverByName("MEM");
+    char ptr[64];
+    char *opts[] = {ptr, NULL};
+    int has = 0;
+    double nd = GDALGetRasterNoDataValue(like, &has);
+    j->dt_bytes = (size_t)GDALGetDataTypeSizeBytes(dt);
+    if (!drv) return err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "MEM driver missing");
+    if (!(j->result = mem_malloc((size_t)j->width * (size_t)j->height * j->dt_bytes)))
+        return err_oom();
+    snprintf(ptr, sizeof ptr, "DATAPOINTER=%p", j->result);
+    if (!(j->dst = GDALCreate(drv, "", j->width, j->height, 0, dt, NULL)) ||
+        GDALAddBand(j->dst, dt, opts) != CE_None) {
+        if (j->dst) GDALClose(j->dst);
+        j->dst = NULL;
+        mem_free(j->result);
+        j->result = NULL;
+        return err_oom();
+    }
+    if (j->has_gt) GDALSetGeoTransform(j->dst, j->gt);
+    if (j->srs) GDALSetSpatialRef(j->dst, j->srs);
+    j->dst_band = GDALGetRasterBand(j->dst, 1);
+    if (has) GDALSetRasterNoDataValue(j->dst_band, nd);
+    return 0;
+}
+
 static int create_scratch(terrain_job *j, GDALRasterBandH like)
 {
+    if (j->in_memory) return create_in_memory(j, like);
     GDALDriverH drv = GDALGetDriverByName("GTiff");
     char bx[16], by[16];
     snprintf(bx, sizeof bx, "BLOCKXSIZE=%d", TERRAIN_SCRATCH_TILE);
@@ -228,7 +269,11 @@ static int terrain_strip(size_t i, int worker, void *arg)
         goto cleanup;
     }
     GDALDriverH mem = GDALGetDriverByName("MEM");
-    if (!mem || !(in = GDALCreate(mem, "", w, hs, 1, j->src_type, NULL))) {
+    char ptr[64];
+    char *band_opts[] = {ptr, NULL};
+    snprintf(ptr, sizeof ptr, "DATAPOINTER=%p", buf); /* the strip as read, no copy */
+    if (!mem || !(in = GDALCreate(mem, "", w, hs, 0, j->src_type, NULL)) ||
+        GDALAddBand(in, j->src_type, band_opts) != CE_None) {
         err_oom();
         goto cleanup;
     }
@@ -243,10 +288,6 @@ static int terrain_strip(size_t i, int worker, void *arg)
     }
     GDALRasterBandH in_band = GDALGetRasterBand(in, 1);
     if (j->src_has_nodata) GDALSetRasterNoDataValue(in_band, j->src_nodata);
-    if (GDALRasterIO(in_band, GF_Write, 0, 0, w, hs, buf, w, hs, j->src_type, 0, 0) != CE_None) {
-        err_oom();
-        goto cleanup;
-    }
     if (!(opts = GDALDEMProcessingOptionsNew(j->argv, NULL))) {
         err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "gdaldem options rejected");
         goto cleanup;
@@ -261,15 +302,21 @@ static int terrain_strip(size_t i, int worker, void *arg)
     }
     GDALRasterBandH out_band = GDALGetRasterBand(out, 1);
     GDALDataType dt = GDALGetRasterDataType(out_band);
-    /* The strip's inner rows, without the halo (buf holds at least 4 bytes
-     * a pixel, the widest output type). */
-    if (GDALRasterIO(out_band, GF_Read, 0, y0 - ys, w, rows, buf, w, rows, dt, 0, 0) != CE_None) {
+    /* The strip's inner rows, without the halo: straight into the result
+     * in memory (strips are disjoint rows), else through buf (at least 4
+     * bytes a pixel, the widest output type) into the scratch file. */
+    pthread_mutex_lock(&j->io);
+    int ok = j->dst || create_scratch(j, out_band) == 0;
+    pthread_mutex_unlock(&j->io);
+    if (!ok) goto cleanup;
+    void *rows_to = j->in_memory ? (char *)j->result + (size_t)y0 * (size_t)w * j->dt_bytes : buf;
+    if (GDALRasterIO(out_band, GF_Read, 0, y0 - ys, w, rows, rows_to, w, rows, dt, 0, 0) !=
+        CE_None) {
         err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "reading a computed strip");
         goto cleanup;
     }
     pthread_mutex_lock(&j->io);
-    int ok = j->dst || create_scratch(j, out_band) == 0;
-    if (ok) {
+    if (ok && !j->in_memory) {
         CPLErrorReset();
         e = GDALRasterIO(j->dst_band, GF_Write, 0, y0, w, rows, buf, w, rows, dt, 0, 0);
         if (e != CE_None) {
@@ -342,6 +389,9 @@ static int terrain_run(const op_ctx *ctx, op_result *out)
     j.height = GDALGetRasterYSize(src);
     j.rows = strip_rows(j.width, j.height, podres_threads(), GDALGetDataTypeSizeBytes(j.src_type));
     j.tmp_path = tmp_path;
+    unsigned long long limit = podres_get()->limits.memory;
+    j.in_memory = (unsigned long long)j.width * (unsigned long long)j.height * 4 <=
+                  (limit ? limit : TERRAIN_MEM_NO_LIMIT) / TERRAIN_MEM_SHARE;
     j.argv = terrain_argv(t->params);
     pthread_mutex_init(&j.io, NULL);
     lock_init = true;
@@ -367,8 +417,9 @@ cleanup:
     if (scaled) GDALDestroyScaledProgress(scaled);
     if (j.dst) {
         GDALClose(j.dst);
-        VSIUnlink(tmp_path); /* scratch goes away later; free the space now */
+        if (!j.in_memory) VSIUnlink(tmp_path); /* scratch goes away later; free the space now */
     }
+    mem_free(j.result);
     if (lock_init) pthread_mutex_destroy(&j.io);
     if (src) GDALClose(src);
     CSLDestroy(j.argv);
