@@ -11,7 +11,8 @@
 #     screenshot); patching an upstream turns its dependents Stale, then
 #     Succeeded, on the page without a reload; hostile strings in params,
 #     annotations and messages render as text; a ZSTD COG's preview is drawn
-#     (the bundle's own ZSTD decoder). Screenshots go to
+#     (the bundle's own ZSTD decoder) and partition counts in its status a
+#     progress bar. Screenshots go to
 #     $UI_SHOTS (default: the test's temporary directory).
 . "$(dirname "$0")/lib.sh"
 

@@ -314,6 +314,19 @@ async function zstd() {
     const st = pixelStats(decodePNG(shot));
     check(st.colours >= 16 && st.varied > 0.3, 'the ZSTD preview screenshot is not blank', `${st.colours} colours, ${(st.varied * 100).toFixed(0)}% unlike the commonest`);
   }
+  // partition progress: a status with partition counts draws n/m and a bar, live
+  const [tns, tname] = target.split('/');
+  kubectl('-n', tns, 'patch', 'am', tname, '--subresource=status', '--type', 'merge', '-p',
+    JSON.stringify({ status: { partitions: { total: 8, succeeded: 2, running: 1, failed: 2, pending: 3, summary: '2/8' } } }));
+  const bar = await page.waitForSelector(nodeSel(target) + ' g.partbar', { timeout: 5000 }).catch(() => null);
+  check(bar !== null, 'a partitioned status draws a progress bar on the node without a reload');
+  if (bar) {
+    const done = await bar.getAttribute('data-done'), failed = await bar.getAttribute('data-failed');
+    check(done === '0.2500' && failed === '0.2500', 'the bar shows 2 of 8 succeeded and 2 failed', `${done} ${failed}`);
+    const badges = await page.$$eval(nodeSel(target) + ' .badge.parts text', (els) => els.map((e) => e.textContent));
+    check(badges.join() === '2/8', 'and a 2/8 badge', badges.join());
+    await page.locator(nodeSel(target)).screenshot({ path: join(SHOTS, 'ui-partitions.png') });
+  }
   check(problems.length === 0, 'no page error or console error (CSP violations included)', problems.join(' | '));
   await close();
 }
