@@ -106,6 +106,23 @@ static bool make_key(const char *ns, const char *name, char *key)
 
 /* --- summaries ----------------------------------------------------------------------- */
 
+/* A partitioned asset's progress for its node's bar: status.partitions' counts
+ * (constant size whatever the number of partitions), without the ranges. */
+static int summary_partitions(json_t *s, const json_t *parts)
+{
+    static const char *const counts[] = {"total", "succeeded", "running", "failed"};
+    if (!json_is_integer(get(parts, "total")) || json_integer_value(get(parts, "total")) <= 0)
+        return 0;
+    json_t *p = json_object();
+    if (!p || json_object_set_new(s, "partitions", p)) return -1;
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        const json_t *v = get(parts, counts[i]);
+        if (json_is_integer(v) && json_integer_value(v) >= 0 && copy(p, parts, counts[i]))
+            return -1;
+    }
+    return 0;
+}
+
 json_t *uiapi_summary(const json_t *am, bool full)
 {
     const json_t *spec = get(am, "spec"), *st = get(am, "status");
@@ -148,6 +165,7 @@ json_t *uiapi_summary(const json_t *am, bool full)
         (reason && json_object_set_new(s, "reason", json_string(reason))) ||
         (message && json_object_set_new(s, "message", json_string(message))))
         goto oom;
+    if (summary_partitions(s, get(st, "partitions"))) goto oom;
     if (full &&
         (json_object_set_new(s, "kind", json_string("AssetMaterialization")) ||
          copy(s, spec, "operation") || copy(s, st, "dataVersion") ||

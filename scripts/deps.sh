@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
-  libgdal-dev gdal-bin python3-gdal python3-numpy python3-sklearn time
+  libgdal-dev gdal-bin python3-gdal python3-numpy python3-sklearn python3-yaml time
   libcurl4-openssl-dev libssl-dev libjansson-dev libcjson-dev libwebsockets-dev libyaml-dev
   libcmocka-dev nodejs npm ca-certificates openssl prometheus xxd chromium
   grass-core saga

@@ -4,6 +4,7 @@
     scripts/gen-crd.py            rewrite the CRD (crds/, helm/terrane/crds/) and the params policy
                                   (crds/, helm/terrane/templates/) from the template and the schema
     scripts/gen-crd.py --check    exit 1 when a committed file differs from the generated one
+    scripts/gen-crd.py --costs    also print the rules' estimated CEL cost (see below)
 
 The template crds/template/assetmaterializations.yaml.in holds everything
 written by hand; its @OPERATIONS@, @PARAMS@ and @SPEC_RULES@ lines are replaced
@@ -42,10 +43,18 @@ Limits of the real API server this stays within (and what it cannot say):
     the controller, which checks the whole task contract before any pod is
     created, and listed in the generated CRD's params description.
   * Patterns are Go RE2: no lookahead. A pattern with one is relaxed (the
-    lookahead dropped); the controller applies the full one.
-  * CEL cost: rules are comparisons, `in` over literal lists and `exists`
-    over spec.inputs (maxItems 64), far below the per-expression (10^7) and
-    per-CRD (10^8) static cost limits.
+    lookahead dropped) and, where the lookahead sits where every match has
+    read the same literal text (the pattern's start, or the start of a branch
+    no other branch begins like), a CEL rule on the field says it exactly
+    (`!self.startsWith('TERRANE_')`, `!self.matches('^\\+proj=(?:...)')`);
+    any other lookahead is left to the controller and listed as such.
+  * CEL cost: the API server estimates each rule's worst-case cost from the
+    schema (string, list and map sizes bounded by maxLength, maxItems and
+    maxProperties, or by the request size limit where unbounded), times the
+    number of times it can run (the bounds of the lists above it), and refuses
+    a CRD with a rule above 10^7 or a total above 10^8
+    (tests/kubesim/celcost.py has the model). The generator computes the same
+    estimate and fails when the CRD would be refused; `--costs` prints it.
 """
 
 import json
@@ -169,6 +178,179 @@ def re2(pattern):
     return "".join(out), relaxed
 
 
+# ---- lookaheads ----------------------------------------------------------------
+# RE2 has no lookahead. A lookahead at a place every match reaches after the same
+# literal text (the start of the pattern, or the start of an alternation branch no
+# other branch can begin like) says something of the string's start alone: s
+# matches ^P(?!X)R$ iff s matches ^PR$ and not ^P(?:X). Those become CEL rules
+# beside the relaxed pattern; a lookahead anywhere else is Untranslatable.
+
+LOOK = ("(?!", "(?=")
+QUANT = ("*", "+", "?", "{")
+# Readable words for lookahead bodies the schema uses (the generic message names the regex).
+PHRASES = {r".*(^|/)\.\.?(/|$)": "have a '.' or '..' path segment",
+           r".*/\.\.(/|$)": "have a '..' path segment"}
+ANY_RUN = ("(.|[\\r\\n])*", "[\\s\\S]*")
+
+
+def _close(p, i):
+    """The index of the ')' closing the group opened at p[i]."""
+    depth, j, cls = 0, i, False
+    while j < len(p):
+        c = p[j]
+        if c == "\\":
+            j += 2
+            continue
+        if cls:
+            cls = c != "]"
+        elif c == "[":
+            cls = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise Untranslatable("unbalanced group in %s" % p)
+
+
+def _alts(p):
+    """The top-level alternatives of p."""
+    out, start, j = [], 0, 0
+    while j < len(p):
+        c = p[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            k = j + 1
+            while k < len(p) and p[k] != "]":
+                k += 2 if p[k] == "\\" else 1
+            j = k + 1
+            continue
+        if c == "(":
+            j = _close(p, j) + 1
+            continue
+        if c == "|":
+            out.append(p[start:j])
+            start = j + 1
+        j += 1
+    return out + [p[start:]]
+
+
+def _literal(p):
+    """(regex text, the string it matches) of p's longest prefix that matches one fixed string."""
+    i, s = 0, ""
+    while i < len(p):
+        if p[i] == "\\" and i + 1 < len(p) and not p[i + 1].isalnum():
+            step, ch = 2, p[i + 1]
+        elif p[i] in ".[](){}*+?|^$\\":
+            break
+        else:
+            step, ch = 1, p[i]
+        if p[i + step:i + step + 1] in QUANT:
+            break
+        s += ch
+        i += step
+    return p[:i], s
+
+
+def _first(p):
+    """The characters a match of p can begin with, or None when that is not simply known."""
+    _, s = _literal(p)
+    if s:
+        return {s[0]}
+    if p.startswith("(") and not p.startswith(LOOK):
+        j = _close(p, 0)
+        if p[j + 1:j + 2] in ("*", "?", "{"):
+            return None
+        inner = p[1:j][2:] if p[1:j].startswith("?:") else p[1:j]
+        out = set()
+        for a in _alts(inner):
+            f = _first(a)
+            if f is None:
+                return None
+            out |= f
+        return out
+    return None
+
+
+def _take_looks(p):
+    """The lookaheads at the start of p, as (negative, body), and the rest of p."""
+    looks = []
+    while p.startswith(LOOK):
+        j = _close(p, 0)
+        body = p[3:j]
+        if any(x in body for x in LOOK):
+            raise Untranslatable("nested lookahead")
+        looks.append((p[2] == "!", body))
+        p = p[j + 1:]
+    return looks, p
+
+
+def lookaheads(pattern):
+    """The pattern without its lookaheads, and those as (negative, prefix, prefix literal, body)."""
+    relaxed, had = re2(pattern)
+    if not had:
+        return relaxed, []
+    if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
+        raise Untranslatable("lookahead in an unanchored pattern")
+    looks, body = _take_looks(pattern[1:-1])
+    out = [(neg_, "", "", b) for neg_, b in looks]
+    if any(x in body for x in LOOK):
+        if len(_alts(body)) != 1:
+            raise Untranslatable("lookahead beside a top-level alternation")
+        alts = [body]
+        if body.startswith("(") and _close(body, 0) == len(body) - 1:
+            inner = body[1:-1][2:] if body[1:-1].startswith("?:") else body[1:-1]
+            alts = _alts(inner)
+        for k, a in enumerate(alts):
+            if not any(x in a for x in LOOK):
+                continue
+            raw, s = _literal(a)
+            ls, rest = _take_looks(a[len(raw):])
+            if not ls or any(x in rest for x in LOOK):
+                raise Untranslatable("lookahead after a variable prefix")
+            if len(alts) > 1:
+                firsts = [_first(b) for i, b in enumerate(alts) if i != k]
+                if not s or any(f is None or s[0] in f for f in firsts):
+                    raise Untranslatable("lookahead in a branch other branches may begin like")
+            out += [(neg_, raw, s, b) for neg_, b in ls]
+    return relaxed, out
+
+
+def lookahead_checks(pattern, e):
+    """(CEL predicate, message) pairs saying what the lookaheads of pattern say of e."""
+    out = []
+    for negative, raw, s, body in lookaheads(pattern)[1]:
+        braw, bs = _literal(body)
+        whole = "^%s(?:%s)" % (raw, body)
+        if braw == body:
+            c = "%s.startsWith(%s)" % (e, lit(s + bs))
+            m = "start with %s" % lit(s + bs)
+        else:
+            c = "%s.matches(%s)" % (e, lit(whole))
+            m = PHRASES.get(body) or "match %s" % whole
+            for run in ANY_RUN:
+                tail = body[len(run):]
+                if body.startswith(run) and tail and _literal(tail)[0] == tail:
+                    m = "contain %s" % lit(_literal(tail)[1])
+            if s:
+                m = "%s when it starts with %s" % (m, lit(s))
+        if negative:
+            out.append(("!" + c, "must not " + m))
+        else:
+            out.append(("!%s.startsWith(%s) || %s" % (e, lit(s), c) if s else c, "must " + m))
+    return out
+
+
+def lookahead_rules(pattern):
+    """x-kubernetes-validations rules on a string node for the lookaheads of its pattern."""
+    return [{"rule": c, "message": m, "reason": "FieldValueInvalid"}
+            for c, m in lookahead_checks(pattern, "self")]
+
+
 class Types:
     """CEL-visible types of the expressions rules use ('self.params.mode' -> 'string')."""
 
@@ -211,10 +393,9 @@ def checks(s, e, t, types):
         if "maxLength" in s:
             out.append(("size(%s) <= %d" % (e, s["maxLength"]), "must be at most %d characters" % s["maxLength"]))
         if "pattern" in s:
-            p, relaxed = re2(s["pattern"])
-            if relaxed:
-                raise Untranslatable("pattern with lookahead")
+            p, _ = lookaheads(s["pattern"])
             out.append(("%s.matches(%s)" % (e, lit(p)), "must match %s" % p))
+            out += lookahead_checks(s["pattern"], e)
     if t == "array":
         if "minItems" in s:
             out.append(("size(%s) >= %d" % (e, s["minItems"]), "must have at least %d items" % s["minItems"]))
@@ -382,10 +563,8 @@ def dyn_pred(s, e, depth=0):
     if "maxLength" in s:
         strs.append("size(%s) <= %d" % (e, s["maxLength"]))
     if "pattern" in s:
-        p, relaxed = re2(s["pattern"])
-        if relaxed:
-            raise Untranslatable("pattern with lookahead")
-        strs.append("%s.matches(%s)" % (e, lit(p)))
+        strs.append("%s.matches(%s)" % (e, lit(lookaheads(s["pattern"])[0])))
+        strs += [c for c, _ in lookahead_checks(s["pattern"], e)]
     if strs:
         parts.append("(type(%s) != string || (%s))" % (e, " && ".join(strs)))
     arr = []
@@ -462,11 +641,26 @@ def structural(s):
             out[k] = s[k]
     if "pattern" in s:
         out["pattern"] = re2(s["pattern"])[0]
+        out.update(pattern_rules(s["pattern"], s.get("description")))
     if "properties" in s:
         out["properties"] = {k: structural(v) for k, v in s["properties"].items()}
     if "items" in s:
         out["items"] = structural(s["items"])
     return out
+
+
+# What the controller alone checks of structural fields: lookaheads no rule can say.
+STRUCT_GAPS = []
+
+
+def pattern_rules(pattern, what):
+    """{x-kubernetes-validations: ...} for the lookaheads of a string node's pattern, or {}."""
+    try:
+        rs = lookahead_rules(pattern)
+    except Untranslatable:
+        STRUCT_GAPS.append("the full pattern of %s (a lookahead RE2 lacks)" % (what or pattern))
+        return {}
+    return {"x-kubernetes-validations": rs} if rs else {}
 
 
 def spec_fields():
@@ -520,6 +714,7 @@ def native(s, t):
             n[k] = s[k]
     if "pattern" in n:
         n["pattern"], _ = re2(n["pattern"])
+        n.update(pattern_rules(s["pattern"], s.get("description")))
     for k in ("exclusiveMinimum", "exclusiveMaximum"):
         if k in n and not isinstance(n[k], bool):
             bound = "minimum" if k == "exclusiveMinimum" else "maximum"
@@ -712,9 +907,7 @@ def rules():
                     for c, m in checks(b, "self.inputs", "array", types):
                         add([neg_op, cond, "!has(self.inputs)"], c, ".inputs",
                             "%s: inputs %s" % (resolve(b).get("description", op).rstrip("."), m))
-    for f in props:
-        if "pattern" in props[f] and any(re2(resolve(sub).get("pattern", ""))[1] for sub in fields[f].values()):
-            gaps.append("the full pattern of %s (a lookahead RE2 lacks)" % f)
+    gaps += STRUCT_GAPS
     return op_names, props, merge(out, op_names), gaps, untyped, fields
 
 
@@ -818,6 +1011,7 @@ def yaml(v, indent):
 
 
 def render():
+    extra = spec_fields()
     op_names, props, rs, gaps, untyped, fields = rules()
     text = open(TEMPLATE, encoding="utf-8").read()
 
@@ -845,7 +1039,6 @@ def render():
     params = {"type": "object", "description": " ".join(lines), "properties": props}
     fill("@OPERATIONS@", lambda n: yaml({"enum": op_names}, n))
     fill("@PARAMS@", lambda n: yaml({"params": params}, n))
-    extra = spec_fields()
     fill("@SPEC_RULES@", lambda n: yaml({"x-kubernetes-validations": rs + [r for _, _, r in extra]}, n))
     fill("@CONTAINER@", lambda n: yaml({f: sch for f, sch, _ in extra}, n))
     header = ("# GENERATED by scripts/gen-crd.py from crds/template/assetmaterializations.yaml.in\n"
@@ -878,8 +1071,33 @@ def render_policy():
     return plain, chart
 
 
+def cost_report(text):
+    """(refusals, per-rule lines) of the API server's CEL cost estimate of the rendered CRD."""
+    import yaml
+    sys.path.insert(0, os.path.join(ROOT, "tests/kubesim"))
+    import celcost
+    refused, lines = [], []
+    for i, v in enumerate(yaml.safe_load(text)["spec"]["versions"]):
+        sch = v["schema"]["openAPIV3Schema"]
+        where = "spec.versions[%d].schema.openAPIV3Schema" % i
+        refused += celcost.refusals(sch, where)
+        costs = sorted(celcost.crd_rule_costs(sch, where), key=lambda r: -r[1] * r[2])
+        total = sum(c * n for _, c, n in costs)
+        lines.append("%s: %d rules, estimated cost total %d (limit %d); dearest %d (limit %d per rule): %s"
+                     % (v["name"], len(costs), total, celcost.PER_CRD, costs[0][1] * costs[0][2] if costs else 0,
+                        celcost.PER_RULE, costs[0][0] if costs else "-"))
+    return refused, lines
+
+
 def main():
     text = render()
+    refused, lines = cost_report(text)
+    if "--costs" in sys.argv[1:]:
+        print("\n".join(lines))
+    if refused:
+        for where, msg in refused:
+            print("%s: %s" % (where, msg), file=sys.stderr)
+        return 1
     plain, chart = render_policy()
     want = [(p, text) for p in OUTPUTS] + [(POLICY, plain), (POLICY_CHART, chart)]
     if "--check" in sys.argv[1:]:

@@ -239,8 +239,19 @@ export class Graph {
     g.appendChild(svg('text', { x: 12, y: 34, class: 'sub', text: clip((a.key || '') + ' · ' + (a.phase || 'Pending'), 30) }));
     let x = NODE_W - 4;
     if (a.pool) x = badge(g, x, -7, a.pool, 'pool') - 4;
-    if (a.stale) badge(g, x, -7, 'stale', 'stale');
-    // reserved: partition progress and source badges join here (a.partitions, a.kind)
+    if (a.stale) x = badge(g, x, -7, 'stale', 'stale') - 4;
+    // a partitioned asset: n/m materialized as a badge and a bar along the bottom
+    const p = a.partitions;
+    if (p && p.total > 0) {
+      const done = Math.min(1, (p.succeeded || 0) / p.total), failed = Math.min(1 - done, (p.failed || 0) / p.total);
+      badge(g, x, -7, `${p.succeeded || 0}/${p.total}`, 'parts');
+      const bw = NODE_W - 18, bar = svg('g', { class: 'partbar', 'data-done': done.toFixed(4), 'data-failed': failed.toFixed(4) });
+      bar.appendChild(svg('rect', { x: 12, y: h - 7, width: bw, height: 4, fill: '#d9dde3' }));
+      bar.appendChild(svg('rect', { class: 'done', x: 12, y: h - 7, width: (bw * done).toFixed(1), height: 4 }));
+      bar.appendChild(svg('rect', { class: 'failed', x: (12 + bw * done).toFixed(1), y: h - 7, width: (bw * failed).toFixed(1), height: 4 }));
+      g.appendChild(bar);
+    }
+    // reserved: source nodes (a.kind AssetSource) join here
   }
 
   select(id) {

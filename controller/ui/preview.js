@@ -2,8 +2,19 @@
 // from S3 with HTTP range requests (geotiff.js reads the header, then only
 // the tiles of the overview that fits the canvas), drawn with a colour ramp;
 // the value under the cursor comes from the same array.
-import { fromUrl } from 'geotiff';
+import { addDecoder, BaseDecoder, fromUrl } from 'geotiff';
+import { decompress } from 'fzstd';
 import { el } from './dom.js';
+
+// ZSTD tiles (TIFF compression 50000), decoded in JavaScript (fzstd): geotiff.js's own
+// decoder loads WebAssembly from a data: URL, which the page's Content-Security-Policy refuses.
+class ZstdDecoder extends BaseDecoder {
+  decodeBlock(buffer) {
+    const out = decompress(new Uint8Array(buffer));
+    return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.slice().buffer;
+  }
+}
+addDecoder(50000, () => Promise.resolve(ZstdDecoder));
 
 const SIZE = 384;
 // viridis, five stops
@@ -33,6 +44,7 @@ export async function showPreview(container, url) {
   try {
     const tiff = await fromUrl(url, { allowFullFile: false, cacheSize: 64 });
     const image = await tiff.getImage(0);
+    container.dataset.compression = String(image.fileDirectory.getValue('Compression') ?? 1);
     const W = image.getWidth(), H = image.getHeight();
     const scale = Math.min(1, SIZE / Math.max(W, H));
     const w = Math.max(1, Math.round(W * scale)), h = Math.max(1, Math.round(H * scale));

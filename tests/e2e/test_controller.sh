@@ -158,7 +158,7 @@ assert_eq "Failed" "$(am_get bad-input '{.status.phase}')" "bad-input phase"
 assert_eq 1 "$(pods_of bad-input | grep -c .)" "bad-input ran exactly one pod"
 assert_eq 0 "$(am_get bad-input '{.status.retries}')" "bad-input was not retried"
 assert_contains "$(am_get bad-input '{.status.message}')" "does-not-exist.tif" "bad-input message has the worker's reason"
-assert_contains "$(am_get bad-spec '{.status.message}')" "spec.params.dstCrs" "bad-spec message names the field"
+assert_contains "$(am_get bad-spec '{.status.message}')" "spec.params.expression" "bad-spec message names the field"
 echo "bad-spec: $(am_get bad-spec '{.status.message}')"
 if k wait --for=condition=Failed am/bad-spec am/bad-input --timeout=10s >/dev/null; then
   ok "kubectl wait --for=condition=Failed ends on the failed assets"

@@ -10,7 +10,9 @@
 #     lineage and a non-blank map preview of the COG (pixels of a
 #     screenshot); patching an upstream turns its dependents Stale, then
 #     Succeeded, on the page without a reload; hostile strings in params,
-#     annotations and messages render as text. Screenshots go to
+#     annotations and messages render as text; a ZSTD COG's preview is drawn
+#     (the bundle's own ZSTD decoder) and partition counts in its status a
+#     progress bar. Screenshots go to
 #     $UI_SHOTS (default: the test's temporary directory).
 . "$(dirname "$0")/lib.sh"
 
@@ -99,5 +101,22 @@ UI_URL=$UI NS=$NS KUBECONFIG=$KUBECONFIG SHOTS=$SHOTS EXPECTED=$TMP/expected.jso
 rc=${PIPESTATUS[0]}
 assert_eq 0 "$rc" "the browser checks pass (tests/e2e/ui.mjs demo)"
 fails=$((fails + $(grep -c '^FAIL' "$TMP/browser.txt")))
+
+# --- a ZSTD COG's preview (the bundle decodes ZSTD tiles itself) ------------------------------------------
+k apply -f - >/dev/null <<EOF2 || fail "kubectl apply dem-zstd"
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: dem-zstd, namespace: $NS}
+spec:
+  assetKey: lux/dem_zstd
+  operation: cog
+  params: {compression: ZSTD, predictor: 2, blockSize: 256}
+  inputs: [{name: dem, from: dem-cog}]
+  output: {uri: s3://assets}
+EOF2
+wait_until 120 "dem-zstd Succeeded" sh -c "[ \"\$(kubectl --kubeconfig $KUBECONFIG -n $NS get am dem-zstd -o jsonpath='{.status.phase}')\" = Succeeded ]"
+UI_URL=$UI NS=$NS KUBECONFIG=$KUBECONFIG SHOTS=$SHOTS TARGET=$NS/dem-zstd \
+  node "$E2E/ui.mjs" zstd 2>&1 | tee "$TMP/browser-zstd.txt"
+assert_eq 0 "${PIPESTATUS[0]}" "the browser checks pass (tests/e2e/ui.mjs zstd)"
 ls -la "$SHOTS"
 finish

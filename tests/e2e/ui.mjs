@@ -2,12 +2,15 @@
 //
 //   node tests/e2e/ui.mjs demo    the example graphs (test_ui.sh)
 //   node tests/e2e/ui.mjs scale   10,000 generated assets (test_ui_scale.sh)
+//   node tests/e2e/ui.mjs zstd    the preview of a ZSTD COG (test_ui.sh; TARGET=ns/name)
+//   node tests/e2e/ui.mjs bench   the strict time bounds beside baselines (bench/bench_ui.sh)
 //
 // Environment: UI_URL (http://127.0.0.1:PORT), NS, KUBECONFIG, SHOTS (a
 // directory for screenshots), EXPECTED (kubectl get am -o json of NS).
 // Prints "ok: ..." / "FAIL: ..." lines and figures ("measure: ..."); exits 1
 // when a check failed.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -289,11 +292,149 @@ async function scale() {
   await close();
 }
 
+// --- a ZSTD-compressed COG: its preview is drawn too ---------------------------------------------------
+async function zstd() {
+  const target = env('TARGET');
+  const { ctx, close } = await launch();
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  const problems = watchPage(page);
+  await page.goto(UI + '/ui/');
+  await page.waitForSelector('body[data-painted="1"]', { timeout: 15000 });
+  await page.selectOption('#f-ns', NS);
+  await page.click(nodeSel(target));
+  await page.waitForSelector('#panel:not([hidden]) h2', { timeout: 5000 });
+  await page.waitForSelector('#preview[data-state="drawn"], #preview[data-state="error"]', { timeout: 20000 }).catch(() => {});
+  const state = await page.$eval('#preview', (e) => e.dataset.state).catch(() => 'missing');
+  const compression = await page.$eval('#preview', (e) => e.dataset.compression).catch(() => '');
+  check(compression === '50000', 'the COG is ZSTD-compressed (TIFF compression 50000)', compression);
+  check(state === 'drawn', 'the map preview of the ZSTD COG is drawn', state + ' ' + (await page.textContent('#preview').catch(() => '')));
+  if (state === 'drawn') {
+    const shot = await page.locator('#preview canvas.map').screenshot();
+    writeFileSync(join(SHOTS, 'ui-preview-zstd.png'), shot);
+    const st = pixelStats(decodePNG(shot));
+    check(st.colours >= 16 && st.varied > 0.3, 'the ZSTD preview screenshot is not blank', `${st.colours} colours, ${(st.varied * 100).toFixed(0)}% unlike the commonest`);
+  }
+  // partition progress: a status with partition counts draws n/m and a bar, live
+  const [tns, tname] = target.split('/');
+  kubectl('-n', tns, 'patch', 'am', tname, '--subresource=status', '--type', 'merge', '-p',
+    JSON.stringify({ status: { partitions: { total: 8, succeeded: 2, running: 1, failed: 2, pending: 3, summary: '2/8' } } }));
+  const bar = await page.waitForSelector(nodeSel(target) + ' g.partbar', { timeout: 5000 }).catch(() => null);
+  check(bar !== null, 'a partitioned status draws a progress bar on the node without a reload');
+  if (bar) {
+    const done = await bar.getAttribute('data-done'), failed = await bar.getAttribute('data-failed');
+    check(done === '0.2500' && failed === '0.2500', 'the bar shows 2 of 8 succeeded and 2 failed', `${done} ${failed}`);
+    const badges = await page.$$eval(nodeSel(target) + ' .badge.parts text', (els) => els.map((e) => e.textContent));
+    check(badges.join() === '2/8', 'and a 2/8 badge', badges.join());
+    await page.locator(nodeSel(target)).screenshot({ path: join(SHOTS, 'ui-partitions.png') });
+  }
+  check(problems.length === 0, 'no page error or console error (CSP violations included)', problems.join(' | '));
+  await close();
+}
+
+// --- bench/bench_ui.sh: the strict bounds, each beside a baseline of the same run -----------------------
+// Page ready: first paint of the scale namespace's graph against that of a small namespace
+// (UI_BASE_URL), each in a fresh browser, alternating which goes first. Live update: status
+// write to the page against status write to a plain API watch of the same object (what any
+// client of the API server sees at the earliest), both timed from the same patch.
+async function firstPaint(url) {
+  const { ctx, close } = await launch();
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  await page.goto(url + '/ui/');
+  await page.waitForSelector('body[data-painted="1"]', { timeout: 60000 });
+  const fp = await page.evaluate(() => window.terraneUI.firstPaint);
+  await close();
+  return fp;
+}
+
+function apiWatch(ns, name, rv, want) {
+  const server = readFileSync(env('KUBECONFIG'), 'utf8').match(/server:\s*(\S+)/)[1];
+  const path = `/apis/terrane.io/v1alpha1/namespaces/${ns}/assetmaterializations?watch=1` +
+    `&fieldSelector=metadata.name%3D${name}&resourceVersion=${rv}`;
+  return new Promise((resolve, reject) => {
+    const req = http.get(server + path, (res) => {
+      let buf = '';
+      res.on('data', (d) => {
+        buf += d;
+        for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) {
+          const ev = JSON.parse(buf.slice(0, i));
+          if (ev.object && ev.object.status && ev.object.status.phase === want) { resolve(Date.now()); req.destroy(); return; }
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('error', (e) => { if (e.code !== 'ECONNRESET') reject(e); });
+    req.setTimeout(10000, () => { req.destroy(); resolve(Infinity); });
+  });
+}
+
+const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+
+async function bench() {
+  const reps = Number(process.env.REPS || 3);
+  const base = [], big = [];
+  for (let r = 0; r < reps; r++) {
+    const order = r % 2 ? ['big', 'base'] : ['base', 'big'];
+    for (const which of order) {
+      const fp = await firstPaint(which === 'big' ? UI : env('UI_BASE_URL'));
+      (which === 'big' ? big : base).push(fp);
+    }
+  }
+  const { ctx, close } = await launch();
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  await page.goto(UI + '/ui/');
+  await page.waitForSelector('body[data-painted="1"]', { timeout: 60000 });
+  const target = env('TARGET');
+  const [ns, name] = target.split('/');
+  await page.fill('#f-search', name);
+  await page.waitForSelector(nodeSel(target), { timeout: 10000 });
+  const pageLat = [], apiLat = [];
+  for (let k = 0; k < Math.max(5, reps); k++) {
+    const cur = await page.getAttribute(nodeSel(target), 'data-phase');
+    const phase = ['Running', 'Failed', 'Succeeded'].filter((p) => p !== cur)[k % 2];
+    await page.evaluate((id) => {
+      window.__changedAt = null;
+      const e = document.querySelector(`g.node.asset[data-id="${id}"]`);
+      window.__obs && window.__obs.disconnect();
+      window.__obs = new MutationObserver(() => { if (window.__changedAt === null) window.__changedAt = Date.now(); });
+      window.__obs.observe(e, { attributes: true, attributeFilter: ['data-phase'] });
+    }, target);
+    const rv = JSON.parse(kubectl('-n', ns, 'get', 'am', name, '-o', 'json')).metadata.resourceVersion;
+    const seen = apiWatch(ns, name, rv, phase);
+    await new Promise((res) => setTimeout(res, 200)); // the watch is open before the write
+    const t0 = Date.now();
+    // asynchronously: the watch's events are read while kubectl runs
+    const patched = new Promise((res, rej) => execFile('kubectl', ['--kubeconfig', env('KUBECONFIG'), '-n', ns, 'patch', 'am', name,
+      '--subresource=status', '--type', 'merge', '-p', JSON.stringify({ status: { phase } })], (e) => (e ? rej(e) : res())));
+    const tApi = await seen;
+    await patched;
+    await page.waitForFunction(() => window.__changedAt !== null, null, { timeout: 10000 }).catch(() => {});
+    const at = await page.evaluate(() => window.__changedAt);
+    pageLat.push(at ? at - t0 : Infinity);
+    apiLat.push(tApi - t0);
+  }
+  await close();
+  const n = env('ASSETS'), nb = env('BASE_ASSETS');
+  const row = (what, xs, bs, target, unit) => {
+    const m = median(xs), b = median(bs);
+    console.log(`${what.padEnd(34)} ${m.toFixed(0).padStart(7)} ${unit}   baseline ${b.toFixed(0).padStart(6)} ${unit}` +
+      `   ratio ${(m / b).toFixed(2).padStart(6)}   target < ${target} ${unit}  ${m < target ? 'ok' : 'OVER'}`);
+  };
+  console.log(`runs: first paint ${reps} each (fresh browser), live updates ${pageLat.length}`);
+  console.log(`first paints ${n}: ${big.map((x) => x.toFixed(0)).join(', ')} ms; ${nb}: ${base.map((x) => x.toFixed(0)).join(', ')} ms`);
+  console.log(`live updates page: ${pageLat.join(', ')} ms; API watch: ${apiLat.join(', ')} ms`);
+  row(`page ready, ${n} assets (vs ${nb})`, big, base, 2000, 'ms');
+  row('status write -> page (vs API watch)', pageLat, apiLat, 1000, 'ms');
+  console.log(`the UI's own share (page minus API watch, per write): ${pageLat.map((x, i) => x - apiLat[i]).join(', ')} ms, ` +
+    `median ${median(pageLat.map((x, i) => x - apiLat[i])).toFixed(0)} ms (both include kubectl's start-up)`);
+}
+
 const mode = process.argv[2];
 try {
   if (mode === 'demo') await demo();
   else if (mode === 'scale') await scale();
-  else throw new Error('usage: ui.mjs demo|scale');
+  else if (mode === 'bench') await bench();
+  else if (mode === 'zstd') await zstd();
+  else throw new Error('usage: ui.mjs demo|scale|bench|zstd');
 } catch (e) {
   fail('unexpected: ' + (e.stack || e));
 }

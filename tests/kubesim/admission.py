@@ -11,6 +11,7 @@ run under the Store's lock.
 import base64
 import json
 
+import celcost
 import podvalidation
 import psa
 import quantity
@@ -172,6 +173,8 @@ def _validate_crd(obj):
             else:
                 causes += schemamod.check_crd_schema(v["schema"]["openAPIV3Schema"],
                                                      "spec.versions[%d].schema.openAPIV3Schema" % i)
+                causes += [(where, "FieldValueForbidden", msg) for where, msg in celcost.refusals(
+                    v["schema"]["openAPIV3Schema"], "spec.versions[%d].schema.openAPIV3Schema" % i)]
     return causes
 
 

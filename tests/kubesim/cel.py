@@ -27,6 +27,72 @@ class _Missing(Exception):
     pass
 
 
+_ESC = {"\\": "\\", "'": "'", '"': '"', "?": "?", "`": "`", "a": "\a", "b": "\b", "f": "\f",
+        "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _unescape(body):
+    """A CEL string literal's value: its escapes (\\n, \\xHH, \\uHHHH, \\ooo, ...); others are errors."""
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        e = body[i + 1:i + 2]
+        if e in _ESC:
+            out.append(_ESC[e])
+            i += 2
+        elif e in ("x", "X", "u", "U"):
+            n = {"x": 2, "X": 2, "u": 4, "U": 8}[e]
+            h = body[i + 2:i + 2 + n]
+            if len(h) != n or not all(ch in "0123456789abcdefABCDEF" for ch in h):
+                raise ValueError("invalid escape")
+            out.append(chr(int(h, 16)))
+            i += 2 + n
+        elif e in "0123":
+            o = body[i + 1:i + 4]
+            if len(o) != 3 or not all(ch in "01234567" for ch in o):
+                raise ValueError("invalid escape")
+            out.append(chr(int(o, 8)))
+            i += 4
+        else:
+            raise ValueError("invalid escape sequence")
+    return "".join(out)
+
+
+def re2_search(pattern, s):
+    """Whether RE2 finds pattern in s (CEL's matches(), a schema's pattern). Python's re agrees
+    with RE2 on the syntax both have, except that RE2's $ (without the m flag) is the end of
+    the text only and Python's also matches before a final newline: $ becomes \\Z."""
+    out, i, cls = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            out.append("\\Z" if nxt == "z" and not cls else pattern[i:i + 2])
+            i += 2
+            continue
+        if cls:
+            cls = c != "]"
+        elif c == "[":
+            cls = True
+            if pattern[i + 1:i + 2] == "]" or pattern[i + 1:i + 3] == "^]":
+                k = 2 if pattern[i + 1] == "]" else 3
+                out.append(pattern[i:i + k])
+                i += k
+                continue
+        elif c == "$":
+            c = "\\Z"
+        out.append(c)
+        i += 1
+    try:
+        return re.search("".join(out), s) is not None
+    except re.error as e:
+        raise CelError("invalid regex: %s" % e)
+
+
 def _lex(src):
     out, pos = [], 0
     src = src.strip()
@@ -41,7 +107,7 @@ def _lex(src):
             text = text.rstrip("uU")
             out.append(("lit", float(text) if "." in text else int(text)))
         elif kind == "str":
-            out.append(("lit", bytes(text[1:-1], "utf-8").decode("unicode_escape")))
+            out.append(("lit", _unescape(text[1:-1])))
         elif kind == "id" and text in ("true", "false"):
             out.append(("lit", text == "true"))
         elif kind == "id" and text == "null":
@@ -356,7 +422,7 @@ def _call(name, args):
             return s.endswith(x)
         if name == "contains":
             return x in s
-        return re.search(x, s) is not None
+        return re2_search(x, s)
     elif name == "int" and len(args) == 1 and not isinstance(args[0], bool):
         try:
             v = args[0]

@@ -172,11 +172,11 @@ def _validate(schema, v, path, causes, root=False):
                            % (_fmt(v), path, schema["minLength"])))
         if schema.get("pattern"):
             try:
-                if not re.search(schema["pattern"], v):
+                if not cel.re2_search(schema["pattern"], v):
                     causes.append((path, "FieldValueInvalid",
                                    "Invalid value: %s: %s in body should match '%s'"
                                    % (_fmt(v), path, schema["pattern"])))
-            except re.error:
+            except cel.CelError:
                 pass
     if isinstance(v, list):
         if schema.get("maxItems") is not None and len(v) > schema["maxItems"]:
@@ -312,6 +312,24 @@ _NOT_RE2 = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P=")
 _JUNCTOR_FORBIDDEN = ("type", "description", "default", "additionalProperties", "nullable")
 
 
+def _literal_regexes(ast):
+    """The literal patterns of a rule's matches() calls, which the API server compiles with the rule."""
+    out = []
+
+    def walk(n):
+        if isinstance(n, tuple):
+            if n[0] == "call" and n[1] == "matches" and len(n[2]) == 2 and n[2][1][0] == "lit" \
+                    and isinstance(n[2][1][1], str):
+                out.append(n[2][1][1])
+            for x in n[1:]:
+                walk(x)
+        elif isinstance(n, list):
+            for x in n:
+                walk(x)
+    walk(ast)
+    return out
+
+
 def _cel_type(schema):
     """The schema's CEL-visible kind, or None where a rule cannot see the value."""
     if not isinstance(schema, dict):
@@ -426,6 +444,11 @@ def check_crd_schema(schema, path="spec.validation.openAPIV3Schema", in_junctor=
                                    "Invalid value: %s: compilation failed: ERROR: <input>: undefined field '%s'"
                                    % (_fmt(rule["rule"]), name)))
                     break
+            for rx in _literal_regexes(ast):
+                if _NOT_RE2.search(rx):
+                    causes.append((where + ".rule", "FieldValueInvalid",
+                                   "Invalid value: %s: compilation failed: ERROR: <input>: invalid regex: "
+                                   "invalid or unsupported Perl syntax" % _fmt(rule["rule"])))
         if rule.get("messageExpression") and cel.compile_rule(rule["messageExpression"]) is None:
             causes.append((where + ".messageExpression", "FieldValueInvalid",
                            "Invalid value: %s: messageExpression compilation failed"

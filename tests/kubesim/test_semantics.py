@@ -596,12 +596,25 @@ def test_crd_refused_like_the_api_server():
     typed_in_anyof = {"type": "object", "properties": {"v": {"anyOf": [{"type": "number"}, {"type": "string"}]}}}
     code, st, _ = C.post(crd_path, gizmo_crd(typed_in_anyof))
     assert code == 422 and "structural" in st["message"], st
+    lookahead_rule = {"type": "object", "properties": {"s": {"type": "string", "maxLength": 8}},
+                      "x-kubernetes-validations": [{"rule": "!self.s.matches('^(?!x)')"}]}
+    code, st, _ = C.post(crd_path, gizmo_crd(lookahead_rule))
+    assert code == 422 and "invalid regex" in st["message"], st
+    # CEL cost: a regex over an unbounded string in each item of an unbounded list.
+    costly = {"type": "object", "properties": {"l": {"type": "array", "items": {
+        "type": "object", "properties": {"s": {"type": "string"}},
+        "x-kubernetes-validations": [{"rule": "self.s.matches('^[a-z]+$')"}]}}}}
+    code, st, _ = C.post(crd_path, gizmo_crd(costly))
+    assert code == 422 and "estimated rule cost exceeds budget by factor of more than 100x" in st["message"] \
+        and "cost total for entire OpenAPIv3 schema" in st["message"], st
     bad_path = {"type": "object", "properties": {"a": {"type": "string"}},
                 "x-kubernetes-validations": [{"rule": "true", "fieldPath": ".b"}]}
     code, st, _ = C.post(crd_path, gizmo_crd(bad_path))
     assert code == 422 and "fieldPath" in st["message"], st
     good = {"type": "object", "properties": {
         "op": {"type": "string"},
+        "w": {"type": "string", "maxLength": 16, "pattern": "^[a-z]+$",
+              "x-kubernetes-validations": [{"rule": "!self.matches('^x+$')", "message": "not only x"}]},
         "l": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
         "p": {"type": "object", "properties": {"n": {"type": "integer"}}}},
         "x-kubernetes-validations": [{"rule": "self.op != 'a' || !has(self.p) || !has(self.p.n)",
@@ -625,6 +638,14 @@ def test_crd_refused_like_the_api_server():
     code, st, _ = C.post(gd, gadget)
     assert code == 422 and st["details"]["causes"][0]["field"] == "spec.l[2]", st
     assert st["details"]["causes"][0]["reason"] == "FieldValueDuplicate", st
+    # RE2's $ is the end of the text (Python's re would also match before a final newline).
+    for w, field in (("ab\n", "spec.w"), ("xx\n", "spec.w"), ("xx", "spec.w")):
+        gadget["spec"] = {"op": "b", "w": w}
+        code, st, _ = C.post(gd, gadget)
+        assert code == 422 and st["details"]["causes"][0]["field"] == field, (w, st)
+    gadget["spec"] = {"op": "b", "w": "xy"}
+    code, st, _ = C.post(gd, gadget)
+    assert code in (200, 201), st
 
 
 def test_validating_admission_policy():

@@ -218,6 +218,21 @@ static void test_summary(void **state)
     s = uiapi_summary(a, false);
     assert_null(json_object_get(s, "stale"));
     assert_string_equal(json_string_value(json_object_get(s, "pool")), "highmem");
+    assert_null(json_object_get(s, "partitions"));
+    json_decref(s);
+    /* a partitioned asset: its counts, not its ranges */
+    json_object_set_new(json_object_get(a, "status"), "partitions",
+                        parse("{\"total\":4096,\"succeeded\":1000,\"running\":2,\"failed\":3,"
+                              "\"summary\":\"1000/4096\",\"materialized\":[\"0-999\"]}"));
+    s = uiapi_summary(a, false);
+    json_t *want = parse("{\"total\":4096,\"succeeded\":1000,\"running\":2,\"failed\":3}");
+    assert_true(json_equal(json_object_get(s, "partitions"), want));
+    json_decref(want);
+    json_decref(s);
+    /* no partitions yet enumerated: no bar */
+    json_object_set_new(json_object_get(a, "status"), "partitions", parse("{\"total\":0}"));
+    s = uiapi_summary(a, false);
+    assert_null(json_object_get(s, "partitions"));
     json_decref(s);
     json_decref(a);
 }
