@@ -18,7 +18,8 @@ typedef struct {
     /* time */
     part_cadence cadence;
     int tz;
-    time_t start_local, end_local; /* end_local < 0: open-ended */
+    time_t start_local, end_local;
+    bool has_end; /* false: open-ended */
     /* static */
     char **keys;
     size_t n_keys;
@@ -162,7 +163,7 @@ static time_t window_start(const dim *t, uint64_t i)
 static uint64_t time_count(const dim *t, time_t now)
 {
     time_t limit = now + t->tz;
-    if (t->end_local >= 0 && t->end_local < limit) limit = t->end_local;
+    if (t->has_end && t->end_local < limit) limit = t->end_local;
     if (limit <= t->start_local) return 0;
     long long len = cadence_seconds(t->cadence);
     uint64_t n;
@@ -276,7 +277,7 @@ static int decode_time(const json_t *t, dim *d, const char *path, jschema_error 
         civil_from_days(floordiv(d->start_local, 86400), &y, &m, &dd);
         if (dd > 28) return jschema_fail(err, p, "spec", "a monthly start must be on day 1 to 28");
     }
-    d->end_local = -1;
+    d->has_end = false;
     if (en) {
         snprintf(p, sizeof p, "%s.end", path);
         if (!json_is_string(en) || parse_wall(json_string_value(en), &d->end_local)) {
@@ -284,6 +285,7 @@ static int decode_time(const json_t *t, dim *d, const char *path, jschema_error 
             return jschema_fail(err, p, "spec", "must be a date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM:SS");
         }
         if (d->end_local <= d->start_local) return jschema_fail(err, p, "spec", "must be after start");
+        d->has_end = true;
     }
     return 0;
 }
@@ -390,7 +392,7 @@ int part_plan_decode(const json_t *parts, part_plan **out, jschema_error *err)
                     rc = jschema_fail(err, path, "spec", "at most one tiles dimension");
                     goto fail;
                 }
-        if (tm && d->end_local < 0 && i > 0) {
+        if (tm && !d->has_end && i > 0) {
             rc = jschema_fail(err, path, "spec",
                               "an open-ended time dimension (no end) must be the first dimension, so "
                               "that new windows append partitions instead of renumbering them");

@@ -146,6 +146,12 @@ static void daily_open_ended_grows_when_windows_close(void **state)
     key_at(p, 59, 0x7fffffff, "2024-02-29"); /* leap day */
     key_at(p, 999, 0x7fffffff, "2026-09-26");
     part_plan_free(p);
+    /* windows before 1970 (negative times) end where end says */
+    p = plan("[{\"name\":\"day\",\"time\":{\"start\":\"1900-01-01\",\"end\":\"1902-09-28\","
+             "\"cadence\":\"daily\"}}]");
+    assert_int_equal(part_plan_count(p, at("2026-01-01")), 1000);
+    key_at(p, 999, at("2026-01-01"), "1902-09-27");
+    part_plan_free(p);
 }
 
 static void hourly_offset_weekly_monthly(void **state)
