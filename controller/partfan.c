@@ -29,7 +29,8 @@ bool partfan_applies(const reconcile_input *in)
 void partfan_plan_clear(partfan_plan *p)
 {
     json_decref(p->status);
-    for (size_t i = 0; i < p->n_creates; i++) json_decref(p->creates[i]);
+    for (size_t i = 0; i < p->n_creates; i++)
+        json_decref(p->creates[i]);
     cmem_free(p->creates);
     for (size_t i = 0; i < p->n_deletes; i++) {
         cmem_free(p->deletes[i].name);
@@ -41,7 +42,8 @@ void partfan_plan_clear(partfan_plan *p)
 
 static const char *ann(const json_t *o, const char *key)
 {
-    return json_string_value(json_object_get(json_object_get(json_object_get(o, "metadata"), "annotations"), key));
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(o, "metadata"), "annotations"), key));
 }
 
 static char *dup(const char *s)
@@ -151,7 +153,8 @@ static int resolve_inputs(fctx *c, char *msg, size_t size)
         }
         c->ins[i].uri = uri;
         c->ins[i].data_version = udv;
-        c->ins[i].asset_key = json_string_value(json_object_get(json_object_get(up, "spec"), "assetKey"));
+        c->ins[i].asset_key =
+            json_string_value(json_object_get(json_object_get(up, "spec"), "assetKey"));
         c->ins[i].stac_item = json_string_value(json_object_get(out, "stacItem"));
         c->dvins[i].data_version = udv;
     }
@@ -165,7 +168,8 @@ static int asset_dv(fctx *c)
     json_t *p = json_pack("{s:O,s:O}", "params", c->s->params ? c->s->params : json_object(),
                           "partitions", c->s->partitions);
     if (!p) return cerr_oom();
-    int rc = dv_compute(c->s->operation, p, c->dvins, c->s->n_inputs, c->cfg->worker_version, c->dv);
+    int rc =
+        dv_compute(c->s->operation, p, c->dvins, c->s->n_inputs, c->cfg->worker_version, c->dv);
     json_decref(p);
     return rc;
 }
@@ -181,7 +185,9 @@ static void fail_message(const json_t *pod, char *out, size_t size, long long *e
     const char *em = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
     const char *reason = t ? json_string_value(json_object_get(t, "reason")) : NULL;
     snprintf(out, size, "pod %s: %s", kobj_name(pod),
-             em ? em : reason ? reason : "failed without a result");
+             em       ? em
+             : reason ? reason
+                      : "failed without a result");
     json_decref(r);
 }
 
@@ -194,7 +200,8 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out)
     int rc = 0;
     *out = NULL;
     if ((rc = part_data_version(c->dv, pi->key, pdv))) return rc;
-    if ((rc = part_pod_name(kobj_name(c->in->am), c->dv, pi->key, attempt, name, sizeof name))) return rc;
+    if ((rc = part_pod_name(kobj_name(c->in->am), c->dv, pi->key, attempt, name, sizeof name)))
+        return rc;
     if (c->s->n_inputs) {
         ins = cmem_calloc(c->s->n_inputs, sizeof *ins);
         uris = cmem_calloc(c->s->n_inputs, sizeof *uris);
@@ -228,7 +235,8 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out)
                          .task = task};
     if ((rc = podspec_build(c->cfg->pod, &a, &pod))) goto done;
     json_t *meta = json_object_get(pod, "metadata");
-    json_t *labels = json_object_get(meta, "labels"), *annots = json_object_get(meta, "annotations");
+    json_t *labels = json_object_get(meta, "labels"),
+           *annots = json_object_get(meta, "annotations");
     part_label_value(pi->key, lv);
     snprintf(idx, sizeof idx, "%llu", (unsigned long long)pi->index);
     if (!labels || !annots || json_object_set_new(meta, "name", json_string(name)) ||
@@ -243,7 +251,8 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out)
     *out = pod;
     pod = NULL;
 done:
-    for (size_t i = 0; uris && i < c->s->n_inputs; i++) cmem_free(uris[i]);
+    for (size_t i = 0; uris && i < c->s->n_inputs; i++)
+        cmem_free(uris[i]);
     cmem_free(uris);
     cmem_free(ins);
     json_decref(task);
@@ -338,17 +347,19 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
     }
     if ((rc = asset_dv(&c))) goto done;
     if (part_plan_has_tiles(c.pp) && !part_plan_has_grid(c.pp)) {
-        rc = set_common(&c, PHASE_PENDING, false, "GridPending",
-                        "tile partitions wait for the grid probe, which this controller does not run yet");
+        rc = set_common(
+            &c, PHASE_PENDING, false, "GridPending",
+            "tile partitions wait for the grid probe, which this controller does not run yet");
         out->outcome = "grid-pending";
         goto done;
     }
     char dvs[DV_SHORT_LEN + 1];
     dv_short(c.dv, dvs);
-    if (status_set_str(c.st, "dataVersion", c.dv) || status_set_str(c.st, "shortDataVersion", dvs) ||
+    if (status_set_str(c.st, "dataVersion", c.dv) ||
+        status_set_str(c.st, "shortDataVersion", dvs) ||
         status_set_str(c.st, "pool", pool_name(c.pool)) ||
-        status_cond(c.st, COND_UPSTREAM_READY, true, "UpstreamsReady", "all upstreams have succeeded",
-                    kobj_generation(in->am), in->now)) {
+        status_cond(c.st, COND_UPSTREAM_READY, true, "UpstreamsReady",
+                    "all upstreams have succeeded", kobj_generation(in->am), in->now)) {
         rc = cerr_oom();
         goto done;
     }
@@ -374,7 +385,8 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
     partstate_set_total(c.ps, total);
     for (size_t i = 0; i < in->n_pods; i++) {
         /* the newest attempts first mark their partitions busy */
-        if (!pod_terminal(in->pods[i]) && (rc = observe_pod(&c, in->pods[i], total, &running))) goto done;
+        if (!pod_terminal(in->pods[i]) && (rc = observe_pod(&c, in->pods[i], total, &running)))
+            goto done;
     }
     /* Then the finished ones, newest attempt first, so an older attempt
      * never retries a partition a newer one already decided. */
@@ -426,7 +438,8 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
              (unsigned long long)done_n, (unsigned long long)total, (unsigned long long)running,
              (unsigned long long)failed);
     if (total == 0)
-        rc = set_common(&c, PHASE_PENDING, false, "NoPartitionsYet", "no partition window has closed yet");
+        rc = set_common(&c, PHASE_PENDING, false, "NoPartitionsYet",
+                        "no partition window has closed yet");
     else if (done_n == total)
         rc = set_common(&c, PHASE_SUCCEEDED, true, "Materialized", msg);
     else if (done_n + failed == total && !running)

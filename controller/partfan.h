@@ -35,7 +35,7 @@
 #define PARTFAN_A_RERUN "terrane.io/rerun-failed"
 
 typedef struct {
-    json_t *status;  /* new status, or NULL when unchanged */
+    json_t *status;   /* new status, or NULL when unchanged */
     json_t **creates; /* pods to create, in partition order */
     size_t n_creates;
     reconcile_delete *deletes; /* pods to delete after the status is written */

@@ -123,10 +123,12 @@ static int parse_wall(const char *s, time_t *out)
     if (y < 1900 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
         mi > 59 || se > 59)
         goto bad;
-    *out = (time_t)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se);
+    *out =
+        (time_t)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se);
     return 0;
 bad:
-    return cerr_set(CERR_INVALID, "\"%.32s\" is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM:SS)",
+    return cerr_set(CERR_INVALID,
+                    "\"%.32s\" is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM:SS)",
                     s ? s : "");
 }
 
@@ -171,7 +173,8 @@ static uint64_t time_count(const dim *t, time_t now)
         n = (uint64_t)((limit - t->start_local) / len);
     } else {
         n = (uint64_t)((limit - t->start_local) / (31LL * 86400));
-        while (window_start(t, n + 1) <= limit) n++;
+        while (window_start(t, n + 1) <= limit)
+            n++;
     }
     return n;
 }
@@ -259,18 +262,21 @@ static int decode_time(const json_t *t, dim *d, const char *path, jschema_error 
     int which = -1;
     for (int i = 0; c && json_is_string(c) && i < 4; i++)
         if (!strcmp(json_string_value(c), cad[i])) which = i;
-    if (which < 0) return jschema_fail(err, p, "spec", "must be one of: hourly, daily, weekly, monthly");
+    if (which < 0)
+        return jschema_fail(err, p, "spec", "must be one of: hourly, daily, weekly, monthly");
     d->cadence = (part_cadence)which;
     snprintf(p, sizeof p, "%s.timezone", path);
     if (tz && (!json_is_string(tz) || part_parse_tz(json_string_value(tz), &d->tz))) {
         cerr_clear();
-        return jschema_fail(err, p, "spec",
-                            "must be UTC or a fixed offset +HH:MM (IANA zone names are not supported)");
+        return jschema_fail(
+            err, p, "spec",
+            "must be UTC or a fixed offset +HH:MM (IANA zone names are not supported)");
     }
     snprintf(p, sizeof p, "%s.start", path);
     if (!st || !json_is_string(st) || parse_wall(json_string_value(st), &d->start_local)) {
         cerr_clear();
-        return jschema_fail(err, p, "spec", "must be a date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM:SS");
+        return jschema_fail(err, p, "spec",
+                            "must be a date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM:SS");
     }
     if (d->cadence == PART_MONTHLY) {
         int y, m, dd;
@@ -282,9 +288,11 @@ static int decode_time(const json_t *t, dim *d, const char *path, jschema_error 
         snprintf(p, sizeof p, "%s.end", path);
         if (!json_is_string(en) || parse_wall(json_string_value(en), &d->end_local)) {
             cerr_clear();
-            return jschema_fail(err, p, "spec", "must be a date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM:SS");
+            return jschema_fail(err, p, "spec",
+                                "must be a date YYYY-MM-DD or date-time YYYY-MM-DDTHH:MM:SS");
         }
-        if (d->end_local <= d->start_local) return jschema_fail(err, p, "spec", "must be after start");
+        if (d->end_local <= d->start_local)
+            return jschema_fail(err, p, "spec", "must be after start");
         d->has_end = true;
     }
     return 0;
@@ -331,7 +339,8 @@ static int decode_tiles(const json_t *t, dim *d, const char *path, jschema_error
     }
     if (halo) {
         snprintf(p, sizeof p, "%s.halo", path);
-        if (!json_is_integer(halo) || json_integer_value(halo) < 0 || json_integer_value(halo) > 256)
+        if (!json_is_integer(halo) || json_integer_value(halo) < 0 ||
+            json_integer_value(halo) > 256)
             return jschema_fail(err, p, "spec", "must be an integer from 0 to 256");
         d->halo = (int)json_integer_value(halo);
     }
@@ -350,7 +359,8 @@ int part_plan_decode(const json_t *parts, part_plan **out, jschema_error *err)
     *out = NULL;
     if (!parts || json_is_null(parts)) return 0;
     if (!json_is_array(parts) || !json_array_size(parts))
-        return jschema_fail(err, "spec.partitions", "spec", "must be a non-empty array of dimensions");
+        return jschema_fail(err, "spec.partitions", "spec",
+                            "must be a non-empty array of dimensions");
     if (json_array_size(parts) > PART_DIMS_MAX)
         return jschema_fail(err, "spec.partitions", "spec", "at most %d dimensions", PART_DIMS_MAX);
     if (!(p = cmem_calloc(1, sizeof *p))) return cerr_oom();
@@ -393,9 +403,10 @@ int part_plan_decode(const json_t *parts, part_plan **out, jschema_error *err)
                     goto fail;
                 }
         if (tm && !d->has_end && i > 0) {
-            rc = jschema_fail(err, path, "spec",
-                              "an open-ended time dimension (no end) must be the first dimension, so "
-                              "that new windows append partitions instead of renumbering them");
+            rc = jschema_fail(
+                err, path, "spec",
+                "an open-ended time dimension (no end) must be the first dimension, so "
+                "that new windows append partitions instead of renumbering them");
             goto fail;
         }
         if (st) static_total *= d->n_keys;
@@ -416,7 +427,8 @@ void part_plan_free(part_plan *p)
 {
     if (!p) return;
     for (size_t i = 0; i < p->n; i++) {
-        for (size_t k = 0; k < p->d[i].n_keys; k++) cmem_free(p->d[i].keys[k]);
+        for (size_t k = 0; k < p->d[i].n_keys; k++)
+            cmem_free(p->d[i].keys[k]);
         cmem_free(p->d[i].keys);
     }
     cmem_free(p);
@@ -472,9 +484,12 @@ int part_plan_set_grid(part_plan *p, const part_grid *g)
 static uint64_t dim_count(const dim *d, time_t now)
 {
     switch (d->kind) {
-    case PART_TILES: return d->has_grid ? (uint64_t)d->grid.cols * (uint64_t)d->grid.rows : 0;
-    case PART_TIME: return time_count(d, now);
-    case PART_STATIC: return d->n_keys;
+    case PART_TILES:
+        return d->has_grid ? (uint64_t)d->grid.cols * (uint64_t)d->grid.rows : 0;
+    case PART_TIME:
+        return time_count(d, now);
+    case PART_STATIC:
+        return d->n_keys;
     }
     return 0;
 }
@@ -486,7 +501,8 @@ uint64_t part_plan_count(const part_plan *p, time_t now)
     for (size_t i = 0; i < p->n; i++) {
         uint64_t c = dim_count(&p->d[i], now);
         if (!c) return 0;
-        if (n > PART_COUNT_MAX / c) return PART_COUNT_MAX; /* capped; decode bounds the static part */
+        if (n > PART_COUNT_MAX / c)
+            return PART_COUNT_MAX; /* capped; decode bounds the static part */
         n *= c;
     }
     return n;
@@ -500,7 +516,8 @@ int part_plan_at(const part_plan *p, uint64_t index, time_t now, part_info *out)
     if (index >= total)
         return cerr_set(CERR_INVALID, "partition %llu does not exist (%llu partitions)",
                         (unsigned long long)index, (unsigned long long)total);
-    for (size_t i = 0; i < p->n; i++) counts[i] = dim_count(&p->d[i], now);
+    for (size_t i = 0; i < p->n; i++)
+        counts[i] = dim_count(&p->d[i], now);
     uint64_t rem = index;
     for (size_t i = p->n; i-- > 0;) {
         digit[i] = rem % counts[i];
@@ -570,7 +587,8 @@ int part_plan_index_of(const part_plan *p, const char *key, time_t now, uint64_t
             if (e == part + 1 || *e != 'c') return CERR_NOTFOUND;
             char *e2;
             long col = strtol(e + 1, &e2, 10);
-            if (e2 == e + 1 || *e2 || row < 0 || col < 0 || row >= d->grid.rows || col >= d->grid.cols)
+            if (e2 == e + 1 || *e2 || row < 0 || col < 0 || row >= d->grid.rows ||
+                col >= d->grid.cols)
                 return CERR_NOTFOUND;
             char want[48];
             snprintf(want, sizeof want, "r%03ldc%03ld", row, col);
@@ -580,7 +598,8 @@ int part_plan_index_of(const part_plan *p, const char *key, time_t now, uint64_t
             if (time_index_of(d, part, c, &digit)) return CERR_NOTFOUND;
         } else {
             size_t k = 0;
-            while (k < d->n_keys && strcmp(d->keys[k], part)) k++;
+            while (k < d->n_keys && strcmp(d->keys[k], part))
+                k++;
             if (k == d->n_keys) return CERR_NOTFOUND;
             digit = k;
         }
@@ -639,15 +658,18 @@ int part_pod_name(const char *am_name, const char *asset_dv, const char *key, in
         if (sha256(am_name, n, md)) return CERR_ERROR;
         hex(md, 5, nh);
         size_t k = 0;
-        for (; k < n && k < 17; k++) prefix[k] = am_name[k] == '.' ? '-' : am_name[k];
-        while (k && prefix[k - 1] == '-') k--;
+        for (; k < n && k < 17; k++)
+            prefix[k] = am_name[k] == '.' ? '-' : am_name[k];
+        while (k && prefix[k - 1] == '-')
+            k--;
         snprintf(prefix + k, sizeof prefix - k, "%s%s", k ? "-" : "p", nh);
     } else {
         snprintf(prefix, sizeof prefix, "%s", am_name);
     }
     const char *dvh = asset_dv + sizeof DV_PREFIX - 1;
     int w = snprintf(out, size, "%s-%.12s-p%s-%d", prefix, dvh, kh, attempt);
-    if (w < 0 || (size_t)w >= size || w > 63) return cerr_set(CERR_TOOBIG, "partition pod name too long");
+    if (w < 0 || (size_t)w >= size || w > 63)
+        return cerr_set(CERR_TOOBIG, "partition pod name too long");
     return 0;
 }
 
@@ -701,8 +723,8 @@ int part_substitute(const char *uri, const part_info *pi, char *out, size_t size
 #define IS(s) (n == sizeof(s) - 1 && !strncmp(name, s, n))
             bool timed = IS("date") || IS("year") || IS("month") || IS("day") || IS("hour");
             if (timed && !pi->has_window)
-                return cerr_set(CERR_INVALID, "\"%.80s\": {%.*s} needs a time partition dimension", uri,
-                                (int)n, name);
+                return cerr_set(CERR_INVALID, "\"%.80s\": {%.*s} needs a time partition dimension",
+                                uri, (int)n, name);
             if (IS("date"))
                 snprintf(val, sizeof val, "%04d-%02d-%02d", y, m, d);
             else if (IS("year"))
@@ -716,15 +738,17 @@ int part_substitute(const char *uri, const part_info *pi, char *out, size_t size
             else if (IS("key"))
                 snprintf(val, sizeof val, "%s", pi->key);
             else
-                return cerr_set(CERR_INVALID,
-                                "\"%.80s\": unknown placeholder {%.*s} (date, year, month, day, hour, key)",
-                                uri, (int)(n > 32 ? 32 : n), name);
+                return cerr_set(
+                    CERR_INVALID,
+                    "\"%.80s\": unknown placeholder {%.*s} (date, year, month, day, hour, key)",
+                    uri, (int)(n > 32 ? 32 : n), name);
 #undef IS
             v = val;
             p = e + 1;
         }
         size_t vl = strlen(v);
-        if (used + vl + 1 > size) return cerr_set(CERR_TOOBIG, "\"%.80s\": too long after substitution", uri);
+        if (used + vl + 1 > size)
+            return cerr_set(CERR_TOOBIG, "\"%.80s\": too long after substitution", uri);
         memcpy(out + used, v, vl);
         used += vl;
     }
@@ -748,11 +772,11 @@ json_t *part_task_json(const part_info *pi)
     if (!o) return NULL;
     if (pi->has_tile) {
         const part_tile *t = &pi->tile;
-        json_t *tj = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:I}", "col", (json_int_t)t->col,
-                               "row", (json_int_t)t->row, "xoff", (json_int_t)t->xoff, "yoff",
-                               (json_int_t)t->yoff, "xsize", (json_int_t)t->xsize, "ysize",
-                               (json_int_t)t->ysize, "halo", t->halo, "width", (json_int_t)t->width,
-                               "height", (json_int_t)t->height);
+        json_t *tj =
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:I}", "col", (json_int_t)t->col, "row",
+                      (json_int_t)t->row, "xoff", (json_int_t)t->xoff, "yoff", (json_int_t)t->yoff,
+                      "xsize", (json_int_t)t->xsize, "ysize", (json_int_t)t->ysize, "halo", t->halo,
+                      "width", (json_int_t)t->width, "height", (json_int_t)t->height);
         if (!tj || json_object_set_new(o, "tile", tj)) goto fail;
     }
     if (pi->has_window) {

@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define PART_KEY_MAX 128          /* the task contract's cap on partition.key */
+#define PART_KEY_MAX 128 /* the task contract's cap on partition.key */
 #define PART_DIMS_MAX 4
 #define PART_COUNT_MAX 1000000ULL /* partitions of one asset */
 #define PART_LABEL "terrane.io/partition"
@@ -43,7 +43,7 @@ typedef enum { PART_HOURLY, PART_DAILY, PART_WEEKLY, PART_MONTHLY } part_cadence
 
 /* The grid probe's answer (result.grid of operation grid). */
 typedef struct {
-    long width, height;          /* full raster, pixels */
+    long width, height; /* full raster, pixels */
     long tile_width, tile_height;
     long cols, rows;
     int halo;

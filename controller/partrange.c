@@ -61,7 +61,8 @@ static int reserve(prange *r, size_t n)
 {
     if (n <= r->cap) return 0;
     size_t cap = r->cap ? r->cap * 2 : 4;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     run *v = cmem_reallocarray(r->v, cap, sizeof *v);
     if (!v) return cerr_oom();
     r->v = v;
@@ -119,7 +120,8 @@ void prange_remove(prange *r, uint64_t i)
 uint64_t prange_count(const prange *r)
 {
     uint64_t c = 0;
-    for (size_t k = 0; k < r->n; k++) c += r->v[k].hi - r->v[k].lo + 1;
+    for (size_t k = 0; k < r->n; k++)
+        c += r->v[k].hi - r->v[k].lo + 1;
     return c;
 }
 
@@ -147,8 +149,8 @@ int prange_format(const prange *r, char *out, size_t size)
                     : snprintf(item, sizeof item, "%s%" PRIu64 "-%" PRIu64, k ? "," : "",
                                r->v[k].lo, r->v[k].hi);
         if (used + (size_t)n + 1 > size)
-            return cerr_set(CERR_TOOBIG, "partition ranges: %zu runs do not fit in %zu bytes",
-                            r->n, size);
+            return cerr_set(CERR_TOOBIG, "partition ranges: %zu runs do not fit in %zu bytes", r->n,
+                            size);
         memcpy(out + used, item, (size_t)n + 1);
         used += (size_t)n;
     }
@@ -165,7 +167,8 @@ static int number(const char *s, size_t len, size_t *pos, uint64_t *out)
             return cerr_set(CERR_INVALID, "partition ranges: index too large at byte %zu", start);
         p++;
     }
-    if (p == start) return cerr_set(CERR_INVALID, "partition ranges: expected a digit at byte %zu", p);
+    if (p == start)
+        return cerr_set(CERR_INVALID, "partition ranges: expected a digit at byte %zu", p);
     if (p - start > 1 && s[start] == '0')
         return cerr_set(CERR_INVALID, "partition ranges: leading zero at byte %zu", start);
     *pos = p;
@@ -181,7 +184,8 @@ int prange_encode(const prange *r, uint64_t total, char *out, size_t size)
     size_t nbytes = (size_t)((total + 7) / 8);
     size_t need = sizeof PRANGE_BITMAP_PREFIX - 1 + 4 * ((nbytes + 2) / 3) + 1;
     if (need > cap)
-        return cerr_set(CERR_TOOBIG, "partition ranges: a bitmap of %" PRIu64 " partitions exceeds %d bytes",
+        return cerr_set(CERR_TOOBIG,
+                        "partition ranges: a bitmap of %" PRIu64 " partitions exceeds %d bytes",
                         total, PRANGE_TEXT_MAX);
     unsigned char *bits = cmem_calloc(nbytes ? nbytes : 1, 1);
     if (!bits) return cerr_oom();
@@ -197,11 +201,14 @@ int prange_encode(const prange *r, uint64_t total, char *out, size_t size)
 static int parse_bitmap(prange *r, const char *s, size_t len)
 {
     int rc = 0;
-    if (len % 4) return cerr_set(CERR_INVALID, "partition ranges: bitmap length %zu is not a multiple of 4", len);
+    if (len % 4)
+        return cerr_set(CERR_INVALID, "partition ranges: bitmap length %zu is not a multiple of 4",
+                        len);
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-                  c == '/' || (c == '=' && i + 2 >= len && (i + 1 == len || s[i + 1] == '='));
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '+' || c == '/' ||
+                  (c == '=' && i + 2 >= len && (i + 1 == len || s[i + 1] == '='));
         if (!ok) return cerr_set(CERR_INVALID, "partition ranges: bad base64 at byte %zu", i + 4);
     }
     unsigned char *bits = cmem_malloc(len / 4 * 3 + 1);
@@ -232,7 +239,8 @@ int prange_parse(prange *r, const char *s, size_t len)
                         PRANGE_TEXT_MAX);
     if (len >= sizeof PRANGE_BITMAP_PREFIX - 1 &&
         !memcmp(s, PRANGE_BITMAP_PREFIX, sizeof PRANGE_BITMAP_PREFIX - 1))
-        return parse_bitmap(r, s + sizeof PRANGE_BITMAP_PREFIX - 1, len - (sizeof PRANGE_BITMAP_PREFIX - 1));
+        return parse_bitmap(r, s + sizeof PRANGE_BITMAP_PREFIX - 1,
+                            len - (sizeof PRANGE_BITMAP_PREFIX - 1));
     while (p < len) {
         uint64_t lo, hi;
         if ((rc = number(s, len, &p, &lo))) goto fail;

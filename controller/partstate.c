@@ -56,7 +56,8 @@ static void copy_msg(char *dst, size_t size, const char *src)
     size_t n = src ? strlen(src) : 0;
     if (n >= size) {
         n = size - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) n--;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
     }
     if (n) memcpy(dst, src, n);
     dst[n] = '\0';
@@ -148,12 +149,14 @@ int partstate_succeeded(partstate *ps, uint64_t index)
     return 0;
 }
 
-int partstate_failed(partstate *ps, uint64_t index, const char *key, int attempts, const char *message)
+int partstate_failed(partstate *ps, uint64_t index, const char *key, int attempts,
+                     const char *message)
 {
     int rc = prange_add(ps->failed, index);
     if (rc) return rc;
     size_t pos = 0;
-    while (pos < ps->n_fail && ps->fail[pos].index < index) pos++;
+    while (pos < ps->n_fail && ps->fail[pos].index < index)
+        pos++;
     if (pos < ps->n_fail && ps->fail[pos].index == index) {
         ps->fail[pos].attempts = attempts;
         copy_msg(ps->fail[pos].message, sizeof ps->fail[pos].message, message);
@@ -221,7 +224,8 @@ json_t *partstate_json(const partstate *ps)
     json_t *o = NULL, *mat = NULL, *fl = NULL;
     if (!buf) goto fail;
     uint64_t done = prange_count(ps->done), failed = prange_count(ps->failed);
-    uint64_t pending = ps->total > done + failed + ps->running ? ps->total - done - failed - ps->running : 0;
+    uint64_t pending =
+        ps->total > done + failed + ps->running ? ps->total - done - failed - ps->running : 0;
     char summary[48];
     snprintf(summary, sizeof summary, "%" PRIu64 "/%" PRIu64, done, ps->total);
     o = json_pack("{s:I,s:s,s:I,s:I,s:I,s:I}", "total", (json_int_t)ps->total, "summary", summary,
@@ -229,10 +233,12 @@ json_t *partstate_json(const partstate *ps)
                   (json_int_t)done, "failed", (json_int_t)failed);
     if (!o || !(mat = json_array()) || json_object_set(o, "materialized", mat)) goto fail;
     json_t *m = json_pack("{s:s}", "dataVersion", ps->dv);
-    if (!m || json_array_append_new(mat, m) || put_ranges(m, "ranges", ps->done, ps->total, buf)) goto fail;
+    if (!m || json_array_append_new(mat, m) || put_ranges(m, "ranges", ps->done, ps->total, buf))
+        goto fail;
     if (ps->prev_dv[0] && strcmp(ps->prev_dv, ps->dv) && prange_runs(ps->prev)) {
         m = json_pack("{s:s}", "dataVersion", ps->prev_dv);
-        if (!m || json_array_append_new(mat, m) || put_ranges(m, "ranges", ps->prev, ps->total, buf))
+        if (!m || json_array_append_new(mat, m) ||
+            put_ranges(m, "ranges", ps->prev, ps->total, buf))
             goto fail;
     }
     if (failed) {

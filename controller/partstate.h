@@ -48,7 +48,8 @@ void partstate_set_running(partstate *ps, uint64_t running);
  * if any, is cleared). 0 or CERR_NOMEM. */
 int partstate_succeeded(partstate *ps, uint64_t index);
 /* Partition index failed for good (bad input or retries exhausted). */
-int partstate_failed(partstate *ps, uint64_t index, const char *key, int attempts, const char *message);
+int partstate_failed(partstate *ps, uint64_t index, const char *key, int attempts,
+                     const char *message);
 /* Forgets every failure (the rerun-failed annotation). */
 void partstate_clear_failed(partstate *ps);
 bool partstate_is_done(const partstate *ps, uint64_t index);

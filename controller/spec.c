@@ -74,10 +74,12 @@ static int decode_mapping(const json_t *m, size_t i, spec_input *d, jschema_erro
     else
         return jschema_fail(err, path, "spec", "type must be one of: Identity, AllToOne, LastN");
     if ((d->mapping == SPEC_MAP_LAST_N) != (count != NULL))
-        return jschema_fail(err, path, "spec", "count is required for LastN and only allowed there");
+        return jschema_fail(err, path, "spec",
+                            "count is required for LastN and only allowed there");
     if (count) {
         snprintf(path, sizeof path, "spec.inputs[%zu].partitionMapping.count", i);
-        if (!json_is_integer(count) || json_integer_value(count) < 1 || json_integer_value(count) > 366)
+        if (!json_is_integer(count) || json_integer_value(count) < 1 ||
+            json_integer_value(count) > 366)
             return jschema_fail(err, path, "spec", "must be an integer from 1 to 366");
         d->mapping_count = (int)json_integer_value(count);
     }

@@ -42,9 +42,9 @@
 typedef enum { SPEC_MAP_IDENTITY, SPEC_MAP_ALL_TO_ONE, SPEC_MAP_LAST_N } spec_mapping;
 
 typedef struct {
-    const char *name; /* identifier, unique among the inputs */
-    const char *from; /* upstream AssetMaterialization in the namespace, or NULL */
-    const char *uri;  /* external source, or NULL (exactly one of from / uri) */
+    const char *name;     /* identifier, unique among the inputs */
+    const char *from;     /* upstream AssetMaterialization in the namespace, or NULL */
+    const char *uri;      /* external source, or NULL (exactly one of from / uri) */
     spec_mapping mapping; /* partitionMapping.type (Identity when absent) */
     int mapping_count;    /* partitionMapping.count for LastN, else 0 */
 } spec_input;

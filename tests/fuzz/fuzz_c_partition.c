@@ -56,8 +56,13 @@ static void plan(const char *buf, size_t len)
     part_plan *p = NULL;
     if (!j) return;
     if (part_plan_decode(j, &p, NULL) == 0 && p) {
-        part_grid g = {.width = 5000, .height = 3000, .tile_width = 2048, .tile_height = 2048,
-                       .cols = 3, .rows = 2, .halo = 1};
+        part_grid g = {.width = 5000,
+                       .height = 3000,
+                       .tile_width = 2048,
+                       .tile_height = 2048,
+                       .cols = 3,
+                       .rows = 2,
+                       .halo = 1};
         if (part_plan_has_tiles(p) && part_plan_set_grid(p, &g)) abort();
         time_t now = 1796083200; /* 2026-12-01T00:00:00Z */
         uint64_t n = part_plan_count(p, now);
@@ -104,9 +109,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *buf = (const char *)data + 1;
     size_t len = size - 1;
     switch (data[0] % 3) {
-    case 0: ranges(buf, len); break;
-    case 1: plan(buf, len); break;
-    default: times(buf, len); break;
+    case 0:
+        ranges(buf, len);
+        break;
+    case 1:
+        plan(buf, len);
+        break;
+    default:
+        times(buf, len);
+        break;
     }
     return 0;
 }

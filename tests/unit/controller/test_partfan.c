@@ -28,8 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char POOLS[] = "{\"defaultPool\":\"cpu\",\"pools\":{\"cpu\":{\"nodeSelector\":{\"terrane.io/pool\":"
-                            "\"cpu\"},\"resources\":{\"requests\":{\"cpu\":\"1\",\"memory\":\"1Gi\"}}}}}";
+static const char POOLS[] =
+    "{\"defaultPool\":\"cpu\",\"pools\":{\"cpu\":{\"nodeSelector\":{\"terrane.io/pool\":"
+    "\"cpu\"},\"resources\":{\"requests\":{\"cpu\":\"1\",\"memory\":\"1Gi\"}}}}}";
 
 static pools *g_pools;
 static podspec_config g_pod = {.image = "terrane-worker:test"};
@@ -75,15 +76,17 @@ static void world_init(world *w, int days, int max_parallel, int retries)
     char spec[1024];
     memset(w, 0, sizeof *w);
     snprintf(spec, sizeof spec,
-             "{\"assetKey\":\"forecast/daily\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"src\",\"uri\":"
-             "\"s3://raw/daily/{year}/{date}.tif\"}],\"partitions\":[{\"name\":\"day\",\"time\":{\"start\":"
+             "{\"assetKey\":\"forecast/"
+             "daily\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"src\",\"uri\":"
+             "\"s3://raw/daily/{year}/"
+             "{date}.tif\"}],\"partitions\":[{\"name\":\"day\",\"time\":{\"start\":"
              "\"2026-11-01\",\"end\":\"2026-11-%02d\",\"cadence\":\"daily\"}}],\"maxParallel\":%d,"
              "\"retries\":{\"limit\":%d},\"output\":{\"uri\":\"s3://assets\"}}",
              days + 1, max_parallel, retries);
-    w->am = json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:i,s:s,s:{}},s:o}", "apiVersion", "terrane.io/v1alpha1",
-                      "kind", "AssetMaterialization", "metadata", "name", "daily", "namespace", "hydro",
-                      "uid", "uid-daily", "generation", 1, "resourceVersion", "1", "annotations", "spec",
-                      parse(spec));
+    w->am = json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:i,s:s,s:{}},s:o}", "apiVersion",
+                      "terrane.io/v1alpha1", "kind", "AssetMaterialization", "metadata", "name",
+                      "daily", "namespace", "hydro", "uid", "uid-daily", "generation", 1,
+                      "resourceVersion", "1", "annotations", "spec", parse(spec));
     assert_non_null(w->am);
 }
 
@@ -91,7 +94,8 @@ static void world_free(world *w)
 {
     partfan_plan_clear(&w->plan);
     spec_free(w->spec);
-    for (size_t i = 0; i < w->n_pods; i++) json_decref(w->pods[i]);
+    for (size_t i = 0; i < w->n_pods; i++)
+        json_decref(w->pods[i]);
     json_decref(w->am);
 }
 
@@ -115,7 +119,8 @@ static void step(world *w)
     for (size_t i = 0; i < w->plan.n_creates; i++) {
         const char *name = kobj_name(w->plan.creates[i]);
         bool exists = false;
-        for (size_t k = 0; k < w->n_pods; k++) exists |= !strcmp(kobj_name(w->pods[k]), name);
+        for (size_t k = 0; k < w->n_pods; k++)
+            exists |= !strcmp(kobj_name(w->pods[k]), name);
         if (exists) continue; /* AlreadyExists */
         assert_true(w->n_pods < 64);
         json_t *p = json_deep_copy(w->plan.creates[i]);
@@ -150,14 +155,14 @@ static const char *phase(const world *w)
 
 static const char *pod_key(const json_t *p)
 {
-    return json_string_value(json_object_get(json_object_get(json_object_get(p, "metadata"), "annotations"),
-                                             PART_A_KEY));
+    return json_string_value(json_object_get(
+        json_object_get(json_object_get(p, "metadata"), "annotations"), PART_A_KEY));
 }
 
 static long long pod_attempt(const json_t *p)
 {
-    const char *a = json_string_value(
-        json_object_get(json_object_get(json_object_get(p, "metadata"), "annotations"), "terrane.io/attempts"));
+    const char *a = json_string_value(json_object_get(
+        json_object_get(json_object_get(p, "metadata"), "annotations"), "terrane.io/attempts"));
     return a ? atoll(a) : -1;
 }
 
@@ -168,11 +173,13 @@ static void finish_pods(world *w, const char *fail_key, int fail_code)
         json_t *st = json_object_get(w->pods[i], "status");
         if (strcmp(json_string_value(json_object_get(st, "phase")), "Pending")) continue;
         bool fail = fail_key && !strcmp(pod_key(w->pods[i]), fail_key);
-        json_t *term = json_pack("{s:i,s:s}", "exitCode", fail ? fail_code : 0, "message",
-                                 fail ? "{\"error\":{\"class\":\"x\",\"message\":\"no such object\"}}" : "{}");
+        json_t *term =
+            json_pack("{s:i,s:s}", "exitCode", fail ? fail_code : 0, "message",
+                      fail ? "{\"error\":{\"class\":\"x\",\"message\":\"no such object\"}}" : "{}");
         json_object_set_new(st, "phase", json_string(fail ? "Failed" : "Succeeded"));
-        json_object_set_new(st, "containerStatuses",
-                            json_pack("[{s:s,s:{s:o}}]", "name", "worker", "state", "terminated", term));
+        json_object_set_new(
+            st, "containerStatuses",
+            json_pack("[{s:s,s:{s:o}}]", "name", "worker", "state", "terminated", term));
     }
 }
 
@@ -180,7 +187,9 @@ static size_t running_pods(const world *w)
 {
     size_t n = 0;
     for (size_t i = 0; i < w->n_pods; i++)
-        n += !strcmp(json_string_value(json_object_get(json_object_get(w->pods[i], "status"), "phase")), "Pending");
+        n += !strcmp(
+            json_string_value(json_object_get(json_object_get(w->pods[i], "status"), "phase")),
+            "Pending");
     return n;
 }
 
@@ -196,17 +205,22 @@ static void backfill_in_order_bounded(void **state)
     /* the task reads the day's object */
     const char *task = NULL;
     const json_t *env = json_object_get(
-        json_array_get(json_object_get(json_object_get(w.plan.creates[1], "spec"), "containers"), 0), "env");
+        json_array_get(json_object_get(json_object_get(w.plan.creates[1], "spec"), "containers"),
+                       0),
+        "env");
     for (size_t i = 0; i < json_array_size(env); i++)
-        if (!strcmp(json_string_value(json_object_get(json_array_get(env, i), "name")), "TERRANE_TASK"))
+        if (!strcmp(json_string_value(json_object_get(json_array_get(env, i), "name")),
+                    "TERRANE_TASK"))
             task = json_string_value(json_object_get(json_array_get(env, i), "value"));
     assert_non_null(task);
     assert_non_null(strstr(task, "s3://raw/daily/2026/2026-11-02.tif"));
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_object_get(w.plan.creates[1], "metadata"), "labels"), PART_LABEL)),
-                        "2026-11-02");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(w.plan.creates[1], "metadata"), "labels"), PART_LABEL)),
+        "2026-11-02");
     char want[80];
-    const char *dv = json_string_value(json_object_get(json_object_get(w.am, "status"), "dataVersion"));
+    const char *dv =
+        json_string_value(json_object_get(json_object_get(w.am, "status"), "dataVersion"));
     assert_int_equal(part_pod_name("daily", dv, "2026-11-02", 1, want, sizeof want), 0);
     assert_string_equal(kobj_name(w.plan.creates[1]), want);
     assert_string_equal(phase(&w), "Running");
@@ -223,9 +237,10 @@ static void backfill_in_order_bounded(void **state)
     }
     assert_string_equal(phase(&w), "Succeeded");
     assert_int_equal(pcount(&w, "succeeded"), 10);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(parts(&w), "materialized"), 0),
-                                                          "ranges")),
-                        "0-9");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(parts(&w), "materialized"), 0), "ranges")),
+        "0-9");
     step(&w); /* the recorded pods are collected */
     assert_int_equal(w.n_pods, 0);
     assert_null(w.plan.status);
@@ -263,8 +278,8 @@ static void failures_retries_and_rerun(void **state)
     assert_int_equal(w.plan.n_creates, 0);
 
     /* the rerun annotation: only the failed day, under a new attempt number */
-    json_object_set_new(json_object_get(json_object_get(w.am, "metadata"), "annotations"), PARTFAN_A_RERUN,
-                        json_string("1"));
+    json_object_set_new(json_object_get(json_object_get(w.am, "metadata"), "annotations"),
+                        PARTFAN_A_RERUN, json_string("1"));
     step(&w);
     assert_int_equal(w.plan.n_creates, 1);
     assert_string_equal(pod_key(w.plan.creates[0]), "2026-11-03");
@@ -301,14 +316,16 @@ static void superseded_and_open_ended(void **state)
     step(&w);
     assert_int_equal(w.n_pods, 2);
     /* a spec change makes a new asset data version: the old pods go */
-    json_object_set_new(json_object_get(w.am, "spec"), "params", json_pack("{s:s}", "compression", "ZSTD"));
+    json_object_set_new(json_object_get(w.am, "spec"), "params",
+                        json_pack("{s:s}", "compression", "ZSTD"));
     step(&w);
     assert_int_equal(w.plan.n_deletes, 2);
     world_free(&w);
 
     world_init(&w, 1, 2, 0);
-    json_object_set_new(json_object_get(w.am, "spec"), "partitions",
-                        parse("[{\"name\":\"day\",\"time\":{\"start\":\"2026-12-05\",\"cadence\":\"daily\"}}]"));
+    json_object_set_new(
+        json_object_get(w.am, "spec"), "partitions",
+        parse("[{\"name\":\"day\",\"time\":{\"start\":\"2026-12-05\",\"cadence\":\"daily\"}}]"));
     step(&w);
     assert_int_equal(w.plan.n_creates, 0);
     assert_string_equal(phase(&w), "Pending");
@@ -321,18 +338,23 @@ static void creates_per_decision_are_capped(void **state)
     (void)state;
     world w;
     world_init(&w, 30, 10000, 0);
-    json_object_set_new(json_object_get(w.am, "spec"), "partitions",
-                        parse("[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"end\":\"2026-11-21\","
-                              "\"cadence\":\"daily\"}},{\"name\":\"b\",\"static\":{\"keys\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}}]"));
+    json_object_set_new(
+        json_object_get(w.am, "spec"), "partitions",
+        parse("[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"end\":\"2026-11-21\","
+              "\"cadence\":\"daily\"}},{\"name\":\"b\",\"static\":{\"keys\":[\"a\",\"b\",\"c\","
+              "\"d\",\"e\"]}}]"));
     spec_free(w.spec);
     w.spec = NULL;
     assert_int_equal(spec_decode(w.am, NULL, &w.spec, NULL), 0);
-    reconcile_input in = {.namespace_ = "hydro", .name = "daily", .am = w.am, .spec = w.spec, .now = NOW};
+    reconcile_input in = {
+        .namespace_ = "hydro", .name = "daily", .am = w.am, .spec = w.spec, .now = NOW};
     assert_int_equal(partfan_decide(&g_cfg, &in, &w.plan), 0);
     assert_int_equal(w.plan.n_creates, PARTFAN_CREATES_MAX);
     assert_string_equal(pod_key(w.plan.creates[0]), "2026-11-01/a");
     assert_string_equal(pod_key(w.plan.creates[6]), "2026-11-02/b");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(w.plan.status, "partitions"), "total")), 100);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(w.plan.status, "partitions"), "total")),
+        100);
     world_free(&w);
 }
 

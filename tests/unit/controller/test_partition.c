@@ -68,7 +68,8 @@ static void key_at(const part_plan *p, uint64_t i, time_t now, const char *want)
 {
     part_info pi;
     assert_int_equal(part_plan_at(p, i, now, &pi), 0);
-    if (strcmp(pi.key, want)) fail_msg("partition %llu: key %s, want %s", (unsigned long long)i, pi.key, want);
+    if (strcmp(pi.key, want))
+        fail_msg("partition %llu: key %s, want %s", (unsigned long long)i, pi.key, want);
     uint64_t back = 99999999;
     assert_int_equal(part_plan_index_of(p, want, now, &back), 0);
     assert_int_equal(back, i);
@@ -78,7 +79,8 @@ static void decode_errors(void **state)
 {
     (void)state;
     assert_invalid("[]", "spec.partitions", "non-empty");
-    assert_invalid("[{\"name\":\"d\"}]", "spec.partitions[0]", "exactly one of tiles, time and static");
+    assert_invalid("[{\"name\":\"d\"}]", "spec.partitions[0]",
+                   "exactly one of tiles, time and static");
     assert_invalid("[{\"name\":\"d\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\"},"
                    "\"static\":{\"keys\":[\"a\"]}}]",
                    "spec.partitions[0]", "exactly one");
@@ -108,7 +110,8 @@ static void decode_errors(void **state)
                    "spec.partitions[1]", "at most one tiles");
     assert_invalid("[{\"name\":\"t\",\"tiles\":{\"tileSize\":[100,2048]}}]",
                    "spec.partitions[0].tiles.tileSize", "256 to 65536");
-    assert_invalid("[{\"name\":\"t\",\"static\":{\"keys\":[\"a\"]}},{\"name\":\"t\",\"static\":{\"keys\":[\"b\"]}}]",
+    assert_invalid("[{\"name\":\"t\",\"static\":{\"keys\":[\"a\"]}},{\"name\":\"t\",\"static\":{"
+                   "\"keys\":[\"b\"]}}]",
                    "spec.partitions[1]", "duplicate dimension");
     json_t *none = NULL;
     part_plan *p = (part_plan *)1;
@@ -119,7 +122,8 @@ static void decode_errors(void **state)
 static void daily_open_ended_grows_when_windows_close(void **state)
 {
     (void)state;
-    part_plan *p = plan("[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\"}}]");
+    part_plan *p =
+        plan("[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\"}}]");
     assert_int_equal(part_plan_count(p, at("2026-10-31T12")), 0);
     assert_int_equal(part_plan_count(p, at("2026-11-01T23:59:59")), 0);
     assert_int_equal(part_plan_count(p, at("2026-11-02")), 1); /* the first window just closed */
@@ -157,8 +161,9 @@ static void daily_open_ended_grows_when_windows_close(void **state)
 static void hourly_offset_weekly_monthly(void **state)
 {
     (void)state;
-    part_plan *p = plan("[{\"name\":\"h\",\"time\":{\"start\":\"2026-11-30T22\",\"cadence\":\"hourly\","
-                        "\"timezone\":\"+05:30\"}}]");
+    part_plan *p =
+        plan("[{\"name\":\"h\",\"time\":{\"start\":\"2026-11-30T22\",\"cadence\":\"hourly\","
+             "\"timezone\":\"+05:30\"}}]");
     /* 2026-11-30T22:00+05:30 is 16:30Z; three windows closed by 19:30Z. */
     assert_int_equal(part_plan_count(p, at("2026-11-30T19:30")), 3);
     key_at(p, 2, at("2026-11-30T19:30"), "2026-12-01T00");
@@ -167,7 +172,9 @@ static void hourly_offset_weekly_monthly(void **state)
     assert_int_equal(pi.win_start, at("2026-11-30T18:30"));
     assert_int_equal(pi.tz_offset, 5 * 3600 + 1800);
     char uri[256];
-    assert_int_equal(part_substitute("s3://raw/{year}/{month}/{day}/{hour}/{date}.tif", &pi, uri, sizeof uri), 0);
+    assert_int_equal(
+        part_substitute("s3://raw/{year}/{month}/{day}/{hour}/{date}.tif", &pi, uri, sizeof uri),
+        0);
     assert_string_equal(uri, "s3://raw/2026/12/01/00/2026-12-01.tif");
     part_plan_free(p);
 
@@ -178,7 +185,8 @@ static void hourly_offset_weekly_monthly(void **state)
     assert_int_equal(part_plan_index_of(p, "2026-11-17", at("2026-12-31"), &i), CERR_NOTFOUND);
     part_plan_free(p);
 
-    p = plan("[{\"name\":\"m\",\"time\":{\"start\":\"2025-11-01\",\"cadence\":\"monthly\",\"timezone\":\"-08:00\"}}]");
+    p = plan("[{\"name\":\"m\",\"time\":{\"start\":\"2025-11-01\",\"cadence\":\"monthly\","
+             "\"timezone\":\"-08:00\"}}]");
     assert_int_equal(part_plan_count(p, at("2026-03-01T07:59")), 3);
     assert_int_equal(part_plan_count(p, at("2026-03-01T08:00")), 4);
     key_at(p, 2, at("2026-03-01T08"), "2026-01");
@@ -191,8 +199,9 @@ static void hourly_offset_weekly_monthly(void **state)
 static void cross_product_in_mixed_radix(void **state)
 {
     (void)state;
-    part_plan *p = plan("[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\"}},"
-                        "{\"name\":\"basin\",\"static\":{\"keys\":[\"alzette\",\"sure\",\"our\"]}}]");
+    part_plan *p =
+        plan("[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\"}},"
+             "{\"name\":\"basin\",\"static\":{\"keys\":[\"alzette\",\"sure\",\"our\"]}}]");
     time_t now = at("2026-11-04");
     assert_int_equal(part_plan_count(p, now), 9);
     key_at(p, 0, now, "2026-11-01/alzette");
@@ -224,10 +233,21 @@ static void tiles_need_the_grid(void **state)
     assert_true(part_plan_has_tiles(p));
     assert_false(part_plan_has_grid(p));
     assert_int_equal(part_plan_count(p, 0), 0);
-    part_grid bad = {.width = 8192, .height = 8192, .tile_width = 2048, .tile_height = 2048, .cols = 5, .rows = 4};
+    part_grid bad = {.width = 8192,
+                     .height = 8192,
+                     .tile_width = 2048,
+                     .tile_height = 2048,
+                     .cols = 5,
+                     .rows = 4};
     assert_int_equal(part_plan_set_grid(p, &bad), CERR_INVALID);
     cerr_clear();
-    part_grid g = {.width = 8000, .height = 5000, .tile_width = 2048, .tile_height = 2048, .cols = 4, .rows = 3, .halo = 1};
+    part_grid g = {.width = 8000,
+                   .height = 5000,
+                   .tile_width = 2048,
+                   .tile_height = 2048,
+                   .cols = 4,
+                   .rows = 3,
+                   .halo = 1};
     assert_int_equal(part_plan_set_grid(p, &g), 0);
     assert_int_equal(part_plan_count(p, 0), 24);
     key_at(p, 0, 0, "r000c000/b1");
@@ -244,8 +264,9 @@ static void tiles_need_the_grid(void **state)
     assert_int_equal(pi.tile.width, 8000);
     json_t *tj = part_task_json(&pi);
     char *s = json_dumps(tj, JSON_SORT_KEYS | JSON_COMPACT);
-    assert_string_equal(s, "{\"index\":23,\"key\":\"r002c003/b2\",\"tile\":{\"col\":3,\"halo\":1,\"height\":5000,"
-                           "\"row\":2,\"width\":8000,\"xoff\":6144,\"xsize\":1856,\"yoff\":4096,\"ysize\":904}}");
+    assert_string_equal(
+        s, "{\"index\":23,\"key\":\"r002c003/b2\",\"tile\":{\"col\":3,\"halo\":1,\"height\":5000,"
+           "\"row\":2,\"width\":8000,\"xoff\":6144,\"xsize\":1856,\"yoff\":4096,\"ysize\":904}}");
     free(s);
     json_decref(tj);
     char uri[64];
@@ -256,14 +277,17 @@ static void tiles_need_the_grid(void **state)
     assert_int_equal(part_substitute("s3://raw/{nope}.tif", &pi, uri, sizeof uri), CERR_INVALID);
     assert_int_equal(part_substitute("s3://raw/{key.tif", &pi, uri, sizeof uri), CERR_INVALID);
     assert_int_equal(part_substitute("s3://raw/key}.tif", &pi, uri, sizeof uri), CERR_INVALID);
-    assert_int_equal(part_substitute("s3://raw/a-very-long-name/{key}/{key}/{key}.tif", &pi, uri, sizeof uri),
-                     CERR_TOOBIG);
+    assert_int_equal(
+        part_substitute("s3://raw/a-very-long-name/{key}/{key}/{key}.tif", &pi, uri, sizeof uri),
+        CERR_TOOBIG);
     cerr_clear();
     part_plan_free(p);
 }
 
-static const char DV_A[] = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-static const char DV_B[] = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+static const char DV_A[] =
+    "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+static const char DV_B[] =
+    "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 static void derived_versions_and_names(void **state)
 {
@@ -271,7 +295,8 @@ static void derived_versions_and_names(void **state)
     char dv[DV_LEN + 1], dv2[DV_LEN + 1];
     assert_int_equal(part_data_version(DV_A, "2026-11-30", dv), 0);
     /* printf 'terrane.partition.v1\nsha256:aaaa...\n2026-11-30' | sha256sum */
-    assert_string_equal(dv, "sha256:bfb3ceecc0244760d2864f507a36c86ebb3a7e83acfe0eaaf9b43945dabdab82");
+    assert_string_equal(dv,
+                        "sha256:bfb3ceecc0244760d2864f507a36c86ebb3a7e83acfe0eaaf9b43945dabdab82");
     assert_int_equal(part_data_version(DV_A, "2026-11-29", dv2), 0);
     assert_string_not_equal(dv, dv2);
     assert_int_equal(part_data_version(DV_B, "2026-11-30", dv2), 0);
@@ -290,7 +315,8 @@ static void derived_versions_and_names(void **state)
     assert_string_not_equal(n1, n4);
     assert_int_equal(part_pod_name("dem-slope", DV_B, "r002c003", 1, n4, sizeof n4), 0);
     assert_string_not_equal(n1, n4);
-    const char *long_name = "a-materialization-with.a-name-much-longer-than-a-dns-label-allows-for-pods";
+    const char *long_name =
+        "a-materialization-with.a-name-much-longer-than-a-dns-label-allows-for-pods";
     assert_int_equal(part_pod_name(long_name, DV_A, "2026-11-30/basin-a", 999, n1, sizeof n1), 0);
     assert_true(strlen(n1) <= 63);
     assert_null(strchr(n1, '.'));
@@ -316,7 +342,8 @@ static void ranges(void **state)
     char buf[256];
     assert_int_equal(prange_format(r, buf, sizeof buf), 0);
     assert_string_equal(buf, "");
-    for (uint64_t i = 0; i < 100; i++) assert_int_equal(prange_add(r, i), 0);
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(prange_add(r, i), 0);
     assert_int_equal(prange_add(r, 120), 0);
     assert_int_equal(prange_add(r, 122), 0);
     assert_int_equal(prange_add(r, 121), 0); /* joins two runs */
@@ -343,10 +370,11 @@ static void ranges(void **state)
 
     assert_int_equal(prange_parse(r, buf, strlen(buf)), 0);
     assert_int_equal(prange_count(r), 101);
-    static const char *const bad[] = {"1,", ",1", "1-1", "3-2", "01", "1,1", "1,2", "2-5,4",
-                                      "1;2", "-1", "1-", "99999999999", "1--2"};
+    static const char *const bad[] = {"1,",    ",1",  "1-1", "3-2", "01",          "1,1", "1,2",
+                                      "2-5,4", "1;2", "-1",  "1-",  "99999999999", "1--2"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        if (prange_parse(r, bad[k], strlen(bad[k])) != CERR_INVALID) fail_msg("accepted \"%s\"", bad[k]);
+        if (prange_parse(r, bad[k], strlen(bad[k])) != CERR_INVALID)
+            fail_msg("accepted \"%s\"", bad[k]);
         assert_int_equal(prange_runs(r), 0);
         cerr_clear();
     }
@@ -362,13 +390,13 @@ static void ranges(void **state)
     prange_free(r);
 }
 
-
 static void bitmap_when_runs_are_too_many(void **state)
 {
     (void)state;
     prange *r = prange_new(), *back = prange_new();
     char *buf = malloc(PRANGE_TEXT_MAX + 1);
-    for (uint64_t i = 0; i < 100000; i += 2) assert_int_equal(prange_add(r, i), 0);
+    for (uint64_t i = 0; i < 100000; i += 2)
+        assert_int_equal(prange_add(r, i), 0);
     assert_int_equal(prange_encode(r, 100000, buf, PRANGE_TEXT_MAX + 1), 0);
     assert_int_equal(strncmp(buf, PRANGE_BITMAP_PREFIX, 4), 0);
     assert_int_equal(strlen(buf), 4 + 16668);
@@ -383,7 +411,8 @@ static void bitmap_when_runs_are_too_many(void **state)
     assert_string_equal(buf, "3");
     static const char *const bad[] = {"b64:A", "b64:A===", "b64:AA=A", "b64:A!AA"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        if (prange_parse(back, bad[k], strlen(bad[k])) != CERR_INVALID) fail_msg("accepted \"%s\"", bad[k]);
+        if (prange_parse(back, bad[k], strlen(bad[k])) != CERR_INVALID)
+            fail_msg("accepted \"%s\"", bad[k]);
         cerr_clear();
     }
     assert_int_equal(prange_parse(back, "b64:BQ==", 8), 0); /* bits 0 and 2 */
@@ -406,8 +435,10 @@ static void status_under_64k_at_100000(void **state)
     memset(msg, 'x', sizeof msg - 1);
     msg[sizeof msg - 1] = '\0';
     for (uint64_t i = 0; i < 100000; i++) {
-        if (i % 2 == 0) assert_int_equal(partstate_succeeded(ps, i), 0);
-        else if (i % 4 == 1) assert_int_equal(partstate_failed(ps, i, "2026-11-30/basin-a", 4, msg), 0);
+        if (i % 2 == 0)
+            assert_int_equal(partstate_succeeded(ps, i), 0);
+        else if (i % 4 == 1)
+            assert_int_equal(partstate_failed(ps, i, "2026-11-30/basin-a", 4, msg), 0);
     }
     json_t *j = partstate_json(ps);
     assert_non_null(j);
@@ -417,12 +448,15 @@ static void status_under_64k_at_100000(void **state)
     assert_int_equal(partstate_done_count(ps2), 0);
     assert_int_equal(partstate_failed_count(ps2), 0); /* failures belong to their version */
     partstate_set_total(ps2, 100000);
-    for (uint64_t i = 1; i < 100000; i += 2) assert_int_equal(partstate_succeeded(ps2, i), 0);
-    for (uint64_t i = 0; i < 100000; i += 4) assert_int_equal(partstate_failed(ps2, i, "k", 1, msg), 0);
+    for (uint64_t i = 1; i < 100000; i += 2)
+        assert_int_equal(partstate_succeeded(ps2, i), 0);
+    for (uint64_t i = 0; i < 100000; i += 4)
+        assert_int_equal(partstate_failed(ps2, i, "k", 1, msg), 0);
     json_t *j2 = partstate_json(ps2);
     char *text = json_dumps(j2, JSON_COMPACT);
     size_t size = strlen(text);
-    print_message("status.partitions at 100,000 partitions, worst order: %zu bytes (target < 65536)\n", size);
+    print_message(
+        "status.partitions at 100,000 partitions, worst order: %zu bytes (target < 65536)\n", size);
     assert_true(size < 56 * 1024);
     assert_int_equal(json_array_size(json_object_get(j2, "materialized")), 2);
     assert_int_equal(json_array_size(json_object_get(j2, "failures")), PARTSTATE_FAILURES_MAX);
@@ -437,7 +471,7 @@ static void status_under_64k_at_100000(void **state)
     assert_true(partstate_is_failed(ps3, 4));
     assert_true(partstate_is_done(ps3, 5));
     assert_int_equal(partstate_next(ps3, 0), 2); /* 0 failed, 1 done */
-    partstate_set_total(ps3, 100000); /* derived by the caller each reconcile */
+    partstate_set_total(ps3, 100000);            /* derived by the caller each reconcile */
     json_t *j3 = partstate_json(ps3);
     assert_true(json_equal(j2, j3));
     json_decref(j);
@@ -452,7 +486,8 @@ static void failures_and_rerun(void **state)
 {
     (void)state;
     partstate *ps = partstate_new();
-    json_t *bad = parse("{\"materialized\":[{\"dataVersion\":\"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+    json_t *bad = parse("{\"materialized\":[{\"dataVersion\":\"sha256:"
+                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
                         "\"ranges\":\"3-1\"}]}");
     assert_int_equal(partstate_load(ps, bad, DV_A), CERR_INVALID);
     cerr_clear();
@@ -463,7 +498,8 @@ static void failures_and_rerun(void **state)
         if (i != 7 && i != 20) assert_int_equal(partstate_succeeded(ps, i), 0);
     /* a message cut at 256 bytes stays valid UTF-8 */
     char msg[400] = "";
-    for (int i = 0; i < 130; i++) strcat(msg, "\xc3\xa9");
+    for (int i = 0; i < 130; i++)
+        strcat(msg, "\xc3\xa9");
     assert_int_equal(partstate_failed(ps, 20, "2026-11-21", 4, msg), 0);
     assert_int_equal(partstate_failed(ps, 7, "2026-11-08", 1, "BadInput: no such object"), 0);
     partstate_set_running(ps, 0);
@@ -471,7 +507,8 @@ static void failures_and_rerun(void **state)
     assert_non_null(j);
     const json_t *f = json_object_get(j, "failures");
     assert_int_equal(json_array_size(f), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(f, 0), "key")), "2026-11-08");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(f, 0), "key")),
+                        "2026-11-08");
     assert_int_equal(json_string_length(json_object_get(json_array_get(f, 1), "message")), 256);
     assert_string_equal(json_string_value(json_object_get(j, "failedRanges")), "7,20");
     assert_string_equal(json_string_value(json_object_get(j, "summary")), "28/30");
@@ -492,8 +529,9 @@ static void failures_and_rerun(void **state)
 static void out_of_memory_does_not_leak(void **state)
 {
     (void)state;
-    const char *spec = "[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\"}},"
-                       "{\"name\":\"basin\",\"static\":{\"keys\":[\"a\",\"b\",\"c\"]}}]";
+    const char *spec =
+        "[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\"}},"
+        "{\"name\":\"basin\",\"static\":{\"keys\":[\"a\",\"b\",\"c\"]}}]";
     json_t *j = parse(spec);
     for (int n = 1; n < 20; n++) {
         part_plan *p = NULL;
