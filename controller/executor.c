@@ -111,6 +111,34 @@ static double elapsed_ms(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* Writes status through the status subresource with the resourceVersion
+ * read. 0 written (*wrote), 1 retry, 2 the object is gone. */
+static int write_status(executor *m, const char *key, const json_t *am, json_t *status, bool *wrote)
+{
+    json_t *obj = json_copy((json_t *)am), *updated = NULL;
+    if (!obj || json_object_set(obj, "status", status)) {
+        json_decref(obj);
+        cerr_oom();
+        return 1;
+    }
+    int rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, &updated);
+    json_decref(obj);
+    json_decref(updated);
+    if (rc == CERR_CONFLICT) {
+        /* the object changed since the cache saw it: decide again on
+         * the newer one, never overwrite it */
+        clog_debug("status conflict", "{s:s}", "key", key);
+        return 1;
+    }
+    if (rc == CERR_NOTFOUND) return 2;
+    if (rc) {
+        clog_warn("status update failed", "{s:s, s:s}", "key", key, "error", cerr_message());
+        return 1;
+    }
+    *wrote = true;
+    return 0;
+}
+
 /* Carries out a plan. Returns 0, or non-zero when the key must be retried
  * with backoff. */
 static int apply(executor *m, const char *key, const char *ns, const json_t *am,
@@ -153,27 +181,8 @@ static int apply(executor *m, const char *key, const char *ns, const json_t *am,
         }
     }
     if (p->status && am) {
-        json_t *obj = json_copy((json_t *)am), *updated = NULL;
-        if (!obj || json_object_set(obj, "status", p->status)) {
-            json_decref(obj);
-            cerr_oom();
-            return 1;
-        }
-        rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, &updated);
-        json_decref(obj);
-        json_decref(updated);
-        if (rc == CERR_CONFLICT) {
-            /* the object changed since the cache saw it: decide again on
-             * the newer one, never overwrite it */
-            clog_debug("status conflict", "{s:s}", "key", key);
-            return 1;
-        }
-        if (rc == CERR_NOTFOUND) return 0;
-        if (rc) {
-            clog_warn("status update failed", "{s:s, s:s}", "key", key, "error", cerr_message());
-            return 1;
-        }
-        *wrote = true;
+        int w = write_status(m, key, am, p->status, wrote);
+        if (w != 0) return w == 1;
     }
     if (am && (*wrote || !p->status))
         for (size_t i = 0; i < p->n_events; i++)
@@ -200,18 +209,8 @@ static int apply_partitions(executor *m, const char *key, const char *ns, const 
         }
     }
     if (p->status) {
-        json_t *obj = json_copy((json_t *)am), *updated = NULL;
-        if (!obj || json_object_set(obj, "status", p->status)) {
-            json_decref(obj);
-            cerr_oom();
-            return 1;
-        }
-        rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, &updated);
-        json_decref(obj);
-        json_decref(updated);
-        if (rc == CERR_NOTFOUND) return 0;
-        if (rc) return 1; /* a conflict decides again on the newer object */
-        *wrote = true;
+        int w = write_status(m, key, am, p->status, wrote);
+        if (w != 0) return w == 1;
     }
     for (size_t i = 0; i < p->n_deletes; i++) {
         rc = kube_delete(m->cfg.client, &KUBE_PODS, ns, p->deletes[i].name, p->deletes[i].uid,
