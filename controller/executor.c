@@ -8,6 +8,7 @@
 #include "lib/cerr.h"
 #include "lib/clog.h"
 #include "lib/cmem.h"
+#include "partfan.h"
 #include "podspec.h"
 #include "spec.h"
 #include "speccache.h"
@@ -110,6 +111,34 @@ static double elapsed_ms(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* Writes status through the status subresource with the resourceVersion
+ * read. 0 written (*wrote), 1 retry, 2 the object is gone. */
+static int write_status(executor *m, const char *key, const json_t *am, json_t *status, bool *wrote)
+{
+    json_t *obj = json_copy((json_t *)am), *updated = NULL;
+    if (!obj || json_object_set(obj, "status", status)) {
+        json_decref(obj);
+        cerr_oom();
+        return 1;
+    }
+    int rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, &updated);
+    json_decref(obj);
+    json_decref(updated);
+    if (rc == CERR_CONFLICT) {
+        /* the object changed since the cache saw it: decide again on
+         * the newer one, never overwrite it */
+        clog_debug("status conflict", "{s:s}", "key", key);
+        return 1;
+    }
+    if (rc == CERR_NOTFOUND) return 2;
+    if (rc) {
+        clog_warn("status update failed", "{s:s, s:s}", "key", key, "error", cerr_message());
+        return 1;
+    }
+    *wrote = true;
+    return 0;
+}
+
 /* Carries out a plan. Returns 0, or non-zero when the key must be retried
  * with backoff. */
 static int apply(executor *m, const char *key, const char *ns, const json_t *am,
@@ -152,33 +181,43 @@ static int apply(executor *m, const char *key, const char *ns, const json_t *am,
         }
     }
     if (p->status && am) {
-        json_t *obj = json_copy((json_t *)am), *updated = NULL;
-        if (!obj || json_object_set(obj, "status", p->status)) {
-            json_decref(obj);
-            cerr_oom();
-            return 1;
-        }
-        rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, &updated);
-        json_decref(obj);
-        json_decref(updated);
-        if (rc == CERR_CONFLICT) {
-            /* the object changed since the cache saw it: decide again on
-             * the newer one, never overwrite it */
-            clog_debug("status conflict", "{s:s}", "key", key);
-            return 1;
-        }
-        if (rc == CERR_NOTFOUND) return 0;
-        if (rc) {
-            clog_warn("status update failed", "{s:s, s:s}", "key", key, "error", cerr_message());
-            return 1;
-        }
-        *wrote = true;
+        int w = write_status(m, key, am, p->status, wrote);
+        if (w != 0) return w == 1;
     }
     if (am && (*wrote || !p->status))
         for (size_t i = 0; i < p->n_events; i++)
             events_record(m->cfg.events, am, p->events[i].type, p->events[i].reason, "%s",
                           p->events[i].message);
     return retry;
+}
+
+/* A partitioned asset's plan (partfan.h): pods, then the status that
+ * records finished partitions, then the deletes of pods it recorded. */
+static int apply_partitions(executor *m, const char *key, const char *ns, const json_t *am,
+                            const partfan_plan *p, bool *wrote)
+{
+    int rc;
+    *wrote = false;
+    for (size_t i = 0; i < p->n_creates; i++) {
+        json_t *created = NULL;
+        rc = kube_create(m->cfg.client, &KUBE_PODS, ns, p->creates[i], &created);
+        json_decref(created);
+        if (rc && !(rc == CERR_CONFLICT && !strcmp(kube_last_reason(), "AlreadyExists"))) {
+            clog_error("pod create failed", "{s:s, s:s, s:s}", "key", key, "pod",
+                       kobj_name(p->creates[i]), "error", cerr_message());
+            return 1;
+        }
+    }
+    if (p->status) {
+        int w = write_status(m, key, am, p->status, wrote);
+        if (w != 0) return w == 1;
+    }
+    for (size_t i = 0; i < p->n_deletes; i++) {
+        rc = kube_delete(m->cfg.client, &KUBE_PODS, ns, p->deletes[i].name, p->deletes[i].uid,
+                         "Background");
+        if (rc && rc != CERR_NOTFOUND && rc != CERR_CONFLICT) return 1;
+    }
+    return 0;
 }
 
 static ctlm_reason attempt_reason(const char *how)
@@ -268,9 +307,20 @@ ctlm_reconcile_result executor_process(executor *m, const char *key)
                           .pods = pods.v,
                           .n_pods = pods.n,
                           .now = time(NULL)};
-    if (reconcile_decide(m->cfg.reconcile, &in, &plan)) goto retry;
     bool wrote;
-    rc = apply(m, key, ns, am, &plan, &wrote);
+    if (partfan_applies(&in)) {
+        partfan_plan pp;
+        if ((rc = partfan_decide(m->cfg.reconcile, &in, &pp))) goto retry;
+        rc = apply_partitions(m, key, ns, am, &pp, &wrote);
+        plan.outcome = pp.outcome;
+        plan.requeue_after_s = pp.requeue_after_s;
+        snprintf(plan.changed, sizeof plan.changed, "creates=%zu deletes=%zu", pp.n_creates,
+                 pp.n_deletes);
+        partfan_plan_clear(&pp);
+    } else {
+        if ((rc = reconcile_decide(m->cfg.reconcile, &in, &plan))) goto retry;
+        rc = apply(m, key, ns, am, &plan, &wrote);
+    }
     /* Counted once the status that records them is written, whatever
      * failed after it (a pod delete): the retry will not write it again. */
     if (wrote) observe_transition(am, plan.status);

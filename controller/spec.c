@@ -8,6 +8,7 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/jtype.h"
+#include "partition.h"
 #include "pools.h"
 #include "taskdoc.h"
 
@@ -56,6 +57,35 @@ static int req_string(const json_t *obj, const char *key, const char *path, cons
     return 0;
 }
 
+static int decode_mapping(const json_t *m, size_t i, spec_input *d, jschema_error *err)
+{
+    char path[96];
+    if (!m) return 0;
+    snprintf(path, sizeof path, "spec.inputs[%zu].partitionMapping", i);
+    if (!json_is_object(m)) return type_error(err, path, "an object", m);
+    const json_t *type = opt(m, "type"), *count = opt(m, "count");
+    const char *t = json_is_string(type) ? json_string_value(type) : "";
+    if (!strcmp(t, "Identity"))
+        d->mapping = SPEC_MAP_IDENTITY;
+    else if (!strcmp(t, "AllToOne"))
+        d->mapping = SPEC_MAP_ALL_TO_ONE;
+    else if (!strcmp(t, "LastN"))
+        d->mapping = SPEC_MAP_LAST_N;
+    else
+        return jschema_fail(err, path, "spec", "type must be one of: Identity, AllToOne, LastN");
+    if ((d->mapping == SPEC_MAP_LAST_N) != (count != NULL))
+        return jschema_fail(err, path, "spec",
+                            "count is required for LastN and only allowed there");
+    if (count) {
+        snprintf(path, sizeof path, "spec.inputs[%zu].partitionMapping.count", i);
+        if (!json_is_integer(count) || json_integer_value(count) < 1 ||
+            json_integer_value(count) > 366)
+            return jschema_fail(err, path, "spec", "must be an integer from 1 to 366");
+        d->mapping_count = (int)json_integer_value(count);
+    }
+    return 0;
+}
+
 static int decode_inputs(const json_t *list, am_spec *s, jschema_error *err)
 {
     char path[96];
@@ -91,6 +121,7 @@ static int decode_inputs(const json_t *list, am_spec *s, jschema_error *err)
             if (!json_is_string(uri)) return type_error(err, path, "a string", uri);
             d->uri = json_string_value(uri);
         }
+        if ((rc = decode_mapping(opt(in, "partitionMapping"), i, d, err))) return rc;
     }
     return 0;
 }
@@ -328,6 +359,15 @@ int spec_decode(const json_t *am, const jschema *task_schema, am_spec **out, jsc
                               "must be one of: OnUpstreamChange, Manual");
             goto fail;
         }
+    }
+    if ((rc = int_field(spec, "maxParallel", "spec.maxParallel", 1, SPEC_MAX_PARALLEL_MAX,
+                        SPEC_MAX_PARALLEL_DEFAULT, &s->max_parallel, err)))
+        goto fail;
+    s->partitions = opt(spec, "partitions");
+    if (s->partitions) {
+        part_plan *plan = NULL;
+        if ((rc = part_plan_decode(s->partitions, &plan, err))) goto fail;
+        part_plan_free(plan);
     }
     if (task_schema && (rc = check_task(s, task_schema, err))) goto fail;
     *out = s;

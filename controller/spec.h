@@ -34,11 +34,19 @@
 #define SPEC_RETRY_LIMIT_MAX 20
 #define SPEC_BACKOFF_DEFAULT 30
 #define SPEC_BACKOFF_MAX 3600
+#define SPEC_MAX_PARALLEL_DEFAULT 16
+#define SPEC_MAX_PARALLEL_MAX 10000
+
+/* How a partitioned asset's partitions read a partitioned upstream
+ * (partition.h). */
+typedef enum { SPEC_MAP_IDENTITY, SPEC_MAP_ALL_TO_ONE, SPEC_MAP_LAST_N } spec_mapping;
 
 typedef struct {
-    const char *name; /* identifier, unique among the inputs */
-    const char *from; /* upstream AssetMaterialization in the namespace, or NULL */
-    const char *uri;  /* external source, or NULL (exactly one of from / uri) */
+    const char *name;     /* identifier, unique among the inputs */
+    const char *from;     /* upstream AssetMaterialization in the namespace, or NULL */
+    const char *uri;      /* external source, or NULL (exactly one of from / uri) */
+    spec_mapping mapping; /* partitionMapping.type (Identity when absent) */
+    int mapping_count;    /* partitionMapping.count for LastN, else 0 */
 } spec_input;
 
 typedef enum { SPEC_REFRESH_ON_UPSTREAM_CHANGE, SPEC_REFRESH_MANUAL } spec_refresh;
@@ -57,6 +65,8 @@ typedef struct am_spec {
     int retry_limit;
     int backoff_seconds;
     spec_refresh refresh;
+    const json_t *partitions; /* spec.partitions (checked by partition.h), or NULL */
+    int max_parallel;         /* spec.maxParallel */
 } am_spec;
 
 /* Decodes am (a whole AssetMaterialization) and validates its spec. With

@@ -268,6 +268,7 @@ class Store:
                "agent": getattr(REQUEST, "agent", "") or ""}
         if rec["resource"] == "pods":
             rec["labels"] = dict(md.get("labels") or {})
+            rec["phase"] = (obj.get("status") or {}).get("phase")
         elif rec["resource"] == "leases":
             rec["holder"] = (obj.get("spec") or {}).get("holderIdentity")
         self.audit.append(rec)

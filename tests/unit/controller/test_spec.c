@@ -73,6 +73,9 @@ static void decodes_with_defaults(void **state)
     assert_string_equal(s->inputs[1].uri, "s3://raw/m.gpkg");
     assert_int_equal(s->retry_limit, 3);
     assert_int_equal(s->backoff_seconds, 30);
+    assert_int_equal(s->max_parallel, SPEC_MAX_PARALLEL_DEFAULT);
+    assert_null(s->partitions);
+    assert_int_equal(s->inputs[0].mapping, SPEC_MAP_IDENTITY);
     assert_int_equal(s->refresh, SPEC_REFRESH_ON_UPSTREAM_CHANGE);
     assert_null(s->tags);
     spec_free(s);
@@ -196,6 +199,14 @@ static const bad_case BAD[] = {
     {COG(",\"retries\":{\"limit\":\"3\"}"), "spec.retries.limit", "must be an integer"},
     {COG(",\"refreshPolicy\":\"Always\""), "spec.refreshPolicy",
      "must be one of: OnUpstreamChange, Manual"},
+    /* partitions */
+    {COG(",\"maxParallel\":0"), "spec.maxParallel", "between 1 and 10000"},
+    {COG(",\"partitions\":[{\"name\":\"d\",\"time\":{\"start\":\"2026-11-01\","
+         "\"cadence\":\"daily\",\"timezone\":\"CET\"}}]"),
+     "spec.partitions[0].time.timezone", "fixed offset"},
+    {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"from\":"
+     "\"up\",\"partitionMapping\":{\"type\":\"LastN\"}}]," OUT "}",
+     "spec.inputs[0].partitionMapping", "count is required for LastN"},
     /* task rules */
     {"{\"assetKey\":\"a/"
      "b\",\"operation\":\"warp\",\"params\":{\"cutline\":\"mask\"},\"inputs\":[{\"name\":\"d\","

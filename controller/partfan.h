@@ -1,0 +1,53 @@
+/*
+ * partfan.h - the decision for a partitioned asset (spec.partitions): which
+ * partition pods to start, which finished ones to record and collect, and
+ * the status with its compact partition record (partstate.h).
+ *
+ * Level-triggered like reconcile.h: everything is derived from the object's
+ * status and the pods that exist, so a restarted controller continues where
+ * the last one stopped. A finished pod is recorded in the status first and
+ * deleted only by a later decision that sees it recorded, so a kill between
+ * the two loses nothing; pod names are deterministic per (asset, asset data
+ * version, partition key, attempt), so a create repeated after a kill is an
+ * AlreadyExists, never a duplicate.
+ *
+ * Backfill: partitions start in index order (oldest window first), at most
+ * spec.maxParallel running at once and at most PARTFAN_CREATES_MAX started
+ * per decision; a failed partition is recorded and the others go on; a
+ * transient failure retries the partition (attempt + 1) up to
+ * spec.retries.limit; the annotation terrane.io/rerun-failed (any new value)
+ * runs the failed partitions again.
+ *
+ * Covered here: time and static dimensions with external inputs (URI
+ * templates) and unpartitioned upstreams. Tiles wait for the grid probe;
+ * partitioned upstreams (identity, all-to-one, last-N mappings) are not
+ * decided yet: such an asset stays Pending with a message saying so.
+ *
+ * Pure: any thread. jansson rule: inputs borrowed, the plan owns its
+ * objects.
+ */
+#ifndef TERRANE_PARTFAN_H
+#define TERRANE_PARTFAN_H
+
+#include "reconcile.h"
+
+#define PARTFAN_CREATES_MAX 64
+#define PARTFAN_A_RERUN "terrane.io/rerun-failed"
+
+typedef struct {
+    json_t *status;   /* new status, or NULL when unchanged */
+    json_t **creates; /* pods to create, in partition order */
+    size_t n_creates;
+    reconcile_delete *deletes; /* pods to delete after the status is written */
+    size_t n_deletes;
+    long requeue_after_s;
+    const char *outcome;
+} partfan_plan;
+
+/* true when in's spec has partitions: the decision is partfan_decide's. */
+bool partfan_applies(const reconcile_input *in);
+/* 0 with *out filled; CERR_NOMEM. */
+int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partfan_plan *out);
+void partfan_plan_clear(partfan_plan *p);
+
+#endif
