@@ -9,6 +9,7 @@
 #include "lib/clog.h"
 #include "lib/cmem.h"
 #include "podspec.h"
+#include "sourceexec.h"
 #include "spec.h"
 #include "speccache.h"
 
@@ -239,6 +240,10 @@ ctlm_reconcile_result executor_process(executor *m, const char *key)
     ctlm_reconcile_result result = CTLM_RECONCILE_SUCCESS;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!strncmp(key, SOURCE_KEY_PREFIX, strlen(SOURCE_KEY_PREFIX))) {
+        atomic_fetch_add(&m->reconciles, 1);
+        return sourceexec_process(&m->cfg, key + strlen(SOURCE_KEY_PREFIX));
+    }
     char ns[KEY_MAX], name[KEY_MAX], label[64];
     const char *slash = strchr(key, '/');
     if (!slash || (size_t)(slash - key) >= sizeof ns) {
