@@ -96,6 +96,7 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
             dup = s->inputs[k].from && !strcmp(s->inputs[k].from, s->inputs[i].from);
         if (dup) continue;
         json_t *up = informer_get(caches_ams(m->cfg.caches), ns, s->inputs[i].from);
+        if (!up) up = informer_get(caches_sources(m->cfg.caches), ns, s->inputs[i].from);
         if (!up) continue;
         rc = vec_push(ups, up);
         json_decref(up);

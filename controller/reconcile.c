@@ -17,6 +17,7 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "spec.h"
+#include "sourceread.h"
 #include "status.h"
 #include "taskdoc.h"
 #include "terrane_proto.h"
@@ -426,8 +427,9 @@ static void decide_gone(rctx *c, bool deleting)
 }
 
 /* An upstream counts once it has succeeded for its current spec. */
-static bool upstream_ready(const json_t *up, const char **why)
+static bool upstream_ready(const json_t *up, const char **why, const char **reason)
 {
+    if (sourceread_is(up)) return sourceread_ready(up, reason, why);
     const json_t *st = json_object_get(up, "status");
     const char *phase = status_str(st, "phase");
     if (kobj_is_deleting(up)) {
@@ -510,13 +512,13 @@ static int check_upstreams_ready(rctx *c)
         if (!c->spec->inputs[i].from) continue;
         nups++;
         const json_t *up = find_am(c, c->spec->inputs[i].from);
-        const char *why = NULL;
+        const char *why = NULL, *reason = R_UP_NOT_READY;
         c->ups[i] = up;
-        if (up && upstream_ready(up, &why)) continue;
+        if (up && upstream_ready(up, &why, &reason)) continue;
         char msg[MSG_MAX];
         snprintf(msg, sizeof msg, "waiting for upstream \"%s\" (input %s): %s",
                  c->spec->inputs[i].from, c->spec->inputs[i].name, why ? why : "missing");
-        cond(c, COND_UPSTREAM_READY, false, R_UP_NOT_READY, msg);
+        cond(c, COND_UPSTREAM_READY, false, reason, msg);
         if (c->spec->refresh == SPEC_REFRESH_MANUAL && has_output(c)) {
             state(c, PHASE_SUCCEEDED, true, R_MATERIALIZED,
                   "%s; refreshPolicy Manual keeps the current output", msg);
@@ -568,6 +570,10 @@ static void resolved_input(const rctx *c, size_t i, taskdoc_input *out)
     const json_t *up = c->ups[i];
     if (!up) {
         out->uri = c->spec->inputs[i].uri;
+        return;
+    }
+    if (sourceread_is(up)) {
+        sourceread_input(up, &out->uri, &out->asset_key, &out->data_version, &out->observed);
         return;
     }
     const json_t *st = json_object_get(up, "status");

@@ -7,6 +7,10 @@
 #     version, no SourceChanged Event;
 #   - the object overwritten with other bytes, then rerun: a new data version,
 #     lastChangedAt moves, a SourceChanged Event;
+#   - AssetMaterializations reading it with from: (cog -> slope), beside one
+#     with a plain uri: input: the lineage starts at the source with its data
+#     version; an unchanged observation starts no worker pod; the overwrite
+#     re-materializes exactly the chain below the source with new checksums;
 #   - a missing object: Available=False SourceNotFound naming it;
 #   - kill -9 of the controller while an observation pod runs: the restarted
 #     controller adopts it; never two pods for one observation;
@@ -55,6 +59,49 @@ assert_eq "${dv1#sha256:}" "$(sha256sum <"$TMP/listing.jsonl" | cut -c1-64)" "th
 row=$(k get asrc raw-dem --no-headers)
 assert_contains "$row" "$(src_get raw-dem '{.status.shortDataVersion}')" "kubectl get asrc shows the short version"
 
+s3_put "$SAMPLES/elev.tif" s3://raw/other.tif || fail "upload other.tif"
+# --- materializations reading it ----------------------------------------------------------
+k apply -f - >/dev/null <<'YAML' || fail "apply materializations"
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: dem-cog}
+spec:
+  assetKey: lux/dem_cog
+  operation: cog
+  inputs: [{name: dem, from: raw-dem}]
+  output: {uri: s3://assets}
+---
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: dem-slope}
+spec:
+  assetKey: lux/dem_slope
+  operation: terrain
+  params: {mode: slope}
+  inputs: [{name: dem, from: dem-cog}]
+  output: {uri: s3://assets}
+---
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: other}
+spec:
+  assetKey: lux/other
+  operation: cog
+  inputs: [{name: dem, uri: s3://raw/other.tif}]
+  output: {uri: s3://assets}
+YAML
+k wait --for=condition=Ready am dem-cog dem-slope other --timeout=90s >/dev/null && ok "the chain below the source is Ready" ||
+  fail "dem-cog / dem-slope / other not Ready"
+assert_eq "raw-dem" "$(am_get dem-cog '{.status.lineage[0].from}')" "lineage: the source is the root"
+assert_eq "lux/raw_dem" "$(am_get dem-cog '{.status.lineage[0].assetKey}')" "lineage: the source's asset key"
+assert_eq "$dv1" "$(am_get dem-cog '{.status.lineage[0].dataVersion}')" "lineage: the source's data version"
+assert_eq "s3://raw/elev.tif" "$(am_get dem-cog '{.status.lineage[0].uri}')" "lineage: the source's uri"
+cog_dv1=$(am_get dem-cog '{.status.dataVersion}'); cog_sum1=$(am_get dem-cog '{.status.output.checksum}')
+slope_dv1=$(am_get dem-slope '{.status.dataVersion}'); slope_sum1=$(am_get dem-slope '{.status.output.checksum}')
+other_rv=$(am_get other '{.status.dataVersion}'); other_pods=$(pods_of other | wc -l)
+worker_pods() { k get pods -l terrane.io/materialization -o name 2>/dev/null | wc -l; }
+pods_before=$(worker_pods)
+
 # --- unchanged: a new observation, the same version -------------------------------------
 changed_at=$(src_get raw-dem '{.status.lastChangedAt}')
 rerun raw-dem one
@@ -64,13 +111,12 @@ assert_eq "$changed_at" "$(src_get raw-dem '{.status.lastChangedAt}')" "unchange
 assert_eq "one" "$(src_get raw-dem '{.status.rerunToken}')" "rerunToken records the annotation"
 assert_eq "1" "$(k get events --field-selector involvedObject.name=raw-dem,reason=SourceChanged -o name | wc -l)" \
   "one SourceChanged Event (the first observation)"
+assert_eq "$pods_before" "$(worker_pods)" "unchanged source: no new worker pod anywhere"
+assert_eq "$cog_dv1" "$(am_get dem-cog '{.status.dataVersion}')" "unchanged source: dem-cog keeps its data version"
 
 # --- overwritten: a new version ---------------------------------------------------------
-$PY - "$SAMPLES/elev.tif" "$TMP/elev2.tif" <<'PYEOF'
-import sys
-b = bytearray(open(sys.argv[1], 'rb').read()); b[-1] ^= 0xff
-open(sys.argv[2], 'wb').write(b)
-PYEOF
+# a corrected DEM: every height 10 % higher (so its slope changes too)
+gdal_translate -q -ot Float32 -scale 0 1000 0 1100 "$SAMPLES/elev.tif" "$TMP/elev2.tif" || fail "gdal_translate"
 s3_put "$TMP/elev2.tif" s3://raw/elev.tif || fail "overwrite elev.tif"
 rerun raw-dem two
 wait_until 60 "observation 3" finished raw-dem 3
@@ -80,6 +126,23 @@ assert_eq "$(md5sum <"$TMP/elev2.tif" | cut -c1-32)" "$(src_get raw-dem '{.statu
 wait_until 20 "a second SourceChanged Event" \
   bash -c "[ \$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get events --field-selector involvedObject.name=raw-dem,reason=SourceChanged -o name | wc -l) = 2 ]"
 assert_eq "3" "$(obs_pods raw-dem | wc -l)" "three observations, three pods"
+wait_until 90 "dem-cog re-materialized from the new version" \
+  bash -c "[ \"\$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get am dem-cog -o jsonpath='{.status.lineage[0].dataVersion}')\" = '$dv3' ]"
+k wait --for=condition=Ready am dem-cog dem-slope --timeout=90s >/dev/null || fail "the chain is not Ready again"
+wait_until 90 "dem-slope re-materialized" \
+  bash -c "[ \"\$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get am dem-slope -o jsonpath='{.status.lineage[0].dataVersion}')\" = \"\$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get am dem-cog -o jsonpath='{.status.dataVersion}')\" ]"
+[ "$(am_get dem-cog '{.status.dataVersion}')" != "$cog_dv1" ] && ok "dem-cog: a new data version" || fail "dem-cog kept its data version"
+[ "$(am_get dem-cog '{.status.output.checksum}')" != "$cog_sum1" ] && ok "dem-cog: new bytes" || fail "dem-cog kept its checksum"
+[ "$(am_get dem-slope '{.status.dataVersion}')" != "$slope_dv1" ] && ok "dem-slope: a new data version" || fail "dem-slope kept its data version"
+[ "$(am_get dem-slope '{.status.output.checksum}')" != "$slope_sum1" ] && ok "dem-slope: new bytes" || fail "dem-slope kept its checksum"
+assert_eq "$other_rv" "$(am_get other '{.status.dataVersion}')" "the asset not below the source did not change"
+assert_eq "$other_pods" "$(pods_of other | wc -l)" "and started no pod"
+assert_eq "$(md5sum <"$TMP/elev2.tif" | cut -c1-32)" \
+  "$(k get pods -l terrane.io/materialization=dem-cog -o json | $PY -c 'import json,sys
+for p in json.load(sys.stdin)["items"]:
+  t = json.loads(p["spec"]["containers"][0]["env"][0]["value"])
+  if t["inputs"][0].get("dataVersion") == sys.argv[1]: print(t["inputs"][0]["observed"]["etag"])' "$dv3")" \
+  "the task carries the observed ETag"
 
 # --- missing object ----------------------------------------------------------------------
 k apply -f - >/dev/null <<'YAML' || fail "apply missing"
