@@ -17,6 +17,7 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "spec.h"
+#include "rerun.h"
 #include "sourceread.h"
 #include "status.h"
 #include "taskdoc.h"
@@ -787,8 +788,17 @@ static void materialize(rctx *c)
     if (same && old_phase && !strcmp(old_phase, PHASE_FAILED) &&
         (!strcmp(reason, R_BAD_INPUT) || !strcmp(reason, R_EXHAUSTED))) {
         /* failed for good for this data version and spec: a new
-         * generation or upstream version starts over, nothing else */
-        c->plan->outcome = "failed";
+         * generation or upstream version starts over, or a new
+         * terrane.io/rerun value (rerun.h) with a fresh retry budget */
+        const char *rerun = rerun_requested(c->in->am, c->old);
+        if (!rerun) {
+            c->plan->outcome = "failed";
+            return;
+        }
+        set_str(c, RERUN_TOKEN, rerun);
+        add_event(c, "Normal", "Rerun", "terrane.io/rerun=%s: a new attempt with %s", rerun,
+                  "a fresh retry budget");
+        create_pod(c, spool, next_attempt_number(c), (int)status_int(c->old, "attempts") + 1, 0);
         return;
     }
     long long attempts = same ? status_int(c->old, "attempts") : 0;

@@ -8,6 +8,7 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "podspec.h"
+#include "rerun.h"
 #include "status.h"
 #include "terrane_proto.h"
 
@@ -123,12 +124,6 @@ static time_t status_time(const json_t *st, const char *k)
     struct timespec ts;
     const char *s = jstr(st, k, NULL);
     return s && !kobj_time_parse(s, &ts) ? ts.tv_sec : 0;
-}
-
-static const char *annotation(const json_t *obj, const char *key)
-{
-    return json_string_value(
-        json_object_get(json_object_get(json_object_get(obj, "metadata"), "annotations"), key));
 }
 
 /* --- names --------------------------------------------------------------------------------- */
@@ -542,18 +537,17 @@ static void decide(sctx *c)
     }
 
     if (!c->sched_error && c->n <= c->finished && !c->plan->create) {
-        const char *rerun = annotation(src, SOURCE_A_RERUN);
-        const char *token = status_str(c->old, "rerunToken");
+        const char *rerun = rerun_requested(src, c->old);
         time_t next = status_time(c->st, "nextObservationAt");
-        bool due = c->n == 0 || jint(c->st, "observedGeneration", NULL, -1) != c->gen ||
-                   (rerun && (!token || strcmp(rerun, token))) || (next && next <= in->now);
+        bool due = c->n == 0 || jint(c->st, "observedGeneration", NULL, -1) != c->gen || rerun ||
+                   (next && next <= in->now);
         if (due) {
             c->n++;
             set_int(c, "observation", c->n);
             char name[PODSPEC_NAME_MAX + 1];
             source_pod_name(in->name, c->n, name, sizeof name);
             set_str(c, "podName", name);
-            if (rerun) set_str(c, "rerunToken", rerun);
+            if (rerun) set_str(c, RERUN_TOKEN, rerun);
             create_pod(c, c->n);
             c->plan->outcome = "observe";
             if (!c->plan->create) c->n--; /* InvalidSpec: not started */

@@ -49,7 +49,6 @@
 #define SOURCE_KIND "AssetSource"
 #define SOURCE_L_SOURCE "terrane.io/source"
 #define SOURCE_A_OBSERVATION "terrane.io/observation"
-#define SOURCE_A_RERUN "terrane.io/rerun"
 /* Work-queue keys of sources: "src:namespace/name" (a namespace has no ':'). */
 #define SOURCE_KEY_PREFIX "src:"
 

@@ -14,6 +14,8 @@
 #   - a missing object: Available=False SourceNotFound naming it;
 #   - kill -9 of the controller while an observation pod runs: the restarted
 #     controller adopts it; never two pods for one observation;
+#   - terrane.io/rerun on a Failed AssetMaterialization (its input was missing,
+#     then uploaded): a new attempt, Succeeded;
 #   - an invalid time zone: Observed=False InvalidSchedule and no pod;
 #   - the metrics terrane_source_observations_total and
 #     terrane_asset_freshness_lag_seconds.
@@ -193,6 +195,25 @@ assert_contains "$m" 'terrane_source_observations_total{namespace="hydro",result
   "observations counted after the restart"
 assert_contains "$m" 'terrane_asset_freshness_lag_seconds{namespace="hydro",asset="lux/raw_dem"}' \
   "freshness lag gauge"
+
+# --- rerun a Failed materialization ---------------------------------------------------------
+k apply -f - >/dev/null <<'YAML' || fail "apply late"
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: late}
+spec:
+  assetKey: lux/late
+  operation: cog
+  inputs: [{name: dem, uri: s3://raw/late.tif}]
+  output: {uri: s3://assets}
+YAML
+k wait --for=condition=Failed am late --timeout=60s >/dev/null && ok "late fails: its input is missing" || fail "late did not fail"
+s3_put "$SAMPLES/elev.tif" s3://raw/late.tif || fail "upload late.tif"
+k annotate am late terrane.io/rerun=first --overwrite >/dev/null || fail "annotate late"
+k wait --for=condition=Ready am late --timeout=60s >/dev/null && ok "terrane.io/rerun: a new attempt succeeds" ||
+  fail "late did not succeed after the rerun"
+assert_eq "first" "$(am_get late '{.status.rerunToken}')" "the AM records the rerun token"
+assert_eq "2" "$(pods_of late | wc -l)" "two attempts, two pods"
 
 ctl_stop ctl2
 finish

@@ -19,6 +19,7 @@
 #include "lib/cmem.h"
 #include "lib/jschema.h"
 #include "pools.h"
+#include "rerun.h"
 #include "source.h"
 
 #include <stdio.h>
@@ -231,7 +232,8 @@ static void test_first_observation_and_pod(void **state)
     json_t *env = json_array_get(json_object_get(ctr, "env"), 0);
     json_t *task = parse(json_string_value(json_object_get(env, "value")));
     assert_string_equal(json_string_value(json_object_get(task, "operation")), "observe");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(task, "params"), "maxObjects")), 50);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(task, "params"), "maxObjects")), 50);
     char dv[72];
     assert_int_equal(source_observation_dv("uid-src", 1, dv), 0);
     assert_string_equal(json_string_value(json_object_get(task, "dataVersion")), dv);
@@ -301,7 +303,9 @@ static void test_restart_between_status_and_pod(void **state)
     assert_non_null(p->create);
     assert_string_equal(kobj_name(p->create), "raw-dem-obs-1");
     assert_string_equal(p->outcome, "create-pod");
-    assert_int_equal(json_integer_value(json_object_get(p->status ? p->status : json_object_get(w.src, "status"), "observation")), 1);
+    assert_int_equal(json_integer_value(json_object_get(
+                         p->status ? p->status : json_object_get(w.src, "status"), "observation")),
+                     1);
     apply(&w);
     /* and the pod the cache now has is that one: no second */
     p = decide(&w);
@@ -323,7 +327,7 @@ static void test_rerun_and_generation(void **state)
     source_plan *p = decide(&w);
     assert_null(p->create);
     json_object_set_new(json_object_get(w.src, "metadata"), "annotations",
-                        json_pack("{s:s}", SOURCE_A_RERUN, "t1"));
+                        json_pack("{s:s}", RERUN_ANNOTATION, "t1"));
     p = decide(&w);
     assert_non_null(p->create);
     pod = apply(&w);
