@@ -57,39 +57,17 @@ static void add_event(sctx *c, const char *type, const char *reason, const char 
     __attribute__((format(printf, 4, 5)));
 static void add_event(sctx *c, const char *type, const char *reason, const char *fmt, ...)
 {
-    source_plan *p = c->plan;
-    reconcile_event *e = cmem_reallocarray(p->events, p->n_events + 1, sizeof *e);
-    if (!e) return oom(c);
-    p->events = e;
     char msg[MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    e = &p->events[p->n_events];
-    e->type = type;
-    e->reason = reason;
-    if (!(e->message = cmem_strdup(msg))) return oom(c);
-    p->n_events++;
+    if (reconcile_add_event(&c->plan->events, &c->plan->n_events, type, reason, msg)) oom(c);
 }
 
 static void add_delete(sctx *c, const json_t *pod, const char *why)
 {
-    if (!kobj_name(pod) || kobj_is_deleting(pod)) return;
-    source_plan *p = c->plan;
-    reconcile_delete *d = cmem_reallocarray(p->deletes, p->n_deletes + 1, sizeof *d);
-    if (!d) return oom(c);
-    p->deletes = d;
-    d = &p->deletes[p->n_deletes];
-    d->name = cmem_strdup(kobj_name(pod));
-    d->uid = kobj_uid(pod) ? cmem_strdup(kobj_uid(pod)) : NULL;
-    d->why = why;
-    if (!d->name || (kobj_uid(pod) && !d->uid)) {
-        cmem_free(d->name);
-        cmem_free(d->uid);
-        return oom(c);
-    }
-    p->n_deletes++;
+    if (reconcile_add_delete(&c->plan->deletes, &c->plan->n_deletes, pod, why)) oom(c);
 }
 
 static void requeue_at(sctx *c, time_t t)
@@ -578,9 +556,7 @@ int source_decide(const reconcile_config *cfg, const source_input *in, source_pl
     } else if (out->n_events && !out->create) {
         /* nothing written: the Events of a status that did not change
          * were recorded when it did */
-        for (size_t i = 0; i < out->n_events; i++)
-            cmem_free(out->events[i].message);
-        cmem_free(out->events);
+        reconcile_free_actions(NULL, 0, out->events, out->n_events);
         out->events = NULL;
         out->n_events = 0;
     }
@@ -592,13 +568,6 @@ void source_plan_clear(source_plan *p)
 {
     json_decref(p->status);
     json_decref(p->create);
-    for (size_t i = 0; i < p->n_deletes; i++) {
-        cmem_free(p->deletes[i].name);
-        cmem_free(p->deletes[i].uid);
-    }
-    cmem_free(p->deletes);
-    for (size_t i = 0; i < p->n_events; i++)
-        cmem_free(p->events[i].message);
-    cmem_free(p->events);
+    reconcile_free_actions(p->deletes, p->n_deletes, p->events, p->n_events);
     memset(p, 0, sizeof *p);
 }
