@@ -237,11 +237,12 @@ static void create_pod(sctx *c, long long n)
     json_object_del(labels, PODSPEC_L_ATTEMPT);
     json_object_del(ann, PODSPEC_A_ATTEMPTS);
     json_object_del(ann, PODSPEC_A_RETRIES);
-    if (!cmd || json_object_set_new(meta, "name", json_string(name)) ||
+    /* the command first: json_object_set_new takes it even when it fails */
+    if (!cmd || json_object_set_new(ctr, "command", cmd) ||
+        json_object_set_new(meta, "name", json_string(name)) ||
         json_object_set_new(labels, SOURCE_L_SOURCE, json_string(label)) ||
         json_object_set_new(ann, SOURCE_A_OBSERVATION, json_string(num)) ||
-        json_object_set_new(owner, "kind", json_string(SOURCE_KIND)) ||
-        json_object_set_new(ctr, "command", cmd)) {
+        json_object_set_new(owner, "kind", json_string(SOURCE_KIND))) {
         json_decref(pod);
         return oom(c);
     }
