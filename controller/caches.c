@@ -16,6 +16,7 @@
 #include "lib/clog.h"
 #include "lib/cmem.h"
 #include "podspec.h"
+#include "source.h"
 #include "spec.h"
 
 #include <stdio.h>
@@ -25,7 +26,7 @@
 #define MAX_UPSTREAMS 64
 
 struct caches {
-    informer *ams, *pods;
+    informer *ams, *pods, *sources;
     wq *queue;
     depgraph *graph;
     speccache *specs;
@@ -64,6 +65,14 @@ static int index_materialization(void *ctx, const json_t *pod, informer_values *
 {
     (void)ctx;
     const char *l = kobj_label(pod, PODSPEC_L_MATERIALIZATION);
+    char key[KEY_MAX];
+    return l && make_key(kobj_namespace(pod), l, key) ? informer_values_add(out, key) : 0;
+}
+
+static int index_source(void *ctx, const json_t *pod, informer_values *out)
+{
+    (void)ctx;
+    const char *l = kobj_label(pod, SOURCE_L_SOURCE);
     char key[KEY_MAX];
     return l && make_key(kobj_namespace(pod), l, key) ? informer_values_add(out, key) : 0;
 }
@@ -158,11 +167,49 @@ static json_t *am_transform(void *ctx, json_t *obj)
     return obj;
 }
 
+static void enqueue_source(caches *c, const char *ns, const char *name)
+{
+    char key[KEY_MAX + 8];
+    snprintf(key, sizeof key, SOURCE_KEY_PREFIX "%s/%s", ns ? ns : "", name ? name : "");
+    if (name && wq_add(c->queue, key))
+        clog_error("enqueue failed", "{s:s, s:s}", "key", key, "error", cerr_message());
+}
+
 static void pod_enqueue_owner(caches *c, const json_t *pod)
 {
     kobj_owner_ref ref;
-    if (kobj_controller_ref(pod, &ref) == 0 && !strcmp(ref.kind, "AssetMaterialization"))
+    if (kobj_controller_ref(pod, &ref)) return;
+    if (!strcmp(ref.kind, "AssetMaterialization"))
         enqueue(c, kobj_namespace(pod), ref.name);
+    else if (!strcmp(ref.kind, SOURCE_KIND))
+        enqueue_source(c, kobj_namespace(pod), ref.name);
+}
+
+/* A source's own events enqueue it; a new data version, availability or
+ * its appearance and removal also enqueue the AssetMaterializations that
+ * read it (from: names it like an upstream, so the upstream index has
+ * them). */
+static void src_add(void *ctx, const json_t *obj)
+{
+    enqueue_source(ctx, kobj_namespace(obj), kobj_name(obj));
+    enqueue_dependents(ctx, kobj_namespace(obj), kobj_name(obj));
+}
+
+static void src_update(void *ctx, const json_t *old, const json_t *obj)
+{
+    caches *c = ctx;
+    enqueue_source(c, kobj_namespace(obj), kobj_name(obj));
+    if (old == obj) return;
+    const json_t *os = json_object_get(old, "status"), *ns = json_object_get(obj, "status");
+    if (str_differs(os, ns, "dataVersion") || str_differs(os, ns, "object") ||
+        str_differs(os, ns, "conditions") || kobj_is_deleting(old) != kobj_is_deleting(obj))
+        enqueue_dependents(c, kobj_namespace(obj), kobj_name(obj));
+}
+
+static void src_delete(void *ctx, const json_t *obj)
+{
+    enqueue_source(ctx, kobj_namespace(obj), kobj_name(obj));
+    enqueue_dependents(ctx, kobj_namespace(obj), kobj_name(obj));
 }
 
 static void pod_add(void *ctx, const json_t *obj)
@@ -240,7 +287,11 @@ int caches_new(kube_client *client, const char *ns, int resync_s, wq *queue,
                             .on_delete = pod_delete,
                             .transform = pod_transform,
                             .ctx = c};
+    informer_handlers sh = {
+        .on_add = src_add, .on_update = src_update, .on_delete = src_delete, .ctx = c};
     if ((rc = informer_new(client, &CRD_ASSETMATERIALIZATIONS, ns, NULL, resync_s, &ah, &c->ams)) ||
+        (rc = informer_new(client, &CRD_ASSETSOURCES, ns, NULL, resync_s, &sh, &c->sources)) ||
+        (rc = ctlm_informer_attach(c->sources, "assetsources")) ||
         (rc = informer_new(client, &KUBE_PODS, ns, PODSPEC_MANAGED_BY "=" PODSPEC_MANAGER, resync_s,
                            &ph, &c->pods)) ||
         /* packed texts: a seventh of the memory of jansson trees */
@@ -248,6 +299,7 @@ int caches_new(kube_client *client, const char *ns, int resync_s, wq *queue,
         (rc = informer_add_index(c->ams, CACHES_INDEX_UPSTREAM, index_upstreams, NULL)) ||
         (rc = informer_add_index(c->pods, CACHES_INDEX_MATERIALIZATION, index_materialization,
                                  NULL)) ||
+        (rc = informer_add_index(c->pods, CACHES_INDEX_SOURCE, index_source, NULL)) ||
         (rc = ctlm_informer_attach(c->ams, "assetmaterializations")) ||
         (rc = ctlm_informer_attach(c->pods, "pods")))
         goto fail;
@@ -261,6 +313,7 @@ fail:
 int caches_start(caches *c)
 {
     int rc = informer_start(c->ams);
+    if (!rc) rc = informer_start(c->sources);
     return rc ? rc : informer_start(c->pods);
 }
 
@@ -268,6 +321,7 @@ void caches_stop(caches *c)
 {
     if (!c) return;
     informer_stop(c->ams);
+    informer_stop(c->sources);
     informer_stop(c->pods);
 }
 
@@ -275,7 +329,9 @@ void caches_free(caches *c)
 {
     if (!c) return;
     ctlm_informer_detach(c->ams);
+    ctlm_informer_detach(c->sources);
     ctlm_informer_detach(c->pods);
+    informer_free(c->sources);
     informer_free(c->ams);
     informer_free(c->pods);
     depgraph_free(c->graph);
@@ -285,12 +341,18 @@ void caches_free(caches *c)
 
 bool caches_synced(caches *c)
 {
-    return informer_has_synced(c->ams) && informer_has_synced(c->pods);
+    return informer_has_synced(c->ams) && informer_has_synced(c->sources) &&
+           informer_has_synced(c->pods);
 }
 
 informer *caches_ams(caches *c)
 {
     return c->ams;
+}
+
+informer *caches_sources(caches *c)
+{
+    return c->sources;
 }
 
 informer *caches_pods(caches *c)
@@ -320,4 +382,12 @@ int caches_each_pod_of(caches *c, const char *ns, const char *label,
     char key[KEY_MAX];
     if (!make_key(ns, label, key)) return 0;
     return informer_each_indexed(c->pods, CACHES_INDEX_MATERIALIZATION, key, fn, ctx);
+}
+
+int caches_each_pod_of_source(caches *c, const char *ns, const char *label,
+                              int (*fn)(void *ctx, const json_t *obj), void *ctx)
+{
+    char key[KEY_MAX];
+    if (!make_key(ns, label, key)) return 0;
+    return informer_each_indexed(c->pods, CACHES_INDEX_SOURCE, key, fn, ctx);
 }

@@ -3,12 +3,14 @@
  * indexes, the dependency graph and the decoded specs, kept current by the
  * informers' event handlers, which also decide what to reconcile next.
  *
- * Two informers: AssetMaterializations (all namespaces or one) and worker
+ * Three informers: AssetMaterializations (all namespaces or one),
+ * AssetSources (enqueued as "src:ns/name", see source.h) and worker
  * pods (selected by app.kubernetes.io/managed-by=terrane-controller). Each
  * has the namespace index; AssetMaterializations are also indexed by each
  * upstream they name (CACHES_INDEX_UPSTREAM, value "ns/upstream": the
  * direct dependents of an object), pods by their terrane.io/materialization
- * label (CACHES_INDEX_MATERIALIZATION, value "ns/label"). The handlers keep
+ * label (CACHES_INDEX_MATERIALIZATION, value "ns/label") and by their
+ * terrane.io/source label (CACHES_INDEX_SOURCE). The handlers keep
  * the dependency graph (depgraph.h) in step and enqueue keys
  * ("namespace/name"): an AssetMaterialization's own events enqueue it; a
  * pod's events enqueue its controller owner; an AssetMaterialization that
@@ -40,6 +42,7 @@
 
 #define CACHES_INDEX_UPSTREAM "upstream"
 #define CACHES_INDEX_MATERIALIZATION "materialization"
+#define CACHES_INDEX_SOURCE "source"
 
 typedef struct caches caches;
 
@@ -54,6 +57,7 @@ bool caches_synced(caches *c);
 
 informer *caches_ams(caches *c);
 informer *caches_pods(caches *c);
+informer *caches_sources(caches *c); /* AssetSources (source.h) */
 speccache *caches_specs(caches *c);
 
 /* Whether ns/name is on a dependency cycle; *path as depgraph_cycle (at
@@ -64,5 +68,9 @@ int caches_cycle(caches *c, const char *ns, const char *name, char **path, size_
  * (podspec_materialization_label) in ns. */
 int caches_each_pod_of(caches *c, const char *ns, const char *label,
                        int (*fn)(void *ctx, const json_t *obj), void *ctx);
+
+/* The same for observation pods, by their terrane.io/source label. */
+int caches_each_pod_of_source(caches *c, const char *ns, const char *label,
+                              int (*fn)(void *ctx, const json_t *obj), void *ctx);
 
 #endif

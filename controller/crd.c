@@ -3,3 +3,5 @@
 
 const kube_resource CRD_ASSETMATERIALIZATIONS = {CRD_GROUP, CRD_VERSION, "assetmaterializations",
                                                  "AssetMaterialization", true};
+const kube_resource CRD_ASSETSOURCES = {CRD_GROUP, CRD_VERSION, "assetsources", "AssetSource",
+                                        true};

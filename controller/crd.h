@@ -13,5 +13,6 @@
 #define CRD_API_VERSION CRD_GROUP "/" CRD_VERSION
 
 extern const kube_resource CRD_ASSETMATERIALIZATIONS;
+extern const kube_resource CRD_ASSETSOURCES;
 
 #endif

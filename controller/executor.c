@@ -10,6 +10,7 @@
 #include "lib/cmem.h"
 #include "partfan.h"
 #include "podspec.h"
+#include "sourceexec.h"
 #include "spec.h"
 #include "speccache.h"
 
@@ -96,6 +97,7 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
             dup = s->inputs[k].from && !strcmp(s->inputs[k].from, s->inputs[i].from);
         if (dup) continue;
         json_t *up = informer_get(caches_ams(m->cfg.caches), ns, s->inputs[i].from);
+        if (!up) up = informer_get(caches_sources(m->cfg.caches), ns, s->inputs[i].from);
         if (!up) continue;
         rc = vec_push(ups, up);
         json_decref(up);
@@ -278,6 +280,10 @@ ctlm_reconcile_result executor_process(executor *m, const char *key)
     ctlm_reconcile_result result = CTLM_RECONCILE_SUCCESS;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!strncmp(key, SOURCE_KEY_PREFIX, strlen(SOURCE_KEY_PREFIX))) {
+        atomic_fetch_add(&m->reconciles, 1);
+        return sourceexec_process(&m->cfg, key + strlen(SOURCE_KEY_PREFIX));
+    }
     char ns[KEY_MAX], name[KEY_MAX], label[64];
     const char *slash = strchr(key, '/');
     if (!slash || (size_t)(slash - key) >= sizeof ns) {

@@ -15,6 +15,7 @@
 #include "crd.h"
 #include "ctlmetrics.h"
 #include "executor.h"
+#include "sourcemetrics.h"
 #include "lib/httpd.h"
 #include "status.h"
 
@@ -348,6 +349,8 @@ int manager_run(manager *m)
     }
     if (ctlm_registry() && metrics_add_collector(ctlm_registry(), sample_cluster, m) == 0)
         m->collecting = true;
+    if (srcm_start(m->caches))
+        clog_warn("source metrics not registered", "{s:s}", "error", cerr_message());
     if (caches_start(m->caches)) {
         clog_error("cannot start informers", "{s:s}", "error", cerr_message());
         return 1;
@@ -429,6 +432,7 @@ void manager_free(manager *m)
         return; /* workers may still use it: the process is ending */
     httpd_stop(m->http);
     if (m->collecting) metrics_remove_collector(ctlm_registry(), sample_cluster, m);
+    srcm_stop();
     ctlm_workqueue_detach(m->queue);
     lease_free(m->lease);
     executor_free(m->exec);

@@ -17,6 +17,8 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "spec.h"
+#include "rerun.h"
+#include "sourceread.h"
 #include "status.h"
 #include "taskdoc.h"
 #include "terrane_proto.h"
@@ -79,47 +81,70 @@ static void oom(rctx *c)
     if (!c->rc) c->rc = cerr_oom();
 }
 
-static void add_delete(rctx *c, const json_t *pod, const char *why)
+int reconcile_add_delete(reconcile_delete **ds, size_t *n, const json_t *pod, const char *why)
 {
     const char *name = kobj_name(pod);
-    if (!name || kobj_is_deleting(pod)) return;
-    reconcile_plan *p = c->plan;
-    for (size_t i = 0; i < p->n_deletes; i++)
-        if (!strcmp(p->deletes[i].name, name)) return;
-    reconcile_delete *d = cmem_reallocarray(p->deletes, p->n_deletes + 1, sizeof *d);
-    if (!d) return oom(c);
-    p->deletes = d;
-    d = &p->deletes[p->n_deletes];
+    if (!name || kobj_is_deleting(pod)) return 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp((*ds)[i].name, name)) return 0;
+    reconcile_delete *d = cmem_reallocarray(*ds, *n + 1, sizeof *d);
+    if (!d) return cerr_oom();
+    *ds = d;
+    d = &d[*n];
     d->name = cmem_strdup(name);
     d->uid = kobj_uid(pod) ? cmem_strdup(kobj_uid(pod)) : NULL;
     d->why = why;
     if (!d->name || (kobj_uid(pod) && !d->uid)) {
         cmem_free(d->name);
         cmem_free(d->uid);
-        return oom(c);
+        return cerr_oom();
     }
-    p->n_deletes++;
+    (*n)++;
+    return 0;
+}
+
+int reconcile_add_event(reconcile_event **evs, size_t *n, const char *type, const char *reason,
+                        const char *message)
+{
+    reconcile_event *e = cmem_reallocarray(*evs, *n + 1, sizeof *e);
+    if (!e) return cerr_oom();
+    *evs = e;
+    e = &e[*n];
+    e->type = type;
+    e->reason = reason;
+    if (!(e->message = cmem_strdup(message))) return cerr_oom();
+    (*n)++;
+    return 0;
+}
+
+void reconcile_free_actions(reconcile_delete *ds, size_t n_deletes, reconcile_event *evs,
+                            size_t n_events)
+{
+    for (size_t i = 0; i < n_deletes; i++) {
+        cmem_free(ds[i].name);
+        cmem_free(ds[i].uid);
+    }
+    cmem_free(ds);
+    for (size_t i = 0; i < n_events; i++)
+        cmem_free(evs[i].message);
+    cmem_free(evs);
+}
+
+static void add_delete(rctx *c, const json_t *pod, const char *why)
+{
+    if (reconcile_add_delete(&c->plan->deletes, &c->plan->n_deletes, pod, why)) oom(c);
 }
 
 static void add_event(rctx *c, const char *type, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void add_event(rctx *c, const char *type, const char *reason, const char *fmt, ...)
 {
-    reconcile_plan *p = c->plan;
-    reconcile_event *e = cmem_reallocarray(p->events, p->n_events + 1, sizeof *e);
-    if (!e) return oom(c);
-    p->events = e;
     char msg[MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    e = &p->events[p->n_events];
-    e->type = type;
-    e->reason = reason;
-    e->message = cmem_strdup(msg);
-    if (!e->message) return oom(c);
-    p->n_events++;
+    if (reconcile_add_event(&c->plan->events, &c->plan->n_events, type, reason, msg)) oom(c);
 }
 
 static void requeue_in(rctx *c, long seconds)
@@ -426,8 +451,9 @@ static void decide_gone(rctx *c, bool deleting)
 }
 
 /* An upstream counts once it has succeeded for its current spec. */
-static bool upstream_ready(const json_t *up, const char **why)
+static bool upstream_ready(const json_t *up, const char **why, const char **reason)
 {
+    if (sourceread_is(up)) return sourceread_ready(up, reason, why);
     const json_t *st = json_object_get(up, "status");
     const char *phase = status_str(st, "phase");
     if (kobj_is_deleting(up)) {
@@ -510,13 +536,13 @@ static int check_upstreams_ready(rctx *c)
         if (!c->spec->inputs[i].from) continue;
         nups++;
         const json_t *up = find_am(c, c->spec->inputs[i].from);
-        const char *why = NULL;
+        const char *why = NULL, *reason = R_UP_NOT_READY;
         c->ups[i] = up;
-        if (up && upstream_ready(up, &why)) continue;
+        if (up && upstream_ready(up, &why, &reason)) continue;
         char msg[MSG_MAX];
         snprintf(msg, sizeof msg, "waiting for upstream \"%s\" (input %s): %s",
                  c->spec->inputs[i].from, c->spec->inputs[i].name, why ? why : "missing");
-        cond(c, COND_UPSTREAM_READY, false, R_UP_NOT_READY, msg);
+        cond(c, COND_UPSTREAM_READY, false, reason, msg);
         if (c->spec->refresh == SPEC_REFRESH_MANUAL && has_output(c)) {
             state(c, PHASE_SUCCEEDED, true, R_MATERIALIZED,
                   "%s; refreshPolicy Manual keeps the current output", msg);
@@ -568,6 +594,10 @@ static void resolved_input(const rctx *c, size_t i, taskdoc_input *out)
     const json_t *up = c->ups[i];
     if (!up) {
         out->uri = c->spec->inputs[i].uri;
+        return;
+    }
+    if (sourceread_is(up)) {
+        sourceread_input(up, &out->uri, &out->asset_key, &out->data_version, &out->observed);
         return;
     }
     const json_t *st = json_object_get(up, "status");
@@ -781,8 +811,17 @@ static void materialize(rctx *c)
     if (same && old_phase && !strcmp(old_phase, PHASE_FAILED) &&
         (!strcmp(reason, R_BAD_INPUT) || !strcmp(reason, R_EXHAUSTED))) {
         /* failed for good for this data version and spec: a new
-         * generation or upstream version starts over, nothing else */
-        c->plan->outcome = "failed";
+         * generation or upstream version starts over, or a new
+         * terrane.io/rerun value (rerun.h) with a fresh retry budget */
+        const char *rerun = rerun_requested(c->in->am, c->old);
+        if (!rerun) {
+            c->plan->outcome = "failed";
+            return;
+        }
+        set_str(c, RERUN_TOKEN, rerun);
+        add_event(c, "Normal", "Rerun", "terrane.io/rerun=%s: a new attempt with %s", rerun,
+                  "a fresh retry budget");
+        create_pod(c, spool, next_attempt_number(c), (int)status_int(c->old, "attempts") + 1, 0);
         return;
     }
     long long attempts = same ? status_int(c->old, "attempts") : 0;
@@ -1093,14 +1132,7 @@ void reconcile_plan_clear(reconcile_plan *p)
     if (!p) return;
     json_decref(p->status);
     json_decref(p->create);
-    for (size_t i = 0; i < p->n_deletes; i++) {
-        cmem_free(p->deletes[i].name);
-        cmem_free(p->deletes[i].uid);
-    }
-    cmem_free(p->deletes);
-    for (size_t i = 0; i < p->n_events; i++)
-        cmem_free(p->events[i].message);
-    cmem_free(p->events);
+    reconcile_free_actions(p->deletes, p->n_deletes, p->events, p->n_events);
     memset(p, 0, sizeof *p);
     p->outcome = "none";
 }

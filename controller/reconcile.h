@@ -140,4 +140,13 @@ typedef struct {
 int reconcile_decide(const reconcile_config *cfg, const reconcile_input *in, reconcile_plan *out);
 void reconcile_plan_clear(reconcile_plan *p);
 
+/* Plan building, shared with the AssetSource decision (source.h): append
+ * a delete of pod (none for a pod being deleted or already listed) or an
+ * Event (message copied). 0 or CERR_NOMEM. */
+int reconcile_add_delete(reconcile_delete **ds, size_t *n, const json_t *pod, const char *why);
+int reconcile_add_event(reconcile_event **evs, size_t *n, const char *type, const char *reason,
+                        const char *message);
+void reconcile_free_actions(reconcile_delete *ds, size_t n_deletes, reconcile_event *evs,
+                            size_t n_events);
+
 #endif

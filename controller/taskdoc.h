@@ -31,6 +31,7 @@ typedef struct {
     const char *asset_key;    /* upstream inputs: lineage; NULL for external ones */
     const char *data_version; /* upstream inputs */
     const char *stac_item;    /* upstream inputs; may be NULL */
+    const json_t *observed;   /* AssetSource inputs: inputs[].observed, or NULL */
 } taskdoc_input;
 
 /* Builds the Task. inputs is parallel to spec->inputs. 0 with *out, or

@@ -767,6 +767,43 @@ static void bad_input_is_final(void **state)
     world_free(&w2);
 }
 
+/* terrane.io/rerun: a Failed asset gets a new attempt with a fresh retry
+ * budget, once per annotation value. */
+static void rerun_annotation(void **state)
+{
+    (void)state;
+    world w = {0};
+    json_t *am = add_am(&w, "dem-cog", COG_SPEC);
+    json_t *pod, *pod2;
+    step(&w, "dem-cog", &pod);
+    char *r = failure_result(pod, "hydrology/dem_cog", "BadInput", "InputUnreadable",
+                             "inputs[0].uri: s3://raw/elev.tif does not exist");
+    pod_done(pod, "Failed", 65, "Error", r);
+    step(&w, "dem-cog", &pod2);
+    assert_null(pod2);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Failed");
+    json_object_set_new(json_object_get(am, "metadata"), "annotations",
+                        json_pack("{s:s}", "terrane.io/rerun", "1700000000"));
+    reconcile_plan *p = step(&w, "dem-cog", &pod2);
+    assert_non_null(pod2);
+    assert_true(has_event(p, "Normal", "Rerun", "fresh retry budget"));
+    assert_string_equal(st_str(&w, "dem-cog", "rerunToken"), "1700000000");
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Pending");
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 0);
+    assert_int_equal(st_int(&w, "dem-cog", "attempts"), 2);
+    assert_string_not_equal(kobj_name(pod2), kobj_name(pod));
+    /* fails again: Failed, and the same value does not re-run it */
+    pod_done(pod2, "Failed", 65, "Error", r);
+    cmem_free(r);
+    json_t *pod3;
+    step(&w, "dem-cog", &pod3);
+    assert_null(pod3);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Failed");
+    p = decide(&w, "dem-cog");
+    assert_null(p->create);
+    world_free(&w);
+}
+
 static void transient_backoff_then_exhausted(void **state)
 {
     (void)state;
@@ -1019,6 +1056,7 @@ int main(void)
         cmocka_unit_test(oom_escalates),
         cmocka_unit_test(disruption_is_free),
         cmocka_unit_test(bad_input_is_final),
+        cmocka_unit_test(rerun_annotation),
         cmocka_unit_test(transient_backoff_then_exhausted),
         cmocka_unit_test(untrusted_results),
         cmocka_unit_test(unknown_pool),
