@@ -29,7 +29,8 @@ int taskdoc_build(const am_spec *spec, const taskdoc_input *inputs, const char *
             (in->asset_key && json_object_set_new(o, "assetKey", json_string(in->asset_key))) ||
             (in->data_version &&
              json_object_set_new(o, "dataVersion", json_string(in->data_version))) ||
-            (in->stac_item && json_object_set_new(o, "stacItem", json_string(in->stac_item))))
+            (in->stac_item && json_object_set_new(o, "stacItem", json_string(in->stac_item))) ||
+            (in->checksum && json_object_set_new(o, "checksum", json_string(in->checksum))))
             goto oom;
     }
     task = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:{s:s}, s:i}", "apiVersion",

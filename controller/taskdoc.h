@@ -4,7 +4,7 @@
  * data version, and the task rules JSON Schema cannot express.
  *
  * An upstream input (from:) becomes {name, uri, assetKey, dataVersion,
- * stacItem} with the upstream's published output, so the worker reads
+ * stacItem, checksum} with the upstream's published output, so the worker reads
  * exactly the version the data version was computed from; an external
  * input (uri:) becomes {name, uri}. params are copied (absent means {}).
  *
@@ -31,6 +31,7 @@ typedef struct {
     const char *asset_key;    /* upstream inputs: lineage; NULL for external ones */
     const char *data_version; /* upstream inputs */
     const char *stac_item;    /* upstream inputs; may be NULL */
+    const char *checksum;     /* upstream inputs: status.output.checksum; may be NULL */
 } taskdoc_input;
 
 /* Builds the Task. inputs is parallel to spec->inputs. 0 with *out, or
