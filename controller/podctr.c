@@ -133,21 +133,25 @@ static json_t *user_step(const json_t *w, const json_t *task)
 {
     const json_t *params = get(task, "params");
     const char *image = get_str(params, "image");
-    json_t *u = NULL, *env = NULL, *sc = NULL;
+    json_t *u = NULL, *sc = NULL, *mounts = NULL;
     if (!image || !*image) {
         cerr_set(CERR_INVALID, "spec.container.image: is required");
         return NULL;
     }
-    if (!(env = user_env(task))) goto oom;
-    sc = json_deep_copy(get(w, "securityContext"));
-    if (!sc) goto oom;
+    /* built without json_pack's "o": a pack that fails early does not take
+     * the references it was given */
+    if (!(u = json_pack("{s:s, s:s, s:O, s:s}", "name", PODCTR_USER, "image", image, "resources",
+                        get(w, "resources"), "terminationMessagePolicy",
+                        "FallbackToLogsOnError")) ||
+        json_object_set_new(u, "env", user_env(task)) ||
+        !(sc = json_deep_copy(get(w, "securityContext"))))
+        goto oom;
     json_object_del(sc, "readOnlyRootFilesystem");
-    u = json_pack("{s:s, s:s, s:o, s:O, s:s, s:o, s:[o, o]}", "name", PODCTR_USER, "image", image,
-                  "env", env, "resources", get(w, "resources"), "terminationMessagePolicy",
-                  "FallbackToLogsOnError", "securityContext", sc, "volumeMounts",
-                  mount("inputs", PODCTR_INPUTS, true), mount("outputs", PODCTR_OUTPUTS, false));
-    env = sc = NULL; /* stolen by "o", also on failure */
-    if (!u) goto oom;
+    if (json_object_set_new(u, "securityContext", sc) || !(mounts = json_array()) ||
+        json_object_set_new(u, "volumeMounts", mounts) ||
+        json_array_append_new(mounts, mount("inputs", PODCTR_INPUTS, true)) ||
+        json_array_append_new(mounts, mount("outputs", PODCTR_OUTPUTS, false)))
+        goto oom;
     static const char *const copied[] = {"command", "args", "workingDir"};
     for (size_t i = 0; i < sizeof copied / sizeof *copied; i++) {
         const json_t *v = get(params, copied[i]);
@@ -156,8 +160,6 @@ static json_t *user_step(const json_t *w, const json_t *task)
     return u;
 oom:
     cerr_oom();
-    json_decref(env);
-    json_decref(sc);
     json_decref(u);
     return NULL;
 }
@@ -174,20 +176,27 @@ int podctr_shape(const podspec_config *cfg, const podspec_attempt *a, json_t *po
         return cerr_set(CERR_INVALID, "container asset: not a worker pod");
     json_t *user = user_step(w, a->task);
     if (!user) return cerr_code() == CERR_INVALID ? CERR_INVALID : cerr_oom();
-    /* "o" takes its references also when json_pack fails */
-    json_t *init = json_pack(
-        "[o, o]",
-        worker_step(w, PODCTR_FETCH, "fetch", TERRANE_ENV_INPUTS_DIR, "inputs", PODCTR_INPUTS),
-        user);
+    json_t *init = json_array();
+    if (!init ||
+        json_array_append_new(init, worker_step(w, PODCTR_FETCH, "fetch", TERRANE_ENV_INPUTS_DIR,
+                                                "inputs", PODCTR_INPUTS)) ||
+        json_array_append_new(init, user)) {
+        if (!init || json_array_size(init) == 0) json_decref(user);
+        json_decref(init);
+        return cerr_oom();
+    }
     json_t *worker = worker_step(w, PODSPEC_CONTAINER, "publish-outputs", TERRANE_ENV_OUTPUT_DIR,
                                  "outputs", PODCTR_OUTPUTS);
-    if (!init || !worker) {
+    if (!worker) {
         json_decref(init);
-        json_decref(worker);
+        return cerr_oom();
+    }
+    /* worker first: replacing an array element allocates nothing */
+    if (json_array_set_new(containers, 0, worker)) {
+        json_decref(init);
         return cerr_oom();
     }
     if (json_object_set_new(spec, "initContainers", init) ||
-        json_array_set_new(containers, 0, worker) ||
         json_object_set_new(spec, "volumes",
                             json_pack("[{s:s, s:{}}, {s:s, s:{}}, {s:s, s:{}}]", "name", "inputs",
                                       "emptyDir", "name", "outputs", "emptyDir", "name", "scratch",
@@ -285,17 +294,31 @@ bool podctr_image_pinned(const char *image)
     return n == 64 && at[n] == '\0';
 }
 
+/* What byte c of a log costs on one line: a newline becomes " | ". */
+static size_t tail_cost(char c)
+{
+    return c == '\n' ? 3 : 1;
+}
+
 void podctr_log_tail(const char *msg, char *out, size_t size)
 {
     if (!size) return;
-    size_t n = strlen(msg);
+    out[0] = '\0';
+    if (size < 8) return;
+    size_t n = strlen(msg), start = n, used = 0, total = 0;
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
         n--;
-    /* leave room for "..." and for each newline growing to " | " */
-    size_t room = size > 8 ? (size - 4) / 3 : 0, start = n > room ? n - room : 0;
+    for (size_t i = 0; i < n; i++)
+        total += tail_cost(msg[i]);
+    if (total <= size - 1) {
+        start = 0;
+    } else { /* the end that fits after "..." */
+        for (start = n; start > 0 && used + tail_cost(msg[start - 1]) <= size - 4; start--)
+            used += tail_cost(msg[start - 1]);
+    }
     size_t o = 0;
     if (start > 0) o += (size_t)snprintf(out, size, "...");
-    for (size_t i = start; i < n && o + 4 < size; i++) {
+    for (size_t i = start; i < n; i++) {
         unsigned char ch = (unsigned char)msg[i];
         if (ch == '\n') {
             memcpy(out + o, " | ", 3);
