@@ -13,7 +13,8 @@
  * later duplicate is named); warp's cutline and zonal-stats' raster and
  * zones name inputs, raster and zones differ; every zonal-stats input is
  * its raster or its zones; every calc input is referenced by name in the
- * expression.
+ * expression; a container task's input names differ also when upper-cased
+ * (each becomes TERRANE_INPUT_<NAME>).
  *
  * jansson reference rule: parameters are borrowed; *out is a new reference
  * owned by the caller. Pure functions, any thread.
