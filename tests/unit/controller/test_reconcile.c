@@ -793,16 +793,25 @@ static void step_failed(json_t *pod, int failed, int code, const char *reason, c
                                   "worker", "state", "waiting", "reason", "PodInitializing"));
 }
 
+/* A fresh world with dem-cog materialized and the model's first pod. */
+static json_t *model_attempt(world *w)
+{
+    memset(w, 0, sizeof *w);
+    add_am(w, "dem-cog", COG_SPEC);
+    materialize_cog(w);
+    add_am(w, "model", MODEL_SPEC);
+    json_t *pod;
+    step(w, "model", &pod);
+    assert_non_null(pod);
+    return pod;
+}
+
 static void container_steps(void **state)
 {
     (void)state;
-    world w = {0};
-    add_am(&w, "dem-cog", COG_SPEC);
-    materialize_cog(&w);
-    add_am(&w, "model", MODEL_SPEC);
-    json_t *pod, *pod2, *pod3;
-    reconcile_plan *p = step(&w, "model", &pod);
-    assert_non_null(pod);
+    world w;
+    json_t *pod = model_attempt(&w), *pod2, *pod3;
+    reconcile_plan *p = &w.plan;
     assert_true(has_event(p, "Warning", "ImageNotPinned", "ml:1"));
     const json_t *init = json_object_get(json_object_get(pod, "spec"), "initContainers");
     assert_int_equal(json_array_size(init), 2);
@@ -835,11 +844,7 @@ static void container_steps(void **state)
 
     /* exit 65 of the user's code: final */
     world_free(&w);
-    memset(&w, 0, sizeof w);
-    add_am(&w, "dem-cog", COG_SPEC);
-    materialize_cog(&w);
-    add_am(&w, "model", MODEL_SPEC);
-    step(&w, "model", &pod);
+    pod = model_attempt(&w);
     step_failed(pod, 1, 65, "Error", "labels have one class only\n");
     step(&w, "model", &pod2);
     assert_null(pod2);
@@ -849,11 +854,7 @@ static void container_steps(void **state)
 
     /* the fetch step's failed Result: a checksum mismatch is final */
     world_free(&w);
-    memset(&w, 0, sizeof w);
-    add_am(&w, "dem-cog", COG_SPEC);
-    materialize_cog(&w);
-    add_am(&w, "model", MODEL_SPEC);
-    step(&w, "model", &pod);
+    pod = model_attempt(&w);
     char *r = failure_result(pod, "lux/flood_model", "BadInput", "ChecksumMismatch",
                              "the bytes differ from the recorded checksum");
     step_failed(pod, 0, 65, "Error", r);
@@ -866,11 +867,7 @@ static void container_steps(void **state)
 
     /* success: the user's imageID and the Result's container fields */
     world_free(&w);
-    memset(&w, 0, sizeof w);
-    add_am(&w, "dem-cog", COG_SPEC);
-    materialize_cog(&w);
-    add_am(&w, "model", MODEL_SPEC);
-    step(&w, "model", &pod);
+    pod = model_attempt(&w);
     succeed(pod, "lux/flood_model");
     json_t *st = json_object_get(pod, "status");
     json_object_set_new(st, "initContainerStatuses",
