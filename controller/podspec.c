@@ -6,6 +6,7 @@
 #include "dataversion.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "podctr.h"
 #include "terrane_proto.h"
 
 #include <stdint.h>
@@ -273,6 +274,10 @@ int podspec_build(const podspec_config *cfg, const podspec_attempt *a, json_t **
     if (cfg->active_deadline_s > 0 &&
         json_object_set_new(spec, "activeDeadlineSeconds", json_integer(cfg->active_deadline_s)))
         goto oom;
+    const json_t *op = json_object_get(a->task, "operation");
+    if (json_is_string(op) && !strcmp(json_string_value(op), PODCTR_OPERATION) &&
+        (rc = podctr_shape(cfg, a, pod)))
+        goto fail;
     json_decref(command);
     cmem_free(task_text);
     *out = pod;

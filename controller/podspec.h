@@ -30,7 +30,8 @@
  * lines), and the restricted Pod Security Standard: non-root, read-only
  * root filesystem with an emptyDir at /scratch for GDAL's temporary files,
  * no privilege escalation, all capabilities dropped, RuntimeDefault
- * seccomp.
+ * seccomp. A container asset's pod (operation container) has three steps
+ * instead: podctr.h.
  *
  * jansson rule: parameters are borrowed, *out is a new reference. Pure,
  * any thread.

@@ -16,6 +16,7 @@
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "podctr.h"
 #include "spec.h"
 #include "rerun.h"
 #include "sourceread.h"
@@ -337,11 +338,9 @@ static void collect_garbage(rctx *c)
 /* The Result in the pod's termination message: 0 with *out (a new
  * reference) when it is a valid Result document, else CERR_INVALID with
  * why. */
-static int pod_result(const rctx *c, const json_t *pod, json_t **out, char *why, size_t size)
+static int message_result(const rctx *c, const json_t *m, json_t **out, char *why, size_t size)
 {
     *out = NULL;
-    const json_t *t = pod_terminated(pod);
-    const json_t *m = t ? json_object_get(t, "message") : NULL;
     if (!json_is_string(m) || !json_string_length(m)) {
         snprintf(why, size, "no result in the termination message");
         return CERR_INVALID;
@@ -369,11 +368,50 @@ static int pod_result(const rctx *c, const json_t *pod, json_t **out, char *why,
     return 0;
 }
 
+static int pod_result(const rctx *c, const json_t *pod, json_t **out, char *why, size_t size)
+{
+    const json_t *t = pod_terminated(pod);
+    return message_result(c, t ? json_object_get(t, "message") : NULL, out, why, size);
+}
+
 static const char *jstr(const json_t *o, const char *path1, const char *key)
 {
     const json_t *v = path1 ? json_object_get(o, path1) : o;
     v = json_is_object(v) ? json_object_get(v, key) : NULL;
     return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void describe_result_error(const json_t *result, char *why, size_t size);
+
+/* A container asset's step that failed before the worker container: the
+ * fetch step's failed Result, or the user's exit code, OOM kill and log. */
+static fail_kind classify_step(const rctx *c, const json_t *pod, const podctr_failure *f, char *why,
+                               size_t size)
+{
+    bool oom = f->reason && !strcmp(f->reason, "OOMKilled");
+    bool bad = f->exit_code == TERRANE_EXIT_BAD_INPUT;
+    json_t *result = NULL;
+    char detail[MSG_MAX / 2] = "";
+    if (!strcmp(f->step, PODCTR_FETCH) && f->message) {
+        json_t *m = json_string(f->message);
+        char rwhy[256];
+        if (message_result(c, m, &result, rwhy, sizeof rwhy) == 0) {
+            const char *cls = jstr(result, "error", "class");
+            bad = bad || (cls && !strcmp(cls, "BadInput"));
+            describe_result_error(result, detail, sizeof detail);
+        }
+        json_decref(m);
+        json_decref(result);
+    } else if (f->message) {
+        podctr_log_tail(f->message, detail, sizeof detail);
+    }
+    if (oom)
+        snprintf(why, size, "step %s of pod %s was OOMKilled", f->step, kobj_name(pod));
+    else
+        snprintf(why, size, "step %s of pod %s exited with code %lld%s%s%s", f->step,
+                 kobj_name(pod), f->exit_code, bad ? " (bad input)" : "", detail[0] ? ": " : "",
+                 detail);
+    return oom ? FAIL_OOM : bad ? FAIL_BAD_INPUT : FAIL_OTHER;
 }
 
 /* Why a failed pod failed, in a few words, and what kind of failure. */
@@ -385,6 +423,8 @@ static fail_kind classify(const rctx *c, const json_t *pod, char *why, size_t si
                  d ? d : "DisruptionTarget");
         return FAIL_DISRUPTED;
     }
+    podctr_failure f;
+    if (podctr_failed_step(pod, &f)) return classify_step(c, pod, &f, why, size);
     const json_t *t = pod_terminated(pod);
     const char *reason = t ? jstr(t, NULL, "reason") : NULL;
     const json_t *ec = t ? json_object_get(t, "exitCode") : NULL;
@@ -396,22 +436,16 @@ static fail_kind classify(const rctx *c, const json_t *pod, char *why, size_t si
     json_t *result = NULL;
     char rwhy[256];
     int rc = pod_result(c, pod, &result, rwhy, sizeof rwhy);
-    const char *cls = NULL, *ecode = NULL, *emsg = NULL, *field = NULL;
+    const char *cls = NULL, *emsg = NULL;
     if (rc == 0) {
         cls = jstr(result, "error", "class");
-        ecode = jstr(result, "error", "code");
         emsg = jstr(result, "error", "message");
-        field = jstr(result, "error", "field");
     }
     fail_kind kind = (code == TERRANE_EXIT_BAD_INPUT || (cls && !strcmp(cls, "BadInput")))
                          ? FAIL_BAD_INPUT
                          : FAIL_OTHER;
-    /* The worker's messages usually start with their field already. */
-    if (field && emsg && !strncmp(emsg, field, strlen(field)) && emsg[strlen(field)] == ':')
-        field = NULL;
     if (emsg)
-        snprintf(why, size, "%s%s%s%s%s", ecode ? ecode : "", ecode ? ": " : "", field ? field : "",
-                 field ? ": " : "", emsg);
+        describe_result_error(result, why, size);
     else if (code >= 0)
         snprintf(why, size, "pod %s exited with code %lld (%s)", kobj_name(pod), code,
                  reason ? reason : "Error");
@@ -422,6 +456,18 @@ static fail_kind classify(const rctx *c, const json_t *pod, char *why, size_t si
     }
     json_decref(result);
     return kind;
+}
+
+/* "<code>: <field>: <message>" of a failed Result. */
+static void describe_result_error(const json_t *result, char *why, size_t size)
+{
+    const char *ecode = jstr(result, "error", "code"), *emsg = jstr(result, "error", "message");
+    const char *field = jstr(result, "error", "field");
+    /* The worker's messages usually start with their field already. */
+    if (field && emsg && !strncmp(emsg, field, strlen(field)) && emsg[strlen(field)] == ':')
+        field = NULL;
+    snprintf(why, size, "%s%s%s%s%s", ecode ? ecode : "", ecode ? ": " : "", field ? field : "",
+             field ? ": " : "", emsg ? emsg : "failed");
 }
 
 /* Records, for metrics, how the attempt in pod ended. */
@@ -604,6 +650,7 @@ static void resolved_input(const rctx *c, size_t i, taskdoc_input *out)
     const json_t *spec = json_object_get(up, "spec");
     out->uri = jstr(st, "output", "uri");
     out->stac_item = jstr(st, "output", "stacItem");
+    out->checksum = jstr(st, "output", "checksum");
     out->data_version = status_str(st, "dataVersion");
     out->asset_key = jstr(spec, NULL, "assetKey");
 }
@@ -701,6 +748,12 @@ static void create_pod(rctx *c, const pool *p, int attempt, int attempts, int re
     add_event(c, "Normal", "PodCreated",
               "created pod %s on pool %s for data version %s (attempt %d)", name, pool_name(p),
               dv12, attempts);
+    const char *image = podctr_unpinned_image(c->spec);
+    if (image)
+        add_event(c, "Warning", "ImageNotPinned",
+                  "spec.container.image %.300s names a tag, not a digest: the tag can move to "
+                  "other code without a new data version; use image@sha256:<digest>",
+                  image);
     c->plan->outcome = "create-pod";
 }
 
@@ -759,7 +812,7 @@ static void record_success(rctx *c, const json_t *pod, const json_t *result)
         json_object_get(o, "mediaType"), "stacItem", json_object_get(o, "stacItem"), "manifest",
         json_object_get(o, "manifest"), "cacheHit",
         json_is_true(json_object_get(result, "cacheHit")));
-    if (!lin || !out) {
+    if (!lin || !out || podctr_output_fields(pod, o, out)) {
         json_decref(lin);
         json_decref(out);
         return oom(c);
@@ -884,7 +937,11 @@ static void materialize(rctx *c)
             return;
         }
         const char *unsched = pod_unschedulable_message(latest);
-        const char *wmsg = NULL, *wreason = pod_waiting_reason(latest, &wmsg);
+        const char *wmsg = NULL, *wreason = pod_waiting_reason(latest, &wmsg), *smsg, *sreason;
+        if (podctr_current_step(latest, &sreason, &smsg) && sreason) {
+            wreason = sreason; /* a step's image cannot be pulled, ... */
+            wmsg = smsg;
+        }
         if (unsched) {
             state(c, PHASE_PENDING, false, R_MATERIALIZING,
                   "materializing data version %s: pod %s is not scheduled yet: %s", dv12, name,

@@ -44,11 +44,12 @@
  *  attempt: worker failed           exit 70 Internal, 75 Transient,   spec.retries.backoffSeconds (30, at most    reconcile.c materialize, MAX_BACKOFF_S;
  *                                     other failures                    3600) x 2^retries, capped at 24 h; up to    spec.h SPEC_RETRY_LIMIT_DEFAULT 3,
  *                                                                       spec.retries.limit (3, at most 20)          SPEC_RETRY_LIMIT_MAX, SPEC_BACKOFF_*
- *  attempt: OOMKilled               the container's last state        next attempt at once on the pool's          reconcile.c materialize; pools.c
- *                                                                       oomEscalation pool; counts as a retry      (oomEscalation)
+ *  attempt: OOMKilled               the container's last state (a     next attempt at once on the pool's          reconcile.c materialize; pools.c
+ *                                     container asset: its user step)   oomEscalation pool; counts as a retry      (oomEscalation); podctr.c
  *  attempt: disrupted               preempted, evicted, node lost     next attempt at once, not counted           reconcile.c classify, disruption_kind
- *  attempt: bad input               exit 65 (EX_DATAERR)              never: Failed / BadInput                    reconcile.c classify;
- *                                                                                                                   proto/terrane_proto.h TERRANE_EXIT_*
+ *  attempt: bad input               exit 65 (EX_DATAERR), also of a   never: Failed / BadInput                    reconcile.c classify, classify_step;
+ *                                     container asset's fetch or user                                               proto/terrane_proto.h TERRANE_EXIT_*
+ *                                     step (ChecksumMismatch, ...)
  *  attempt: invalid result          exit 0 with a Result that fails   as an Internal failure (backoff above)      reconcile.c record_success
  *                                     the schema
  *  pod garbage collection           finished pods                     --pod-gc-delay s (60) after they end        reconcile.c collect_garbage; main.c flag

@@ -208,7 +208,10 @@ void spec_field_of_task_path(const am_spec *s, const char *p, char *out, size_t 
     if (!*p) {
         snprintf(out, size, "spec");
     } else if (!strncmp(p, "params", 6) && (p[6] == '\0' || p[6] == '.' || p[6] == '[')) {
-        snprintf(out, size, "spec.%s", p);
+        if (s->operation && !strcmp(s->operation, "container"))
+            snprintf(out, size, "spec.container%s", p + 6);
+        else
+            snprintf(out, size, "spec.%s", p);
     } else if (!strncmp(p, "inputs[", 7)) {
         unsigned long i = strtoul(p + 7, NULL, 10);
         const char *rest = strchr(p, ']');
@@ -327,9 +330,12 @@ int spec_decode(const json_t *am, const jschema *task_schema, am_spec **out, jsc
     if ((rc = req_string(spec, "assetKey", "spec.assetKey", &s->asset_key, err)) ||
         (rc = req_string(spec, "operation", "spec.operation", &s->operation, err)))
         goto fail;
-    const json_t *params = opt(spec, "params");
+    /* a container asset's params are its spec.container (the CRD's own
+     * field for them, set exactly when operation is container) */
+    bool ctr = !strcmp(s->operation, "container");
+    const json_t *params = opt(spec, ctr ? "container" : "params");
     if (params && !json_is_object(params)) {
-        rc = type_error(err, "spec.params", "an object", params);
+        rc = type_error(err, ctr ? "spec.container" : "spec.params", "an object", params);
         goto fail;
     }
     s->params = params;

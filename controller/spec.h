@@ -56,7 +56,7 @@ typedef struct am_spec {
     long long generation;
     const char *asset_key;
     const char *operation;
-    const json_t *params; /* an object, or NULL for {} */
+    const json_t *params; /* an object, or NULL for {}; spec.container for operation container */
     spec_input *inputs;
     size_t n_inputs;
     const char *output_uri;

@@ -7,9 +7,11 @@
 #include "lib/cmem.h"
 #include "terrane_proto.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 int taskdoc_build(const am_spec *spec, const taskdoc_input *inputs, const char *data_version,
                   int attempt, json_t **out)
@@ -30,7 +32,8 @@ int taskdoc_build(const am_spec *spec, const taskdoc_input *inputs, const char *
             (in->data_version &&
              json_object_set_new(o, "dataVersion", json_string(in->data_version))) ||
             (in->stac_item && json_object_set_new(o, "stacItem", json_string(in->stac_item))) ||
-            (in->observed && json_object_set_new(o, "observed", json_deep_copy(in->observed))))
+            (in->observed && json_object_set_new(o, "observed", json_deep_copy(in->observed))) ||
+            (in->checksum && json_object_set_new(o, "checksum", json_string(in->checksum))))
             goto oom;
     }
     task = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:{s:s}, s:i}", "apiVersion",
@@ -212,6 +215,21 @@ int taskdoc_check_rules(const json_t *task, jschema_error *err)
     const json_t *op = json_object_get(task, "operation");
     const char *operation = json_is_string(op) ? json_string_value(op) : "";
     int rc;
+    /* each becomes TERRANE_INPUT_<NAME upper-cased> in the user's container */
+    for (size_t i = 0; !strcmp(operation, "container") && i < n; i++)
+        for (size_t j = 0; j < i; j++) {
+            const char *a = input_name(inputs, i), *b = input_name(inputs, j);
+            if (!a || !b || strcasecmp(a, b)) continue;
+            char var[96];
+            size_t k = 0;
+            for (; a[k] && k + 1 < sizeof var; k++)
+                var[k] = (char)toupper((unsigned char)a[k]);
+            var[k] = '\0';
+            snprintf(path, sizeof path, "inputs[%zu].name", i);
+            return jschema_fail(err, path, "rule",
+                                "\"%.64s\" and inputs[%zu] would both be $TERRANE_INPUT_%s", a, j,
+                                var);
+        }
     if (!strcmp(operation, "warp") && (rc = must_name(params, inputs, "cutline", err))) return rc;
     if (!strcmp(operation, "zonal-stats")) {
         if ((rc = must_name(params, inputs, "raster", err)) ||

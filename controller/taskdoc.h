@@ -4,7 +4,7 @@
  * data version, and the task rules JSON Schema cannot express.
  *
  * An upstream input (from:) becomes {name, uri, assetKey, dataVersion,
- * stacItem} with the upstream's published output, so the worker reads
+ * stacItem, checksum} with the upstream's published output, so the worker reads
  * exactly the version the data version was computed from; an external
  * input (uri:) becomes {name, uri}. params are copied (absent means {}).
  *
@@ -13,7 +13,8 @@
  * later duplicate is named); warp's cutline and zonal-stats' raster and
  * zones name inputs, raster and zones differ; every zonal-stats input is
  * its raster or its zones; every calc input is referenced by name in the
- * expression.
+ * expression; a container task's input names differ also when upper-cased
+ * (each becomes TERRANE_INPUT_<NAME>).
  *
  * jansson reference rule: parameters are borrowed; *out is a new reference
  * owned by the caller. Pure functions, any thread.
@@ -32,6 +33,7 @@ typedef struct {
     const char *data_version; /* upstream inputs */
     const char *stac_item;    /* upstream inputs; may be NULL */
     const json_t *observed;   /* AssetSource inputs: inputs[].observed, or NULL */
+    const char *checksum;     /* upstream inputs: status.output.checksum; may be NULL */
 } taskdoc_input;
 
 /* Builds the Task. inputs is parallel to spec->inputs. 0 with *out, or

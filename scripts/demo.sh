@@ -28,7 +28,7 @@ SAMPLES=$ROOT/.cache/samples
 PY=/usr/bin/python3
 NS=hydro
 EXAMPLES=(crds/examples/lux-terrain-catchments.yaml crds/examples/landsat-ndvi.yaml crds/examples/gpu-pool.yaml
-          crds/examples/hydrology.yaml)
+          crds/examples/hydrology.yaml crds/examples/ml-training.yaml)
 T0=$SECONDS
 unset KUBECONFIG # never a real cluster: every kubectl here uses the demo's kubeconfig
 
@@ -177,7 +177,7 @@ KUBECONFIG=$DEMO_DIR/kubeconfig
 export KUBECONFIG
 start_bg kubesim "$DEMO_DIR/kubesim.log" $PY "$ROOT/tests/kubesim/kubesim.py" --port 0 \
   --kubeconfig "$KUBECONFIG" --state-dir "$DEMO_DIR/kubesim" --pools "$DEMO_DIR/kubesim-pools.json" \
-  --ready-file "$DEMO_DIR/kubesim.port" --namespace "$NS"
+  --ready-file "$DEMO_DIR/kubesim.port" --namespace "$NS" --images "$ROOT/examples/ml/kubesim-images.json"
 KUBESIM_PID=$LAST_PID
 kubesim_up() { alive "$KUBESIM_PID" && [ -s "$DEMO_DIR/kubesim.port" ]; }
 wait_for 200 "kubesim (log: $DEMO_DIR/kubesim.log)" kubesim_up
@@ -274,6 +274,25 @@ demo_py wait --timeout 180 --title "Materializing (kubectl get am -n $NS -w show
   -- kubectl apply "${apply_args[@]}" || fail "the asset graph did not materialize"
 NAMES=$(demo_py names | paste -sd, -) || fail "listing the assets"
 say "all $(echo "$NAMES" | tr ',' '\n' | grep -c .) assets Succeeded ($((SECONDS - T0))s since the start)"
+
+# Container assets: the example's own image (examples/ml, run by kubesim as a
+# local process) trained on the gpu pool between the worker's fetch and
+# publish-outputs steps.
+echo
+echo "${B}-- Your own code as an asset: training on the gpu pool (crds/examples/ml-training.yaml) --${N}"
+am_field() { k get am "$1" -n "$NS" -o "jsonpath=$2" 2>/dev/null; }
+printf '  %-12s %-8s %-6s %s\n' ASSET IMAGE POOL OUTPUT
+for a in flood-model flood-risk; do
+  printf '  %-12s %-8s %-6s %s\n' "$a" "$(k get am "$a" -n "$NS" -o 'jsonpath={.spec.container.args[0]}')" \
+    "$(am_field "$a" '{.status.pool}')" "$(am_field "$a" '{.status.output.uri}')"
+done
+echo "  flood-model ran on node $(am_field flood-model '{.status.node}') (added from zero for it; removed once idle)"
+echo "  image ran:  $(am_field flood-model '{.status.output.imageID}')  (status.output.imageID)"
+echo "  metadata:   $(am_field flood-model '{.status.output.metadata}')"
+echo "  files:      $(am_field flood-model '{.status.output.files}') published from /outputs, STAC Item $(am_field flood-model '{.status.output.stacItem}')"
+k get events -n "$NS" --field-selector involvedObject.name=flood-model,reason=ImageNotPinned \
+  -o 'jsonpath={range .items[*]}  Warning {.reason}: {.message}{"\n"}{end}' 2>/dev/null | head -n 1
+[ -n "$(am_field flood-model '{.status.output.imageID}')" ] || fail "flood-model has no imageID in its status"
 
 # --- 6. staleness: change one upstream -------------------------------------------------------------
 step "6/7  staleness: change one upstream, only its downstream assets re-materialize"

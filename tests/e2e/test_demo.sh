@@ -9,7 +9,10 @@
 #     materializes from that file;
 #   - run 2 (DEMO_STOP_AT_END=1) first stops run 1, then its report shows every
 #     asset Succeeded, every COG valid (checked again here with GDAL's
-#     validator), checksums that match, the lineage tree, the staleness table
+#     validator), checksums that match, the training section (the model
+#     trained on the gpu pool, its imageID and metadata, the Warning for a tag
+#     reference), the lineage tree (DEM -> slope -> model -> forecast among
+#     the rest), the staleness table
 #     (dem-cog and everything downstream re-materialized, the Landsat assets
 #     unchanged) and a cache hit; at the end no process of either run is left:
 #     none of the recorded PIDs, nothing running from the state directory;
@@ -109,8 +112,9 @@ assert_eq "" "$(alive_of "$TMP/pids1")" "run 2 stopped run 1's processes"
 report=$(cat "$TMP/run2.txt")
 
 # every asset Succeeded, every raster a valid COG, every checksum matched
-ASSETS=(dem-cog dem-hillshade dem-luref-25m dem-slope slope-by-canton elevation-by-canton l7-ndvi l7-vegetation-mask)
-RASTERS=(dem-cog dem-hillshade dem-luref-25m dem-slope l7-ndvi l7-vegetation-mask)
+ASSETS=(dem-cog dem-hillshade dem-luref-25m dem-slope slope-by-canton elevation-by-canton l7-ndvi l7-vegetation-mask
+        flood-labels flood-model flood-risk)
+RASTERS=(dem-cog dem-hillshade dem-luref-25m dem-slope l7-ndvi l7-vegetation-mask flood-labels flood-risk)
 table=$(sed -n '/== Report/,/^$/p' "$TMP/run2.txt")
 for a in "${ASSETS[@]}"; do
   assert_eq 1 "$(echo "$table" | grep -cE "^  $a +Succeeded ")" "report: $a Succeeded"
@@ -122,8 +126,11 @@ done
 assert_eq 0 "$(echo "$report" | grep -c 'INVALID\|FAILED')" "report: nothing INVALID or FAILED"
 assert_eq "$N_ASSETS" "$(echo "$report" | grep -cE '^    checksum +1220[0-9a-f]{64}  matches the downloaded copy$')" \
   "report: $N_ASSETS checksums match the downloaded copies"
-assert_contains "$(echo "$table" | grep -E '^  dem-luref-25m ')" " gpu     gpu-1 " "report: dem-luref-25m ran on the autoscaled gpu node"
-assert_contains "$report" "node gpu-1 added by the autoscaler (pool gpu)" "progress: the autoscaler added the gpu node"
+# gpu-1 or gpu-2: the training's GPU node may come first and be removed before
+echo "$table" | grep -qE '^  dem-luref-25m +Succeeded +gpu +gpu-[0-9]+ ' &&
+  ok "report: dem-luref-25m ran on an autoscaled gpu node" || fail "report: dem-luref-25m row: $(echo "$table" | grep -E '^  dem-luref-25m ')"
+echo "$report" | grep -qE 'node gpu-[0-9]+ added by the autoscaler \(pool gpu\)' &&
+  ok "progress: the autoscaler added the gpu node" || fail "progress: no gpu node added by the autoscaler"
 for a in dem-slope slope-by-canton; do
   assert_eq 1 "$(echo "$report" | grep -cE "^    output +s3://assets/hydro/lux/${a//-/_}/[0-9a-f]{64}/")" \
     "report: $a's output URI is content-addressed"
@@ -134,17 +141,36 @@ tree=$(sed -n '/^Lineage/,/^$/p' "$TMP/run2.txt")
 echo "$tree" | grep -qE '^  s3://raw/lux/elev\.tif$' && ok "lineage: elev.tif is a root" || fail "lineage: no elev.tif root"
 echo "$tree" | grep -qE '^  └── dem-cog  lux/dem_cog  [0-9a-f]{12}$' && ok "lineage: └── dem-cog" || fail "lineage: dem-cog line"
 echo "$tree" | grep -qE '^      [├└]── dem-slope  lux/dem_slope  [0-9a-f]{12}$' && ok "lineage: dem-cog ─ dem-slope" || fail "lineage: dem-slope line"
-echo "$tree" | grep -qE '^      [│ ]   └── slope-by-canton  lux/slope_by_canton  [0-9a-f]{12}  \+ s3://raw/lux/lux\.shp$' &&
+echo "$tree" | grep -qE '^      [│ ]   [├└]── slope-by-canton  lux/slope_by_canton  [0-9a-f]{12}  \+ s3://raw/lux/lux\.shp$' &&
   ok "lineage: dem-slope ─ slope-by-canton (+ the cantons)" || fail "lineage: slope-by-canton line"
 echo "$tree" | grep -qE '^      [├└]── dem-luref-25m  lux/dem_luref_25m  [0-9a-f]{12}  \[pool gpu\]$' && ok "lineage: dem-cog ─ dem-luref-25m" || fail "lineage: dem-luref-25m line"
 echo "$tree" | grep -qE '^  └── l7-ndvi  landsat/l7_ndvi  [0-9a-f]{12}$' && ok "lineage: └── l7-ndvi" || fail "lineage: l7-ndvi line"
 echo "$tree" | grep -qE '^      └── l7-vegetation-mask  landsat/l7_vegetation_mask  [0-9a-f]{12}$' && ok "lineage: l7-ndvi ─ l7-vegetation-mask" || fail "lineage: l7-vegetation-mask line"
+# DEM -> slope -> model (gpu) -> forecast
+# (flood-model is drawn under its first parent, flood-labels, itself under dem-slope)
+echo "$tree" | grep -qE '^      [│ ]   [├└]── flood-labels  lux/flood_labels  [0-9a-f]{12}$' &&
+  ok "lineage: dem-slope ─ flood-labels" || fail "lineage: flood-labels line under dem-slope"
+echo "$tree" | grep -qE '^      [│ ]   [│ ]   [├└]── flood-model  lux/flood_model  [0-9a-f]{12}  \[pool gpu\]$' &&
+  ok "lineage: dem-slope ─ flood-labels ─ flood-model on the gpu pool" || fail "lineage: flood-model line"
+echo "$tree" | grep -qE '^      [│ ]   [│ ]   [│ ]   [├└]── flood-risk  lux/flood_risk  [0-9a-f]{12}$' &&
+  ok "lineage: … ─ flood-model ─ flood-risk" || fail "lineage: flood-risk line under flood-model"
+echo "$tree" | grep -qE '^      [│ ]   [├└]── flood-model  lux/flood_model  [0-9a-f]{12}  \[pool gpu\]  \(see above\)$' &&
+  ok "lineage: flood-model also read dem-slope" || fail "lineage: flood-model not under dem-slope"
+# the training section
+train=$(sed -n '/-- Your own code as an asset/,/^$/p' "$TMP/run2.txt")
+assert_eq 1 "$(echo "$train" | grep -cE '^  flood-model +train +gpu +s3://assets/hydro/lux/flood_model/[0-9a-f]{64}/model\.pkl$')" \
+  "training section: the model, trained on the gpu pool"
+assert_eq 1 "$(echo "$train" | grep -cE '^  flood-risk +predict +cpu +s3://assets/hydro/lux/flood_risk/[0-9a-f]{64}/risk\.tif$')" \
+  "training section: the forecast COG"
+assert_contains "$train" "image ran:  terrane-ml-example@sha256:" "training section: the imageID the kubelet reported"
+assert_contains "$train" "RandomForestClassifier" "training section: the model's metadata.json"
+assert_contains "$train" "Warning ImageNotPinned" "training section: the Warning for a tag reference"
 slope_v=$(echo "$table" | awk '$1 == "dem-slope" {print $5}')
 assert_contains "$tree" "dem-slope  lux/dem_slope  $slope_v" "lineage and table agree on dem-slope's version"
 
 # staleness: dem-cog and its downstream have new data versions, the Landsat assets do not
 stale=$(sed -n '/== 6\/7/,/== 7\/7/p' "$TMP/run2.txt")
-for a in dem-cog dem-slope slope-by-canton dem-hillshade elevation-by-canton dem-luref-25m; do
+for a in dem-cog dem-slope slope-by-canton dem-hillshade elevation-by-canton dem-luref-25m flood-model flood-risk; do
   row=$(echo "$stale" | grep -E "^  $a +[0-9a-f]{12} +[0-9a-f]{12} ")
   read -r _ before after _ <<<"$row"
   if [ -n "$row" ] && [ "$before" != "$after" ] && [[ "$row" == *"changed"* || "$row" == *"re-materialized"* ]]; then

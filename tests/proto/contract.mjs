@@ -109,6 +109,18 @@ export function taskRules(doc) {
     });
   };
 
+  if (doc.operation === 'container') {
+    // each becomes TERRANE_INPUT_<NAME upper-cased> in the user's container
+    const upper = new Map();
+    doc.inputs.forEach((input, i) => {
+      const name = input && typeof input === 'object' ? input.name : undefined;
+      if (typeof name !== 'string') return;
+      const u = name.toUpperCase();
+      if (upper.has(u) && doc.inputs[upper.get(u)].name !== name)
+        out.push({ field: `inputs[${i}].name`, message: `"${name}" and inputs[${upper.get(u)}] would both be $TERRANE_INPUT_${u}` });
+      else if (!upper.has(u)) upper.set(u, i);
+    });
+  }
   if (doc.operation === 'warp') mustName('cutline');
   if (doc.operation === 'zonal-stats') {
     mustName('raster');

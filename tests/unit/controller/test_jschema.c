@@ -81,14 +81,10 @@ static int within(const char *field, const char *want)
 }
 
 /* Task invalid examples whose one mistake is a rule beyond JSON Schema. */
-static const char *const TASK_RULE_CASES[] = {"calc-input-unused",
-                                              "inputs-duplicate-name-later",
-                                              "inputs-duplicate-name",
-                                              "warp-cutline-not-an-input",
-                                              "zonal-stats-raster-equals-zones",
-                                              "zonal-stats-three-inputs",
-                                              "zonal-stats-zones-not-an-input",
-                                              NULL};
+static const char *const TASK_RULE_CASES[] = {
+    "calc-input-unused",        "container-input-names-case",     "inputs-duplicate-name-later",
+    "inputs-duplicate-name",    "warp-cutline-not-an-input",      "zonal-stats-raster-equals-zones",
+    "zonal-stats-three-inputs", "zonal-stats-zones-not-an-input", NULL};
 
 static int is_rule_case(const char *name)
 {

@@ -804,6 +804,137 @@ static void rerun_annotation(void **state)
     world_free(&w);
 }
 
+#define MODEL_SPEC                                                                                 \
+    "{\"assetKey\":\"lux/flood_model\",\"operation\":\"container\",\"container\":{\"image\":"      \
+    "\"ml:1\",\"args\":[\"train\"]},\"inputs\":[{\"name\":\"dem\",\"from\":\"dem-cog\"}],"         \
+    "\"output\":{\"uri\":\"s3://assets\"},\"retries\":{\"limit\":2,\"backoffSeconds\":5}}"
+
+/* Fails a container asset's pod at init step `failed` (0 fetch, 1 user):
+ * the steps before it exited 0, publish-outputs never started. */
+static void step_failed(json_t *pod, int failed, int code, const char *reason, const char *msg)
+{
+    static const char *const names[] = {"fetch", "user"};
+    json_t *list = json_array();
+    for (int i = 0; i <= failed; i++) {
+        json_t *t =
+            json_pack("{s:i, s:s, s:s}", "exitCode", i == failed ? code : 0, "reason",
+                      i == failed ? reason : "Completed", "finishedAt", "2023-11-14T22:13:30Z");
+        if (i == failed && msg) json_object_set_new(t, "message", json_string(msg));
+        json_array_append_new(
+            list, json_pack("{s:s, s:{s:o}}", "name", names[i], "state", "terminated", t));
+    }
+    json_object_set_new(json_object_get(pod, "spec"), "nodeName", json_string("cpu-1"));
+    json_object_set_new(pod, "status",
+                        json_pack("{s:s, s:o, s:[{s:s, s:{s:{s:s}}}]}", "phase", "Failed",
+                                  "initContainerStatuses", list, "containerStatuses", "name",
+                                  "worker", "state", "waiting", "reason", "PodInitializing"));
+}
+
+/* A fresh world with dem-cog materialized and the model's first pod. */
+static json_t *model_attempt(world *w)
+{
+    memset(w, 0, sizeof *w);
+    add_am(w, "dem-cog", COG_SPEC);
+    materialize_cog(w);
+    add_am(w, "model", MODEL_SPEC);
+    json_t *pod;
+    step(w, "model", &pod);
+    assert_non_null(pod);
+    return pod;
+}
+
+static void container_steps(void **state)
+{
+    (void)state;
+    world w;
+    json_t *pod = model_attempt(&w), *pod2, *pod3;
+    reconcile_plan *p = &w.plan;
+    assert_true(has_event(p, "Warning", "ImageNotPinned", "ml:1"));
+    const json_t *init = json_object_get(json_object_get(pod, "spec"), "initContainers");
+    assert_int_equal(json_array_size(init), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(init, 1), "image")),
+                        "ml:1");
+    json_t *task = json_loads(task_env(pod), 0, NULL);
+    const json_t *in0 = json_array_get(json_object_get(task, "inputs"), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(task, "params"), "image")), "ml:1");
+    const json_t *cs = json_object_get(
+        json_object_get(json_object_get(find_am(&w, "dem-cog"), "status"), "output"), "checksum");
+    assert_string_equal(json_string_value(json_object_get(in0, "checksum")), json_string_value(cs));
+    json_decref(task);
+
+    /* the user's container OOMKilled: the next attempt on highmem */
+    step_failed(pod, 1, 137, "OOMKilled", NULL);
+    p = step(&w, "model", &pod2);
+    assert_non_null(pod2);
+    assert_true(has_event(p, "Warning", "OOMKilled", "step user of pod"));
+    assert_string_equal(kobj_label(pod2, "terrane.io/pool"), "highmem");
+
+    /* exit 1 of the user's code: backoff, its log's end in the message */
+    step_failed(pod2, 1, 1, "Error", "loading\nConnectionError: licence server\n");
+    p = step(&w, "model", &pod3);
+    assert_null(pod3);
+    assert_string_equal(cond_field(&w, "model", "Ready", "reason"), "RetryBackoff");
+    assert_non_null(strstr(st_str(&w, "model", "message"), "step user of pod model-"));
+    assert_non_null(strstr(st_str(&w, "model", "message"),
+                           "exited with code 1: loading | ConnectionError: licence server"));
+
+    /* exit 65 of the user's code: final */
+    world_free(&w);
+    pod = model_attempt(&w);
+    step_failed(pod, 1, 65, "Error", "labels have one class only\n");
+    step(&w, "model", &pod2);
+    assert_null(pod2);
+    assert_string_equal(cond_field(&w, "model", "Ready", "reason"), "BadInput");
+    assert_non_null(strstr(st_str(&w, "model", "message"),
+                           "exited with code 65 (bad input): labels have one class only"));
+
+    /* the fetch step's failed Result: a checksum mismatch is final */
+    world_free(&w);
+    pod = model_attempt(&w);
+    char *r = failure_result(pod, "lux/flood_model", "BadInput", "ChecksumMismatch",
+                             "the bytes differ from the recorded checksum");
+    step_failed(pod, 0, 65, "Error", r);
+    cmem_free(r);
+    step(&w, "model", &pod2);
+    assert_null(pod2);
+    assert_string_equal(cond_field(&w, "model", "Ready", "reason"), "BadInput");
+    assert_non_null(strstr(st_str(&w, "model", "message"), "step fetch of pod"));
+    assert_non_null(strstr(st_str(&w, "model", "message"), "ChecksumMismatch"));
+
+    /* success: the user's imageID and the Result's container fields */
+    world_free(&w);
+    pod = model_attempt(&w);
+    succeed(pod, "lux/flood_model");
+    json_t *st = json_object_get(pod, "status");
+    json_object_set_new(st, "initContainerStatuses",
+                        json_pack("[{s:s}, {s:s, s:s}]", "name", "fetch", "name", "user", "imageID",
+                                  "ml@sha256:abc"));
+    json_t *res = json_loads(
+        json_string_value(json_object_get(
+            json_object_get(
+                json_object_get(json_array_get(json_object_get(st, "containerStatuses"), 0),
+                                "state"),
+                "terminated"),
+            "message")),
+        0, NULL);
+    json_object_set_new(json_object_get(res, "output"), "files", json_integer(3));
+    char *text = json_dumps(res, JSON_COMPACT);
+    json_object_set_new(
+        json_object_get(
+            json_object_get(json_array_get(json_object_get(st, "containerStatuses"), 0), "state"),
+            "terminated"),
+        "message", json_string(text));
+    cmem_free(text);
+    json_decref(res);
+    step(&w, "model", NULL);
+    assert_string_equal(st_str(&w, "model", "phase"), "Succeeded");
+    const json_t *out = json_object_get(json_object_get(find_am(&w, "model"), "status"), "output");
+    assert_string_equal(json_string_value(json_object_get(out, "imageID")), "ml@sha256:abc");
+    assert_int_equal(json_integer_value(json_object_get(out, "files")), 3);
+    world_free(&w);
+}
+
 static void transient_backoff_then_exhausted(void **state)
 {
     (void)state;
@@ -1063,6 +1194,7 @@ int main(void)
         cmocka_unit_test(pods_of_others_and_superseded),
         cmocka_unit_test(owner_gone_or_deleting),
         cmocka_unit_test(failed_pods_gc),
+        cmocka_unit_test(container_steps),
         cmocka_unit_test(out_of_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# End-to-end: container assets (operation: container) through the controller
+# on kubesim, with the real worker steps, the example image run as a local
+# process (examples/ml/kubesim-images.json) and real s3rver.
+#
+#  1. the ML chain of crds/examples/ml-training.yaml on the DEM and slope of
+#     lux-terrain-catchments.yaml: training on the gpu pool (its node added
+#     from zero and removed after), then prediction reading the model; the
+#     status records imageID, files, metadata and the lineage DEM -> slope ->
+#     model -> risk; the pod has the three steps, the user's step without the
+#     task or S3 settings and with the IRSA skip annotation; the tag reference
+#     gets a Warning Event; inputs[].checksum comes from the upstream status
+#  2. user code exiting 65: Failed / BadInput at once, naming the step
+#  3. user code exiting 1: retried with backoff, then RetriesExhausted
+#  4. the user's container OOMKilled on pool cpu: retried on its oomEscalation
+#     pool highmem, where it succeeds
+#  5. a changed spec.container (env) is a new data version: the model re-trains
+#     and the prediction follows
+#  6. an upstream object changed after it was published: the fetch step fails
+#     with ChecksumMismatch before user code runs, not retried
+. "$(dirname "$0")/lib.sh"
+
+$PY -c 'import sklearn' 2>/dev/null || skip "python3-sklearn missing: run scripts/deps.sh"
+cat >"$TMP/kubesim-pools.json" <<'JSON'
+{"pools": [
+  {"name": "cpu", "labels": {"terrane.io/pool": "cpu"}, "taints": [],
+   "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"}, "min": 1, "max": 2},
+  {"name": "highmem", "labels": {"terrane.io/pool": "highmem"}, "taints": [],
+   "allocatable": {"cpu": "8", "memory": "64Gi", "pods": "110"}, "min": 1, "max": 1},
+  {"name": "gpu", "labels": {"terrane.io/pool": "gpu"},
+   "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+   "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110", "nvidia.com/gpu": "1"}, "min": 0, "max": 1}],
+ "scaleDownDelaySeconds": 1, "provisionSeconds": 0.3}
+JSON
+E2E_KUBESIM_ARGS="--pools $TMP/kubesim-pools.json --images $ROOT/examples/ml/kubesim-images.json"
+# The worker steps find terrane-worker on PATH, as in the image.
+export PATH=$BUILD:$PATH
+e2e_start
+s3_put "$SAMPLES/elev.tif" s3://raw/lux/elev.tif || fail "uploading the DEM"
+# cpu's limit is small so that the OOM case escalates to highmem
+cat >"$TMP/pools.json" <<'JSON'
+{"defaultPool": "cpu", "pools": {
+  "cpu": {"nodeSelector": {"terrane.io/pool": "cpu"}, "oomEscalation": "highmem",
+          "resources": {"requests": {"cpu": "500m", "memory": "128Mi"}, "limits": {"memory": "160Mi"}}},
+  "highmem": {"nodeSelector": {"terrane.io/pool": "highmem"},
+              "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}},
+  "gpu": {"nodeSelector": {"terrane.io/pool": "gpu"},
+          "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+          "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": "1", "memory": "2Gi"}}}}}
+JSON
+POOLS=$TMP/pools.json
+WORKER_COMMAND='["terrane-worker","run"]' ctl_start ctl --leader-elect=false --pod-gc-delay 3600
+
+phase() { am_get "$1" '{.status.phase}'; }
+is_phase() { [ "$(phase "$1")" = "$2" ]; }
+gpu_nodes() { kubectl get nodes -l terrane.io/pool=gpu -o name 2>/dev/null; }
+no_gpu_node() { [ -z "$(gpu_nodes)" ]; }
+
+# --- 1. the ML chain ---------------------------------------------------------------------
+assert_eq "" "$(gpu_nodes)" "no GPU node before training"
+$PY - "$ROOT/crds/examples/lux-terrain-catchments.yaml" "$ROOT/crds/examples/ml-training.yaml" >"$TMP/chain.yaml" <<'PY'
+import sys, yaml
+keep = {"dem-cog", "dem-slope", "flood-labels", "flood-model", "flood-risk"}
+docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d and d["metadata"]["name"] in keep]
+print(yaml.safe_dump_all(docs))
+PY
+k apply -f "$TMP/chain.yaml" >/dev/null || fail "kubectl apply the chain"
+GPU_SEEN=""
+# The training pod goes with its GPU node: it is read as soon as it exists.
+for _ in $(seq 1 400); do
+  [ -n "$(gpu_nodes)" ] && GPU_SEEN=1
+  if [ ! -s "$TMP/train-pod.json" ] && [ -n "$(pods_of flood-model)" ]; then
+    k get pod "$(pods_of flood-model | head -1)" -o json >"$TMP/train-pod.json" 2>/dev/null
+  fi
+  is_phase flood-risk Succeeded && break
+  is_phase flood-risk Failed && break
+  sleep 0.3
+done
+assert_eq Succeeded "$(phase flood-model)" "training Succeeded ($(am_get flood-model '{.status.message}'))"
+assert_eq Succeeded "$(phase flood-risk)" "prediction Succeeded ($(am_get flood-risk '{.status.message}'))"
+assert_eq 1 "$GPU_SEEN" "a GPU node was added from zero for the training"
+assert_eq gpu "$(am_get flood-model '{.status.pool}')" "training ran on pool gpu"
+wait_until 30 "the GPU node is removed after training" no_gpu_node
+MODEL=$(am_get flood-model '{.status.output.uri}')
+assert_contains "$MODEL" "/lux/flood_model/" "the model is published under the asset's prefix"
+assert_contains "$MODEL" "model.pkl" "primaryOutput names status.output.uri"
+assert_contains "$(am_get flood-model '{.status.output.imageID}')" "terrane-ml-example@sha256:" "status.output.imageID: the digest the kubelet ran"
+assert_eq RandomForestClassifier "$(am_get flood-model '{.status.output.metadata.ml:model}')" "status.output.metadata from metadata.json"
+[ "$(am_get flood-model '{.status.output.files}')" -ge 2 ] && ok "status.output.files counts the published files" ||
+  fail "status.output.files: $(am_get flood-model '{.status.output.files}')"
+assert_contains "$(am_get flood-risk '{.status.output.uri}')" "risk.tif" "the prediction's primary output is the risk COG"
+s3_get "$(am_get flood-risk '{.status.output.uri}')" "$TMP/risk.tif" || fail "reading the risk map"
+assert_contains "$(gdalinfo "$TMP/risk.tif" 2>&1)" "LAYOUT=COG" "the risk map is a COG"
+assert_eq "model dem slope" "$(am_get flood-risk '{.status.lineage[*].input}')" "prediction lineage: model, dem, slope"
+assert_eq "flood-model" "$(am_get flood-risk '{.status.lineage[0].from}')" "prediction reads the model asset"
+assert_eq "$(am_get flood-model '{.status.dataVersion}')" "$(am_get flood-risk '{.status.lineage[0].dataVersion}')" \
+  "prediction lineage records the model's data version"
+assert_eq "dem-cog" "$(am_get dem-slope '{.status.lineage[0].from}')" "slope lineage: the DEM"
+
+[ -s "$TMP/train-pod.json" ] || fail "reading the training pod"
+pj() { json_get "$TMP/train-pod.json" "$1"; }
+assert_eq "fetch user worker" "$(pj '" ".join([c["name"] for c in d["spec"]["initContainers"] + d["spec"]["containers"]])')" \
+  "the pod: init containers fetch and user, then worker"
+assert_eq "fetch publish-outputs" "$(pj '"%s %s" % (d["spec"]["initContainers"][0]["command"][-1], d["spec"]["containers"][0]["command"][-1])')" \
+  "the worker steps run fetch and publish-outputs"
+assert_eq "terrane-ml-example:0.1.0 [\"train\"]" "$(pj '"%s %s" % (d["spec"]["initContainers"][1]["image"], json.dumps(d["spec"]["initContainers"][1]["args"]))')" \
+  "the user's step runs spec.container's image and args"
+assert_eq "[]" "$(pj 'json.dumps([e["name"] for e in d["spec"]["initContainers"][1]["env"] if e["name"].startswith("AWS_") or e["name"] == "TERRANE_TASK"])')" \
+  "the user's step has no task and no S3 settings or credentials"
+assert_eq "1" "$(pj 'd["spec"]["initContainers"][1]["resources"]["limits"]["nvidia.com/gpu"]')" "the user's step has the pool's GPU"
+assert_eq user "$(pj 'd["metadata"]["annotations"]["eks.amazonaws.com/skip-containers"]')" "IRSA: the user's container gets no role"
+assert_eq "$(am_get dem-slope '{.status.output.checksum}')" \
+  "$(pj '[i for i in json.loads([e["value"] for e in d["spec"]["initContainers"][0]["env"] if e["name"] == "TERRANE_TASK"][0])["inputs"] if i["name"] == "slope"][0]["checksum"]')" \
+  "the task's inputs[].checksum is the upstream's recorded checksum"
+assert_contains "$(k get events --field-selector involvedObject.name=flood-model -o 'jsonpath={range .items[*]}{.type} {.reason}{"\n"}{end}')" \
+  "Warning ImageNotPinned" "a Warning Event for the tag reference"
+
+# --- 2-4. user code failing ----------------------------------------------------------------
+user_am() { # name command-json [retries]
+  cat <<YAML | k apply -f - >/dev/null || fail "apply $1"
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: $1}
+spec:
+  assetKey: test/$1
+  operation: container
+  container: {image: "terrane-ml-example@sha256:$(printf '%064d' 0)", command: $2}
+  inputs: [{name: slope, from: dem-slope}]
+  output: {uri: s3://assets}
+  retries: {limit: ${3:-1}, backoffSeconds: 1}
+YAML
+}
+user_am bad '["sh", "-c", "echo labels have one class only >&2; exit 65"]'
+user_am flaky '["sh", "-c", "echo cannot reach the licence server >&2; exit 1"]'
+user_am hungry '["/usr/bin/python3", "-c", "import os, time; b = bytearray(400 << 20); time.sleep(3); open(os.environ[\"TERRANE_OUTPUT_DIR\"] + \"/ok.txt\", \"w\").write(\"ok\")"]' 2
+wait_until 60 "user exit 65 fails the asset" is_phase bad Failed
+assert_eq BadInput "$(ready_reason bad)" "user exit 65: BadInput"
+assert_eq 1 "$(am_get bad '{.status.attempts}')" "user exit 65: not retried"
+assert_contains "$(am_get bad '{.status.message}')" "step user of pod" "user exit 65: the message names the step"
+assert_contains "$(am_get bad '{.status.message}')" "one class only" "user exit 65: the message has the end of its log"
+wait_until 60 "user exit 1 fails the asset after its retry" is_phase flaky Failed
+assert_eq RetriesExhausted "$(ready_reason flaky)" "user exit 1: retried until RetriesExhausted"
+assert_eq 2 "$(am_get flaky '{.status.attempts}')" "user exit 1: two attempts"
+assert_contains "$(am_get flaky '{.status.message}')" "exited with code 1: cannot reach the licence server" "user exit 1: code and log in the message"
+wait_until 90 "the OOM-killed asset succeeds after escalating" is_phase hungry Succeeded
+assert_eq highmem "$(am_get hungry '{.status.pool}')" "OOMKilled on cpu: retried on the oomEscalation pool highmem"
+assert_contains "$(k get events --field-selector involvedObject.name=hungry -o 'jsonpath={range .items[*]}{.message}{"\n"}{end}')" \
+  "step user of pod" "the OOMKilled Event names the user's step"
+assert_eq "" "$(k get events --field-selector involvedObject.name=hungry,reason=ImageNotPinned -o name)" "no Warning for a digest reference"
+
+# --- 5. a new model code version re-trains, and the prediction follows ------------------------------
+OLD_MODEL=$(am_get flood-model '{.status.dataVersion}')
+OLD_RISK=$(am_get flood-risk '{.status.dataVersion}')
+k patch am flood-model --type merge -p '{"spec":{"container":{"env":[{"name":"TREES","value":"20"}]}}}' >/dev/null
+new_risk() { is_phase flood-risk Succeeded && [ "$(am_get flood-risk '{.status.dataVersion}')" != "$OLD_RISK" ]; }
+wait_until 120 "a changed spec.container re-trains and the prediction follows" new_risk
+[ "$(am_get flood-model '{.status.dataVersion}')" != "$OLD_MODEL" ] && ok "the model has a new data version" ||
+  fail "the model's data version did not change"
+
+
+# --- 6. an upstream object changed after publishing ----------------------------------------------
+s3_put "$SAMPLES/elev.tif" "$(am_get dem-slope '{.status.output.uri}')" || fail "overwriting the slope COG"
+user_am tampered '["sh", "-c", "echo user code ran > $TERRANE_OUTPUT_DIR/ran.txt"]'
+wait_until 60 "a changed upstream object fails the asset" is_phase tampered Failed
+assert_eq BadInput "$(ready_reason tampered)" "checksum mismatch: BadInput, not retried"
+assert_contains "$(am_get tampered '{.status.message}')" "step fetch" "checksum mismatch: the fetch step failed"
+assert_contains "$(am_get tampered '{.status.message}')" "ChecksumMismatch" "checksum mismatch: named"
+TPOD=$(am_get tampered '{.status.podName}')
+assert_eq "" "$(k get pod "$TPOD" -o 'jsonpath={.status.initContainerStatuses[1].state.terminated}')" "user code never ran"
+
+ctl_stop ctl
+finish
