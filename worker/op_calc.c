@@ -559,6 +559,7 @@ const op_def op_calc = {
     .name = "calc",
     .params = calc_params,
     .cog_options = true,
+    .tiles = true,
     .validate = calc_validate,
     .run = calc_run,
 };

@@ -53,6 +53,7 @@ const op_def op_cog = {
     .name = "cog",
     .params = cog_params,
     .cog_options = true,
+    .tiles = true,
     .validate = cog_validate,
     .run = cog_run,
 };

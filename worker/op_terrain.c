@@ -381,6 +381,7 @@ const op_def op_terrain = {
     .name = "terrain",
     .params = terrain_params,
     .cog_options = true,
+    .tiles = true,
     .validate = terrain_validate,
     .run = terrain_run,
 };
