@@ -11,7 +11,9 @@
 #include "err.h"
 #include "mem.h"
 
+#include <cpl_string.h>
 #include <ctype.h>
+#include <gdal_utils.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -181,6 +183,26 @@ void partition_window_gt(const double gt[6], partition_window w, double out[6])
     out[3] = gt[3] + w.x * gt[4] + w.y * gt[5];
     out[4] = gt[4];
     out[5] = gt[5];
+}
+
+int partition_open_core(GDALDatasetH src, const partition_tile *t, GDALDatasetH *out)
+{
+    char v[4][16];
+    snprintf(v[0], sizeof v[0], "%d", t->xoff);
+    snprintf(v[1], sizeof v[1], "%d", t->yoff);
+    snprintf(v[2], sizeof v[2], "%d", t->xsize);
+    snprintf(v[3], sizeof v[3], "%d", t->ysize);
+    char *argv[] = {"-of", "VRT", "-srcwin", v[0], v[1], v[2], v[3], NULL};
+    GDALTranslateOptions *o = GDALTranslateOptionsNew(argv, NULL);
+    *out = NULL;
+    if (!o) return err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "-srcwin rejected");
+    CPLErrorReset();
+    *out = GDALTranslate("", src, o, NULL);
+    GDALTranslateOptionsFree(o);
+    if (!*out)
+        return err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, "partition.tile",
+                            "partition.tile: opening the tile's window failed");
+    return 0;
 }
 
 void partition_free(partition *p)

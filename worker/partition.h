@@ -12,6 +12,7 @@
 #define TERRANE_PARTITION_H
 
 #include <cJSON.h>
+#include <gdal.h>
 #include <stdbool.h>
 
 #define PARTITION_KEY_MAX 128
@@ -49,6 +50,9 @@ partition_window partition_core(const partition_tile *t);
 partition_window partition_read_window(const partition_tile *t, int halo);
 /* gt shifted to the window's top-left pixel. */
 void partition_window_gt(const double gt[6], partition_window w, double out[6]);
+/* An in-memory VRT of src's core window (gdal_translate -srcwin), for
+ * per-pixel operations; src must outlive *out (both GDALClose). */
+int partition_open_core(GDALDatasetH src, const partition_tile *t, GDALDatasetH *out);
 void partition_free(partition *p);
 
 #endif
