@@ -30,6 +30,7 @@ import argparse
 import http.client
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -215,7 +216,10 @@ def run_case(build, n, nns, resync, tmp, log, timeout):
         mport = free_port()
         sim_cpu0 = cpu_s(sim.pid)
         t0 = time.monotonic()
+        # BENCH_CTL_WRAP: a command the controller runs under (a heap
+        # profiler, say); the figures are then that command's, not the controller's
         ctl = subprocess.Popen(
+            shlex.split(os.environ.get("BENCH_CTL_WRAP", "")) +
             [os.path.join(build, "terrane-controller"), "--kubeconfig", kcfg,
              "--pools", os.path.join(ROOT, "tests/e2e/testdata/pools.json"),
              "--worker-command", '["/bin/false"]', "--leader-elect=false",

@@ -16,8 +16,8 @@ typedef struct {
     long long generation;
     json_t *holder;
     am_spec *spec;
-    jschema_error err;
-    unsigned refs; /* the map's and each speccache_get's, under the mutex */
+    jschema_error *err; /* only for an invalid spec: 1.3 KB, too much for every entry */
+    unsigned refs;      /* the map's and each speccache_get's, under the mutex */
 } entry;
 
 struct speccache {
@@ -31,6 +31,7 @@ static void entry_unref(entry *e)
 {
     if (!e || --e->refs) return;
     spec_free(e->spec);
+    cmem_free(e->err);
     json_decref(e->holder);
     cmem_free(e);
 }
@@ -78,11 +79,14 @@ static entry *decode(speccache *c, const json_t *am)
                         "uid", json_object_get(md, "uid"), "generation",
                         json_object_get(md, "generation"), "spec", json_object_get(am, "spec"))))
         goto oom;
-    int rc = spec_decode(e->holder, c->task_schema, &e->spec, &e->err);
+    jschema_error err;
+    int rc = spec_decode(e->holder, c->task_schema, &e->spec, &err);
     if (rc == CERR_NOMEM) goto oom;
     if (rc) {
         e->spec = NULL;
-        e->pub.err = &e->err;
+        if (!(e->err = cmem_malloc(sizeof *e->err))) goto oom;
+        *e->err = err;
+        e->pub.err = e->err;
     } else {
         e->pub.spec = e->spec;
     }

@@ -12,13 +12,15 @@
  * 410 Gone or an undecodable event, and backs off exponentially (250 ms up
  * to 30 s, with jitter) on errors.
  *
- * The cache maps "namespace/name" to one jansson reference per object,
- * under a read-write lock: other threads only read (informer_get,
- * informer_each), the informer's thread is the only writer. Cached objects
- * are shared with every caller of informer_get and must never be modified:
- * json_deep_copy before changing one (client-go's rule for its cache, too).
- * jansson's reference counts are atomic, so taking and dropping references
- * from several threads is safe.
+ * The cache maps "namespace/name" to one jansson reference per object (or,
+ * in compact mode, to its packed JSON text, decoded on every read), under a
+ * read-write lock: other threads only read (informer_get, informer_each),
+ * the informer's thread is the only writer. Cached objects are shared with
+ * every caller of informer_get and must never be modified: json_deep_copy
+ * before changing one (client-go's rule for its cache, too). jansson's
+ * reference counts are atomic, so taking and dropping references from
+ * several threads is safe. A packed text is decoded under the read lock,
+ * since the writer frees the text it replaces.
  *
  * Indexes: for each index, value -> set of object keys (a strmap of key ->
  * the cached reference, borrowed). They change under the cache's write
@@ -65,7 +67,7 @@ typedef struct {
     char *name;
     informer_index_fn fn;
     void *ctx;
-    strmap *by_value; /* value -> strmap * (key -> json_t *, borrowed from the cache) */
+    strmap *by_value; /* value -> strmap * (key -> cached value, borrowed from the cache) */
 } index_def;
 
 struct informer {
@@ -84,8 +86,9 @@ struct informer {
     bool started;
     atomic_bool stop;
 
+    bool compact;          /* cached values are packed texts, not jansson trees */
     pthread_rwlock_t lock; /* the cache and the indexes' maps */
-    strmap *cache;         /* key -> json_t * (one reference) */
+    strmap *cache;         /* key -> cached value (cval_*) */
 
     pthread_mutex_t mu; /* synced wait, stats, stoppable sleeps */
     pthread_cond_t cv;
@@ -140,6 +143,68 @@ static void stat_add(informer *inf, unsigned long *field)
     pthread_mutex_lock(&inf->mu);
     (*field)++;
     pthread_mutex_unlock(&inf->mu);
+}
+
+/* --- cached values ------------------------------------------------------------------- */
+
+/* A cached value is a json_t * (one reference) or, in compact mode, a
+ * packed: the object's compact JSON text. A jansson tree costs about seven
+ * times its text (a hash table per object, a node and a copy per string),
+ * so with many objects the text is what fits; every read decodes it, which
+ * costs microseconds per object against a reconcile's hundreds. */
+typedef struct {
+    size_t len;
+    char text[];
+} packed;
+
+/* Takes obj's reference; the value to cache, or NULL when out of memory. */
+static void *cval_make(const informer *inf, json_t *obj)
+{
+    if (!inf->compact) return obj;
+    size_t len = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+    packed *p = len ? cmem_malloc(sizeof *p + len) : NULL;
+    if (p && json_dumpb(obj, p->text, len, JSON_COMPACT) == len)
+        p->len = len;
+    else {
+        cmem_free(p);
+        p = NULL;
+    }
+    json_decref(obj);
+    return p;
+}
+
+/* The object of a cached value: a new reference, or NULL (out of memory).
+ * In compact mode it is the caller's own tree. */
+static json_t *cval_obj(const informer *inf, const void *v)
+{
+    if (!v) return NULL;
+    if (!inf->compact) return json_incref((json_t *)v);
+    const packed *p = v;
+    return json_loadb(p->text, p->len, 0, NULL);
+}
+
+static void cval_free(const informer *inf, void *v)
+{
+    if (inf->compact)
+        cmem_free(v);
+    else
+        json_decref(v);
+}
+
+/* Whether two cached values are the same version: equal texts, or the
+ * same metadata.resourceVersion. */
+static bool cval_same_version(const informer *inf, const void *a, const void *b)
+{
+    if (inf->compact) {
+        const packed *x = a, *y = b;
+        if (x->len == y->len && !memcmp(x->text, y->text, x->len)) return true;
+    }
+    json_t *oa = cval_obj(inf, a), *ob = cval_obj(inf, b);
+    const char *ra = kobj_resource_version(oa), *rb = kobj_resource_version(ob);
+    bool same = ra && rb && strcmp(ra, rb) == 0;
+    json_decref(oa);
+    json_decref(ob);
+    return same;
 }
 
 /* --- handlers ------------------------------------------------------------------------ */
@@ -245,7 +310,7 @@ static void index_del(strmap *by_value, const informer_values *vals, const char 
     }
 }
 
-static int index_put(strmap *by_value, const informer_values *vals, const char *key, json_t *obj)
+static int index_put(strmap *by_value, const informer_values *vals, const char *key, void *obj)
 {
     for (size_t i = 0; i < vals->n; i++) {
         strmap *set = strmap_lookup(by_value, vals->v[i]);
@@ -264,7 +329,7 @@ static int index_put(strmap *by_value, const informer_values *vals, const char *
 /* Under the write lock: key moves from the values in old_vals to those in
  * new_vals (obj NULL: removed). CERR_NOMEM leaves the index inexact. */
 static int index_move(informer *inf, const informer_values *old_vals,
-                      const informer_values *new_vals, const char *key, json_t *obj)
+                      const informer_values *new_vals, const char *key, void *obj)
 {
     int rc = 0;
     for (size_t i = 0; i < inf->n_idx; i++) {
@@ -301,24 +366,18 @@ static json_t *cache_form(informer *inf, json_t *obj)
     return obj;
 }
 
-static void free_cache(strmap *m)
+static void free_cache(const informer *inf, strmap *m)
 {
     if (!m) return;
     size_t pos = 0;
     const char *k;
     void *v;
     while (strmap_next(m, &pos, &k, &v))
-        json_decref(v);
+        cval_free(inf, v);
     strmap_free(m);
 }
 
 /* --- list ----------------------------------------------------------------------------- */
-
-static bool same_version(const json_t *a, const json_t *b)
-{
-    const char *ra = kobj_resource_version(a), *rb = kobj_resource_version(b);
-    return ra && rb && strcmp(ra, rb) == 0;
-}
 
 /* A relist being built: the fresh cache and indexes, filled page by page. */
 typedef struct {
@@ -335,7 +394,7 @@ static void relist_clear(relist_state *st)
         index_map_free(st->idx[k]);
         st->idx[k] = NULL;
     }
-    free_cache(st->fresh);
+    free_cache(st->inf, st->fresh);
     st->fresh = NULL;
 }
 
@@ -374,24 +433,32 @@ static int relist_page(void *ctx, json_t *page, bool restart)
             continue; /* nameless: not an object */
         json_t *obj = cache_form(inf, item);
         if (!obj) return cerr_oom();
-        json_t *dup = strmap_lookup(st->fresh, key);
+        void *dup = strmap_lookup(st->fresh, key);
         if (dup) {
             /* the same key twice in one list: the last one counts */
-            if ((rc = values_of(inf, dup, st->vals))) {
+            json_t *was = cval_obj(inf, dup);
+            rc = was ? values_of(inf, was, st->vals) : cerr_oom();
+            json_decref(was);
+            if (rc) {
                 json_decref(obj);
                 return rc;
             }
             for (size_t k = 0; k < inf->n_idx; k++)
                 index_del(st->idx[k], &st->vals[k], key);
         }
-        if (strmap_put(st->fresh, key, obj)) {
+        if ((rc = values_of(inf, obj, st->vals))) {
             json_decref(obj);
+            return rc;
+        }
+        void *v = cval_make(inf, obj);
+        if (!v) return cerr_oom();
+        if (strmap_put(st->fresh, key, v)) {
+            cval_free(inf, v);
             return cerr_oom();
         }
-        json_decref(dup);
-        if ((rc = values_of(inf, obj, st->vals))) return rc;
+        if (dup) cval_free(inf, dup);
         for (size_t k = 0; k < inf->n_idx; k++)
-            if ((rc = index_put(st->idx[k], &st->vals[k], key, obj))) return rc;
+            if ((rc = index_put(st->idx[k], &st->vals[k], key, v))) return rc;
     }
     return 0;
 }
@@ -424,17 +491,28 @@ static int relist(informer *inf)
     const char *key;
     void *v;
     while (strmap_next(inf->cache, &pos, &key, &v)) {
-        json_t *was = NULL;
-        if (strmap_remove(old, key, (void **)&was)) {
-            if (!same_version(was, v)) emit_update(inf, was, v);
-            json_decref(was);
-        } else {
-            emit_add(inf, v);
+        void *was = NULL;
+        bool had = strmap_remove(old, key, &was);
+        if (had && cval_same_version(inf, was, v)) {
+            cval_free(inf, was);
+            continue;
         }
+        json_t *now = cval_obj(inf, v), *then = had ? cval_obj(inf, was) : NULL;
+        if (had && then && now)
+            emit_update(inf, then, now);
+        else if (now)
+            emit_add(inf, now);
+        /* out of memory decoding: the next resync or relist catches up */
+        json_decref(now);
+        json_decref(then);
+        if (had) cval_free(inf, was);
     }
     pos = 0;
-    while (strmap_next(old, &pos, &key, &v))
-        emit_delete(inf, v);
+    while (strmap_next(old, &pos, &key, &v)) {
+        json_t *gone = cval_obj(inf, v);
+        if (gone) emit_delete(inf, gone);
+        json_decref(gone);
+    }
 
     pthread_mutex_lock(&inf->mu);
     inf->stats.lists++;
@@ -447,7 +525,7 @@ cleanup:
         values_free(&st.vals[k]);
     }
     relist_clear(&st);
-    free_cache(old);
+    free_cache(inf, old);
     return rc;
 }
 
@@ -457,18 +535,26 @@ static void resync(informer *inf)
     if (!has_update_handler(inf)) return;
     pthread_rwlock_rdlock(&inf->lock);
     size_t n = strmap_len(inf->cache), k = 0, pos = 0;
-    json_t **objs = cmem_calloc(n ? n : 1, sizeof *objs);
+    char **keys = cmem_calloc(n ? n : 1, sizeof *keys);
     const char *key;
     void *v;
-    while (objs && strmap_next(inf->cache, &pos, &key, &v))
-        objs[k++] = json_incref(v);
+    while (keys && strmap_next(inf->cache, &pos, &key, &v))
+        if (!(keys[k++] = cmem_strdup(key))) k--;
     pthread_rwlock_unlock(&inf->lock);
-    if (!objs) return; /* the next resync will do */
+    if (!keys) return; /* the next resync will do */
+    /* By key, each decoded (or referenced) under the lock on its own, so
+     * a resync holds one object at a time, never a copy of the cache. */
     for (size_t i = 0; i < k; i++) {
-        if (!atomic_load(&inf->stop)) emit_update(inf, objs[i], objs[i]);
-        json_decref(objs[i]);
+        if (!atomic_load(&inf->stop)) {
+            pthread_rwlock_rdlock(&inf->lock);
+            json_t *obj = cval_obj(inf, strmap_lookup(inf->cache, keys[i]));
+            pthread_rwlock_unlock(&inf->lock);
+            if (obj) emit_update(inf, obj, obj);
+            json_decref(obj);
+        }
+        cmem_free(keys[i]);
     }
-    cmem_free(objs);
+    cmem_free(keys);
 }
 
 /* --- watch ---------------------------------------------------------------------------- */
@@ -489,47 +575,55 @@ static int on_watch_event(void *ud, const watch_event *ev)
     json_t *obj = cache_form(inf, ev->object);
     if (!obj) return RELIST;
     informer_values ov[INFORMER_MAX_INDEXES] = {0}, nv[INFORMER_MAX_INDEXES] = {0};
-    json_t *old = NULL;
+    void *old = NULL;
     int rc = 0;
-    /* the values of the object being replaced: only this thread writes */
+    /* the object being replaced (only this thread writes): its values, and
+     * what on_update gets as the old object */
     pthread_rwlock_rdlock(&inf->lock);
-    json_t *cached = json_incref(strmap_lookup(inf->cache, key));
+    void *in_cache = strmap_lookup(inf->cache, key);
+    json_t *cached = cval_obj(inf, in_cache);
     pthread_rwlock_unlock(&inf->lock);
-    if (values_of(inf, cached, ov) || values_of(inf, ev->type == WATCH_DELETED ? NULL : obj, nv)) {
+    if ((in_cache && !cached) || values_of(inf, cached, ov) ||
+        values_of(inf, ev->type == WATCH_DELETED ? NULL : obj, nv)) {
         json_decref(obj);
         rc = RELIST;
         goto done;
     }
     if (ev->type == WATCH_DELETED) {
         pthread_rwlock_wrlock(&inf->lock);
-        if (strmap_remove(inf->cache, key, (void **)&old)) index_move(inf, ov, nv, key, NULL);
+        if (strmap_remove(inf->cache, key, &old)) index_move(inf, ov, nv, key, NULL);
         pthread_rwlock_unlock(&inf->lock);
         /* The event's object is the final state, newer than the cached one. */
         emit_delete(inf, obj);
         json_decref(obj);
     } else {
+        /* obj stays the handlers' (one reference); v is what is cached */
+        void *v = cval_make(inf, json_incref(obj));
         pthread_rwlock_wrlock(&inf->lock);
         old = strmap_lookup(inf->cache, key);
-        bool cached_new = strmap_put(inf->cache, key, obj) == 0;
+        bool cached_new = v && strmap_put(inf->cache, key, v) == 0;
         if (!cached_new) {
             old = NULL; /* the cache is unchanged */
-            json_decref(obj);
+            if (v) cval_free(inf, v);
             rc = RELIST;
-        } else if (index_move(inf, ov, nv, key, obj)) {
+        } else if (index_move(inf, ov, nv, key, v)) {
             rc = RELIST; /* an index is behind the cache */
         }
         pthread_rwlock_unlock(&inf->lock);
+        if (!rc) {
+            if (old)
+                emit_update(inf, cached, obj);
+            else
+                emit_add(inf, obj);
+        }
+        json_decref(obj);
         if (rc) goto done;
-        if (old)
-            emit_update(inf, old, obj);
-        else
-            emit_add(inf, obj);
     }
     inf->watch_events++;
     stat_add(inf, &inf->stats.events);
     rc = set_rv(inf, ev->resource_version) ? RELIST : 0;
 done:
-    json_decref(old);
+    if (old) cval_free(inf, old);
     json_decref(cached);
     for (size_t i = 0; i < inf->n_idx; i++) {
         values_free(&ov[i]);
@@ -670,6 +764,13 @@ int informer_add_index(informer *inf, const char *name, informer_index_fn fn, vo
     return 0;
 }
 
+int informer_set_compact(informer *inf, bool on)
+{
+    if (inf->started) return cerr_set(CERR_INVALID, "informer %s: already started", inf->r->plural);
+    inf->compact = on;
+    return 0;
+}
+
 int informer_add_handlers(informer *inf, const informer_handlers *h)
 {
     if (!h || inf->started || inf->n_more >= INFORMER_MAX_HANDLERS - 1)
@@ -710,7 +811,7 @@ void informer_free(informer *inf)
         index_map_free(inf->idx[i].by_value);
         cmem_free(inf->idx[i].name);
     }
-    free_cache(inf->cache);
+    free_cache(inf, inf->cache);
     cmem_free(inf->ns);
     cmem_free(inf->selector);
     pthread_rwlock_destroy(&inf->lock);
@@ -746,19 +847,25 @@ json_t *informer_get(informer *inf, const char *ns, const char *name)
                         : snprintf(key, sizeof key, "%s", name);
     if (n < 0 || (size_t)n >= sizeof key) return NULL;
     pthread_rwlock_rdlock(&inf->lock);
-    json_t *obj = json_incref(strmap_lookup(inf->cache, key));
+    json_t *obj = cval_obj(inf, strmap_lookup(inf->cache, key));
     pthread_rwlock_unlock(&inf->lock);
     return obj;
 }
 
-static int each_in(const strmap *m, int (*fn)(void *ctx, const json_t *obj), void *ctx)
+static int each_in(const informer *inf, const strmap *m, int (*fn)(void *ctx, const json_t *obj),
+                   void *ctx)
 {
     int rc = 0;
     size_t pos = 0;
     const char *key;
     void *v;
-    while (m && strmap_next(m, &pos, &key, &v))
-        if ((rc = fn(ctx, v))) break;
+    while (m && strmap_next(m, &pos, &key, &v)) {
+        json_t *obj = cval_obj(inf, v);
+        if (!obj) return cerr_oom();
+        rc = fn(ctx, obj);
+        json_decref(obj);
+        if (rc) break;
+    }
     return rc;
 }
 
@@ -766,7 +873,7 @@ int informer_each(informer *inf, const char *ns, int (*fn)(void *ctx, const json
 {
     if (ns) return informer_each_indexed(inf, INFORMER_INDEX_NAMESPACE, ns, fn, ctx);
     pthread_rwlock_rdlock(&inf->lock);
-    int rc = each_in(inf->cache, fn, ctx);
+    int rc = each_in(inf, inf->cache, fn, ctx);
     pthread_rwlock_unlock(&inf->lock);
     return rc;
 }
@@ -777,7 +884,7 @@ int informer_each_indexed(informer *inf, const char *index, const char *value,
     index_def *d = find_index(inf, index);
     if (!d) return cerr_set(CERR_NOTFOUND, "informer %s: no index %s", inf->r->plural, index);
     pthread_rwlock_rdlock(&inf->lock);
-    int rc = value ? each_in(strmap_lookup(d->by_value, value), fn, ctx) : 0;
+    int rc = value ? each_in(inf, strmap_lookup(d->by_value, value), fn, ctx) : 0;
     pthread_rwlock_unlock(&inf->lock);
     return rc;
 }

@@ -396,6 +396,10 @@ class Handler(BaseHTTPRequestHandler):
 
         def emit(etype, obj, wire=False):
             nonlocal sent
+            if not wire and want not in ("table", "meta"):
+                self._chunk(store.watch_line(res, etype, obj))
+                sent += 1
+                return
             o = obj if wire else store.to_wire(res, obj)
             if etype not in ("BOOKMARK", "ERROR"):
                 if want == "table":

@@ -29,7 +29,7 @@ import patch as patchmod
 import registry
 import schema as schemamod
 import vap
-from util import (ApiError, already_exists, bad_request, conflict, deepcopy, forbidden, gone,
+from util import (ApiError, already_exists, bad_request, conflict, deepcopy, dumps, forbidden, gone,
                   rv_required,
                   invalid, not_found, now_ts)
 
@@ -82,6 +82,39 @@ def field_value(obj, path):
 REQUEST = threading.local()
 
 
+class _KeyIndex:
+    """The sorted (namespace, name) keys of one storage bucket, in all and per
+    namespace, kept current by _commit, so a list page or a namespace's list
+    costs what it returns instead of sorting the bucket. Built on first use
+    and rebuilt when the bucket it was built from is replaced (a CRD's
+    instances dropped at once)."""
+
+    __slots__ = ("bucket", "all", "by_ns")
+
+    def __init__(self, bucket):
+        self.bucket = bucket
+        self.all = sorted(bucket)
+        self.by_ns = {}
+        for k in self.all:
+            self.by_ns.setdefault(k[0], []).append(k)
+
+    def keys(self, ns):
+        return self.all if ns is None else self.by_ns.get(ns, [])
+
+    def add(self, key):
+        bisect.insort(self.all, key)
+        bisect.insort(self.by_ns.setdefault(key[0], []), key)
+
+    def remove(self, key):
+        for lst in (self.all, self.by_ns.get(key[0])):
+            if lst:
+                i = bisect.bisect_left(lst, key)
+                if i < len(lst) and lst[i] == key:
+                    del lst[i]
+        if not self.by_ns.get(key[0], True):
+            del self.by_ns[key[0]]
+
+
 class Store:
     def __init__(self, history_size=10000, seed=None, cluster_name="kubesim"):
         self.lock = threading.RLock()
@@ -92,6 +125,11 @@ class Store:
         self.cond = threading.Condition(self.lock)
         self.rv = 1
         self.data = {}
+        self.key_index = {}     # skey -> _KeyIndex (see sorted_keys)
+        # (id(obj), etype, apiVersion) -> (obj, bytes): the watch line of an
+        # event, encoded once for every watcher of the resource (obj is kept
+        # so its id is not reused while the entry lives); bounded
+        self.wire_lines = {}
         self.hist = []
         self.hist_rv = []
         self.history_size = max(10, int(history_size))
@@ -125,12 +163,44 @@ class Store:
         """The committed storage object, or None. Read-only for callers."""
         return self.data.get(skey, {}).get((ns or "", name))
 
+    def sorted_keys(self, skey, ns=None):
+        """The keys of one kind (in ns, or all), sorted; under the lock, and
+        only to read."""
+        bucket = self.data.get(skey)
+        if not bucket:
+            return []
+        idx = self.key_index.get(skey)
+        if idx is None or idx.bucket is not bucket:
+            idx = self.key_index[skey] = _KeyIndex(bucket)
+        return idx.keys(ns)
+
     def objects(self, skey, ns=None):
         """Committed storage objects of one kind (read-only), ordered by key."""
         with self.lock:
             items = self.data.get(skey, {})
-            keys = sorted(items)
-            return [items[k] for k in keys if ns is None or k[0] == ns]
+            return [items[k] for k in self.sorted_keys(skey, ns)]
+
+    def watch_line(self, res, etype, obj):
+        """The JSON line of a watch event of a storage object, in res's
+        version: encoded once and shared by every watcher that sends it."""
+        if res.to_wire:
+            return dumps({"type": etype, "object": self.to_wire(res, obj)}).encode() + b"\n"
+        key = (id(obj), etype, res.api_version)
+        with self.lock:
+            hit = self.wire_lines.get(key)
+            if hit is not None and hit[0] is obj:
+                return hit[1]
+        # committed objects are never mutated: a shallow copy is enough to
+        # set the version's apiVersion and kind (what to_wire does)
+        o = dict(obj)
+        o["apiVersion"] = res.api_version
+        o["kind"] = res.kind
+        line = dumps({"type": etype, "object": o}).encode() + b"\n"
+        with self.lock:
+            if len(self.wire_lines) >= 4096:
+                self.wire_lines.clear()
+            self.wire_lines[key] = (obj, line)
+        return line
 
     def to_wire(self, res, obj):
         o = deepcopy(obj)
@@ -166,11 +236,17 @@ class Store:
             self.terminating.add(tkey)
         else:
             self.terminating.discard(tkey)
+        idx = self.key_index.get(res_skey)
+        if idx is not None and idx.bucket is not bucket:
+            idx = self.key_index[res_skey] = None
         if etype == "DELETED":
-            bucket.pop(key, None)
+            if bucket.pop(key, None) is not None and idx:
+                idx.remove(key)
             self.uid_index.pop(uid, None)
             self.deleted_uids.append(uid)
         else:
+            if idx and key not in bucket:
+                idx.add(key)
             bucket[key] = obj
             self.uid_index[uid] = (res_skey, ns or "", name)
             for ref in obj["metadata"].get("ownerReferences") or []:
@@ -261,17 +337,19 @@ class Store:
                                "consistent list result. You can start a new list without "
                                "the continue parameter.")
             bucket = self.data.get(res.skey, {})
-            keys = sorted(k for k in bucket if (ns is None or k[0] == ns))
-            if start is not None:
-                keys = keys[bisect.bisect_right(keys, start):]
+            keys = self.sorted_keys(res.skey, ns)
+            first = bisect.bisect_right(keys, start) if start is not None else 0
             items, next_key, remaining, items_last = [], None, 0, None
-            for i, k in enumerate(keys):
+            for i in range(first, len(keys)):
+                k = keys[i]
                 o = bucket[k]
                 if not match(o):
                     continue
                 if limit and len(items) >= limit:
                     next_key = items_last
-                    remaining = sum(1 for kk in keys[i:] if match(bucket[kk]))
+                    # without selectors every object matches
+                    remaining = sum(1 for kk in keys[i:] if match(bucket[kk])) \
+                        if lreqs or freqs else len(keys) - i
                     break
                 items.append(self.to_wire(res, o))
                 items_last = k
@@ -293,8 +371,8 @@ class Store:
             if rv in (None, "", "0") or send_initial:
                 w = Watcher(res, ns, self.rv, lreqs, freqs)
                 bucket = self.data.get(res.skey, {})
-                for k in sorted(bucket):
-                    if (ns is None or k[0] == ns) and match(bucket[k]):
+                for k in self.sorted_keys(res.skey, ns):
+                    if match(bucket[k]):
                         w.initial.append(bucket[k])
             else:
                 try:

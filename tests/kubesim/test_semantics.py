@@ -187,6 +187,64 @@ def test_pagination():
     assert names == ["p0", "p1", "p2", "p3", "p4"] and pages == 3, (names, pages)
 
 
+def test_pagination_follows_creates_and_deletes():
+    # the store's sorted key index: lists across namespaces and within one
+    # stay ordered and exact while objects come and go between pages
+    for ns in ("pix-b", "pix-a"):
+        mkns(ns)
+        for i in (3, 1, 2):
+            ok(*C.post(CM % ns, cm("k%d" % i, ns=ns))[:2])
+    all_cm = CM.replace("/namespaces/%s", "")
+
+    def names(path, limit, between=None):
+        out, cont = [], None
+        while True:
+            params = {"limit": limit}
+            if cont:
+                params["continue"] = cont
+            code, lst, _ = C.get(q(path, **params))
+            ok(code, lst)
+            out += [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in lst["items"]]
+            cont = lst["metadata"].get("continue")
+            if not cont:
+                return out
+            left = lst["metadata"]["remainingItemCount"]
+            if between:
+                between()
+                between = None
+            assert left > 0, lst["metadata"]
+
+    assert names(CM % "pix-a", 2) == [("pix-a", "k1"), ("pix-a", "k2"), ("pix-a", "k3")]
+    ours = [k for k in names(all_cm, 2) if k[0].startswith("pix-")]
+    assert ours == sorted(ours) and len(ours) == 6, ours
+    ok(*C.delete(CM % "pix-a" + "/k2")[:2])
+    ok(*C.post(CM % "pix-a", cm("k0", ns="pix-a"))[:2])
+    assert names(CM % "pix-a", 1) == [("pix-a", "k0"), ("pix-a", "k1"), ("pix-a", "k3")]
+
+    def churn():
+        ok(*C.delete(CM % "pix-a" + "/k3")[:2])
+        ok(*C.post(CM % "pix-a", cm("k4", ns="pix-a"))[:2])
+    # a page boundary after k0: k3 goes and k4 comes before the next page
+    assert names(CM % "pix-a", 1, churn) == [("pix-a", "k0"), ("pix-a", "k1"), ("pix-a", "k4")]
+    code, lst, _ = C.get(q(CM % "pix-a", limit=1, labelSelector="nope=1"))
+    ok(code, lst)
+    assert lst["items"] == [] and "continue" not in lst["metadata"], lst
+
+
+def test_watchers_share_event_lines():
+    mkns("wsh")
+    code, a, _ = C.post(CM % "wsh", cm("a", ns="wsh"))
+    rv0 = a["metadata"]["resourceVersion"]
+    ok(*C.patch(CM % "wsh" + "/a", {"data": {"k": "shared"}})[:2])
+    ok(*C.delete(CM % "wsh" + "/a")[:2])
+    got = [list(C.watch(q(CM % "wsh", watch=1, resourceVersion=rv0), timeout=0.8))
+           for _ in range(2)]
+    assert got[0] == got[1], got
+    assert [e["type"] for e in got[0]] == ["MODIFIED", "DELETED"], got[0]
+    o = got[0][0]["object"]
+    assert o["kind"] == "ConfigMap" and o["apiVersion"] == "v1" and o["data"] == {"k": "shared"}, o
+
+
 # ---- selectors ---------------------------------------------------------------------
 
 def test_label_and_field_selectors():

@@ -1520,6 +1520,7 @@ static int index_name_all(void *ctx, const json_t *obj, informer_values *out)
 }
 
 typedef struct {
+    char s[16][32]; /* copied: a compact informer's objects live for the call only */
     const char *v[16];
     size_t n;
 } namelist;
@@ -1527,7 +1528,11 @@ typedef struct {
 static int collect_names(void *ctx, const json_t *obj)
 {
     namelist *l = ctx;
-    if (l->n < 16) l->v[l->n++] = kobj_name(obj);
+    if (l->n < 16) {
+        snprintf(l->s[l->n], sizeof l->s[0], "%s", kobj_name(obj));
+        l->v[l->n] = l->s[l->n];
+        l->n++;
+    }
     return 0;
 }
 
@@ -1553,9 +1558,9 @@ static const char *indexed(informer *inf, const char *index, const char *value)
     return buf;
 }
 
-static void informer_lists_watches_and_relists_on_410(void **state)
+/* Every informer test runs with jansson trees cached and with packed texts. */
+static void informer_lists_watches_and_relists_on_410_mode(bool compact)
 {
-    (void)state;
     tsrv *s = srv_start(h_informer, NULL);
     kube_client *c = client_for(s, 1000, 1000, NULL);
     hlog h = {.mu = PTHREAD_MUTEX_INITIALIZER}, h2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -1564,11 +1569,13 @@ static void informer_lists_watches_and_relists_on_410(void **state)
     informer *inf = NULL;
     long live = cmem_live();
     assert_int_equal(informer_new(c, &KUBE_PODS, "ns1", NULL, 0, &hs, &inf), 0);
+    assert_int_equal(informer_set_compact(inf, compact), 0);
     assert_int_equal(informer_add_index(inf, "name", index_name_all, NULL), 0);
     assert_int_equal(informer_add_index(inf, "name", index_name_all, NULL), CERR_INVALID);
     assert_int_equal(informer_add_handlers(inf, &more), 0);
     assert_false(informer_has_synced(inf));
     assert_int_equal(informer_start(inf), 0);
+    assert_int_equal(informer_set_compact(inf, !compact), CERR_INVALID);
     assert_true(informer_wait_synced(inf, 5000));
     informer_stats st;
     WAIT_FOR((informer_stats_get(inf, &st), st.lists >= 2 && hlog_n(&h) >= 8), 5000);
@@ -1596,6 +1603,10 @@ static void informer_lists_watches_and_relists_on_410(void **state)
     assert_string_equal(json_string_value(json_object_get(a, "kind")), "Pod");
     assert_string_equal(json_string_value(json_object_get(a, "apiVersion")), "v1");
     assert_null(json_object_get(a, "spec"));
+    /* compact: every read is a tree of the caller's own */
+    json_t *a2 = informer_get(inf, "ns1", "a");
+    assert_true(compact ? a2 != a && json_equal(a2, a) : a2 == a);
+    json_decref(a2);
     json_decref(a);
     assert_null(informer_get(inf, "ns1", "c"));
     assert_null(informer_get(inf, "ns2", "a"));
@@ -1622,6 +1633,13 @@ static void informer_lists_watches_and_relists_on_410(void **state)
     assert_int_equal(cmem_live(), live);
     kube_client_free(c);
     srv_stop(s);
+}
+
+static void informer_lists_watches_and_relists_on_410(void **state)
+{
+    (void)state;
+    informer_lists_watches_and_relists_on_410_mode(false);
+    informer_lists_watches_and_relists_on_410_mode(true);
 }
 
 /* A server behind the informer's resourceVersion: the watch from 10 gets
@@ -1698,7 +1716,9 @@ static void informer_relists_when_the_server_is_behind(void **state)
 static void informer_relists_by_pages(void **state)
 {
     (void)state;
-    for (int expire = 0; expire < 2; expire++) {
+    for (int run = 0; run < 4; run++) {
+        bool compact = run >= 2;
+        int expire = run % 2;
         tsrv *s = srv_start(h_pages, NULL);
         if (expire) srv_set(s, 0, "expire");
         kube_client *c = client_for(s, 1000, 1000, NULL);
@@ -1707,6 +1727,7 @@ static void informer_relists_by_pages(void **state)
         informer *inf = NULL;
         long live = cmem_live();
         assert_int_equal(informer_new(c, &KUBE_PODS, "ns1", NULL, 0, &hs, &inf), 0);
+        assert_int_equal(informer_set_compact(inf, compact), 0);
         assert_int_equal(informer_add_index(inf, "name", index_name_all, NULL), 0);
         assert_int_equal(informer_start(inf), 0);
         assert_true(informer_wait_synced(inf, 5000));
@@ -1752,15 +1773,15 @@ static void h_flaky_list(tsrv *s, int fd, http_req *r)
         stream_end(fd);
 }
 
-static void informer_backs_off_then_syncs_and_resyncs(void **state)
+static void informer_backs_off_then_syncs_and_resyncs_mode(bool compact)
 {
-    (void)state;
     tsrv *s = srv_start(h_flaky_list, NULL);
     kube_client *c = client_for(s, 1000, 1000, NULL);
     hlog h = {.mu = PTHREAD_MUTEX_INITIALIZER};
     informer_handlers hs = {on_add, on_update, on_delete, NULL, &h};
     informer *inf = NULL;
     assert_int_equal(informer_new(c, &KUBE_PODS, NULL, NULL, 1, &hs, &inf), 0);
+    assert_int_equal(informer_set_compact(inf, compact), 0);
     assert_int_equal(informer_start(inf), 0);
     /* 250 ms and 500 ms (+ jitter) of backoff before the third list. */
     double t0 = now_s();
@@ -1782,6 +1803,13 @@ static void informer_backs_off_then_syncs_and_resyncs(void **state)
     informer_free(inf);
     kube_client_free(c);
     srv_stop(s);
+}
+
+static void informer_backs_off_then_syncs_and_resyncs(void **state)
+{
+    (void)state;
+    informer_backs_off_then_syncs_and_resyncs_mode(false);
+    informer_backs_off_then_syncs_and_resyncs_mode(true);
 }
 
 /* ========================================================================================
