@@ -602,8 +602,10 @@ def vap_add(guard, check, message):
 # ---- the structural schema of params ---------------------------------------
 
 # Operations of the contract that no AssetMaterialization runs: `observe` is
-# what the controller runs for an AssetSource (crds/terrane.io_assetsources.yaml).
-NOT_ASSET_OPERATIONS = {"observe"}
+# what the controller runs for an AssetSource (crds/terrane.io_assetsources.yaml);
+# `grid`, `assemble` and `collection` are the tasks it runs around the partitions
+# of a partitioned asset (proto/README.md "Partitions").
+NOT_ASSET_OPERATIONS = {"observe", "grid", "assemble", "collection"}
 
 
 def operations():

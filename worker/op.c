@@ -25,6 +25,9 @@ static const op_def *const ops[] = {&op_cog,
                                     &op_hand,
                                     &op_container,
                                     &op_observe,
+                                    &op_grid,
+                                    &op_assemble,
+                                    &op_collection,
                                     NULL};
 
 const op_def *op_find(const char *name)

@@ -43,6 +43,8 @@ typedef struct op_def {
     const char *name;
     const param_spec *params; /* terminated by {NULL} */
     bool cog_options;         /* also accepts the shared COG options (cog.h) */
+    bool tiles;               /* computes a partition.tile window (partition.h) */
+    unsigned max_inputs;      /* 0: TASK_MAX_INPUTS */
     int (*validate)(const task *t);
     int (*run)(const op_ctx *ctx, op_result *out);
 } op_def;
@@ -85,5 +87,10 @@ extern const op_def op_twi;
 extern const op_def op_hand;
 extern const op_def op_container;
 extern const op_def op_observe; /* observe.c; run by `terrane-worker observe` */
+/* op_grid.c: run by `terrane-worker run`, publishes nothing (grid.h) */
+extern const op_def op_grid;
+/* op_assemble.c */
+extern const op_def op_assemble;
+extern const op_def op_collection;
 
 #endif

@@ -29,6 +29,7 @@
 #include "input.h"
 #include "mem.h"
 #include "op.h"
+#include "partition.h"
 #include "podres.h"
 #include "terrane_proto.h"
 #include "tpool.h"
@@ -390,6 +391,7 @@ static int calc_run(const op_ctx *ctx, op_result *out)
     const task *t = ctx->task;
     expr *e = NULL;
     GDALDatasetH ds[TASK_MAX_INPUTS] = {NULL};
+    GDALDatasetH whole[TASK_MAX_INPUTS] = {NULL}; /* under a tile's window, ds[i] */
     GDALDatasetH tmp = NULL;
     GDALRasterBandH out_band;
     calc_var *vars = NULL;
@@ -442,6 +444,15 @@ static int calc_run(const op_ctx *ctx, op_result *out)
         if (!ds[in]) {
             if (input_open_raster(t, &t->inputs[in], &ds[in]) < 0) goto cleanup;
             if (in != ref && check_grid(t, ds[ref], ref, ds[in], in) < 0) goto cleanup;
+            if (t->has_partition && t->partition.has_tile) {
+                /* Per-pixel: the core only, whatever the halo. */
+                whole[in] = ds[in];
+                ds[in] = NULL;
+                if (partition_check_input(&t->partition.tile, GDALGetRasterXSize(whole[in]),
+                                          GDALGetRasterYSize(whole[in]), t->inputs[in].uri) < 0 ||
+                    partition_open_core(whole[in], &t->partition.tile, &ds[in]) < 0)
+                    goto cleanup;
+            }
         }
         if (xv->band > GDALGetRasterCount(ds[in])) {
             int nb = GDALGetRasterCount(ds[in]);
@@ -532,8 +543,10 @@ cleanup:
         GDALClose(tmp);
         VSIUnlink(tmp_path); /* scratch goes away later; free the space now */
     }
-    for (size_t i = 0; i < TASK_MAX_INPUTS; i++)
+    for (size_t i = 0; i < TASK_MAX_INPUTS; i++) {
         if (ds[i]) GDALClose(ds[i]);
+        if (whole[i]) GDALClose(whole[i]);
+    }
     for (size_t i = 0; vars && i < nv; i++) {
         mem_free(vars[i].vals);
         mem_free(vars[i].mask);
@@ -559,6 +572,7 @@ const op_def op_calc = {
     .name = "calc",
     .params = calc_params,
     .cog_options = true,
+    .tiles = true,
     .validate = calc_validate,
     .run = calc_run,
 };

@@ -21,12 +21,21 @@
  * comes from the same GDAL code on the same 3x3 window, whatever the thread
  * count, and the COG is byte-identical to `gdaldem <mode> -of COG` with the
  * same options (tests/integration, bench/).
+ *
+ * A tile partition (partition.h) is the same decomposition across pods: the
+ * job's window is the tile's core instead of the whole raster, each strip
+ * reads one more column left and right too (clipped to the raster, as rows
+ * are), and the scratch file, hence the COG, is the core with the tile's
+ * geotransform. A neighbour's pixel is read where the core has one, and
+ * the raster's own edges are edges of the strips that touch them, so every
+ * pixel equals the unpartitioned run's.
  */
 #include "cog.h"
 #include "err.h"
 #include "input.h"
 #include "mem.h"
 #include "op.h"
+#include "partition.h"
 #include "podres.h"
 #include "terrane_proto.h"
 #include "tpool.h"
@@ -106,6 +115,11 @@ static int terrain_validate(const task *t)
         return err_set(ERR_BAD_INPUT, ERR_INVALID_PARAM, "params.predictor",
                        "params.predictor: 3 (floating point) does not apply to hillshade, whose "
                        "output is Byte");
+    if (t->has_partition && t->partition.has_tile && t->partition.tile.halo < 1)
+        return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, "partition.tile.halo",
+                       "partition.tile.halo: terrain needs a halo of at least 1 pixel (its 3x3 "
+                       "window), got %d",
+                       t->partition.tile.halo);
     return cog_check_params(t->params);
 }
 
@@ -176,9 +190,11 @@ typedef struct terrain_job {
     double src_nodata;
     OGRSpatialReferenceH srs; /* borrowed from the source */
     bool has_gt;
-    double gt[6];
-    int width, height, rows;
-    GDALDatasetH dst; /* created from the first strip's output */
+    double gt[6];            /* of the whole raster */
+    int x0, y0;              /* the window's top-left pixel in the raster */
+    int width, height, rows; /* the window's size (the raster's, untiled) */
+    int full_w, full_h;      /* the raster's size */
+    GDALDatasetH dst;        /* created from strip 0's output */
     GDALRasterBandH dst_band;
     bool in_memory;  /* dst is a MEM dataset over result */
     void *result;    /* width x height pixels of the output type */
@@ -234,22 +250,29 @@ static int create_scratch(terrain_job *j, GDALRasterBandH like)
     j->dst = GDALCreate(drv, j->tmp_path, j->width, j->height, 1, GDALGetRasterDataType(like),
                         (char **)opts);
     if (!j->dst) return cog_gdal_fail(NULL, j->tmp_path, "creating the terrain scratch file");
-    if (j->has_gt) GDALSetGeoTransform(j->dst, j->gt);
+    if (j->has_gt) {
+        double gt[6];
+        partition_window_gt(j->gt, (partition_window){j->x0, j->y0, j->width, j->height}, gt);
+        GDALSetGeoTransform(j->dst, gt);
+    }
     if (j->srs) GDALSetSpatialRef(j->dst, j->srs);
     j->dst_band = GDALGetRasterBand(j->dst, 1);
     if (has) GDALSetRasterNoDataValue(j->dst_band, nd);
     return 0;
 }
 
-/* Computes strip i: rows [y0, y0 + rows) from source rows with the halo. */
+/* Computes strip i: the window's rows [y0, y0 + rows) from source rows and
+ * columns with the halo (ys, xs: raster coordinates of what is read). */
 static int terrain_strip(size_t i, int worker, void *arg)
 {
     terrain_job *j = arg;
-    int y0 = (int)i * j->rows;
+    int y0 = (int)i * j->rows, ay = j->y0 + y0;
     int rows = j->height - y0 < j->rows ? j->height - y0 : j->rows;
-    int ys = y0 > 0 ? y0 - 1 : 0;
-    int ye = y0 + rows < j->height ? y0 + rows + 1 : j->height;
-    int hs = ye - ys, w = j->width;
+    int ys = ay > 0 ? ay - 1 : 0;
+    int ye = ay + rows < j->full_h ? ay + rows + 1 : j->full_h;
+    int xs = j->x0 > 0 ? j->x0 - 1 : 0;
+    int xe = j->x0 + j->width < j->full_w ? j->x0 + j->width + 1 : j->full_w;
+    int hs = ye - ys, ws = xe - xs, w = j->width;
     GDALDatasetH in = NULL, out = NULL;
     GDALDEMProcessingOptions *opts = NULL;
     void *buf = NULL;
@@ -257,12 +280,12 @@ static int terrain_strip(size_t i, int worker, void *arg)
     CPLErr e;
     (void)worker;
 
-    size_t px = (size_t)w * (size_t)hs;
+    size_t px = (size_t)ws * (size_t)hs;
     size_t sz = (size_t)GDALGetDataTypeSizeBytes(j->src_type);
     if (!(buf = mem_malloc(px * (sz > 4 ? sz : 4)))) return err_oom();
     pthread_mutex_lock(&j->io);
     CPLErrorReset();
-    e = GDALRasterIO(j->src_band, GF_Read, 0, ys, w, hs, buf, w, hs, j->src_type, 0, 0);
+    e = GDALRasterIO(j->src_band, GF_Read, xs, ys, ws, hs, buf, ws, hs, j->src_type, 0, 0);
     pthread_mutex_unlock(&j->io);
     if (e != CE_None) {
         cog_gdal_fail(j->field, NULL, "reading the input");
@@ -272,7 +295,7 @@ static int terrain_strip(size_t i, int worker, void *arg)
     char ptr[64];
     char *band_opts[] = {ptr, NULL};
     snprintf(ptr, sizeof ptr, "DATAPOINTER=%p", buf); /* the strip as read, no copy */
-    if (!mem || !(in = GDALCreate(mem, "", w, hs, 0, j->src_type, NULL)) ||
+    if (!mem || !(in = GDALCreate(mem, "", ws, hs, 0, j->src_type, NULL)) ||
         GDALAddBand(in, j->src_type, band_opts) != CE_None) {
         err_oom();
         goto cleanup;
@@ -281,9 +304,7 @@ static int terrain_strip(size_t i, int worker, void *arg)
         /* The strip's own origin; the pixel size (what the slope uses) is
          * the raster's. */
         double gt[6];
-        memcpy(gt, j->gt, sizeof gt);
-        gt[0] = j->gt[0] + ys * j->gt[2];
-        gt[3] = j->gt[3] + ys * j->gt[5];
+        partition_window_gt(j->gt, (partition_window){xs, ys, ws, hs}, gt);
         GDALSetGeoTransform(in, gt);
     }
     GDALRasterBandH in_band = GDALGetRasterBand(in, 1);
@@ -310,7 +331,7 @@ static int terrain_strip(size_t i, int worker, void *arg)
     pthread_mutex_unlock(&j->io);
     if (!ok) goto cleanup;
     void *rows_to = j->in_memory ? (char *)j->result + (size_t)y0 * (size_t)w * j->dt_bytes : buf;
-    if (GDALRasterIO(out_band, GF_Read, 0, y0 - ys, w, rows, rows_to, w, rows, dt, 0, 0) !=
+    if (GDALRasterIO(out_band, GF_Read, j->x0 - xs, ay - ys, w, rows, rows_to, w, rows, dt, 0, 0) !=
         CE_None) {
         err_set_gdal(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "reading a computed strip");
         goto cleanup;
@@ -385,8 +406,16 @@ static int terrain_run(const op_ctx *ctx, op_result *out)
     j.src_nodata = GDALGetRasterNoDataValue(j.src_band, &j.src_has_nodata);
     j.srs = GDALGetSpatialRef(src);
     j.has_gt = GDALGetGeoTransform(src, j.gt) == CE_None;
-    j.width = GDALGetRasterXSize(src);
-    j.height = GDALGetRasterYSize(src);
+    j.full_w = j.width = GDALGetRasterXSize(src);
+    j.full_h = j.height = GDALGetRasterYSize(src);
+    if (t->has_partition && t->partition.has_tile) {
+        const partition_tile *tile = &t->partition.tile;
+        if (partition_check_input(tile, j.full_w, j.full_h, in->uri) < 0) goto cleanup;
+        j.x0 = tile->xoff;
+        j.y0 = tile->yoff;
+        j.width = tile->xsize;
+        j.height = tile->ysize;
+    }
     j.rows = strip_rows(j.width, j.height, podres_threads(), GDALGetDataTypeSizeBytes(j.src_type));
     j.tmp_path = tmp_path;
     unsigned long long limit = podres_get()->limits.memory;
@@ -432,6 +461,7 @@ const op_def op_terrain = {
     .name = "terrain",
     .params = terrain_params,
     .cog_options = true,
+    .tiles = true,
     .validate = terrain_validate,
     .run = terrain_run,
 };

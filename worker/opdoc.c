@@ -34,6 +34,9 @@ static const struct {
     {"twi", "topographic wetness index ln(a / tan b)"},
     {"hand", "height above nearest drainage"},
     {"container", "the user's own image between the fetch and publish steps (spec.container)"},
+    {"grid", "the tile grid of a raster from its header (partitions): answered, not published"},
+    {"assemble", "tiles into one COG (partitions), with a STAC Collection of the tiles"},
+    {"collection", "a STAC Collection over the Items of an asset's partitions"},
 };
 
 static const cJSON *get(const cJSON *o, const char *k)

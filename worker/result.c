@@ -48,6 +48,9 @@ static cJSON *build(const result *r, size_t msg_limit)
                 cJSON_AddNumberToObject(one, "sizeBytes", (double)ob->size_bytes);
             }
         }
+    } else if (ok && r->grid) {
+        cJSON *g = cJSON_Parse(r->grid);
+        if (g) cJSON_AddItemToObject(doc, "grid", g);
     } else if (ok) {
         o = cJSON_AddObjectToObject(doc, "output");
         if (o) {
@@ -83,7 +86,7 @@ static cJSON *build(const result *r, size_t msg_limit)
             if (err_get_field()[0]) cJSON_AddStringToObject(o, "field", err_get_field());
         }
     }
-    if (!r->observation) cJSON_AddBoolToObject(doc, "cacheHit", ok && r->cache_hit);
+    if (!r->observation && !r->grid) cJSON_AddBoolToObject(doc, "cacheHit", ok && r->cache_hit);
     o = cJSON_AddObjectToObject(doc, "timings");
     if (o) {
         cJSON_AddNumberToObject(o, "totalMs", (double)r->total_ms);

@@ -39,6 +39,7 @@ typedef struct result {
     char metadata[1025]; /* compact JSON object, "" when none or too large */
     bool metadata_truncated;
     const result_observation *observation; /* borrowed; set for observe tasks */
+    const char *grid; /* borrowed compact JSON object; set for grid tasks (grid.h) */
     long total_ms, compute_ms, publish_ms;
     int threads;                 /* what the run was sized to (podres.h); 0: not sized */
     unsigned long long cache_mb; /* GDAL's block cache, MiB */

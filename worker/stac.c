@@ -520,6 +520,16 @@ static int add_properties(cJSON *props, const task *t, const char *created)
         err_oom();
         goto cleanup;
     }
+    /* A partition's key, and for a time partition its window as STAC's
+     * common start/end_datetime. */
+    if (t->has_partition &&
+        (!cJSON_AddStringToObject(props, "terrane:partition", t->partition.key) ||
+         (t->partition.start &&
+          (!cJSON_AddStringToObject(props, "start_datetime", t->partition.start) ||
+           !cJSON_AddStringToObject(props, "end_datetime", t->partition.end))))) {
+        err_oom();
+        goto cleanup;
+    }
     rc = 0;
 cleanup:
     mem_free(lineage);

@@ -206,9 +206,9 @@ static int decode_input(const cJSON *v, size_t i, task_input *in)
 
 static int decode_doc(const cJSON *doc, task *t)
 {
-    static const char *const allowed[] = {"apiVersion", "kind",        "namespace", "name",
-                                          "assetKey",   "dataVersion", "operation", "params",
-                                          "inputs",     "output",      "attempt",   NULL};
+    static const char *const allowed[] = {
+        "apiVersion", "kind",   "namespace", "name",    "assetKey",  "dataVersion", "operation",
+        "params",     "inputs", "output",    "attempt", "partition", NULL};
     static const char *const output_allowed[] = {"uri", NULL};
     char *s = NULL;
     int rc = -1;
@@ -284,9 +284,9 @@ static int decode_doc(const cJSON *doc, task *t)
             goto done;
         }
         int n = cJSON_GetArraySize(inputs);
-        if (n > TASK_MAX_INPUTS) {
-            err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, "inputs", "inputs: more than %d inputs",
-                    TASK_MAX_INPUTS);
+        int max = t->op->max_inputs ? (int)t->op->max_inputs : TASK_MAX_INPUTS;
+        if (n > max) {
+            err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, "inputs", "inputs: more than %d inputs", max);
             goto done;
         }
         if (n > 0) {
@@ -330,6 +330,12 @@ static int decode_doc(const cJSON *doc, task *t)
     if (!n) {
         bad("output.uri", "must not be empty");
         goto done;
+    }
+
+    const cJSON *part = cJSON_GetObjectItemCaseSensitive(doc, "partition");
+    if (part) {
+        if (partition_decode(part, &t->partition) < 0) goto done;
+        t->has_partition = true;
     }
 
     const cJSON *attempt = cJSON_GetObjectItemCaseSensitive(doc, "attempt");
@@ -401,6 +407,11 @@ int task_validate(const task *t)
         if (input_check_uri(t->inputs[i].uri, field) < 0) return -1;
     }
     if (input_check_output_uri(t->output_uri, "output.uri") < 0) return -1;
+    if (t->has_partition && t->partition.has_tile && !t->op->tiles)
+        return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, "partition.tile",
+                       "partition.tile: operation %s does not compute a tile window (only cog, "
+                       "calc and terrain do)",
+                       t->operation);
     if (t->op->validate && t->op->validate(t) < 0) return -1;
     return 0;
 }
@@ -445,5 +456,6 @@ void task_free(task *t)
     mem_free(t->operation);
     mem_free(t->output_uri);
     cJSON_Delete(t->params);
+    partition_free(&t->partition);
     mem_free(t);
 }

@@ -12,6 +12,8 @@
 #ifndef TERRANE_TASK_H
 #define TERRANE_TASK_H
 
+#include "partition.h"
+
 #include <cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,6 +21,8 @@
 struct op_def;
 
 #define TASK_MAX_INPUTS 64
+/* assemble and collection (op_def.max_inputs): the tiles or partitions. */
+#define TASK_MAX_INPUTS_PARTITIONS 4096
 
 typedef struct task_input {
     char *name;         /* identifier, unique within the task */
@@ -46,6 +50,8 @@ typedef struct task {
     size_t n_inputs;
     char *output_uri; /* without trailing slash */
     int attempt;
+    bool has_partition;
+    partition partition; /* when has_partition */
     const struct op_def *op;
 } task;
 
