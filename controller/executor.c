@@ -136,6 +136,7 @@ static int apply(executor *m, const char *key, const char *ns, const json_t *am,
         rc = kube_create(m->cfg.client, &KUBE_PODS, ns, p->create, &created);
         json_decref(created);
         if (rc == 0) {
+            ctlm_pod_created();
             clog_info("pod created", "{s:s, s:s, s:s, s:s}", "key", key, "pod", name, "pool",
                       kobj_label(p->create, PODSPEC_L_POOL), "attempt",
                       kobj_label(p->create, PODSPEC_L_ATTEMPT));
