@@ -310,8 +310,9 @@ static int register_all(ctlm *c)
                               N(MATERIALIZATION_BUCKETS), &c->materialization_duration));
     TRY(metrics_histogram_new(r, "terrane_event_to_pod_create_seconds",
                               "Seconds from the moment a key became due in the work queue (the "
-                              "watch event that enqueued it, or its retry deadline) to the pod "
-                              "its reconcile created.",
+                              "watch event that enqueued it, or its retry deadline) to the "
+                              "create request of the pod its reconcile created (the API "
+                              "server's time excluded).",
                               L("controller"), EVENT_TO_POD_BUCKETS, N(EVENT_TO_POD_BUCKETS),
                               &c->event_to_pod));
     TRY(metrics_gauge_new(r, "terrane_worker_pods",
@@ -468,9 +469,10 @@ void ctlm_reconcile_end(ctlm_reconcile_result result, double seconds)
 
 /* --- work queue -------------------------------------------------------------------- */
 
-/* When the key this thread took last from a work queue became due
- * (monotonic seconds; 0: none), for ctlm_pod_created. */
-static _Thread_local double tl_due_s;
+/* When the key this thread took last from a work queue became due, and
+ * when its reconcile sent a pod create (monotonic seconds; 0: none), for
+ * ctlm_pod_created. */
+static _Thread_local double tl_due_s, tl_sent_s;
 
 static double mono_s(void)
 {
@@ -479,11 +481,17 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void ctlm_pod_create_sent(void)
+{
+    tl_sent_s = mono_s();
+}
+
 void ctlm_pod_created(void)
 {
     ctlm *c = G;
-    if (!c || tl_due_s <= 0) return;
-    metrics_observe(c->event_to_pod_s, mono_s() - tl_due_s);
+    if (!c || tl_due_s <= 0 || tl_sent_s <= 0 || tl_sent_s < tl_due_s) return;
+    metrics_observe(c->event_to_pod_s, tl_sent_s - tl_due_s);
+    tl_sent_s = 0; /* once per create request */
 }
 
 static void wq_observe(void *ctx, wq_metric metric, double seconds)

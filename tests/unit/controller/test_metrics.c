@@ -673,6 +673,8 @@ static void ctlm_event_to_pod_series(void **state)
     const char *k = NULL;
     assert_int_equal(wq_get(q, &k), 0);
     nanosleep(&ts, NULL);
+    ctlm_pod_create_sent();
+    nanosleep(&ts, NULL); /* the API's time: not counted */
     ctlm_pod_created();
     wq_done(q, k);
     t = ctlm_render();
@@ -683,6 +685,12 @@ static void ctlm_event_to_pod_series(void **state)
     double sum =
         sample(t, "terrane_event_to_pod_create_seconds_sum{controller=\"assetmaterialization\"}");
     assert_true(sum >= 0.06 && sum < 10);
+    cmem_free(t);
+    /* the create request is observed once; nothing without a new one */
+    ctlm_pod_created();
+    t = ctlm_render();
+    assert_line(t,
+                "terrane_event_to_pod_create_seconds_count{controller=\"assetmaterialization\"} 1");
     cmem_free(t);
     ctlm_workqueue_detach(q);
     wq_shut_down(q);
