@@ -131,7 +131,20 @@ static int add_env(json_t *list, const char *name, const char *value)
     return 0;
 }
 
-/* TERRANE_TASK, the scratch defaults (unless configured), then the
+/* The container's own limit from the Downward API (the worker sizes GDAL
+ * to it when its cgroup does not show one), unless configured. */
+static int add_limit_env(json_t *list, const json_t *env, const char *name, const char *resource,
+                         const char *divisor)
+{
+    if (json_object_get(env, name)) return 0;
+    json_t *e = json_pack("{s:s, s:{s:{s:s, s:s, s:s}}}", "name", name, "valueFrom",
+                          "resourceFieldRef", "containerName", PODSPEC_CONTAINER, "resource",
+                          resource, "divisor", divisor);
+    if (!e || json_array_append_new(list, e)) return cerr_oom();
+    return 0;
+}
+
+/* TERRANE_TASK, the scratch defaults and the limits (unless configured), then the
  * configured variables sorted by name, so equal inputs give equal pods. */
 static int build_env(const podspec_config *cfg, const char *task_text, json_t **out)
 {
@@ -146,6 +159,9 @@ static int build_env(const podspec_config *cfg, const char *task_text, json_t **
         (rc = add_env(list, TERRANE_ENV_SCRATCH_DIR, PODSPEC_SCRATCH)))
         goto fail;
     if (!json_object_get(env, "TMPDIR") && (rc = add_env(list, "TMPDIR", PODSPEC_SCRATCH)))
+        goto fail;
+    if ((rc = add_limit_env(list, env, TERRANE_ENV_MEMORY_LIMIT, "limits.memory", "1")) ||
+        (rc = add_limit_env(list, env, TERRANE_ENV_CPU_LIMIT, "limits.cpu", "1m")))
         goto fail;
     size_t n = json_object_size(env), i = 0;
     if (n) {

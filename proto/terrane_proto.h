@@ -27,6 +27,7 @@
 #define TERRANE_ENV_THREADS "TERRANE_THREADS"                 /* GDAL/worker threads, 1..1024 */
 #define TERRANE_ENV_CACHE_MB "TERRANE_CACHE_MB"               /* GDAL block cache, MiB */
 #define TERRANE_ENV_MEMORY_LIMIT "TERRANE_MEMORY_LIMIT"       /* bytes, when no cgroup shows it */
+#define TERRANE_ENV_CPU_LIMIT "TERRANE_CPU_LIMIT"             /* millicores, when no cgroup shows it */
 
 /* Container assets (operation "container"): the pod runs the worker's
  * `fetch` step, the user's image, then the worker's `publish-outputs` step,

@@ -242,9 +242,18 @@ static int env_int(const char *name, long long lo, long long hi, long long *out)
 int podres_resolve(const cJSON *params, const podres_limits *limits, int cpus, podres *out)
 {
     long long n;
+    bool cpu_from_env = false;
     memset(out, 0, sizeof *out);
     out->limits = *limits;
     out->cpus = cpus > 0 ? cpus : 1;
+
+    /* The Downward API's limits (the controller passes them; "0" when the
+     * container has none): the smaller of them and the cgroup's counts. */
+    if (env_int(TERRANE_ENV_CPU_LIMIT, 0, 1024LL * 1000, &n) < 0) return -1;
+    if (n > 0 && (out->limits.cpu_quota <= 0 || n / 1000.0 < out->limits.cpu_quota)) {
+        out->limits.cpu_quota = n / 1000.0;
+        cpu_from_env = true;
+    }
 
     if (params_has(params, "threads")) {
         out->threads = params_int(params, "threads", 1);
@@ -254,11 +263,13 @@ int podres_resolve(const cJSON *params, const podres_limits *limits, int cpus, p
         if (n > 0) {
             out->threads = (int)n;
             out->threads_from = "env";
-        } else if (limits->cpu_quota > 0) {
-            double q = ceil(limits->cpu_quota - 1e-9);
+        } else if (out->limits.cpu_quota > 0) {
+            double q = ceil(out->limits.cpu_quota - 1e-9);
             out->threads = q < out->cpus ? (int)q : out->cpus;
             if (out->threads < 1) out->threads = 1;
-            out->threads_from = limits->cgroup_version == 1 ? "cpu.cfs_quota_us" : "cpu.max";
+            out->threads_from = cpu_from_env                ? TERRANE_ENV_CPU_LIMIT
+                                : limits->cgroup_version == 1 ? "cpu.cfs_quota_us"
+                                                              : "cpu.max";
         } else {
             out->threads = out->cpus;
             out->threads_from = "cpus";
@@ -283,7 +294,7 @@ int podres_resolve(const cJSON *params, const podres_limits *limits, int cpus, p
     unsigned long long limit = limits->memory;
     out->cache_from = limits->cgroup_version == 1 ? "memory.limit_in_bytes" : "memory.max";
     const char *lim = getenv(TERRANE_ENV_MEMORY_LIMIT);
-    if (lim && lim[0]) {
+    if (lim && lim[0] && strcmp(lim, "0")) {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(lim, &end, 10);

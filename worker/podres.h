@@ -14,9 +14,11 @@
  * $GDAL_CACHEMAX), then the limits (threads = the CPU quota rounded up, at
  * most the CPUs this process may run on; cache = a share of the memory
  * limit left after a margin for everything that is not the block cache),
- * then the CPU count and GDAL's default cache. $TERRANE_MEMORY_LIMIT (bytes,
- * what the Downward API's resourceFieldRef limits.memory gives) stands in
- * for a memory limit the cgroup does not show.
+ * then the CPU count and GDAL's default cache. $TERRANE_MEMORY_LIMIT (bytes)
+ * and $TERRANE_CPU_LIMIT (millicores), which the controller sets from the
+ * Downward API's resourceFieldRef limits.memory / limits.cpu, stand in for
+ * limits the cgroup does not show; the smaller figure counts, "0" (no
+ * limit) is ignored.
  *
  * podres_init runs once on the main thread before any operation; the
  * getters may be called from any thread afterwards.
@@ -46,7 +48,7 @@ typedef struct podres_limits {
 /* What the worker uses, and where each figure came from. */
 typedef struct podres {
     int threads;
-    const char *threads_from;       /* "params", "env", "cpu.max", "cpu.cfs_quota_us", "cpus" */
+    const char *threads_from; /* "params", "env", "cpu.max", "cpu.cfs_quota_us", "TERRANE_CPU_LIMIT", "cpus" */
     unsigned long long cache_bytes; /* 0: GDAL's default (no limit known) */
     const char *cache_from;         /* "params", "env", "GDAL_CACHEMAX", "memory.max", ... "gdal" */
     podres_limits limits;

@@ -268,32 +268,22 @@ const char *wq_name(const wq *q)
     return q->name;
 }
 
-int wq_add(wq *q, const char *key)
+/* Queues key now (delay_ns 0) or in the delay heap, keeping an earlier
+ * deadline the key already has. */
+static int add(wq *q, const char *key, uint64_t delay_ns)
 {
     int rc = 0;
-    wq_item *it;
-    pthread_mutex_lock(&q->mu);
-    if (q->shutting_down) goto out;
-    uint64_t now = now_ns();
-    promote(q, now);
-    rc = item_get(q, key, &it);
-    if (rc == 0) add_locked(q, it, now);
-out:
-    pthread_mutex_unlock(&q->mu);
-    return rc;
-}
-
-int wq_add_after(wq *q, const char *key, uint64_t delay_ns)
-{
-    if (delay_ns == 0) return wq_add(q, key);
-    int rc = 0;
-    wq_item *it;
+    wq_item *it = NULL;
     pthread_mutex_lock(&q->mu);
     if (q->shutting_down) goto out;
     uint64_t now = now_ns();
     promote(q, now);
     rc = item_get(q, key, &it);
     if (rc) goto out;
+    if (delay_ns == 0) {
+        add_locked(q, it, now);
+        goto out;
+    }
     uint64_t ready = now + delay_ns < now ? UINT64_MAX : now + delay_ns;
     if (it->heap_idx != NOT_WAITING) {
         if (ready < it->ready_ns) { /* keep the earlier deadline */
@@ -312,6 +302,16 @@ int wq_add_after(wq *q, const char *key, uint64_t delay_ns)
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
+}
+
+int wq_add(wq *q, const char *key)
+{
+    return add(q, key, 0);
+}
+
+int wq_add_after(wq *q, const char *key, uint64_t delay_ns)
+{
+    return add(q, key, delay_ns);
 }
 
 int wq_add_rate_limited(wq *q, const char *key)

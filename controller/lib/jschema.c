@@ -509,32 +509,9 @@ static void excerpt(const json_t *v, char *buf, size_t size)
     }
 }
 
-static const char *type_of(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL: {
-        double d = json_real_value(v);
-        return d == floor(d) && isfinite(d) ? "integer" : "number";
-    }
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
-    }
-}
-
 static bool has_type(const json_t *v, const char *t)
 {
-    const char *actual = type_of(v);
+    const char *actual = jtype_schema_name(v);
     if (!strcmp(t, actual)) return true;
     return !strcmp(t, "number") && !strcmp(actual, "integer");
 }
@@ -651,7 +628,7 @@ static int check_type(vctx *c, const json_t *t, const json_t *inst, jschema_erro
         if (has_type(inst, want)) return 0;
         bool vowel = strchr("aeiou", want[0]) != NULL;
         return fail(c, err, "type", "must be %s %s, got %s", vowel ? "an" : "a", want,
-                    type_of(inst));
+                    jtype_schema_name(inst));
     }
     char names[128] = "";
     size_t off = 0;
@@ -661,7 +638,7 @@ static int check_type(vctx *c, const json_t *t, const json_t *inst, jschema_erro
         int n = snprintf(names + off, sizeof names - off, "%s%s", i ? " or " : "", want);
         if (n > 0 && (size_t)n < sizeof names - off) off += (size_t)n;
     }
-    return fail(c, err, "type", "must be %s, got %s", names, type_of(inst));
+    return fail(c, err, "type", "must be %s, got %s", names, jtype_schema_name(inst));
 }
 
 static int check_string(vctx *c, const json_t *schema, const json_t *inst, jschema_error *err)

@@ -13,4 +13,8 @@
  * "nothing" for NULL. */
 const char *jtype_name(const json_t *v);
 
+/* The JSON Schema type of v: as jtype_name, but a real with an integral
+ * value is "integer" and any other real "number". */
+const char *jtype_schema_name(const json_t *v);
+
 #endif

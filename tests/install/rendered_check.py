@@ -148,7 +148,7 @@ def main():
     for d in docs:
         md = d.get("metadata", {})
         check(md.get("labels", {}).get("app.kubernetes.io/part-of") == "terrane", f"{d['kind']}/{md.get('name')}: no app.kubernetes.io/part-of label")
-        cluster_scoped = d["kind"] in ("ClusterRole", "ClusterRoleBinding")
+        cluster_scoped = d["kind"] in ("ClusterRole", "ClusterRoleBinding", "Namespace")
         check(cluster_scoped != bool(md.get("namespace")), f"{d['kind']}/{md.get('name')}: namespace {md.get('namespace')!r}")
     dep = one(docs, "Deployment", "-controller")
     if not dep:
@@ -272,6 +272,7 @@ def main():
         check(lease_rules == LEASE_RULES, f"lease rules {lease_rules}")
         check(by_kind(docs, "ClusterRole") and not [r for r in by_kind(docs, "Role") if "leases" not in json.dumps(r["rules"])], "default RBAC should be a ClusterRole")
         check(not has("ServiceMonitor"), "ServiceMonitor rendered by default")
+        check(not has("Namespace"), "Namespace rendered by default (Helm would refuse existing ones)")
         nps = by_kind(docs, "NetworkPolicy")
         check(len(nps) == 1 and nps[0]["metadata"]["namespace"] == namespace, "no worker NetworkPolicy by default")
         for np in nps:
@@ -307,6 +308,12 @@ def main():
         check(not has("NetworkPolicy"), "NetworkPolicy rendered though networkPolicy.enabled=false")
     elif scenario == "all":
         check(spec["replicas"] == 3, "replicas")
+        nss = by_kind(docs, "Namespace")
+        check([n["metadata"]["name"] for n in nss] == ["hydro"], "worker.podSecurity.createNamespaces: no Namespace hydro")
+        want = {f"pod-security.kubernetes.io/{m}{v}": x for m in ("enforce", "warn", "audit") for v, x in (("", "baseline"), ("-version", "v1.30"))}
+        for n in nss:
+            got = {k: v for k, v in n["metadata"]["labels"].items() if k.startswith("pod-security.kubernetes.io/")}
+            check(got == want, f"Namespace hydro Pod Security labels {got}")
         check(c["image"].endswith("@sha256:" + "0123456789abcdef" * 4) and c["image"].startswith("123456789012.dkr.ecr.eu-west-1.amazonaws.com/platform/"), f"controller image {c['image']}")
         check(args.get("namespace") == "hydro", "--namespace not rendered")
         check(args.get("worker-version") == "0.1.0+build.7" and args.get("qps") == "20", "worker-version/qps")
@@ -332,7 +339,7 @@ def main():
               and w[0].get("imagePullSecrets") == [{"name": "ecr-pull"}], "worker ServiceAccount annotations/imagePullSecrets")
         for d in docs:
             check(d["metadata"]["labels"].get("team") == "hydrology", f"{d['kind']}: commonLabels missing")
-            check(d["metadata"]["name"].startswith("hydro-terrane") or d["kind"] == "ServiceAccount", f"{d['kind']}/{d['metadata']['name']}: fullnameOverride ignored")
+            check(d["metadata"]["name"].startswith("hydro-terrane") or d["kind"] in ("ServiceAccount", "Namespace"), f"{d['kind']}/{d['metadata']['name']}: fullnameOverride ignored")
         (np,) = by_kind(docs, "NetworkPolicy") or [None]
         if np:
             blocks = [t["ipBlock"] for r in np["spec"]["egress"] for t in r.get("to", []) if "ipBlock" in t]

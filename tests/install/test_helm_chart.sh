@@ -99,7 +99,8 @@ else fail "--kube-version 1.26.0: $out"; fi
 # helm template does not render NOTES.txt into the output; install --dry-run does, offline.
 notes=$("$HELM" install terrane "$CHART" --namespace "$NS" --dry-run=client 2>&1 | sed -n '/^NOTES:/,$p')
 for want in "kubectl -n $NS get pods" "kubectl get am -n hydro -w" "kubectl apply -f crds/examples/lux-terrain-catchments.yaml" \
-  "aws eks create-pod-identity-association"; do
+  "aws eks create-pod-identity-association" \
+  "kubectl label --overwrite namespace $NS pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest"; do
   [[ "$notes" == *"$want"* ]] && ok "NOTES.txt: $want" || fail "NOTES.txt lacks '$want': ${notes:0:400}"
 done
 
@@ -130,6 +131,8 @@ reject 'bad bucket name' "at '/worker/env/allowedBuckets/0'" --set 'worker.env.a
 reject 'CIDR without prefix' "at '/networkPolicy/blockedCIDRs/0'" --set 'networkPolicy.blockedCIDRs={169.254.169.254}'
 reject 'pool name not a DNS label' "invalid propertyName 'GPU_big'" --set-json 'pools.GPU_big={}'
 reject 'TERRANE_TASK in worker env' "TERRANE_TASK" --set worker.env.extra.TERRANE_TASK=x
+reject 'Pod Security level enum' "at '/worker/podSecurity/level'" --set worker.podSecurity.level=strict
+reject 'Pod Security version' "at '/worker/podSecurity/version'" --set worker.podSecurity.version=1.30
 reject 'anti-affinity enum' "at '/controller/podAntiAffinity'" --set controller.podAntiAffinity=always
 # the chart's cross-value checks (templates/_helpers.tpl terrane.validate)
 reject 'defaultPool not a pool' 'defaultPool: "fast" is not one of pools (cpu, gpu, highmem)' --set defaultPool=fast

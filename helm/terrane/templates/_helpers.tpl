@@ -75,6 +75,15 @@ app.kubernetes.io/component: controller
 {{- end -}}
 {{- end -}}
 
+{{/* The Pod Security Admission labels of worker namespaces, one per line as key: value. */}}
+{{- define "terrane.podSecurityLabels" -}}
+{{- $ps := .Values.worker.podSecurity -}}
+{{- range $mode := list "enforce" "warn" "audit" }}
+pod-security.kubernetes.io/{{ $mode }}: {{ $ps.level }}
+pod-security.kubernetes.io/{{ $mode }}-version: {{ $ps.version }}
+{{- end }}
+{{- end -}}
+
 {{/* image: (dict "registry" R "image" .Values.x.image "default" TAG) -> registry/repository:tag or @digest */}}
 {{- define "terrane.image" -}}
 {{- $repo := .image.repository -}}

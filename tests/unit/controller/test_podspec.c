@@ -207,15 +207,29 @@ static void builds_the_pod(void **state)
     const json_t *mount = json_array_get(json_object_get(c, "volumeMounts"), 0);
     assert_string_equal(str_at(mount, "mountPath"), "/scratch");
 
-    /* environment: the task first, scratch defaults, then the configured
-     * variables sorted by name */
+    /* environment: the task first, scratch defaults, the limits, then the
+     * configured variables sorted by name */
     const json_t *e = json_object_get(c, "env");
-    static const char *const order[] = {"TERRANE_TASK",    "TERRANE_SCRATCH_DIR",     "TMPDIR",
-                                        "AWS_S3_ENDPOINT", "TERRANE_ALLOWED_BUCKETS", "ZED"};
-    assert_int_equal(json_array_size(e), 6);
-    for (size_t i = 0; i < 6; i++)
+    static const char *const order[] = {"TERRANE_TASK",
+                                        "TERRANE_SCRATCH_DIR",
+                                        "TMPDIR",
+                                        "TERRANE_MEMORY_LIMIT",
+                                        "TERRANE_CPU_LIMIT",
+                                        "AWS_S3_ENDPOINT",
+                                        "TERRANE_ALLOWED_BUCKETS",
+                                        "ZED"};
+    assert_int_equal(json_array_size(e), 8);
+    for (size_t i = 0; i < 8; i++)
         assert_string_equal(str_at(json_array_get(e, i), "name"), order[i]);
     assert_string_equal(str_at(json_array_get(e, 1), "value"), "/scratch");
+    /* the limits through the Downward API: bytes and millicores */
+    assert_string_equal(str_at(json_array_get(e, 3), "valueFrom.resourceFieldRef.resource"),
+                        "limits.memory");
+    assert_string_equal(str_at(json_array_get(e, 3), "valueFrom.resourceFieldRef.containerName"),
+                        "worker");
+    assert_string_equal(str_at(json_array_get(e, 4), "valueFrom.resourceFieldRef.resource"),
+                        "limits.cpu");
+    assert_string_equal(str_at(json_array_get(e, 4), "valueFrom.resourceFieldRef.divisor"), "1m");
     json_t *back = json_loads(str_at(json_array_get(e, 0), "value"), 0, NULL);
     assert_true(json_equal(back, t));
     json_decref(back);

@@ -31,6 +31,7 @@ static void clear_env(void)
     unsetenv(TERRANE_ENV_THREADS);
     unsetenv(TERRANE_ENV_CACHE_MB);
     unsetenv(TERRANE_ENV_MEMORY_LIMIT);
+    unsetenv(TERRANE_ENV_CPU_LIMIT);
     unsetenv("GDAL_CACHEMAX");
 }
 
@@ -115,6 +116,31 @@ static void threads_resolution(void **state)
     assert_int_equal(podres_resolve(NULL, &l, 4, &p), 0);
     assert_string_equal(p.threads_from, "cpu.cfs_quota_us");
 
+    /* The Downward API's millicores: the smaller limit counts, "0" is none. */
+    l.cgroup_version = 2;
+    l.cpu_quota = 4;
+    setenv(TERRANE_ENV_CPU_LIMIT, "1500", 1);
+    assert_int_equal(podres_resolve(NULL, &l, 8, &p), 0);
+    assert_int_equal(p.threads, 2);
+    assert_string_equal(p.threads_from, TERRANE_ENV_CPU_LIMIT);
+    assert_true(p.limits.cpu_quota == 1.5);
+    setenv(TERRANE_ENV_CPU_LIMIT, "6000", 1);
+    assert_int_equal(podres_resolve(NULL, &l, 8, &p), 0);
+    assert_int_equal(p.threads, 4);
+    assert_string_equal(p.threads_from, "cpu.max");
+    setenv(TERRANE_ENV_CPU_LIMIT, "0", 1);
+    assert_int_equal(podres_resolve(NULL, &l, 8, &p), 0);
+    assert_int_equal(p.threads, 4);
+    l.cpu_quota = 0;
+    setenv(TERRANE_ENV_CPU_LIMIT, "3000", 1);
+    assert_int_equal(podres_resolve(NULL, &l, 8, &p), 0);
+    assert_int_equal(p.threads, 3);
+    setenv(TERRANE_ENV_CPU_LIMIT, "-5", 1);
+    assert_int_equal(podres_resolve(NULL, &l, 8, &p), -1);
+    assert_non_null(strstr(err_get_message(), TERRANE_ENV_CPU_LIMIT));
+    err_clear();
+    unsetenv(TERRANE_ENV_CPU_LIMIT);
+
     /* No quota: the CPU count. */
     l.cpu_quota = 0;
     assert_int_equal(podres_resolve(NULL, &l, 6, &p), 0);
@@ -167,6 +193,10 @@ static void cache_resolution(void **state)
     setenv(TERRANE_ENV_MEMORY_LIMIT, "4294967296", 1);
     assert_int_equal(podres_resolve(NULL, &l, 2, &p), 0);
     assert_true(p.cache_bytes == 384 * MIB);
+    setenv(TERRANE_ENV_MEMORY_LIMIT, "0", 1); /* the Downward API without a limit */
+    assert_int_equal(podres_resolve(NULL, &l, 2, &p), 0);
+    assert_true(p.cache_bytes == 384 * MIB);
+    assert_string_equal(p.cache_from, "memory.max");
     setenv(TERRANE_ENV_MEMORY_LIMIT, "12", 1);
     assert_int_equal(podres_resolve(NULL, &l, 2, &p), -1);
     err_clear();
