@@ -240,7 +240,8 @@ def run_case(build, n, nns, resync, tmp, log, timeout, pods=False):
              "--leader-elect=false",
              "--qps", "5000", "--burst", "5000", "--resync", str(resync),
              "--log-level", "warn", "--metrics-addr", f"127.0.0.1:{mport}"],
-            stdout=open(os.path.join(d, "controller.log"), "w"), stderr=subprocess.STDOUT)
+            stdout=open(os.path.join(d, "controller.log"), "w"), stderr=subprocess.STDOUT,
+            start_new_session=True)  # a wrapper's children end with it (killpg below)
         deadline = t0 + timeout
         while watch.count() < n:
             if time.monotonic() > deadline or ctl.poll() is not None:
@@ -325,6 +326,11 @@ def run_case(build, n, nns, resync, tmp, log, timeout, pods=False):
     finally:
         if watch:
             watch.stop = True
+        if ctl:
+            try:
+                os.killpg(ctl.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         for p in (ctl, sim):
             if p and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
