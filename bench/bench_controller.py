@@ -45,6 +45,8 @@ HZ = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
 GROUP = "/apis/terrane.io/v1alpha1"
 
+SINGLES = 100  # objects created one at a time after the pods burst
+
 TARGETS = {"ratio": 1.3, "cpu_ms": 0.3, "resync10k_s": 2.0, "rss10k_mb": 40, "rss100k_mb": 300}
 
 
@@ -86,20 +88,23 @@ class Api:
         return json.loads(out) if out else None
 
 
-def am(ns, i):
+def am(ns, i, pods=False):
+    # pods: an external input, so every object gets a worker pod at once;
+    # otherwise an upstream that does not exist (no pods, the controller's own work)
+    src = {"name": "dem", "uri": f"s3://raw/{i}.tif"} if pods else {"name": "dem", "from": "not-there"}
     return {"apiVersion": "terrane.io/v1alpha1", "kind": "AssetMaterialization",
             "metadata": {"name": f"a-{i}", "namespace": ns},
             "spec": {"assetKey": f"bench/a_{i}", "operation": "cog", "params": {},
-                     "inputs": [{"name": "dem", "from": "not-there"}],
-                     "output": {"uri": "s3://assets"}}}
+                     "inputs": [src], "output": {"uri": "s3://assets"}}}
 
 
 class StatusWatch(threading.Thread):
-    """Counts the objects that have a status, from one watch of all namespaces."""
+    """Counts the objects that have a status, from one watch of all namespaces
+    (pods: the AssetMaterializations that have a worker pod, from a watch of pods)."""
 
-    def __init__(self, port, rv):
+    def __init__(self, port, rv, pods=False):
         super().__init__(daemon=True)
-        self.port, self.rv = port, rv
+        self.port, self.rv, self.pods = port, rv, pods
         self.with_status = set()
         self.lock = threading.Lock()
         self.stop = False
@@ -112,7 +117,8 @@ class StatusWatch(threading.Thread):
         while not self.stop:
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-                c.request("GET", f"{GROUP}/assetmaterializations?watch=1&allowWatchBookmarks=true"
+                path = "/api/v1/pods" if self.pods else f"{GROUP}/assetmaterializations"
+                c.request("GET", f"{path}?watch=1&allowWatchBookmarks=true"
                           f"&resourceVersion={self.rv}")
                 r = c.getresponse()
                 for line in r:
@@ -121,7 +127,12 @@ class StatusWatch(threading.Thread):
                     md = o.get("metadata", {})
                     if md.get("resourceVersion"):
                         self.rv = md["resourceVersion"]
-                    if ev.get("type") in ("ADDED", "MODIFIED") and (o.get("status") or {}).get("phase"):
+                    owner = (md.get("labels") or {}).get("terrane.io/materialization")
+                    if self.pods and ev.get("type") == "ADDED" and owner:
+                        with self.lock:
+                            self.with_status.add((md.get("namespace"), owner))
+                    elif (not self.pods and ev.get("type") in ("ADDED", "MODIFIED")
+                          and (o.get("status") or {}).get("phase")):
                         with self.lock:
                             self.with_status.add((md.get("namespace"), md.get("name")))
                     if self.stop:
@@ -134,16 +145,19 @@ class StatusWatch(threading.Thread):
 
 def scrape(port):
     """controller_runtime_reconcile_total and the reconcile-time histogram."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     c.request("GET", "/metrics")
     text = c.getresponse().read().decode()
-    total, buckets = 0.0, {}
+    total, buckets, e2p = 0.0, {}, {}
     for line in text.splitlines():
         if line.startswith("controller_runtime_reconcile_total"):
             total += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("controller_runtime_reconcile_time_seconds_bucket"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+        for name, into in (("controller_runtime_reconcile_time_seconds_bucket", buckets),
+                           ("terrane_event_to_pod_create_seconds_bucket", e2p)):
+            if line.startswith(name):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                into[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    scrape.event_to_pod = e2p
     return total, buckets
 
 
@@ -173,8 +187,8 @@ def limiter(ctl_cpu, sim_cpu, wall):
     return "wait"
 
 
-def run_case(build, n, nns, resync, tmp, log, timeout):
-    d = tempfile.mkdtemp(prefix=f"n{n}-ns{nns}-", dir=tmp)
+def run_case(build, n, nns, resync, tmp, log, timeout, pods=False):
+    d = tempfile.mkdtemp(prefix=f"n{n}-ns{nns}{'-pods' if pods else ''}-", dir=tmp)
     kcfg = os.path.join(d, "kubeconfig")
     portf = os.path.join(d, "port")
     sim = subprocess.Popen(
@@ -207,10 +221,10 @@ def run_case(build, n, nns, resync, tmp, log, timeout):
         t = time.monotonic()
         for i in range(n):
             ns = spaces[i % nns]
-            api.req("POST", f"{GROUP}/namespaces/{ns}/assetmaterializations", am(ns, i))
+            api.req("POST", f"{GROUP}/namespaces/{ns}/assetmaterializations", am(ns, i, pods))
         create_s = time.monotonic() - t
         rv = api.req("GET", f"{GROUP}/assetmaterializations?limit=1")["metadata"]["resourceVersion"]
-        watch = StatusWatch(port, rv)
+        watch = StatusWatch(port, rv, pods)
         watch.start()
 
         mport = free_port()
@@ -222,10 +236,12 @@ def run_case(build, n, nns, resync, tmp, log, timeout):
             shlex.split(os.environ.get("BENCH_CTL_WRAP", "")) +
             [os.path.join(build, "terrane-controller"), "--kubeconfig", kcfg,
              "--pools", os.path.join(ROOT, "tests/e2e/testdata/pools.json"),
-             "--worker-command", '["/bin/false"]', "--leader-elect=false",
+             "--worker-command", '["/bin/true"]' if pods else '["/bin/false"]',
+             "--leader-elect=false",
              "--qps", "5000", "--burst", "5000", "--resync", str(resync),
              "--log-level", "warn", "--metrics-addr", f"127.0.0.1:{mport}"],
-            stdout=open(os.path.join(d, "controller.log"), "w"), stderr=subprocess.STDOUT)
+            stdout=open(os.path.join(d, "controller.log"), "w"), stderr=subprocess.STDOUT,
+            start_new_session=True)  # a wrapper's children end with it (killpg below)
         deadline = t0 + timeout
         while watch.count() < n:
             if time.monotonic() > deadline or ctl.poll() is not None:
@@ -236,6 +252,32 @@ def run_case(build, n, nns, resync, tmp, log, timeout):
         ctl_cpu = cpu_s(ctl.pid)
         sim_conv = cpu_s(sim.pid) - sim_cpu0
         recs, _ = scrape(mport)
+        if pods:
+            # the controller's side of creating pods: its histogram and rate.
+            # The burst (every object due at once) measures mostly queueing;
+            # then single objects, one at a time, into a settled cache of n
+            e2p = scrape.event_to_pod
+            ns0 = spaces[0]
+            for j in range(SINGLES):
+                api.req("POST", f"{GROUP}/namespaces/{ns0}/assetmaterializations", am(ns0, n + j, True))
+                t_one = time.monotonic()
+                while watch.count() < n + j + 1 and time.monotonic() - t_one < 30:
+                    time.sleep(0.002)
+            scrape(mport)
+            single = {le: v - e2p.get(le, 0) for le, v in scrape.event_to_pod.items()}
+            row = {"n": n, "ns": nns, "pods": True, "create_s": create_s, "converge_s": conv,
+                   "pods_per_s": n / conv, "ctl_cpu_s": ctl_cpu, "sim_cpu_s": sim_conv,
+                   "reconciles": recs, "cpu_ms_per_reconcile": 1000 * ctl_cpu / max(recs, 1),
+                   "cpu_ms_per_pod": 1000 * ctl_cpu / n,
+                   "e2p_p50_ms": 1000 * quantile(e2p, 0.5), "e2p_p99_ms": 1000 * quantile(e2p, 0.99),
+                   "e2p_count": max(e2p.values()) if e2p else 0,
+                   "single_p50_ms": 1000 * quantile(single, 0.5),
+                   "single_p99_ms": 1000 * quantile(single, 0.99),
+                   "rss_mb": mem_kb(ctl.pid, "VmRSS") / 1024, "load1": os.getloadavg()[0],
+                   "limit_converge": limiter(ctl_cpu, sim_conv, conv)}
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            return row
         time.sleep(1.0)
         rss_steady = mem_kb(ctl.pid, "VmRSS")
 
@@ -284,6 +326,11 @@ def run_case(build, n, nns, resync, tmp, log, timeout):
     finally:
         if watch:
             watch.stop = True
+        if ctl:
+            try:
+                os.killpg(ctl.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         for p in (ctl, sim):
             if p and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -306,6 +353,8 @@ def main():
     ap.add_argument("--resync", type=int, default=0,
                     help="informer resync period; 0: 30 s + 3 s per 1,000 objects (longer than converging)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed for each phase")
+    ap.add_argument("--pods", default="1000,10000",
+                    help="N of the pods phase (every object gets a pod at once; '' skips it)")
     ap.add_argument("--out", help="JSON lines of every case (default BUILD/bench/controller.jsonl)")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
@@ -316,7 +365,7 @@ def main():
     try:
         with open(out, "w") as log:
             for nns in [int(x) for x in a.ns.split(",")]:
-                for n in [int(x) for x in a.n.split(",")]:
+                for n in [int(x) for x in a.n.split(",") if x]:
                     resync = a.resync or 30 + 3 * n // 1000
                     rows.append(run_case(build, n, nns, resync, tmp, log, a.timeout))
                     r = rows[-1]
@@ -329,6 +378,16 @@ def main():
                           f"resync {r['resync_wall_s']:.2f} s wall / {r['resync_cpu_s']:.2f} s cpu "
                           f"[{r['limit_resync']}] (sim {r['resync_sim_cpu_s']:.2f} s)  "
                           f"reconcile p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms  load {r['load1']:.1f}", flush=True)
+            prow = []
+            for n in [int(x) for x in a.pods.split(",") if x]:
+                r = run_case(build, n, 1, 30 + 3 * n // 1000, tmp, log, a.timeout, pods=True)
+                prow.append(r)
+                print(f"pods N={n:>6}  {r['pods_per_s']:7.1f} pods/s [{r['limit_converge']}]  "
+                      f"event->pod burst p50 {r['e2p_p50_ms']:.1f} ms p99 {r['e2p_p99_ms']:.1f} ms, "
+                      f"one at a time p50 {r['single_p50_ms']:.3f} ms p99 {r['single_p99_ms']:.3f} ms "
+                      f"(target p99 <= 5 ms at 10k)  ctl cpu/pod {r['cpu_ms_per_pod']:.3f} ms "
+                      f"(<= 1 ms: >= 1,000 pods/s controller-side)  sim cpu {r['sim_cpu_s']:.1f} s  "
+                      f"rss {r['rss_mb']:.0f} MB  load {r['load1']:.1f}", flush=True)
         ns_list = sorted({r["ns"] for r in rows})
         print()
         print("| AMs | namespaces | until every status | ctl CPU / reconcile | RSS steady / peak "
@@ -361,6 +420,15 @@ def main():
                 r = by_n[100000]
                 print(f"  N=100,000 ({nns} ns): RSS {r['rss_peak_mb']:.0f} MB (target <= "
                       f"{TARGETS['rss100k_mb']}: {mark(r['rss_peak_mb'], TARGETS['rss100k_mb'])})")
+        if prow:
+            print()
+            print("| AMs with a pod each | pods / s | ctl CPU / pod | event -> pod p50 / p99, burst "
+                  "| event -> pod p50 / p99, one at a time | limited by |")
+            print("|---|---|---|---|---|---|")
+            for r in prow:
+                print(f"| {r['n']:,} | {r['pods_per_s']:.1f} | {r['cpu_ms_per_pod']:.3f} ms "
+                      f"| {r['e2p_p50_ms']:.0f} / {r['e2p_p99_ms']:.0f} ms "
+                      f"| {r['single_p50_ms']:.3f} / {r['single_p99_ms']:.3f} ms | {r['limit_converge']} |")
         print(f"raw: {out}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

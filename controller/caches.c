@@ -18,7 +18,9 @@
 #include "podspec.h"
 #include "source.h"
 #include "spec.h"
+#include "status.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +32,7 @@ struct caches {
     wq *queue;
     depgraph *graph;
     speccache *specs;
+    atomic_long stale; /* cached AMs with Stale=True, kept by the handlers */
 };
 
 static bool make_key(const char *ns, const char *name, char *key)
@@ -109,9 +112,28 @@ static void enqueue_dependents(caches *c, const char *ns, const char *name)
         informer_each_indexed(c->ams, CACHES_INDEX_UPSTREAM, key, enqueue_one, c);
 }
 
+/* --- the stale count ---------------------------------------------------------------------- */
+
+static long stale_of(const json_t *am)
+{
+    kobj_condition cond;
+    return kobj_cond_get(json_object_get(am, "status"), COND_STALE, &cond) == 0 && cond.status &&
+           !strcmp(cond.status, "True");
+}
+
+/* The handlers see every change of the cache (relists by their diff), so
+ * the count needs no scan of it; a delete's final state may differ from
+ * what was counted, hence the floor at 0 when read. */
+static void stale_move(caches *c, const json_t *old, const json_t *obj)
+{
+    long d = (obj ? stale_of(obj) : 0) - (old ? stale_of(old) : 0);
+    if (d) atomic_fetch_add(&c->stale, d);
+}
+
 static void am_add(void *ctx, const json_t *obj)
 {
     caches *c = ctx;
+    stale_move(c, NULL, obj);
     graph_update(c, obj);
     enqueue(c, kobj_namespace(obj), kobj_name(obj));
     /* dependents waiting with UpstreamMissing */
@@ -130,6 +152,7 @@ static void am_update(void *ctx, const json_t *old, const json_t *obj)
     caches *c = ctx;
     enqueue(c, kobj_namespace(obj), kobj_name(obj));
     if (old == obj) return; /* resync */
+    stale_move(c, old, obj);
     if (kobj_generation(old) != kobj_generation(obj)) graph_update(c, obj);
     const json_t *os = json_object_get(old, "status"), *ns = json_object_get(obj, "status");
     if (str_differs(os, ns, "phase") || str_differs(os, ns, "dataVersion") ||
@@ -142,6 +165,7 @@ static void am_delete(void *ctx, const json_t *obj)
 {
     caches *c = ctx;
     char key[KEY_MAX];
+    stale_move(c, obj, NULL);
     if (make_key(kobj_namespace(obj), kobj_name(obj), key)) depgraph_remove(c->graph, key);
     speccache_forget(c->specs, kobj_uid(obj));
     enqueue(c, kobj_namespace(obj), kobj_name(obj));
@@ -358,6 +382,12 @@ informer *caches_sources(caches *c)
 informer *caches_pods(caches *c)
 {
     return c->pods;
+}
+
+long caches_stale(caches *c)
+{
+    long n = atomic_load(&c->stale);
+    return n > 0 ? n : 0;
 }
 
 speccache *caches_specs(caches *c)

@@ -58,6 +58,9 @@ bool caches_synced(caches *c);
 informer *caches_ams(caches *c);
 informer *caches_pods(caches *c);
 informer *caches_sources(caches *c); /* AssetSources (source.h) */
+/* AssetMaterializations in the cache with Stale=True, counted by the
+ * handlers as they change (no scan). */
+long caches_stale(caches *c);
 speccache *caches_specs(caches *c);
 
 /* Whether ns/name is on a dependency cycle; *path as depgraph_cycle (at

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,9 @@ static const double REST_BUCKETS[] = {0.005, 0.025, 0.1, 0.25, 0.5,  1.0,
 /* Materializations take seconds to hours. */
 static const double MATERIALIZATION_BUCKETS[] = {0.5, 1,   2.5, 5,   10,   30,
                                                  60,  120, 300, 600, 1800, 3600};
+/* A watch event to the pod it causes: milliseconds when all goes well. */
+static const double EVENT_TO_POD_BUCKETS[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                                              0.1,    0.25,  0.5,   1,     2.5,  5,     10};
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define WQ_BUCKETS 10 /* client-go: ExponentialBuckets(10e-9, 10, 10) */
 
@@ -89,7 +93,8 @@ typedef struct ctlm {
     metrics_family *p_cpu, *p_rss, *p_vsize, *p_fds, *p_max_fds, *p_start;
 
     /* Fixed-label series, looked up once. */
-    metrics_series *rec_result[4], *rec_errors, *rec_time, *rec_max, *rec_active;
+    metrics_family *event_to_pod;
+    metrics_series *rec_result[4], *rec_errors, *rec_time, *rec_max, *rec_active, *event_to_pod_s;
     metrics_series *stale_s;
     metrics_series *cpu_s, *rss_s, *vsize_s, *fds_s, *max_fds_s, *start_s;
 } ctlm;
@@ -303,6 +308,13 @@ static int register_all(ctlm *c)
                               "final failure.",
                               L("operation", "pool"), MATERIALIZATION_BUCKETS,
                               N(MATERIALIZATION_BUCKETS), &c->materialization_duration));
+    TRY(metrics_histogram_new(r, "terrane_event_to_pod_create_seconds",
+                              "Seconds from the moment a key became due in the work queue (the "
+                              "watch event that enqueued it, or its retry deadline) to the "
+                              "create request of the pod its reconcile created (the API "
+                              "server's time excluded).",
+                              L("controller"), EVENT_TO_POD_BUCKETS, N(EVENT_TO_POD_BUCKETS),
+                              &c->event_to_pod));
     TRY(metrics_gauge_new(r, "terrane_worker_pods",
                           "Worker pods by pool and phase (running, pending).", L("pool", "phase"),
                           &c->worker_pods));
@@ -391,6 +403,7 @@ int ctlm_init(const ctlm_config *cfg)
         c->rec_result[i] = metrics_with(c->reconcile_total, c->controller, RECONCILE_RESULTS[i]);
     c->rec_errors = metrics_with(c->reconcile_errors, c->controller);
     c->rec_time = metrics_with(c->reconcile_time, c->controller);
+    c->event_to_pod_s = metrics_with(c->event_to_pod, c->controller);
     c->rec_max = metrics_with(c->max_concurrent, c->controller);
     c->rec_active = metrics_with(c->active_workers, c->controller);
     c->stale_s = metrics_get(c->stale, NULL);
@@ -456,9 +469,35 @@ void ctlm_reconcile_end(ctlm_reconcile_result result, double seconds)
 
 /* --- work queue -------------------------------------------------------------------- */
 
+/* When the key this thread took last from a work queue became due, and
+ * when its reconcile sent a pod create (monotonic seconds; 0: none), for
+ * ctlm_pod_created. */
+static _Thread_local double tl_due_s, tl_sent_s;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void ctlm_pod_create_sent(void)
+{
+    tl_sent_s = mono_s();
+}
+
+void ctlm_pod_created(void)
+{
+    ctlm *c = G;
+    if (!c || tl_due_s <= 0 || tl_sent_s <= 0 || tl_sent_s < tl_due_s) return;
+    metrics_observe(c->event_to_pod_s, tl_sent_s - tl_due_s);
+    tl_sent_s = 0; /* once per create request */
+}
+
 static void wq_observe(void *ctx, wq_metric metric, double seconds)
 {
     wq_entry *e = ctx;
+    if (metric == WQ_QUEUE_LATENCY) tl_due_s = mono_s() - seconds;
     metrics_observe(metric == WQ_QUEUE_LATENCY ? e->queue_latency : e->work_duration, seconds);
 }
 

@@ -62,6 +62,10 @@
  *  terrane_materialization_duration_seconds      histogram  operation, pool
  *    ctlm_materialization_finished (succeeded and failed, not cache hits);
  *    buckets 0.5 1 2.5 5 10 30 60 120 300 600 1800 3600
+ *  terrane_event_to_pod_create_seconds           histogram  controller
+ *    ctlm_pod_created, from when the key became due in the work queue (an
+ *    event's add, or a retry's deadline) to the create request (ctlm_pod_create_sent);
+ *    buckets 0.0005 .. 10
  *  terrane_worker_pods                           gauge      pool, phase
  *    ctlm_set_pods; phase: running, pending
  *  terrane_attempts_total                        counter    pool, reason
@@ -157,6 +161,12 @@ void ctlm_kube_observe(void *ctx, const char *verb, int http_code, double second
 /* From the lease callbacks: on_started_leading -> true, on_stopped_leading
  * -> false; at start with false when leader election is on. */
 void ctlm_set_leader(const char *lease_name, bool leading);
+/* The reconcile running on this thread sends a pod create now; then the
+ * create succeeded: observes terrane_event_to_pod_create_seconds, from when
+ * its key became due in an attached work queue (the observer of wq_get
+ * notes it per thread) to the request (the controller's own latency). */
+void ctlm_pod_create_sent(void);
+void ctlm_pod_created(void);
 
 /* --- materializations (reconciler/manager, once per transition) --- */
 typedef enum { CTLM_SUCCEEDED, CTLM_FAILED, CTLM_CACHE_HIT } ctlm_outcome;

@@ -164,9 +164,11 @@ static int apply(executor *m, const char *key, const char *ns, const json_t *am,
     if (p->create) {
         json_t *created = NULL;
         const char *name = kobj_name(p->create);
+        ctlm_pod_create_sent();
         rc = kube_create(m->cfg.client, &KUBE_PODS, ns, p->create, &created);
         json_decref(created);
         if (rc == 0) {
+            ctlm_pod_created();
             clog_info("pod created", "{s:s, s:s, s:s, s:s}", "key", key, "pod", name, "pool",
                       kobj_label(p->create, PODSPEC_L_POOL), "attempt",
                       kobj_label(p->create, PODSPEC_L_ATTEMPT));

@@ -272,16 +272,6 @@ static int count_pod(void *ctx, const json_t *pod)
     return 0;
 }
 
-static int count_stale(void *ctx, const json_t *am)
-{
-    census *c = ctx;
-    kobj_condition cond;
-    if (kobj_cond_get(json_object_get(am, "status"), COND_STALE, &cond) == 0 && cond.status &&
-        !strcmp(cond.status, "True"))
-        c->stale++;
-    return 0;
-}
-
 /* A metrics collector: worker pods per pool and phase, and stale assets,
  * counted from the caches at each scrape, for every pool however many. */
 static void sample_cluster(void *ctx)
@@ -302,7 +292,7 @@ static void sample_cluster(void *ctx)
         goto done;
     }
     informer_each(caches_pods(c.m->caches), NULL, count_pod, &c);
-    informer_each(caches_ams(c.m->caches), NULL, count_stale, &c);
+    c.stale = caches_stale(c.m->caches); /* counted as they change: no scan of every AM */
     for (size_t i = 0; i < n; i++)
         ctlm_set_pods(pool_name(pools_at(ps, i)), c.running[i], c.pending[i]);
     ctlm_set_stale(c.stale);

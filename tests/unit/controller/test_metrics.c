@@ -654,6 +654,51 @@ static void ctlm_workqueue_series(void **state)
     ctlm_shutdown();
 }
 
+/* A pod created by a reconcile: the seconds since its key became due in
+ * the queue (added, then waiting 30 ms before and after wq_get). */
+static void ctlm_event_to_pod_series(void **state)
+{
+    (void)state;
+    assert_int_equal(ctlm_init(NULL), 0);
+    wq *q = wq_new("assetmaterialization", NULL);
+    assert_non_null(q);
+    assert_int_equal(ctlm_workqueue_attach(q), 0);
+    char *t = ctlm_render();
+    assert_line(t,
+                "terrane_event_to_pod_create_seconds_count{controller=\"assetmaterialization\"} 0");
+    cmem_free(t);
+    wq_add(q, "ns/a");
+    struct timespec ts = {0, 30 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    const char *k = NULL;
+    assert_int_equal(wq_get(q, &k), 0);
+    nanosleep(&ts, NULL);
+    ctlm_pod_create_sent();
+    nanosleep(&ts, NULL); /* the API's time: not counted */
+    ctlm_pod_created();
+    wq_done(q, k);
+    t = ctlm_render();
+    assert_line(t,
+                "terrane_event_to_pod_create_seconds_count{controller=\"assetmaterialization\"} 1");
+    assert_line(t, "terrane_event_to_pod_create_seconds_bucket{controller="
+                   "\"assetmaterialization\",le=\"0.05\"} 0");
+    double sum =
+        sample(t, "terrane_event_to_pod_create_seconds_sum{controller=\"assetmaterialization\"}");
+    assert_true(sum >= 0.06 && sum < 10);
+    cmem_free(t);
+    /* the create request is observed once; nothing without a new one */
+    ctlm_pod_created();
+    t = ctlm_render();
+    assert_line(t,
+                "terrane_event_to_pod_create_seconds_count{controller=\"assetmaterialization\"} 1");
+    cmem_free(t);
+    ctlm_workqueue_detach(q);
+    wq_shut_down(q);
+    wq_free(q);
+    ctlm_shutdown();
+    ctlm_pod_created(); /* without metrics: nothing */
+}
+
 /* An informer that never started: synced 0, nothing listed or cached. */
 static void ctlm_informer_series(void **state)
 {
@@ -862,6 +907,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ctlm_noop_without_init, setup, teardown),
         cmocka_unit_test_setup_teardown(ctlm_reconcile_series, setup, teardown),
         cmocka_unit_test_setup_teardown(ctlm_workqueue_series, setup, teardown),
+        cmocka_unit_test_setup_teardown(ctlm_event_to_pod_series, setup, teardown),
         cmocka_unit_test_setup_teardown(ctlm_informer_series, setup, teardown),
         cmocka_unit_test_setup_teardown(ctlm_rest_client_series, setup, teardown),
         cmocka_unit_test_setup_teardown(ctlm_materialization_series, setup, teardown),
