@@ -138,9 +138,9 @@ static int add_limit_env(json_t *list, const json_t *env, const char *name, cons
                          const char *divisor)
 {
     if (json_object_get(env, name)) return 0;
-    json_t *e = json_pack("{s:s, s:{s:{s:s, s:s, s:s}}}", "name", name, "valueFrom",
-                          "resourceFieldRef", "containerName", PODSPEC_CONTAINER, "resource",
-                          resource, "divisor", divisor);
+    json_t *e =
+        json_pack("{s:s, s:{s:{s:s, s:s, s:s}}}", "name", name, "valueFrom", "resourceFieldRef",
+                  "containerName", PODSPEC_CONTAINER, "resource", resource, "divisor", divisor);
     if (!e || json_array_append_new(list, e)) return cerr_oom();
     return 0;
 }

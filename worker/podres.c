@@ -267,7 +267,7 @@ int podres_resolve(const cJSON *params, const podres_limits *limits, int cpus, p
             double q = ceil(out->limits.cpu_quota - 1e-9);
             out->threads = q < out->cpus ? (int)q : out->cpus;
             if (out->threads < 1) out->threads = 1;
-            out->threads_from = cpu_from_env                ? TERRANE_ENV_CPU_LIMIT
+            out->threads_from = cpu_from_env                  ? TERRANE_ENV_CPU_LIMIT
                                 : limits->cgroup_version == 1 ? "cpu.cfs_quota_us"
                                                               : "cpu.max";
         } else {

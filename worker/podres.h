@@ -48,7 +48,8 @@ typedef struct podres_limits {
 /* What the worker uses, and where each figure came from. */
 typedef struct podres {
     int threads;
-    const char *threads_from; /* "params", "env", "cpu.max", "cpu.cfs_quota_us", "TERRANE_CPU_LIMIT", "cpus" */
+    const char *threads_from;       /* "params", "env", "cpu.max", "cpu.cfs_quota_us",
+                                       "TERRANE_CPU_LIMIT", "cpus" */
     unsigned long long cache_bytes; /* 0: GDAL's default (no limit known) */
     const char *cache_from;         /* "params", "env", "GDAL_CACHEMAX", "memory.max", ... "gdal" */
     podres_limits limits;
