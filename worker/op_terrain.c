@@ -205,6 +205,15 @@ typedef struct terrain_job {
     void *progress_arg;
 } terrain_job;
 
+/* The result's geotransform: the window's (the whole raster's, untiled). */
+static void set_window_gt(terrain_job *j)
+{
+    if (!j->has_gt) return;
+    double gt[6];
+    partition_window_gt(j->gt, (partition_window){j->x0, j->y0, j->width, j->height}, gt);
+    GDALSetGeoTransform(j->dst, gt);
+}
+
 /* A MEM dataset over j->result, like the scratch file but in memory. */
 static int create_in_memory(terrain_job *j, GDALRasterBandH like)
 {
@@ -227,7 +236,7 @@ static int create_in_memory(terrain_job *j, GDALRasterBandH like)
         j->result = NULL;
         return err_oom();
     }
-    if (j->has_gt) GDALSetGeoTransform(j->dst, j->gt);
+    set_window_gt(j);
     if (j->srs) GDALSetSpatialRef(j->dst, j->srs);
     j->dst_band = GDALGetRasterBand(j->dst, 1);
     if (has) GDALSetRasterNoDataValue(j->dst_band, nd);
@@ -250,11 +259,7 @@ static int create_scratch(terrain_job *j, GDALRasterBandH like)
     j->dst = GDALCreate(drv, j->tmp_path, j->width, j->height, 1, GDALGetRasterDataType(like),
                         (char **)opts);
     if (!j->dst) return cog_gdal_fail(NULL, j->tmp_path, "creating the terrain scratch file");
-    if (j->has_gt) {
-        double gt[6];
-        partition_window_gt(j->gt, (partition_window){j->x0, j->y0, j->width, j->height}, gt);
-        GDALSetGeoTransform(j->dst, gt);
-    }
+    set_window_gt(j);
     if (j->srs) GDALSetSpatialRef(j->dst, j->srs);
     j->dst_band = GDALGetRasterBand(j->dst, 1);
     if (has) GDALSetRasterNoDataValue(j->dst_band, nd);
