@@ -318,7 +318,7 @@ ctlm_reconcile_result executor_process(executor *m, const char *key)
     bool wrote;
     if (partfan_applies(&in)) {
         partfan_plan pp;
-        if ((rc = partfan_decide(m->cfg.reconcile, &in, &pp))) goto retry;
+        if (partfan_decide(m->cfg.reconcile, &in, &pp)) goto retry;
         rc = apply_partitions(m, key, ns, am, &pp, &wrote);
         plan.outcome = pp.outcome;
         plan.requeue_after_s = pp.requeue_after_s;
@@ -326,7 +326,7 @@ ctlm_reconcile_result executor_process(executor *m, const char *key)
                  pp.n_deletes);
         partfan_plan_clear(&pp);
     } else {
-        if ((rc = reconcile_decide(m->cfg.reconcile, &in, &plan))) goto retry;
+        if (reconcile_decide(m->cfg.reconcile, &in, &plan)) goto retry;
         rc = apply(m, key, ns, am, &plan, &wrote);
     }
     /* Counted once the status that records them is written, whatever

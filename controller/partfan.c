@@ -165,8 +165,9 @@ static int resolve_inputs(fctx *c, char *msg, size_t size)
  * unpartitioned asset, with spec.partitions beside the params. */
 static int asset_dv(fctx *c)
 {
-    json_t *p = json_pack("{s:O,s:O}", "params", c->s->params ? c->s->params : json_object(),
-                          "partitions", c->s->partitions);
+    json_t *p = c->s->params
+                    ? json_pack("{s:O,s:O}", "params", c->s->params, "partitions", c->s->partitions)
+                    : json_pack("{s:{},s:O}", "params", "partitions", c->s->partitions);
     if (!p) return cerr_oom();
     int rc =
         dv_compute(c->s->operation, p, c->dvins, c->s->n_inputs, c->cfg->worker_version, c->dv);
@@ -327,8 +328,8 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
         out->outcome = "deleting";
         goto done; /* the garbage collector removes the pods with their owner */
     }
-    if ((rc = part_plan_decode(c.s->partitions, &c.pp, NULL)) ||
-        (rc = pools_select(cfg->pools, c.s->tags, &c.pool))) {
+    if (part_plan_decode(c.s->partitions, &c.pp, NULL) ||
+        pools_select(cfg->pools, c.s->tags, &c.pool)) {
         snprintf(msg, sizeof msg, "%s", cerr_message());
         cerr_clear();
         rc = set_common(&c, PHASE_FAILED, false, "InvalidSpec", msg);

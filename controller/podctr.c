@@ -305,7 +305,7 @@ void podctr_log_tail(const char *msg, char *out, size_t size)
     if (!size) return;
     out[0] = '\0';
     if (size < 8) return;
-    size_t n = strlen(msg), start = n, used = 0, total = 0;
+    size_t n = strlen(msg), start, used = 0, total = 0;
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
         n--;
     for (size_t i = 0; i < n; i++)

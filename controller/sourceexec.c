@@ -115,8 +115,7 @@ ctlm_reconcile_result sourceexec_process(const executor_config *cfg, const char 
     cron_zone *zone = NULL;
     char zone_err[512] = "";
     int rc;
-    if ((rc = caches_each_pod_of_source(cfg->caches, ns, label, collect, &pods)) || (rc = pods.rc))
-        goto retry;
+    if (caches_each_pod_of_source(cfg->caches, ns, label, collect, &pods) || pods.rc) goto retry;
     const char *tz = json_string_value(
         json_object_get(json_object_get(json_object_get(src, "spec"), "observe"), "timeZone"));
     if (tz && (rc = cron_zone_load(NULL, tz, &zone))) {
@@ -131,7 +130,7 @@ ctlm_reconcile_result sourceexec_process(const executor_config *cfg, const char 
                        .zone = zone,
                        .zone_error = zone_err[0] ? zone_err : NULL,
                        .now = time(NULL)};
-    if ((rc = source_decide(cfg->reconcile, &in, &plan))) goto retry;
+    if (source_decide(cfg->reconcile, &in, &plan)) goto retry;
     bool wrote;
     rc = apply(cfg, qkey, ns, src, &plan, &wrote);
     if (wrote && plan.observed)
