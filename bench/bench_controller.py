@@ -11,7 +11,8 @@ controller and measures:
   cpu/rec    controller CPU (user+sys, /proc) over that time / reconciles it made
   rss        steady (after converging) and peak (VmHWM) resident memory
   resync     one informer resync of everything (wall and controller CPU): the time
-             from the last metrics sample before the burst of reconciles to the one
+             from the last metrics sample before the burst of reconciles (once the
+             reconciles that followed converging have stopped for 2 s) to the one
              where N more have been counted
   p50/p99    reconcile time from controller_runtime_reconcile_time_seconds (the
              controller's own histogram, linear interpolation inside a bucket)
@@ -286,9 +287,20 @@ def run_case(build, n, nns, resync, tmp, log, timeout, pods=False):
         # figures until converging still count)
         rs_wall = rs_cpu = rs_sim = float("nan")
         try:
-            base, _ = scrape(mport)
-            prev_t, prev_cpu, prev_sim = time.monotonic(), cpu_s(ctl.pid), cpu_s(sim.pid)
+            # the base: once the reconciles that followed converging (each
+            # status write is an update event) have stopped for 2 s, so a
+            # late one is not taken for the resync starting
             rs_deadline = time.monotonic() + resync + timeout
+            base, _ = scrape(mport)
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < 2.0:
+                time.sleep(0.25)
+                now_tot, _ = scrape(mport)
+                if now_tot != base:
+                    base, quiet_since = now_tot, time.monotonic()
+                if time.monotonic() > rs_deadline:
+                    raise RuntimeError("reconciles never stopped after converging")
+            prev_t, prev_cpu, prev_sim = time.monotonic(), cpu_s(ctl.pid), cpu_s(sim.pid)
             while True:
                 now_tot, _ = scrape(mport)
                 if now_tot > base:
