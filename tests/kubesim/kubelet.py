@@ -280,7 +280,13 @@ class Kubelet(util.Worker):
     def sync(self):
         store = self.store
         with store.lock:
-            pods = store.objects(("", "pods"))
+            # what a kubelet acts on: bound pods, and unbound ones being
+            # deleted (it confirms their deletion); never the pending rest
+            pods = store.pods_bound()
+            bucket = store.data.get(("", "pods"), {})
+            pods += [bucket[(ns, name)] for skey, ns, name in sorted(store.terminating)
+                     if skey == ("", "pods") and (ns, name) in bucket
+                     and not (bucket[(ns, name)].get("spec") or {}).get("nodeName")]
             nodes = {n["metadata"]["name"]: n for n in store.objects(("", "nodes"))}
         seen = set()
         for p in pods:

@@ -29,6 +29,7 @@ import faults as faultsmod  # noqa: E402
 import garbage  # noqa: E402
 import images as imagesmod  # noqa: E402
 import kubelet  # noqa: E402
+import sampler  # noqa: E402
 import scheduler  # noqa: E402
 import store as storemod  # noqa: E402
 
@@ -189,6 +190,10 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
+    prof = None
+    if os.environ.get("KUBESIM_PROFILE"):
+        prof = sampler.Sampler(os.environ["KUBESIM_PROFILE"])
+        prof.start()
     server_thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2},
                                      name="kubesim-http", daemon=True)
     server_thread.start()
@@ -211,6 +216,8 @@ def main(argv=None):
             last_compact = time.monotonic()
 
     print("kubesim: shutting down", flush=True)
+    if prof:
+        prof.stop()
     sim.stopping = True
     st.stop()
     for w in workers:
