@@ -93,8 +93,37 @@ static json_t *worker_step(const json_t *w, const char *name, const char *sub, c
     return s;
 }
 
+/* The task's partition for the user's code: its key and index, a time
+ * window's bounds, a tile window as the task's compact JSON object. */
+static int partition_env(json_t *env, const json_t *part)
+{
+    const char *key = get_str(part, "key");
+    const json_t *index = get(part, "index"), *window = get(part, "window");
+    const json_t *tile = get(part, "tile");
+    if (!key) return 0;
+    char num[32];
+    snprintf(num, sizeof num, "%lld",
+             json_is_integer(index) ? (long long)json_integer_value(index) : 0LL);
+    if (add_env(env, TERRANE_ENV_PARTITION_KEY, key) ||
+        add_env(env, TERRANE_ENV_PARTITION_INDEX, num))
+        return -1;
+    if (get_str(window, "start") && get_str(window, "end") &&
+        (add_env(env, TERRANE_ENV_PARTITION_START, get_str(window, "start")) ||
+         add_env(env, TERRANE_ENV_PARTITION_END, get_str(window, "end"))))
+        return -1;
+    if (json_is_object(tile)) { /* nine bounded integers: into a buffer, allocating nothing */
+        char buf[512];
+        size_t n = json_dumpb(tile, buf, sizeof buf - 1, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!n || n >= sizeof buf - 1)
+            return cerr_set(CERR_INVALID, "partition.tile: not a tile window");
+        buf[n] = '\0';
+        if (add_env(env, TERRANE_ENV_PARTITION_TILE, buf)) return -1;
+    }
+    return 0;
+}
+
 /* params.env, then what Terrane sets: each input's path, the output
- * directory, the asset key and the data version. */
+ * directory, the asset key, the data version and the partition. */
 static json_t *user_env(const json_t *task)
 {
     const json_t *params = get(task, "params");
@@ -118,7 +147,8 @@ static json_t *user_env(const json_t *task)
         add_env(env, TERRANE_ENV_ASSET_KEY,
                 get_str(task, "assetKey") ? get_str(task, "assetKey") : "") ||
         add_env(env, TERRANE_ENV_DATA_VERSION,
-                get_str(task, "dataVersion") ? get_str(task, "dataVersion") : ""))
+                get_str(task, "dataVersion") ? get_str(task, "dataVersion") : "") ||
+        partition_env(env, get(task, "partition")))
         goto fail;
     return env;
 fail:
