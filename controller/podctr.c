@@ -194,6 +194,28 @@ oom:
     return NULL;
 }
 
+/* The publish step reads the user's imageID from its own pod (worker/selfpod.h):
+ * its name and namespace from the Downward API, and a projected service
+ * account token with the cluster's CA mounted into this container only. */
+static int self_pod_access(json_t *w)
+{
+    json_t *env = json_object_get(w, "env"), *mounts = json_object_get(w, "volumeMounts");
+    static const struct {
+        const char *name, *field;
+    } refs[] = {{"TERRANE_POD_NAME", "metadata.name"},
+                {"TERRANE_POD_NAMESPACE", "metadata.namespace"}};
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+        json_t *e = json_pack("{s:s, s:{s:{s:s}}}", "name", refs[i].name, "valueFrom", "fieldRef",
+                              "fieldPath", refs[i].field);
+        if (!e || json_array_append_new(env, e)) return -1;
+    }
+    if (add_env(env, "TERRANE_KUBE_TOKEN_FILE", PODCTR_KUBE_API_DIR "/token") ||
+        add_env(env, "TERRANE_KUBE_CA_FILE", PODCTR_KUBE_API_DIR "/ca.crt"))
+        return -1;
+    json_t *m = mount(PODCTR_KUBE_API_VOLUME, PODCTR_KUBE_API_DIR, true);
+    return !m || json_array_append_new(mounts, m) ? -1 : 0;
+}
+
 int podctr_shape(const podspec_config *cfg, const podspec_attempt *a, json_t *pod)
 {
     (void)cfg;
@@ -221,16 +243,26 @@ int podctr_shape(const podspec_config *cfg, const podspec_attempt *a, json_t *po
         json_decref(init);
         return cerr_oom();
     }
+    if (self_pod_access(worker)) {
+        json_decref(worker);
+        json_decref(init);
+        return cerr_oom();
+    }
     /* worker first: replacing an array element allocates nothing */
     if (json_array_set_new(containers, 0, worker)) {
         json_decref(init);
         return cerr_oom();
     }
     if (json_object_set_new(spec, "initContainers", init) ||
-        json_object_set_new(spec, "volumes",
-                            json_pack("[{s:s, s:{}}, {s:s, s:{}}, {s:s, s:{}}]", "name", "inputs",
-                                      "emptyDir", "name", "outputs", "emptyDir", "name", "scratch",
-                                      "emptyDir")) ||
+        json_object_set_new(
+            spec, "volumes",
+            json_pack("[{s:s, s:{}}, {s:s, s:{}}, {s:s, s:{}}, {s:s, s:{s:[{s:{s:s, "
+                      "s:i}}, {s:{s:s, s:[{s:s, s:s}]}}]}}]",
+                      "name", "inputs", "emptyDir", "name", "outputs", "emptyDir", "name",
+                      "scratch", "emptyDir", "name", PODCTR_KUBE_API_VOLUME, "projected", "sources",
+                      "serviceAccountToken", "path", "token", "expirationSeconds", 3600,
+                      "configMap", "name", "kube-root-ca.crt", "items", "key", "ca.crt", "path",
+                      "ca.crt")) ||
         json_object_set_new(annotations, PODCTR_SKIP_CONTAINERS, json_string(PODCTR_USER)))
         return cerr_oom();
     return 0;

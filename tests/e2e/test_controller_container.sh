@@ -37,10 +37,24 @@ cat >"$TMP/kubesim-pools.json" <<'JSON'
    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110", "nvidia.com/gpu": "1"}, "min": 0, "max": 1}],
  "scaleDownDelaySeconds": 1, "provisionSeconds": 0.3}
 JSON
-E2E_KUBESIM_ARGS="--pools $TMP/kubesim-pools.json --images $ROOT/examples/ml/kubesim-images.json"
+# TLS and RBAC: the publish step reads its own pod over https with the token
+# projected into its container, allowed by a Role as the chart's (get pods).
+E2E_KUBESIM_ARGS="--tls --token $($PY -c 'import secrets; print(secrets.token_hex(16))') --authorization RBAC --pools $TMP/kubesim-pools.json --images $ROOT/examples/ml/kubesim-images.json"
 # The worker steps find terrane-worker on PATH, as in the image.
 export PATH=$BUILD:$PATH
 e2e_start
+cat <<YAML | k apply -f - >/dev/null || fail "the workers' Role"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: terrane-worker-read-pods}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: terrane-worker-read-pods}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: terrane-worker-read-pods}
+subjects: [{kind: ServiceAccount, name: default, namespace: $NS}]
+YAML
 s3_put "$SAMPLES/elev.tif" s3://raw/lux/elev.tif || fail "uploading the DEM"
 # cpu's limit is small so that the OOM case escalates to highmem
 cat >"$TMP/pools.json" <<'JSON'
@@ -91,6 +105,12 @@ assert_contains "$MODEL" "/lux/flood_model/" "the model is published under the a
 assert_contains "$MODEL" "model.pkl" "primaryOutput names status.output.uri"
 assert_contains "$(am_get flood-model '{.status.output.imageID}')" "terrane-ml-example@sha256:" "status.output.imageID: the digest the kubelet ran"
 assert_eq RandomForestClassifier "$(am_get flood-model '{.status.output.metadata.ml:model}')" "status.output.metadata from metadata.json"
+s3_get "$(dirname "$MODEL")/manifest.json" "$TMP/model-manifest.json" || fail "reading the model's manifest"
+assert_eq "$(am_get flood-model '{.status.output.imageID}')" "$(json_get "$TMP/model-manifest.json" 'd.get("imageID", "")')" \
+  "the manifest records the imageID, read by the publish step from its own pod"
+s3_get "$(dirname "$MODEL")/item.json" "$TMP/model-item.json" || fail "reading the model's Item"
+assert_eq "$(am_get flood-model '{.status.output.imageID}')" "$(json_get "$TMP/model-item.json" 'd["properties"].get("terrane:imageID", "")')" \
+  "the STAC Item records it too (terrane:imageID)"
 [ "$(am_get flood-model '{.status.output.files}')" -ge 2 ] && ok "status.output.files counts the published files" ||
   fail "status.output.files: $(am_get flood-model '{.status.output.files}')"
 assert_contains "$(am_get flood-risk '{.status.output.uri}')" "risk.tif" "the prediction's primary output is the risk COG"

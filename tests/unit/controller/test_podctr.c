@@ -157,8 +157,32 @@ static void three_steps(void **state)
     assert_true(json_is_false(at(user, "securityContext.allowPrivilegeEscalation")));
     assert_string_equal(str(user, "terminationMessagePolicy"), "FallbackToLogsOnError");
     /* the pod */
-    assert_int_equal(json_array_size(at(pod, "spec.volumes")), 3);
+    assert_int_equal(json_array_size(at(pod, "spec.volumes")), 4);
     assert_string_equal(str(pod, "spec.volumes.0.name"), "inputs");
+    /* its own pod's API access: the publish step only, never the user's */
+    assert_string_equal(str(pod, "spec.volumes.3.name"), PODCTR_KUBE_API_VOLUME);
+    assert_string_equal(str(pod, "spec.volumes.3.projected.sources.0.serviceAccountToken.path"),
+                        "token");
+    assert_string_equal(str(pod, "spec.volumes.3.projected.sources.1.configMap.name"),
+                        "kube-root-ca.crt");
+    assert_true(json_is_false(at(pod, "spec.automountServiceAccountToken")));
+    assert_string_equal(str(worker, "volumeMounts.2.name"), PODCTR_KUBE_API_VOLUME);
+    assert_true(json_is_true(at(worker, "volumeMounts.2.readOnly")));
+    assert_string_equal(env_of(worker, "TERRANE_KUBE_TOKEN_FILE"), PODCTR_KUBE_API_DIR "/token");
+    const json_t *wenv_list = json_object_get(worker, "env");
+    int refs = 0;
+    for (size_t i = 0; i < json_array_size(wenv_list); i++) {
+        const char *fp = str(json_array_get(wenv_list, i), "valueFrom.fieldRef.fieldPath");
+        if (fp && (!strcmp(fp, "metadata.name") || !strcmp(fp, "metadata.namespace"))) refs++;
+    }
+    assert_int_equal(refs, 2);
+    for (size_t s = 0; s < 2; s++) {
+        const json_t *step = at(pod, s ? "spec.initContainers.1" : "spec.initContainers.0");
+        const json_t *ms = json_object_get(step, "volumeMounts");
+        for (size_t i = 0; i < json_array_size(ms); i++)
+            assert_string_not_equal(str(json_array_get(ms, i), "name"), PODCTR_KUBE_API_VOLUME);
+        assert_null(env_of(step, "TERRANE_KUBE_TOKEN_FILE"));
+    }
     assert_string_equal(
         json_string_value(json_object_get(at(pod, "metadata.annotations"), PODCTR_SKIP_CONTAINERS)),
         "user");
