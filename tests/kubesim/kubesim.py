@@ -176,6 +176,8 @@ def main(argv=None):
         sys.exit("kubesim: invalid images file: %s" % e)
     kl = kubelet.Kubelet(st, flt, state_dir, args.pass_env, api_url=url, images=imgs)
     sim.kubelet = kl
+    kl.token_issuer = lambda ns, sa: sim.authz.token_request(ns, sa, {})["status"]["token"]
+    kl.ca_pem = ca_pem
     workers = [kl, scheduler.Scheduler(st), autoscaler.Autoscaler(st, cl),
                garbage.GarbageCollector(st, cl)]
     cl.start()
