@@ -316,6 +316,7 @@ static const asset ASSETS[] = {
     {"/ui/", ui_index_html, &ui_index_html_len, "text/html; charset=utf-8"},
     {"/ui/index.html", ui_index_html, &ui_index_html_len, "text/html; charset=utf-8"},
     {"/ui/app.js", ui_app_js, &ui_app_js_len, "text/javascript; charset=utf-8"},
+    {"/ui/preview.js", ui_preview_js, &ui_preview_js_len, "text/javascript; charset=utf-8"},
     {"/ui/app.css", ui_app_css, &ui_app_css_len, "text/css; charset=utf-8"},
 };
 

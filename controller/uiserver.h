@@ -4,7 +4,8 @@
  * --ui-addr, apart from /metrics).
  *
  *   GET /                 302 to /ui/
- *   GET /ui/              the page; /ui/app.js, /ui/app.css its bundle,
+ *   GET /ui/              the page; /ui/app.js, /ui/app.css its bundle and
+ *                         /ui/preview.js the map preview's (loaded on use),
  *                         compiled into the binary (controller/ui/, built
  *                         with esbuild at build time)
  *   GET /api/v1/config    {"s3Endpoint", "version"}: where the browser reads
