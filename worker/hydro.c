@@ -74,6 +74,27 @@ static inline void neighbours(const hydro_grid *g, const int64_t off[8], size_t 
         nb[d] = neighbour(g, x, y, d);
 }
 
+/* Row of cell c: c / w by a multiplication with inv_w = 1.0 / w (a
+ * division costs more than the rest of a queued cell's work), corrected
+ * where the rounding is off by one. */
+static inline size_t row_of(const hydro_grid *g, double inv_w, size_t c)
+{
+    size_t y = (size_t)((double)c * inv_w);
+    if (y * g->w > c)
+        y--;
+    else if ((y + 1) * g->w <= c)
+        y++;
+    return y;
+}
+
+/* neighbours() of cell c found by its index alone. */
+static inline void neighbours_of(const hydro_grid *g, const int64_t off[8], double inv_w, size_t c,
+                                 int64_t nb[8])
+{
+    size_t y = row_of(g, inv_w, c);
+    neighbours(g, off, c, c - y * g->w, y, nb);
+}
+
 /* ---- encodings ------------------------------------------------------------ */
 
 /* GRASS r.watershed codes 1..8 counter-clockwise from NE, by our d. */
@@ -215,7 +236,15 @@ static heap_item heap_pop(heap *hp)
  * (bucket 0: equal to it). A push is an append; a pop takes from bucket 0
  * and, when it is empty, moves the smallest non-empty bucket down, so each
  * cell moves at most 32 times and in practice once or twice, in sequential
- * passes instead of a binary heap's scattered sift-downs. */
+ * passes instead of a binary heap's scattered sift-downs.
+ *
+ * Memory: a bucket emptied by a move gives its array back when it is
+ * larger than RHEAP_KEEP items (it only grows while it has items, so it
+ * holds at most twice what it has), and bucket 0, which pops shrink,
+ * halves when it is less than a quarter full: at most 4 x 8 bytes per
+ * queued cell plus 33 x RHEAP_KEEP x 8 bytes (1 MiB), instead of every
+ * bucket keeping the largest size it ever had. */
+#define RHEAP_KEEP 4096
 typedef struct rheap_item {
     uint32_t key, i;
 } rheap_item;
@@ -267,7 +296,6 @@ static uint32_t rheap_pop(rheap *r)
         for (size_t k = 1; k < m; k++)
             if (v[k].key < min) min = v[k].key;
         r->last = min;
-        r->len[b] = 0;
         for (size_t k = 0; k < m; k++) {
             int nb = rheap_bucket(v[k].key, min); /* < b, so no growth of b */
             if (r->len[nb] == r->cap[nb]) {
@@ -278,9 +306,23 @@ static uint32_t rheap_pop(rheap *r)
             }
             r->b[nb][r->len[nb]++] = v[k];
         }
+        r->len[b] = 0;
+        if (r->cap[b] > RHEAP_KEEP) {
+            mem_free(r->b[b]);
+            r->b[b] = NULL;
+            r->cap[b] = 0;
+        }
     }
     r->n--;
-    return r->b[0][--r->len[0]].i;
+    uint32_t i = r->b[0][--r->len[0]].i;
+    if (r->cap[0] > RHEAP_KEEP && r->len[0] < r->cap[0] / 4) {
+        void *nv = mem_realloc(r->b[0], r->cap[0] / 2 * sizeof *r->b[0]);
+        if (nv) { /* a failed shrink keeps the larger array */
+            r->b[0] = nv;
+            r->cap[0] /= 2;
+        }
+    }
+    return i;
 }
 
 static void rheap_free(rheap *r)
@@ -403,14 +445,7 @@ int hydro_fill(const hydro_grid *g, float *dem, double epsilon, size_t *raised)
             __builtin_prefetch(&dem[f]);
             __builtin_prefetch(&dem[f + g->w]);
         }
-        /* c / w by a multiplication (a division costs more than the rest
-         * of a cell's work), corrected where the rounding is off by one */
-        size_t y = (size_t)((double)c * inv_w);
-        if (y * g->w > c)
-            y--;
-        else if ((y + 1) * g->w <= c)
-            y++;
-        size_t x = c - y * g->w;
+        size_t y = row_of(g, inv_w, c), x = c - y * g->w;
         float zc = dem[c], floor_z = zc;
         int64_t nbs[8];
         if (epsilon > 0) {
@@ -632,197 +667,214 @@ static inline uint8_t steepest(const hydro_grid *g, const int64_t offs[8], const
 
 /* Flat resolution (Barnes, Lehman and Mulla 2014). A low edge is a cell
  * with a direction next to an equal cell without one; a high edge a cell
- * without a direction next to a higher one. Flats are labelled from their
- * low edges; mask[i] becomes the combined gradient (twice the distance
- * from the low edges plus the distance from the high edges, inverted) and
- * each flat cell drains to the neighbour of its flat with the least mask. */
-static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, size_t *sinks)
+ * without a direction next to a higher one. A flat is the set of cells of
+ * one elevation connected to a low edge; mask[i] becomes the combined
+ * gradient (twice the distance from the low edges plus the distance from
+ * the high edges, inverted) and each flat cell drains to the neighbour of
+ * its flat with the least mask. Each flat is resolved whole (flooded, both
+ * distances, directions) before the next one, so its cells are still in
+ * cache for every step instead of each step sweeping the whole grid. A
+ * neighbour of a flat's cell is in the same flat exactly when it has the
+ * same elevation (it is connected to it), so flats need no labels: one bit
+ * per cell marks the cells already flooded. */
+static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, size_t n_out,
+                         size_t *sinks)
 {
-    size_t n = g->w * g->h, w = g->w;
-    uint32_t *label = NULL, *flat_height = NULL;
+    size_t w = g->w, n = w * g->h, resolved = 0;
+    uint8_t *seen = NULL;
     int32_t *mask = NULL;
-    fifo low = {0}, high = {0}, q = {0};
-    uint32_t n_labels = 0;
+    fifo low = {0}, q = {0};
+    stack cells = {0}; /* the current flat's cells in flood order */
     int64_t off[8], nbs[8];
-    size_t n_out = 0;
+    const double inv_w = 1.0 / (double)w;
     int rc = -1;
 
     offsets(g, off);
-    for (size_t i = 0; i < n; i++)
-        n_out += dir[i] == HYDRO_OUT;
     if (!n_out) goto count_sinks;
-
+    /* The low edges in raster order: the seeds of the flats. */
     for (size_t y = 0; y < g->h; y++)
         for (size_t x = 0; x < w; x++) {
             size_t i = y * w + x;
-            if (dir[i] == HYDRO_NODATA) continue;
+            if (dir[i] >= 8) continue;
+            if (y > 0 && x > 0 && y + 1 < g->h && x + 1 < w) {
+                /* look at the directions first: most cells have no flat
+                 * neighbour at all */
+                bool out = false;
+                for (int d = 0; d < 8; d++)
+                    out |= dir[(int64_t)i + off[d]] == HYDRO_OUT;
+                if (!out) continue;
+            }
             neighbours(g, off, i, x, y, nbs);
-            for (int d = 0; d < 8; d++) {
-                int64_t nb = nbs[d];
-                if (nb < 0 || dir[nb] == HYDRO_NODATA) continue;
-                if (dir[i] != HYDRO_OUT && dir[nb] == HYDRO_OUT && dem[nb] == dem[i]) {
+            for (int d = 0; d < 8; d++)
+                if (nbs[d] >= 0 && dir[nbs[d]] == HYDRO_OUT && dem[nbs[d]] == dem[i]) {
                     if (fifo_push(&low, (uint32_t)i) < 0) goto cleanup;
                     break;
                 }
-                if (dir[i] == HYDRO_OUT && dem[i] < dem[nb]) {
-                    if (fifo_push(&high, (uint32_t)i) < 0) goto cleanup;
-                    break;
-                }
-            }
         }
     if (!low.len) goto count_sinks;
-    label = mem_calloc(n, sizeof *label);
+    seen = mem_calloc(n / 8 + 1, 1);
     mask = mem_calloc(n, sizeof *mask);
-    if (!label || !mask) {
+    if (!seen || !mask) {
         err_oom();
         goto cleanup;
     }
-    hydro_hint_huge(label, n * sizeof *label);
+    hydro_hint_huge(seen, n / 8 + 1);
     hydro_hint_huge(mask, n * sizeof *mask);
-    /* Label each flat by flooding equal elevations from its low edges. */
     for (size_t k = 0; k < low.len; k++) {
-        uint32_t s = low.v[(low.head + k) % low.cap];
-        if (label[s]) continue;
-        label[s] = ++n_labels;
-        if (fifo_push(&q, s) < 0) goto cleanup;
-        while (q.len) {
-            uint32_t c = fifo_pop(&q);
-            size_t y = (uint32_t)c / (uint32_t)w, x = c - y * w;
-            neighbours(g, off, c, x, y, nbs);
+        uint32_t s = low.v[k]; /* low is never popped: no wrap */
+        if (BIT_GET(seen, s)) continue;
+        BIT_SET(seen, s);
+        const float zf = dem[s];
+        /* The flat: equal elevations flooded from s (cells is the queue). */
+        cells.len = 0;
+        if (stack_push(&cells, s) < 0) goto cleanup;
+        for (size_t at = 0; at < cells.len; at++) {
+            uint32_t c = cells.v[at];
+            neighbours_of(g, off, inv_w, c, nbs);
             for (int d = 0; d < 8; d++) {
                 int64_t nb = nbs[d];
-                if (nb < 0 || label[nb] || dir[nb] == HYDRO_NODATA || dem[nb] != dem[c]) continue;
-                label[nb] = n_labels;
-                if (fifo_push(&q, (uint32_t)nb) < 0) goto cleanup;
+                if (nb < 0 || dem[nb] != zf || BIT_GET(seen, nb)) continue; /* NaN: != */
+                BIT_SET(seen, nb);
+                if (stack_push(&cells, (uint32_t)nb) < 0) goto cleanup;
             }
         }
-    }
-    flat_height = mem_calloc((size_t)n_labels + 1, sizeof *flat_height);
-    if (!flat_height) {
-        err_oom();
-        goto cleanup;
-    }
-    /* Away from higher terrain: BFS from the high edges, in rounds. A high
-     * edge of a flat without a low edge (a pit) has no label: skipped. */
-    {
-        uint32_t loops = 1;
-        fifo next = {0};
-        while (high.len) {
-            uint32_t c = fifo_pop(&high);
-            if (label[c] && !mask[c]) {
-                mask[c] = (int32_t)loops;
-                if (fifo_push(&next, c) < 0) {
-                    fifo_free(&next);
-                    goto cleanup;
-                }
+        /* Away from higher terrain: BFS in rounds from the high edges. */
+        uint32_t loops = 1, height = 0;
+        for (size_t at = 0; at < cells.len; at++) {
+            uint32_t c = cells.v[at];
+            if (dir[c] != HYDRO_OUT) continue;
+            neighbours_of(g, off, inv_w, c, nbs);
+            for (int d = 0; d < 8; d++) {
+                int64_t nb = nbs[d];
+                if (nb < 0 || dir[nb] == HYDRO_NODATA || !(dem[c] < dem[nb])) continue;
+                mask[c] = 1;
+                if (fifo_push(&q, c) < 0) goto cleanup;
+                break;
             }
         }
-        while (next.len) {
-            size_t round = next.len;
-            for (size_t r = 0; r < round; r++) {
-                uint32_t c = fifo_pop(&next);
-                if (flat_height[label[c]] < loops) flat_height[label[c]] = loops;
-                size_t y = (uint32_t)c / (uint32_t)w, x = c - y * w;
-                neighbours(g, off, c, x, y, nbs);
+        for (; q.len; loops++)
+            for (size_t r = 0, round = q.len; r < round; r++) {
+                uint32_t c = fifo_pop(&q);
+                if (height < loops) height = loops;
+                neighbours_of(g, off, inv_w, c, nbs);
                 for (int d = 0; d < 8; d++) {
                     int64_t nb = nbs[d];
-                    if (nb < 0 || label[nb] != label[c] || mask[nb] || dir[nb] != HYDRO_OUT)
-                        continue;
+                    if (nb < 0 || dem[nb] != zf || mask[nb] || dir[nb] != HYDRO_OUT) continue;
                     mask[nb] = (int32_t)loops + 1;
-                    if (fifo_push(&next, (uint32_t)nb) < 0) {
-                        fifo_free(&next);
-                        goto cleanup;
-                    }
+                    if (fifo_push(&q, (uint32_t)nb) < 0) goto cleanup;
                 }
             }
-            loops++;
+        /* Towards lower terrain from the flat's low edges, combined with
+         * the inverted away gradient; the sign of mask marks cells not yet
+         * visited by this pass. */
+        for (size_t at = 0; at < cells.len; at++) {
+            uint32_t c = cells.v[at];
+            mask[c] = -mask[c];
+            if (dir[c] == HYDRO_OUT) continue;
+            neighbours_of(g, off, inv_w, c, nbs);
+            for (int d = 0; d < 8; d++)
+                if (nbs[d] >= 0 && dem[nbs[d]] == zf && dir[nbs[d]] == HYDRO_OUT) {
+                    if (fifo_push(&q, c) < 0) goto cleanup;
+                    break;
+                }
         }
-        fifo_free(&next);
-    }
-    /* Towards lower terrain, combined with the inverted away gradient. The
-     * sign of mask marks cells not yet visited by this pass. */
-    for (size_t i = 0; i < n; i++)
-        mask[i] = -mask[i];
-    {
-        uint32_t loops = 1;
-        while (low.len) {
-            size_t round = low.len;
-            for (size_t r = 0; r < round; r++) {
-                uint32_t c = fifo_pop(&low);
+        for (loops = 1; q.len; loops++)
+            for (size_t r = 0, round = q.len; r < round; r++) {
+                uint32_t c = fifo_pop(&q);
                 if (mask[c] > 0) continue;
                 if (mask[c] < 0)
-                    mask[c] = (int32_t)flat_height[label[c]] + mask[c] + 2 * (int32_t)loops;
+                    mask[c] = (int32_t)height + mask[c] + 2 * (int32_t)loops;
                 else
                     mask[c] = 2 * (int32_t)loops;
-                size_t y = (uint32_t)c / (uint32_t)w, x = c - y * w;
-                neighbours(g, off, c, x, y, nbs);
+                neighbours_of(g, off, inv_w, c, nbs);
                 for (int d = 0; d < 8; d++) {
                     int64_t nb = nbs[d];
-                    if (nb < 0 || label[nb] != label[c] || mask[nb] > 0 || dir[nb] != HYDRO_OUT)
-                        continue;
-                    if (fifo_push(&low, (uint32_t)nb) < 0) goto cleanup;
+                    if (nb < 0 || dem[nb] != zf || mask[nb] > 0 || dir[nb] != HYDRO_OUT) continue;
+                    if (fifo_push(&q, (uint32_t)nb) < 0) goto cleanup;
                 }
             }
-            loops++;
-        }
-    }
-    /* Directions over the mask, within each flat. */
-    for (size_t y = 0; y < g->h; y++)
-        for (size_t x = 0; x < w; x++) {
-            size_t i = y * w + x;
-            if (dir[i] != HYDRO_OUT || !label[i]) continue;
-            int32_t best = mask[i];
+        /* Directions over the mask, within the flat. */
+        for (size_t at = 0; at < cells.len; at++) {
+            uint32_t c = cells.v[at];
+            if (dir[c] != HYDRO_OUT) continue;
+            int32_t best = mask[c];
             uint8_t bd = HYDRO_OUT;
-            neighbours(g, off, i, x, y, nbs);
+            neighbours_of(g, off, inv_w, c, nbs);
             for (int d = 0; d < 8; d++) {
                 int64_t nb = nbs[d];
-                if (nb < 0 || label[nb] != label[i]) continue;
+                if (nb < 0 || dem[nb] != zf) continue;
                 if (mask[nb] < best ||
                     (mask[nb] == best && bd != HYDRO_OUT && !is_diag(d) && is_diag(bd))) {
                     best = mask[nb];
                     bd = (uint8_t)d;
                 }
             }
-            dir[i] = bd;
+            dir[c] = bd;
+            resolved += bd != HYDRO_OUT;
         }
-count_sinks:
-    if (sinks) {
-        size_t c = 0;
-        for (size_t i = 0; i < n; i++)
-            c += dir[i] == HYDRO_OUT;
-        *sinks = c;
     }
+count_sinks:
+    if (sinks) *sinks = n_out - resolved;
     rc = 0;
 cleanup:
-    mem_free(label);
+    mem_free(seen);
     mem_free(mask);
-    mem_free(flat_height);
+    mem_free(cells.v);
     fifo_free(&low);
-    fifo_free(&high);
     fifo_free(&q);
     return rc;
+}
+
+/* D8 of an interior cell (all 8 neighbours on the grid): steepest() without
+ * bounds checks. A NaN neighbour never compares lower, so nodata is looked
+ * for only when no neighbour is lower. */
+static inline uint8_t steepest_inner(const int64_t offs[8], const double inv[8], const float *dem,
+                                     size_t c)
+{
+    float z = dem[c];
+    double best = 0;
+    uint8_t dir = HYDRO_OUT;
+    for (int d = 0; d < 8; d++) {
+        float zn = dem[(int64_t)c + offs[d]];
+        double s = (double)(z - zn) * inv[d];
+        if (zn < z && s > best) {
+            best = s;
+            dir = (uint8_t)d;
+        }
+    }
+    if (dir == HYDRO_OUT)
+        for (int d = 0; d < 8; d++)
+            if (isnan(dem[(int64_t)c + offs[d]])) return (uint8_t)d;
+    return dir;
 }
 
 int hydro_d8(const hydro_grid *g, const float *dem, uint8_t *dir, size_t *sinks)
 {
     int64_t offs[8];
     double inv[8];
+    size_t n_out = 0, w = g->w;
     offsets(g, offs);
     for (size_t y = 0; y < g->h; y++) {
         for (int d = 0; d < 8; d++)
             inv[d] = 1 / dist(g, y, d);
-        for (size_t x = 0; x < g->w; x++) {
-            size_t i = y * g->w + x;
+        bool inner = y > 0 && y + 1 < g->h;
+        for (size_t x = 0; x < w; x++) {
+            size_t i = y * w + x;
+            uint8_t d;
             if (isnan(dem[i])) {
-                dir[i] = HYDRO_NODATA;
-                continue;
+                d = HYDRO_NODATA;
+            } else if (inner && x > 0 && x + 1 < w) {
+                d = steepest_inner(offs, inv, dem, i);
+            } else {
+                int off;
+                d = steepest(g, offs, inv, dem, i, x, y, &off);
+                if (d == HYDRO_OUT && off >= 0) d = (uint8_t)off;
             }
-            int off;
-            uint8_t d = steepest(g, offs, inv, dem, i, x, y, &off);
-            dir[i] = (d == HYDRO_OUT && off >= 0) ? (uint8_t)off : d;
+            n_out += d == HYDRO_OUT;
+            dir[i] = d;
         }
     }
-    return resolve_flats(g, dem, dir, sinks);
+    return resolve_flats(g, dem, dir, n_out, sinks);
 }
 
 size_t hydro_d8_normalize(const hydro_grid *g, uint8_t *dir)

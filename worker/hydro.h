@@ -19,11 +19,16 @@
  * that order, so it is an outlet.
  *
  * Memory, in bytes per cell besides the caller's arrays: breach 9 + the
- * search queue, then fill's; fill 0.125 + the
- * priority queue and the depression queue (4 to 8 bytes per queued cell,
- * at most the cells queued at once); d8 8 (flat labels and gradient masks,
- * only when the grid has flats) + queues; accumulation 1 (in-degrees), D-inf
- * accumulation 1 + 4 per queued cell; streams 3; basins and watersheds 0.
+ * search queue, then fill's; fill 0.125 (closed bits) + its queues: the
+ * radix heap at most 32 bytes per cell queued in it plus 1 MiB (its buckets
+ * give memory back as they empty), the depression FIFO and the slope stack
+ * at most 8 bytes per cell at their peak (cells queued at once, typically
+ * the flood's perimeter, not the grid); d8 4.125 (gradient mask and flooded
+ * bits, only when the grid has flats) + the low edges (4 per edge cell) +
+ * the largest flat's queues (its cells and a FIFO where a cell may be
+ * queued once per neighbour: at most 72 bytes per cell of that flat);
+ * accumulation 1 (in-degrees), D-inf accumulation 1 + 4 per queued cell;
+ * streams 3; basins and watersheds 0.
  * Every function returns 0, or -1 with the error set (out of memory, a loop
  * in input directions). Called from the run thread only.
  */
