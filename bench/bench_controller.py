@@ -146,9 +146,19 @@ class StatusWatch(threading.Thread):
 
 def scrape(port):
     """controller_runtime_reconcile_total and the reconcile-time histogram."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    c.request("GET", "/metrics")
-    text = c.getresponse().read().decode()
+    # a retry on a cut response: the controller's HTTP server closes a
+    # connection it could not finish in 5 s, which a machine at a load of
+    # 30 sometimes makes it do
+    for attempt in range(5):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+            break
+        except (http.client.HTTPException, OSError):
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     total, buckets, e2p = 0.0, {}, {}
     for line in text.splitlines():
         if line.startswith("controller_runtime_reconcile_total"):
