@@ -32,7 +32,8 @@ struct caches {
     wq *queue;
     depgraph *graph;
     speccache *specs;
-    atomic_long stale; /* cached AMs with Stale=True, kept by the handlers */
+    poolcount *pool_pods; /* partition pods running per pool */
+    atomic_long stale;    /* cached AMs with Stale=True, kept by the handlers */
 };
 
 static bool make_key(const char *ns, const char *name, char *key)
@@ -238,17 +239,19 @@ static void src_delete(void *ctx, const json_t *obj)
 
 static void pod_add(void *ctx, const json_t *obj)
 {
+    poolcount_observe(((caches *)ctx)->pool_pods, NULL, obj);
     pod_enqueue_owner(ctx, obj);
 }
 
 static void pod_update(void *ctx, const json_t *old, const json_t *obj)
 {
-    (void)old;
+    poolcount_observe(((caches *)ctx)->pool_pods, old, obj);
     pod_enqueue_owner(ctx, obj);
 }
 
 static void pod_delete(void *ctx, const json_t *obj)
 {
+    poolcount_observe(((caches *)ctx)->pool_pods, obj, NULL);
     pod_enqueue_owner(ctx, obj);
 }
 
@@ -297,7 +300,8 @@ int caches_new(kube_client *client, const char *ns, int resync_s, wq *queue,
     *out = NULL;
     if (!c) return cerr_oom();
     c->queue = queue;
-    if (!(c->graph = depgraph_new()) || !(c->specs = speccache_new(task_schema))) {
+    if (!(c->graph = depgraph_new()) || !(c->specs = speccache_new(task_schema)) ||
+        !(c->pool_pods = poolcount_new())) {
         rc = cerr_oom();
         goto fail;
     }
@@ -360,7 +364,13 @@ void caches_free(caches *c)
     informer_free(c->pods);
     depgraph_free(c->graph);
     speccache_free(c->specs);
+    poolcount_free(c->pool_pods);
     cmem_free(c);
+}
+
+const poolcount *caches_pool_pods(caches *c)
+{
+    return c->pool_pods;
 }
 
 bool caches_synced(caches *c)

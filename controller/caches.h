@@ -36,6 +36,7 @@
 #include "kube/kube.h"
 #include "kube/wq.h"
 #include "lib/jschema.h"
+#include "poolcount.h"
 #include "speccache.h"
 
 #include <stdbool.h>
@@ -62,6 +63,8 @@ informer *caches_sources(caches *c); /* AssetSources (source.h) */
  * handlers as they change (no scan). */
 long caches_stale(caches *c);
 speccache *caches_specs(caches *c);
+/* Partition pods running per node pool (poolcount.h). */
+const poolcount *caches_pool_pods(caches *c);
 
 /* Whether ns/name is on a dependency cycle; *path as depgraph_cycle (at
  * most about max_path bytes, the caller frees). 0 or CERR_NOMEM. */

@@ -309,7 +309,8 @@ ctlm_reconcile_result executor_process(executor *m, const char *key)
                           .spec_error = spec ? spec->err : NULL,
                           .pods = pods.v,
                           .n_pods = pods.n,
-                          .now = time(NULL)};
+                          .now = time(NULL),
+                          .pool_pods = caches_pool_pods(m->cfg.caches)};
     bool wrote;
     if (partfan_applies(&in)) {
         partfan_plan pp;

@@ -10,6 +10,7 @@
 #include "partition.h"
 #include "partrange.h"
 #include "partstate.h"
+#include "poolcount.h"
 #include "parttiles.h"
 #include "spec.h"
 #include "status.h"
@@ -329,6 +330,16 @@ static int observe_pod(fctx *c, const json_t *pod, uint64_t total, uint64_t *run
     return partfan_add_delete(c->plan, pod, "retried");
 }
 
+/* New partition pods the pool's maxPartitionPods leaves room for (the
+ * count is over all assets, this one's running pods included). */
+static size_t pool_room(const fctx *c)
+{
+    long cap = pool_max_partition_pods(c->pool);
+    if (!cap || !c->in->pool_pods) return SIZE_MAX;
+    long busy = poolcount_get(c->in->pool_pods, pool_name(c->pool));
+    return busy >= cap ? 0 : (size_t)(cap - busy);
+}
+
 /* The assembly (parttiles.h); tiles whose pods are gone run again. */
 static int assemble(fctx *c, const parttiles_ctx *tc, const json_t *grid, const char *assembled,
                     uint64_t total, uint64_t *running, parttiles_state *as, char *msg, size_t size)
@@ -460,10 +471,11 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
         for (size_t i = 0; i < n; i++)
             if ((rc = observe_pod(&c, order[i], total, &running))) goto done;
     }
-    /* Backfill in index order up to maxParallel. */
+    /* Backfill in index order up to maxParallel and the pool's cap. */
     uint64_t from = 0;
-    size_t started = 0;
-    while (running < (uint64_t)c.s->max_parallel && started < PARTFAN_CREATES_MAX) {
+    size_t started = 0, room = pool_room(&c);
+    while (running < (uint64_t)c.s->max_parallel && started < PARTFAN_CREATES_MAX &&
+           started < room) {
         uint64_t i = partstate_next(c.ps, from);
         if (i >= total) break;
         from = i + 1;

@@ -25,6 +25,7 @@ struct pool {
     json_t *node_selector, *tolerations, *requests, *limits; /* owned references */
     char *escalation_name;
     const pool *escalation;
+    long max_partition_pods; /* 0: no cap */
 };
 
 struct pools {
@@ -328,8 +329,8 @@ static int load_resources(pool *pl, const json_t *r, const char *path)
 
 static int load_pool(pool *pl, const char *name, const json_t *def)
 {
-    static const char *const fields[] = {"nodeSelector", "tolerations", "resources",
-                                         "oomEscalation", NULL};
+    static const char *const fields[] = {"nodeSelector",  "tolerations",      "resources",
+                                         "oomEscalation", "maxPartitionPods", NULL};
     char path[PATH_LEN], fp[PATH_LEN];
     int rc;
     snprintf(path, sizeof path, "pools.%.100s", name);
@@ -373,6 +374,15 @@ static int load_pool(pool *pl, const char *name, const json_t *def)
         snprintf(fp, sizeof fp, "%.300s.oomEscalation", path);
         if ((rc = expect(esc, JSON_STRING, fp))) return rc;
         if (!(pl->escalation_name = cmem_strdup(json_string_value(esc)))) return cerr_oom();
+    }
+    const json_t *cap = json_object_get(def, "maxPartitionPods");
+    if (cap && !json_is_null(cap)) {
+        if (!json_is_integer(cap) || json_integer_value(cap) < 0 ||
+            json_integer_value(cap) > POOLS_PARTITION_PODS_MAX)
+            return cerr_set(CERR_INVALID,
+                            "%.300s.maxPartitionPods: an integer from 0 (no cap) to %d", path,
+                            POOLS_PARTITION_PODS_MAX);
+        pl->max_partition_pods = (long)json_integer_value(cap);
     }
     return 0;
 }
@@ -663,4 +673,9 @@ const json_t *pool_limits(const pool *p)
 const pool *pool_escalation(const pool *p)
 {
     return p->escalation;
+}
+
+long pool_max_partition_pods(const pool *p)
+{
+    return p->max_partition_pods;
 }

@@ -9,7 +9,7 @@
  *      "cpu":     {"nodeSelector": {"terrane.io/pool": "cpu"}, "tolerations": [],
  *                  "resources": {"requests": {"cpu": "1", "memory": "2Gi"},
  *                                "limits": {"memory": "4Gi"}},
- *                  "oomEscalation": "highmem"},
+ *                  "oomEscalation": "highmem", "maxPartitionPods": 64},
  *      "highmem": {...},
  *      "gpu":     {"nodeSelector": {...},
  *                  "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
@@ -24,7 +24,10 @@
  * An asset picks its pool with the tag terrane.io/pool (spec.tags), or gets
  * the default pool; its spec.resources {cpu, memory} override the pool's
  * requests (limits are raised to match when lower). An OOMKilled attempt is
- * retried on pool_escalation(pool), the next bigger pool.
+ * retried on pool_escalation(pool), the next bigger pool. maxPartitionPods
+ * caps the partition pods (spec.partitions) running on the pool at once,
+ * over all assets (poolcount.h counts them), on top of each asset's
+ * spec.maxParallel.
  *
  * A loaded pools set is immutable: any thread may read it concurrently; a
  * new configuration is loaded as a new set. Pools and their strings and
@@ -80,6 +83,9 @@ const json_t *pool_limits(const pool *p);        /* object: name -> quantity str
 /* The pool to retry on after an OOM kill, or NULL at the top. Validated to
  * exist and to form no cycle. */
 const pool *pool_escalation(const pool *p);
+#define POOLS_PARTITION_PODS_MAX 1000000
+/* maxPartitionPods, or 0 when the pool sets no cap. */
+long pool_max_partition_pods(const pool *p);
 
 /* Kubernetes resource.Quantity: <number><suffix>, number with optional sign
  * and decimal point, suffix one of n u m "" k M G T P E (decimal), Ki Mi Gi

@@ -102,6 +102,8 @@ typedef struct {
     const json_t *const *pods; /* pods labelled terrane.io/materialization for this name */
     size_t n_pods;
     time_t now;
+    /* Partition pods running per pool over all assets (pools' maxPartitionPods), or NULL. */
+    const struct poolcount *pool_pods;
 } reconcile_input;
 
 typedef struct {

@@ -115,6 +115,7 @@ pod-security.kubernetes.io/{{ $mode }}-version: {{ $ps.version }}
 {{- end -}}
 {{- if $res -}}{{- $_ := set $out "resources" $res -}}{{- end -}}
 {{- if $p.oomEscalation -}}{{- $_ := set $out "oomEscalation" $p.oomEscalation -}}{{- end -}}
+{{- if $p.maxPartitionPods -}}{{- $_ := set $out "maxPartitionPods" (int64 $p.maxPartitionPods) -}}{{- end -}}
 {{- $_ := set $pools $name $out -}}
 {{- end -}}
 {{- dict "defaultPool" .Values.defaultPool "pools" $pools | toPrettyJson -}}
