@@ -252,7 +252,10 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out)
     char why[MSG_MAX];
     time_t changed;
     rc = partition_inputs(c, pi, pdv, &changed, why, sizeof why);
-    if (rc == 1) return 1; /* waits for an upstream partition */
+    if (rc == 1) { /* waits for an upstream partition: the reason for the status */
+        cerr_set(CERR_AGAIN, "%s", why);
+        return 1;
+    }
     if (rc == 2) return cerr_set(CERR_INVALID, "%s", why);
     if (rc) return rc;
     /* with per-partition inputs the asset's version does not say what the
@@ -396,7 +399,7 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
 {
     fctx c = {.cfg = cfg, .in = in, .s = in->spec, .plan = out};
     const json_t **order = NULL;
-    char msg[MSG_MAX];
+    char msg[MSG_MAX], wait_why[MSG_MAX] = "";
     int rc = 0;
     memset(out, 0, sizeof *out);
     const json_t *old = json_object_get(in->am, "status");
@@ -512,7 +515,8 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
             if (rc == CERR_NOMEM) goto done;
             if (rc == 1) { /* an upstream partition is not ready yet */
                 rc = 0;
-                waiting++;
+                if (!waiting++) snprintf(wait_why, sizeof wait_why, "%s", cerr_message());
+                cerr_clear();
                 continue;
             }
             /* this partition cannot run (its URI template): record it */
@@ -544,8 +548,8 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
              (unsigned long long)done_n, (unsigned long long)total, (unsigned long long)running,
              (unsigned long long)failed);
     if (waiting)
-        snprintf(msg + strlen(msg), sizeof msg - strlen(msg), ", %llu waiting for upstreams",
-                 (unsigned long long)waiting);
+        snprintf(msg + strlen(msg), sizeof msg - strlen(msg), ", %llu waiting for upstreams (%.200s)",
+                 (unsigned long long)waiting, wait_why);
     if (total == 0)
         rc = set_common(&c, PHASE_PENDING, false, "NoPartitionsYet",
                         "no partition window has closed yet");
