@@ -16,13 +16,14 @@
  * per decision; a failed partition is recorded and the others go on; a
  * transient failure retries the partition (attempt + 1) up to
  * spec.retries.limit; the annotation terrane.io/rerun-failed (any new value)
- * runs the failed partitions again.
+ * runs the failed partitions again. An OOMKilled attempt retries on its
+ * pool's oomEscalation, for that partition alone.
  *
  * Covered here: time and static dimensions with external inputs (URI
- * templates), unpartitioned upstreams, and per-partition inputs
- * (partmap.h: templated from: names, Identity from a partitioned
- * upstream), whose changes re-run only the partitions they feed. Tiles
- * wait for the grid probe.
+ * templates), unpartitioned upstreams, per-partition inputs (partmap.h:
+ * templated from: names, Identity from a partitioned upstream), whose
+ * changes re-run only the partitions they feed; tiles with the probe and
+ * the assembly of parttiles.h (each task carries its partition object).
  *
  * Pure: any thread. jansson rule: inputs borrowed, the plan owns its
  * objects.
@@ -52,5 +53,9 @@ bool partfan_applies(const reconcile_input *in);
 /* 0 with *out filled; CERR_NOMEM. */
 int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partfan_plan *out);
 void partfan_plan_clear(partfan_plan *p);
+/* Adds a pod to create (the plan takes the reference, also on failure) or
+ * one to delete (copied). 0 or CERR_NOMEM. */
+int partfan_add_create(partfan_plan *p, json_t *pod);
+int partfan_add_delete(partfan_plan *p, const json_t *pod, const char *why);
 
 #endif

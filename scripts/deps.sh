@@ -14,7 +14,7 @@ APT_PKGS=(
   libcurl4-openssl-dev libssl-dev libjansson-dev libcjson-dev libwebsockets-dev libyaml-dev
   libcmocka-dev nodejs npm ca-certificates openssl prometheus xxd chromium tzdata
   grass-core saga
-  cppcheck clang-tidy clang-format valgrind
+  cppcheck clang-tidy clang-format valgrind bubblewrap
 )
 [ -n "${TERRANE_EXTRA_APT:-}" ] && APT_PKGS+=(${TERRANE_EXTRA_APT})
 
