@@ -59,6 +59,10 @@ static int index_upstreams(void *ctx, const json_t *am, informer_values *out)
     char key[KEY_MAX];
     for (size_t i = 0; i < n; i++) {
         if (!make_key(kobj_namespace(am), ups[i], key)) continue;
+        /* a templated from: (partmap.h) is indexed by its text up to the
+         * first '{', which enqueue_dependents looks up for every prefix */
+        char *brace = strchr(key, '{');
+        if (brace) brace[1] = '\0';
         int rc = informer_values_add(out, key);
         if (rc) return rc;
     }
@@ -109,8 +113,17 @@ static int enqueue_one(void *ctx, const json_t *am)
 static void enqueue_dependents(caches *c, const char *ns, const char *name)
 {
     char key[KEY_MAX];
-    if (make_key(ns, name, key))
-        informer_each_indexed(c->ams, CACHES_INDEX_UPSTREAM, key, enqueue_one, c);
+    if (!make_key(ns, name, key)) return;
+    informer_each_indexed(c->ams, CACHES_INDEX_UPSTREAM, key, enqueue_one, c);
+    /* dependents naming it through a template: "ns/raw-{" for raw-2026-11-05 */
+    size_t at = strlen(ns ? ns : "") + 1, n = strlen(key);
+    for (size_t i = at; i < n && n + 1 < KEY_MAX; i++) {
+        char t[KEY_MAX];
+        memcpy(t, key, i);
+        t[i] = '{';
+        t[i + 1] = '\0';
+        informer_each_indexed(c->ams, CACHES_INDEX_UPSTREAM, t, enqueue_one, c);
+    }
 }
 
 /* --- the stale count ---------------------------------------------------------------------- */
@@ -158,7 +171,8 @@ static void am_update(void *ctx, const json_t *old, const json_t *obj)
     const json_t *os = json_object_get(old, "status"), *ns = json_object_get(obj, "status");
     if (str_differs(os, ns, "phase") || str_differs(os, ns, "dataVersion") ||
         str_differs(os, ns, "observedGeneration") || kobj_generation(old) != kobj_generation(obj) ||
-        kobj_is_deleting(old) != kobj_is_deleting(obj))
+        /* partitions read per partition start as their upstream's finish */
+        str_differs(os, ns, "partitions") || kobj_is_deleting(old) != kobj_is_deleting(obj))
         enqueue_dependents(c, kobj_namespace(obj), kobj_name(obj));
 }
 

@@ -9,6 +9,7 @@
 #include "lib/clog.h"
 #include "lib/cmem.h"
 #include "partfan.h"
+#include "partmap.h"
 #include "podspec.h"
 #include "sourceexec.h"
 #include "spec.h"
@@ -79,6 +80,38 @@ static int collect(void *ctx, const json_t *obj)
 }
 
 /* The inputs of one decision, each by key or index. */
+typedef struct {
+    executor *m;
+    const char *ns;
+    objvec *ups;
+} pgather;
+
+static int gather_one(void *ctx, const char *name)
+{
+    pgather *g = ctx;
+    for (size_t i = 0; i < g->ups->n; i++)
+        if (!strcmp(kobj_name(g->ups->v[i]) ? kobj_name(g->ups->v[i]) : "", name)) return 0;
+    json_t *up = informer_get(caches_ams(g->m->cfg.caches), g->ns, name);
+    if (!up) up = informer_get(caches_sources(g->m->cfg.caches), g->ns, name);
+    if (!up) return 0;
+    int rc = vec_push(g->ups, up);
+    json_decref(up);
+    return rc;
+}
+
+/* A partitioned asset reads per partition (partmap.h): the upstreams its
+ * templates name, and the upstreams of its partitioned upstreams, which
+ * their partitions' data versions derive from. */
+static int gather_partition_upstreams(executor *m, const char *ns, const json_t *am, objvec *ups)
+{
+    pgather g = {m, ns, ups};
+    int rc = partmap_each_upstream(am, time(NULL), gather_one, &g);
+    for (size_t i = 0; !rc && i < ups->n; i++)
+        if (json_object_get(json_object_get(ups->v[i], "spec"), "partitions"))
+            rc = partmap_each_upstream(ups->v[i], time(NULL), gather_one, &g);
+    return rc;
+}
+
 static int gather(executor *m, const char *ns, const char *name, const char *label,
                   const json_t *am, const spec_entry **spec, objvec *ups, char **cycle,
                   objvec *pods)
@@ -103,6 +136,7 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
         json_decref(up);
         if (rc) return rc;
     }
+    if (s->partitions && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
     return caches_cycle(m->cfg.caches, ns, name, cycle, CYCLE_PATH_MAX);
 }
 

@@ -8,6 +8,7 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "partition.h"
+#include "partmap.h"
 #include "partrange.h"
 #include "partstate.h"
 #include "poolcount.h"
@@ -108,7 +109,45 @@ typedef struct {
     prange *busy;
     int base;       /* attempts before the current run: reruns * (retries.limit + 1) */
     bool keep_done; /* tiles before their assembly: succeeded pods hold the outputs */
+    /* per-partition inputs (partmap.h) */
+    const json_t *inputs_json; /* spec.inputs, parallel to s->inputs */
+    bool *pp_in;               /* input i reads per partition */
+    bool has_pp;
+    partmap_input *pins;
+    time_t mark; /* the watermark written back */
 } fctx;
+
+static const json_t *find_up(void *ctx, const char *name)
+{
+    return find_am(ctx, name);
+}
+
+/* Partition pi's per-partition inputs and data version: 0 ready, 1 an
+ * input is not ready yet, 2 the mapping is invalid (msg says why); *changed
+ * is the latest change of its per-partition inputs, also when waiting. */
+static int partition_inputs(fctx *c, const part_info *pi, char pdv[DV_LEN + 1], time_t *changed,
+                            char *msg, size_t size)
+{
+    int worst = 0;
+    *changed = 0;
+    if (!c->has_pp) return part_data_version(c->dv, pi->key, pdv);
+    for (size_t i = 0; i < c->s->n_inputs; i++) {
+        c->pins[i].per_partition = false;
+        if (!c->pp_in[i]) continue;
+        char why[MSG_MAX - 80];
+        int rc =
+            partmap_resolve(find_up, (void *)c->in, c->s->partitions,
+                            json_array_get(c->inputs_json, i), pi, &c->pins[i], why, sizeof why);
+        if (rc < 0) return rc;
+        if (c->pins[i].changed_at > *changed) *changed = c->pins[i].changed_at;
+        if (rc > worst) {
+            worst = rc;
+            snprintf(msg, size, "input %s: %s", c->s->inputs[i].name, why);
+        }
+    }
+    if (worst) return worst;
+    return partmap_partition_dv(c->dv, pi->key, c->inputs_json, c->pins, c->s->n_inputs, pdv);
+}
 
 /* The status fields every outcome sets. */
 static int set_common(fctx *c, const char *phase, bool ready, const char *reason, const char *msg)
@@ -129,8 +168,11 @@ static int resolve_inputs(fctx *c, char *msg, size_t size)
     if (s->n_inputs) {
         c->ins = cmem_calloc(s->n_inputs, sizeof *c->ins);
         c->dvins = cmem_calloc(s->n_inputs, sizeof *c->dvins);
-        if (!c->ins || !c->dvins) return cerr_oom();
+        c->pp_in = cmem_calloc(s->n_inputs, sizeof *c->pp_in);
+        c->pins = cmem_calloc(s->n_inputs, sizeof *c->pins);
+        if (!c->ins || !c->dvins || !c->pp_in || !c->pins) return cerr_oom();
     }
+    c->inputs_json = json_object_get(json_object_get(c->in->am, "spec"), "inputs");
     for (size_t i = 0; i < s->n_inputs; i++) {
         c->dvins[i].name = s->inputs[i].name;
         if (!s->inputs[i].from) {
@@ -139,6 +181,13 @@ static int resolve_inputs(fctx *c, char *msg, size_t size)
             continue;
         }
         const json_t *up = find_am(c->in, s->inputs[i].from);
+        if (partmap_per_partition(json_array_get(c->inputs_json, i), up)) {
+            /* the mapping enters the asset's version, the upstream's
+             * partition each partition's */
+            c->pp_in[i] = c->has_pp = true;
+            c->dvins[i].uri = s->inputs[i].from;
+            continue;
+        }
         const json_t *ust = up ? json_object_get(up, "status") : NULL;
         if (up && json_object_get(json_object_get(up, "spec"), "partitions")) {
             snprintf(msg, size,
@@ -203,8 +252,19 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out, co
     json_t *task = NULL, *pod = NULL;
     int rc = 0;
     *out = NULL;
-    if ((rc = part_data_version(c->dv, pi->key, pdv))) return rc;
-    if ((rc = part_pod_name(kobj_name(c->in->am), c->dv, pi->key, attempt, name, sizeof name)))
+    char why[MSG_MAX];
+    time_t changed;
+    rc = partition_inputs(c, pi, pdv, &changed, why, sizeof why);
+    if (rc == 1) { /* waits for an upstream partition: the reason for the status */
+        cerr_set(CERR_AGAIN, "%s", why);
+        return 1;
+    }
+    if (rc == 2) return cerr_set(CERR_INVALID, "%s", why);
+    if (rc) return rc;
+    /* with per-partition inputs the asset's version does not say what the
+     * partition read: its own version names the pod */
+    if ((rc = part_pod_name(kobj_name(c->in->am), c->has_pp ? pdv : c->dv, pi->key, attempt, name,
+                            sizeof name)))
         return rc;
     if (c->s->n_inputs) {
         ins = cmem_calloc(c->s->n_inputs, sizeof *ins);
@@ -216,6 +276,15 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out, co
     }
     for (size_t i = 0; i < c->s->n_inputs; i++) {
         ins[i] = c->ins[i];
+        if (c->pp_in && c->pp_in[i]) {
+            const partmap_input *m = &c->pins[i];
+            ins[i] = (taskdoc_input){.uri = m->uri,
+                                     .asset_key = m->asset_key,
+                                     .data_version = m->data_version,
+                                     .stac_item = m->stac_item,
+                                     .observed = m->observed};
+            continue;
+        }
         if (c->s->inputs[i].from) continue;
         if (!(uris[i] = cmem_malloc(2048 + 1))) {
             rc = cerr_oom();
@@ -251,6 +320,7 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out, co
         json_object_set_new(labels, PART_LABEL, json_string(lv)) ||
         json_object_set_new(annots, PART_A_KEY, json_string(pi->key)) ||
         json_object_set_new(annots, PART_A_INDEX, json_string(idx)) ||
+        json_object_set_new(annots, PARTFAN_A_DATA_VERSION, json_string(pdv)) ||
         /* the asset's version, which the status records; the task has the partition's */
         json_object_set_new(annots, PODSPEC_A_DATA_VERSION, json_string(c->dv))) {
         rc = cerr_oom();
@@ -294,6 +364,19 @@ static int observe_pod(fctx *c, const json_t *pod, uint64_t total, uint64_t *run
         /* another version, or not one of ours any more: collect it */
         return kobj_is_deleting(pod) ? 0 : partfan_add_delete(c->plan, pod, "superseded");
     if (kobj_is_deleting(pod)) return 0;
+    int rc;
+    if (c->has_pp) {
+        /* started for inputs that have changed since: superseded */
+        const char *ppdv = ann(pod, PARTFAN_A_DATA_VERSION);
+        part_info cur;
+        char now_dv[DV_LEN + 1], why[MSG_MAX];
+        time_t changed;
+        if ((rc = part_plan_at(c->pp, index, c->in->now, &cur))) return rc;
+        rc = partition_inputs(c, &cur, now_dv, &changed, why, sizeof why);
+        if (rc < 0) return rc;
+        if (rc == 0 && ppdv && strcmp(ppdv, now_dv))
+            return partfan_add_delete(c->plan, pod, "superseded");
+    }
     long long attempt = pod_annotation_int(pod, PODSPEC_A_ATTEMPTS);
     if (attempt < 1) attempt = 1;
     const char *phase = pod_phase(pod);
@@ -306,8 +389,7 @@ static int observe_pod(fctx *c, const json_t *pod, uint64_t total, uint64_t *run
     }
     /* A newer attempt of this partition supersedes this pod. */
     if (prange_has(c->busy, index)) return partfan_add_delete(c->plan, pod, "retried");
-    int rc = prange_add(c->busy, index); /* older attempts are only collected */
-    if (rc) return rc;
+    if ((rc = prange_add(c->busy, index))) return rc; /* older attempts are only collected */
     if (!strcmp(phase, "Succeeded")) {
         if (partstate_is_done(c->ps, index))
             return c->keep_done ? 0 : partfan_add_delete(c->plan, pod, "finished");
@@ -324,7 +406,8 @@ static int observe_pod(fctx *c, const json_t *pod, uint64_t total, uint64_t *run
     part_info pi;
     json_t *next = NULL;
     if ((rc = part_plan_at(c->pp, index, c->in->now, &pi))) return rc;
-    if ((rc = build_pod(c, &pi, (int)attempt + 1, &next, retry_pool(c, pod)))) return rc;
+    if ((rc = build_pod(c, &pi, (int)attempt + 1, &next, retry_pool(c, pod))))
+        return rc == 1 ? 0 : rc;
     (*running)++;
     if ((rc = partfan_add_create(c->plan, next))) return rc;
     return partfan_add_delete(c->plan, pod, "retried");
@@ -354,7 +437,11 @@ static int assemble(fctx *c, const parttiles_ctx *tc, const json_t *grid, const 
         part_info pi;
         json_t *pod = NULL;
         if ((rc = part_plan_at(c->pp, i, c->in->now, &pi))) break;
-        if ((rc = build_pod(c, &pi, c->base + 1, &pod, c->pool))) break;
+        if ((rc = build_pod(c, &pi, c->base + 1, &pod, c->pool))) {
+            if (rc != 1) break;
+            rc = 0; /* its per-partition inputs are not ready yet */
+            continue;
+        }
         if ((rc = partfan_add_create(c->plan, pod))) break;
         (*running)++;
     }
@@ -375,7 +462,7 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
     const json_t **order = NULL;
     json_t *grid_rec = NULL;
     const char *assembled = NULL;
-    char msg[MSG_MAX];
+    char msg[MSG_MAX], wait_why[MSG_MAX] = "";
     int rc = 0;
     memset(out, 0, sizeof *out);
     const json_t *old = json_object_get(in->am, "status");
@@ -449,8 +536,24 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
      * earlier pod had. */
     c.base = (int)reruns * (c.s->retry_limit + 1);
     if (c.base + c.s->retry_limit + 1 > 999) c.base = 0; /* pod names hold three digits */
-    uint64_t total = part_plan_count(c.pp, in->now), running = 0;
+    uint64_t total = part_plan_count(c.pp, in->now), running = 0, waiting = 0;
     partstate_set_total(c.ps, total);
+    /* Partitions whose per-partition inputs changed after the watermark are
+     * materialized again (partmap.h). */
+    if (c.has_pp) {
+        time_t mark = partmap_watermark(oldparts);
+        c.mark = mark;
+        for (uint64_t k = 0; k < total; k++) {
+            part_info pi;
+            char pdv[DV_LEN + 1];
+            time_t changed;
+            if ((rc = part_plan_at(c.pp, k, in->now, &pi))) goto done;
+            if ((rc = partition_inputs(&c, &pi, pdv, &changed, msg, sizeof msg)) < 0) goto done;
+            rc = 0;
+            if (changed > c.mark) c.mark = changed;
+            if (changed > mark) partstate_forget(c.ps, k);
+        }
+    }
     for (size_t i = 0; i < in->n_pods; i++) {
         /* the newest attempts first mark their partitions busy */
         if (parttiles_role(in->pods[i])) continue; /* the tile flow's probe and assembly */
@@ -485,6 +588,12 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
         if ((rc = part_plan_at(c.pp, i, in->now, &pi))) goto done;
         if ((rc = build_pod(&c, &pi, c.base + 1, &pod, c.pool))) {
             if (rc == CERR_NOMEM) goto done;
+            if (rc == 1) { /* an upstream partition is not ready yet */
+                rc = 0;
+                if (!waiting++) snprintf(wait_why, sizeof wait_why, "%s", cerr_message());
+                cerr_clear();
+                continue;
+            }
             /* this partition cannot run (its URI template): record it */
             snprintf(msg, sizeof msg, "%s", cerr_message());
             cerr_clear();
@@ -506,6 +615,12 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
     if (as == PARTTILES_READY) assembled = c.dv;
     partstate_set_running(c.ps, running);
     json_t *pj = partstate_json(c.ps);
+    char mark[KOBJ_TIME_LEN];
+    if (pj && c.has_pp && c.mark && !kobj_time_format(c.mark, mark) &&
+        json_object_set_new(pj, PARTMAP_WATERMARK, json_string(mark))) {
+        rc = cerr_oom();
+        goto done;
+    }
     if (!pj || (rerun && json_object_set_new(pj, "rerunFailed", json_string(rerun))) ||
         (grid_rec && json_object_set(pj, "grid", grid_rec)) ||
         (assembled && json_object_set_new(pj, "assembled", json_string(assembled))) ||
@@ -518,6 +633,9 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
     snprintf(msg, sizeof msg, "%llu/%llu partitions materialized, %llu running, %llu failed",
              (unsigned long long)done_n, (unsigned long long)total, (unsigned long long)running,
              (unsigned long long)failed);
+    if (waiting)
+        snprintf(msg + strlen(msg), sizeof msg - strlen(msg),
+                 ", %llu waiting for upstreams (%.200s)", (unsigned long long)waiting, wait_why);
     if (total == 0)
         rc = set_common(&c, PHASE_PENDING, false, "NoPartitionsYet",
                         "no partition window has closed yet");
@@ -546,6 +664,8 @@ done:
     cmem_free(order);
     cmem_free(c.ins);
     cmem_free(c.dvins);
+    cmem_free(c.pp_in);
+    cmem_free(c.pins);
     part_plan_free(c.pp);
     partstate_free(c.ps);
     prange_free(c.busy);

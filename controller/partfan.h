@@ -20,10 +20,10 @@
  * pool's oomEscalation, for that partition alone.
  *
  * Covered here: time and static dimensions with external inputs (URI
- * templates) and unpartitioned upstreams; tiles with the probe and the
- * assembly of parttiles.h (each task carries its partition object);
- * partitioned upstreams (identity, all-to-one, last-N mappings) are not
- * decided yet: such an asset stays Pending with a message saying so.
+ * templates), unpartitioned upstreams, per-partition inputs (partmap.h:
+ * templated from: names, Identity from a partitioned upstream), whose
+ * changes re-run only the partitions they feed; tiles with the probe and
+ * the assembly of parttiles.h (each task carries its partition object).
  *
  * Pure: any thread. jansson rule: inputs borrowed, the plan owns its
  * objects.
@@ -35,6 +35,8 @@
 
 #define PARTFAN_CREATES_MAX 64
 #define PARTFAN_A_RERUN "terrane.io/rerun-failed"
+/* On a partition pod: the partition's data version (its task's). */
+#define PARTFAN_A_DATA_VERSION "terrane.io/partition-data-version"
 
 typedef struct {
     json_t *status;   /* new status, or NULL when unchanged */

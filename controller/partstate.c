@@ -149,6 +149,13 @@ int partstate_succeeded(partstate *ps, uint64_t index)
     return 0;
 }
 
+void partstate_forget(partstate *ps, uint64_t index)
+{
+    prange_remove(ps->done, index);
+    prange_remove(ps->failed, index);
+    drop_failure(ps, index);
+}
+
 int partstate_failed(partstate *ps, uint64_t index, const char *key, int attempts,
                      const char *message)
 {

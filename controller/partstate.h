@@ -50,6 +50,9 @@ int partstate_succeeded(partstate *ps, uint64_t index);
 /* Partition index failed for good (bad input or retries exhausted). */
 int partstate_failed(partstate *ps, uint64_t index, const char *key, int attempts,
                      const char *message);
+/* Partition index is neither materialized nor failed any more (its
+ * inputs changed, partmap.h). */
+void partstate_forget(partstate *ps, uint64_t index);
 /* Forgets every failure (the rerun-failed annotation). */
 void partstate_clear_failed(partstate *ps);
 bool partstate_is_done(const partstate *ps, uint64_t index);

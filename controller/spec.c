@@ -111,7 +111,22 @@ static int decode_inputs(const json_t *list, am_spec *s, jschema_error *err)
             snprintf(path, sizeof path, "spec.inputs[%zu].from", i);
             if (!json_is_string(from)) return type_error(err, path, "a string", from);
             d->from = json_string_value(from);
-            if (!spec_is_dns_subdomain(d->from))
+            /* a template ("raw-{date}", partmap.h) names one upstream per
+             * partition: each {placeholder} stands for digits */
+            char name[254];
+            size_t o = 0;
+            for (const char *c = d->from; *c && o + 1 < sizeof name; c++) {
+                if (*c != '{') {
+                    name[o++] = *c;
+                    continue;
+                }
+                const char *e = strchr(c, '}');
+                if (!e) break;
+                name[o++] = '0';
+                c = e;
+            }
+            name[o] = '\0';
+            if (!spec_is_dns_subdomain(name))
                 return jschema_fail(err, path, "spec",
                                     "\"%.64s\" is not the name of an AssetMaterialization (a DNS "
                                     "subdomain: lowercase letters, digits, '-' and '.')",
