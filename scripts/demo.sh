@@ -177,7 +177,8 @@ KUBECONFIG=$DEMO_DIR/kubeconfig
 export KUBECONFIG
 start_bg kubesim "$DEMO_DIR/kubesim.log" $PY "$ROOT/tests/kubesim/kubesim.py" --port 0 \
   --kubeconfig "$KUBECONFIG" --state-dir "$DEMO_DIR/kubesim" --pools "$DEMO_DIR/kubesim-pools.json" \
-  --ready-file "$DEMO_DIR/kubesim.port" --namespace "$NS" --images "$ROOT/examples/ml/kubesim-images.json"
+  --ready-file "$DEMO_DIR/kubesim.port" --namespace "$NS" --images "$ROOT/examples/ml/kubesim-images.json" \
+  --writable "$DEMO_DIR/scratch"
 KUBESIM_PID=$LAST_PID
 kubesim_up() { alive "$KUBESIM_PID" && [ -s "$DEMO_DIR/kubesim.port" ]; }
 wait_for 200 "kubesim (log: $DEMO_DIR/kubesim.log)" kubesim_up
@@ -218,8 +219,9 @@ cat >"$DEMO_DIR/pools.json" <<'EOF'
   }
 }
 EOF
-# The worker pods' environment (the chart's worker-env ConfigMap). kubesim runs
-# pods as local processes without volumes, so scratch is a local directory.
+# The worker pods' environment (the chart's worker-env ConfigMap). Scratch is a
+# local directory that kubesim lets the confined worker write (--writable, as a
+# hostPath volume would).
 $PY - "$DEMO_DIR/worker-env.json" "$AWS_S3_ENDPOINT" "$DEMO_DIR/scratch" <<'PY'
 import json, sys
 out, endpoint, scratch = sys.argv[1:]

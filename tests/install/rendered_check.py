@@ -104,7 +104,8 @@ def check_pools(text):
     for name, p in pools.items():
         where = f"pools.json pools.{name}"
         check(DNS_LABEL.match(name), f"{where}: name is not a DNS label")
-        check(set(p) <= {"nodeSelector", "tolerations", "resources", "oomEscalation"}, f"{where}: unknown fields {set(p)}")
+        check(set(p) <= {"nodeSelector", "tolerations", "resources", "oomEscalation", "maxPartitionPods"}, f"{where}: unknown fields {set(p)}")
+        check(isinstance(p.get("maxPartitionPods", 0), int) and p.get("maxPartitionPods", 0) >= 0, f"{where}.maxPartitionPods: {p.get('maxPartitionPods')!r}")
         check(all(isinstance(v, str) for v in p.get("nodeSelector", {}).values()), f"{where}.nodeSelector: values must be strings")
         for i, t in enumerate(p.get("tolerations", [])):
             check(set(t) <= {"key", "operator", "value", "effect", "tolerationSeconds"}, f"{where}.tolerations[{i}]: unknown fields")
