@@ -127,6 +127,10 @@ def check_pools(text):
     return cfg
 
 
+def kinds_has_rbac(docs):
+    return any(d["kind"] in ("Role", "ClusterRole") for d in docs)
+
+
 def check_worker_env(text):
     try:
         env = json.loads(text)
@@ -215,7 +219,10 @@ def main():
     sas = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in by_kind(docs, "ServiceAccount")}
     # RBAC: exact rules, no wildcards, bound to the controller's ServiceAccount
     granted, lease_rules = set(), set()
-    for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
+    is_worker = lambda d: d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "worker"
+    worker_roles = [r for r in by_kind(docs, "Role") if is_worker(r)]
+    worker_bindings = [b for b in by_kind(docs, "RoleBinding") if is_worker(b)]
+    for role in [r for r in by_kind(docs, "ClusterRole") + by_kind(docs, "Role") if not is_worker(r)]:
         for rule in role.get("rules", []):
             for field in ("apiGroups", "resources", "verbs", "resourceNames"):
                 check("*" not in rule.get(field, []), f"{role['kind']}/{role['metadata']['name']}: wildcard in {field}")
@@ -228,7 +235,7 @@ def main():
                             check(role["kind"] == "Role", "lease rules outside a namespaced Role")
                             if v in ("get", "update"):
                                 check(rule.get("resourceNames"), "lease get/update not restricted to the Lease's name")
-    for b in by_kind(docs, "ClusterRoleBinding") + by_kind(docs, "RoleBinding"):
+    for b in [b for b in by_kind(docs, "ClusterRoleBinding") + by_kind(docs, "RoleBinding") if not is_worker(b)]:
         check(b["subjects"] == [{"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}],
               f"{b['kind']}/{b['metadata']['name']} binds {b['subjects']}")
         target = [r for r in by_kind(docs, b["roleRef"]["kind"]) if r["metadata"]["name"] == b["roleRef"]["name"]]
@@ -240,6 +247,18 @@ def main():
     worker_sas = [d for d in by_kind(docs, "ServiceAccount") if d["metadata"]["name"] == worker_sa]
     for w in worker_sas:
         check(w.get("automountServiceAccountToken") is False, f"worker ServiceAccount {w['metadata']['namespace']}/{worker_sa} mounts an API token")
+    # worker Roles: get on pods in the worker's own namespace, nothing else
+    # (a container asset's publish step reads its own pod's imageID)
+    if worker_sas and kinds_has_rbac(docs):
+        check(len(worker_roles) == len(worker_sas) == len(worker_bindings),
+              f"{len(worker_sas)} worker ServiceAccounts, {len(worker_roles)} worker Roles, {len(worker_bindings)} bindings")
+    for r in worker_roles:
+        check(r["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}], f"worker Role rules {r['rules']}")
+    for b in worker_bindings:
+        ns_b = b["metadata"]["namespace"]
+        check(b["subjects"] == [{"kind": "ServiceAccount", "name": worker_sa, "namespace": ns_b}], f"worker RoleBinding binds {b['subjects']}")
+        check([r for r in worker_roles if r["metadata"]["name"] == b["roleRef"]["name"] and r["metadata"]["namespace"] == ns_b],
+              f"worker RoleBinding {ns_b}/{b['metadata']['name']} refers to a missing Role")
     # selectors of Service, PDB and ServiceMonitor reach the controller pods
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     for svc in by_kind(docs, "Service"):
@@ -272,7 +291,7 @@ def main():
         check(psc.get("runAsUser") == 65532 or csc.get("runAsUser") == 65532, "runAsUser is not 65532")
         check(granted == CORE_RULES | UI_RULES, f"ClusterRole rules differ: extra {granted - CORE_RULES - UI_RULES}, missing {(CORE_RULES | UI_RULES) - granted}")
         check(lease_rules == LEASE_RULES, f"lease rules {lease_rules}")
-        check(by_kind(docs, "ClusterRole") and not [r for r in by_kind(docs, "Role") if "leases" not in json.dumps(r["rules"])], "default RBAC should be a ClusterRole")
+        check(by_kind(docs, "ClusterRole") and not [r for r in by_kind(docs, "Role") if "leases" not in json.dumps(r["rules"]) and not is_worker(r)], "default RBAC should be a ClusterRole")
         check(not has("ServiceMonitor"), "ServiceMonitor rendered by default")
         check(not has("Namespace"), "Namespace rendered by default (Helm would refuse existing ones)")
         nps = by_kind(docs, "NetworkPolicy")
@@ -325,7 +344,7 @@ def main():
         check(args.get("lease-name") == "hydro-terrane" and args.get("lease-duration") == "30", "lease args")
         check(c["args"][-1] == "--verbose-reconcile=true", "extraArgs not appended")
         roles = by_kind(docs, "Role")
-        main_roles = [r for r in roles if r["metadata"]["namespace"] == "hydro"]
+        main_roles = [r for r in roles if r["metadata"]["namespace"] == "hydro" and not is_worker(r)]
         check(len(main_roles) == 1 and not [r for r in by_kind(docs, "ClusterRole") if "pods" in json.dumps(r["rules"])],
               "watchNamespace should give a Role in hydro, not a ClusterRole")
         want = CORE_RULES | UI_RULES | NODE_RULES | FINALIZER_RULES
