@@ -446,35 +446,44 @@ static int upstream_sources(uiapi *a, const char *ns, json_t *sum)
     return 0;
 }
 
-int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
+/* One object's detail: an AssetMaterialization's (kind UISRC_ASSETS) or an
+ * AssetSource's (UISRC_SOURCES), the same document under "asset" or
+ * "source". */
+static int detail(uiapi *a, uisrc_kind kind, const char *ns, const char *name, json_t **out)
 {
+    bool is_src = kind == UISRC_SOURCES;
+    const char *what = is_src ? "source" : "asset";
     int rc = 0;
-    json_t *am = NULL, *doc = NULL, *evs = NULL, *sum = NULL, *meta = NULL;
+    json_t *obj = NULL, *doc = NULL, *evs = NULL, *sum = NULL, *meta = NULL;
     char key[KEY_MAX];
     *out = NULL;
     if (!ns || !name || !make_key(ns, name, key))
-        return cerr_set(CERR_NOTFOUND, "no asset %s/%s", ns ? ns : "", name ? name : "");
-    if (!(am = uisource_get(a->src, UISRC_ASSETS, ns, name)))
-        return cerr_set(CERR_NOTFOUND, "no asset %s/%s", ns, name);
+        return cerr_set(CERR_NOTFOUND, "no %s %s/%s", what, ns ? ns : "", name ? name : "");
+    if (!(obj = uisource_get(a->src, kind, ns, name)))
+        return cerr_set(CERR_NOTFOUND, "no %s %s/%s", what, ns, name);
     match down = {.name = name, .arr = json_array()};
     match pods = {.name = name, .arr = json_array()};
-    evmatch em = {
-        .kind = "AssetMaterialization", .name = name, .pods = pods.arr, .arr = json_array()};
-    json_t *spec = (json_t *)get(am, "spec"), *st = (json_t *)get(am, "status");
+    evmatch em = {.kind = is_src ? SOURCE_KIND : "AssetMaterialization",
+                  .name = name,
+                  .pods = pods.arr,
+                  .arr = json_array()};
+    json_t *spec = (json_t *)get(obj, "spec"), *st = (json_t *)get(obj, "status");
     if (!down.arr || !pods.arr || !em.arr) goto oom;
     if ((rc = uisource_each_dependent(a->src, ns, name, add_downstream, &down)) || down.rc ||
-        (rc = uisource_each_pod_of(a->src, ns, name, add_pod, &pods)) || pods.rc ||
-        (rc = uisource_each(a->src, UISRC_EVENTS, ns, add_event, &em)) || em.rc)
+        (rc = is_src ? uisource_each_pod_of_source(a->src, ns, name, add_pod, &pods)
+                     : uisource_each_pod_of(a->src, ns, name, add_pod, &pods)) ||
+        pods.rc || (rc = uisource_each(a->src, UISRC_EVENTS, ns, add_event, &em)) || em.rc)
         goto fail;
     if (!(evs = sorted_events(em.arr))) goto oom;
-    if (!(sum = uiapi_summary(am, true)) || !(meta = metadata_of(am))) goto oom;
-    if (upstream_sources(a, ns, sum)) goto oom;
-    doc = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "asset", sum, "metadata", meta, "spec",
+    sum = is_src ? uiapi_source_summary(obj, true) : uiapi_summary(obj, true);
+    if (!sum || !(meta = metadata_of(obj))) goto oom;
+    if (!is_src && upstream_sources(a, ns, sum)) goto oom;
+    doc = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", what, sum, "metadata", meta, "spec",
                     spec ? spec : json_null(), "status", st ? st : json_null(), "downstream",
                     down.arr, "pods", pods.arr, "events", evs);
     if (!doc) goto oom;
     pthread_mutex_lock(&a->mu);
-    entry *e = strmap_lookup(a->entries, key);
+    entry *e = strmap_lookup(is_src ? a->sources : a->entries, key);
     json_t *h = e && e->history ? json_deep_copy(e->history) : json_array();
     pthread_mutex_unlock(&a->mu);
     if (!h || json_object_set_new(doc, "history", h)) goto oom;
@@ -494,14 +503,21 @@ cleanup:
     json_decref(down.arr);
     json_decref(pods.arr);
     json_decref(em.arr);
-    json_decref(am);
+    json_decref(obj);
     return rc;
+}
+
+int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
+{
+    return detail(a, UISRC_ASSETS, ns, name, out);
 }
 
 /* --- history ----------------------------------------------------------------------------- */
 
-/* Appends the status's data version to the history when it is new. */
-static void add_version(entry *e, const json_t *st)
+/* Appends the status's data version to the history when it is new: with
+ * its output for an asset, with its counts for a source (the observations
+ * that changed it). */
+static void add_version(entry *e, const json_t *st, bool is_source)
 {
     const char *dv = str(st, "dataVersion");
     if (!dv || !*dv) return;
@@ -510,26 +526,11 @@ static void add_version(entry *e, const json_t *st)
     if (!e->history && !(e->history = json_array())) return;
     const json_t *o = get(st, "output");
     json_t *h = json_pack("{s:s}", "dataVersion", dv);
-    if (!h || copy(h, st, "finishedAt") || copy(h, o, "uri") || copy(h, o, "checksum") ||
-        copy(h, o, "cacheHit") || json_array_insert_new(e->history, 0, h)) {
-        json_decref(h);
-        return;
-    }
-    while (json_array_size(e->history) > UIAPI_HISTORY_MAX)
-        json_array_remove(e->history, json_array_size(e->history) - 1);
-}
-
-/* The same for an AssetSource: its observations that changed the version. */
-static void add_source_version(entry *e, const json_t *st)
-{
-    const char *dv = str(st, "dataVersion");
-    if (!dv || !*dv) return;
-    const char *last = str(json_array_get(e->history, 0), "dataVersion");
-    if (last && !strcmp(last, dv)) return;
-    if (!e->history && !(e->history = json_array())) return;
-    json_t *h = json_pack("{s:s}", "dataVersion", dv);
-    if (!h || copy(h, st, "lastChangedAt") || copy(h, st, "objectCount") || copy(h, st, "bytes") ||
-        json_array_insert_new(e->history, 0, h)) {
+    bool failed = !h || (is_source ? copy(h, st, "lastChangedAt") || copy(h, st, "objectCount") ||
+                                         copy(h, st, "bytes")
+                                   : copy(h, st, "finishedAt") || copy(h, o, "uri") ||
+                                         copy(h, o, "checksum") || copy(h, o, "cacheHit"));
+    if (failed || json_array_insert_new(e->history, 0, h)) {
         json_decref(h);
         return;
     }
@@ -574,10 +575,7 @@ static void observe(uiapi *a, strmap *m, const json_t *obj, bool deleted, bool i
     e->summary = text;
     e->len = strlen(text);
     a->bytes += e->len;
-    if (is_source)
-        add_source_version(e, get(obj, "status"));
-    else
-        add_version(e, get(obj, "status"));
+    add_version(e, get(obj, "status"), is_source);
 done:
     pthread_mutex_unlock(&a->mu);
 }
@@ -659,50 +657,5 @@ int uiapi_source_summary_of(uiapi *a, const char *ns, const char *name, json_t *
 
 int uiapi_source(uiapi *a, const char *ns, const char *name, json_t **out)
 {
-    int rc = 0;
-    json_t *src = NULL, *doc = NULL, *evs = NULL, *sum = NULL, *meta = NULL;
-    char key[KEY_MAX];
-    *out = NULL;
-    if (!ns || !name || !make_key(ns, name, key))
-        return cerr_set(CERR_NOTFOUND, "no source %s/%s", ns ? ns : "", name ? name : "");
-    if (!(src = uisource_get(a->src, UISRC_SOURCES, ns, name)))
-        return cerr_set(CERR_NOTFOUND, "no source %s/%s", ns, name);
-    match down = {.name = name, .arr = json_array()};
-    match pods = {.name = name, .arr = json_array()};
-    evmatch em = {.kind = SOURCE_KIND, .name = name, .pods = pods.arr, .arr = json_array()};
-    json_t *spec = (json_t *)get(src, "spec"), *st = (json_t *)get(src, "status");
-    if (!down.arr || !pods.arr || !em.arr) goto oom;
-    if ((rc = uisource_each_dependent(a->src, ns, name, add_downstream, &down)) || down.rc ||
-        (rc = uisource_each_pod_of_source(a->src, ns, name, add_pod, &pods)) || pods.rc ||
-        (rc = uisource_each(a->src, UISRC_EVENTS, ns, add_event, &em)) || em.rc)
-        goto fail;
-    if (!(evs = sorted_events(em.arr))) goto oom;
-    if (!(sum = uiapi_source_summary(src, true)) || !(meta = metadata_of(src))) goto oom;
-    doc = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "source", sum, "metadata", meta, "spec",
-                    spec ? spec : json_null(), "status", st ? st : json_null(), "downstream",
-                    down.arr, "pods", pods.arr, "events", evs);
-    if (!doc) goto oom;
-    pthread_mutex_lock(&a->mu);
-    entry *e = strmap_lookup(a->sources, key);
-    json_t *h = e && e->history ? json_deep_copy(e->history) : json_array();
-    pthread_mutex_unlock(&a->mu);
-    if (!h || json_object_set_new(doc, "history", h)) goto oom;
-    *out = doc;
-    doc = NULL;
-    goto cleanup;
-oom:
-    rc = cerr_oom();
-    goto cleanup;
-fail:
-    if (!rc) rc = down.rc ? down.rc : pods.rc ? pods.rc : em.rc;
-cleanup:
-    json_decref(doc);
-    json_decref(sum);
-    json_decref(meta);
-    json_decref(evs);
-    json_decref(down.arr);
-    json_decref(pods.arr);
-    json_decref(em.arr);
-    json_decref(src);
-    return rc;
+    return detail(a, UISRC_SOURCES, ns, name, out);
 }

@@ -32,6 +32,14 @@ function table(cols, rows) {
   return t;
 }
 
+// The conditions of a status and the Events of a detail document.
+function conditionsAndEvents(parts, st, doc) {
+  parts.push(el('h3', { text: 'Conditions' }));
+  parts.push(table(['type', 'status', 'reason', 'message'], (st.conditions || []).map((c) => [c.type, c.status, c.reason, c.message])));
+  parts.push(el('h3', { text: 'Recent Events' }));
+  parts.push((doc.events || []).length ? table(['time', 'type', 'reason', 'message'], doc.events.map((e) => [(e.time || '').replace('T', ' ').replace('Z', ''), e.type, e.reason, (e.kind === 'Pod' ? e.object + ': ' : '') + (e.message || '')])) : el('div', { class: 'muted', text: 'none' }));
+}
+
 function link(text, href) {
   const h = safeHref(href);
   return h ? el('a', { href: h, target: '_blank', rel: 'noopener noreferrer', text }) : el('span', { text });
@@ -101,11 +109,7 @@ export function renderPanel(panel, doc, cfg, onSelect, onClose) {
   const pods = (doc.pods || []).slice().sort((x, y) => String(x.created || '').localeCompare(String(y.created || '')));
   parts.push(pods.length ? table(['pod', 'attempt', 'pool', 'node', 'phase', 'exit'], pods.map((p) => [p.name, p.attempt, p.pool, p.node || p.unschedulable || '', p.phase + (p.terminatedReason ? ' (' + p.terminatedReason + ')' : p.waitingReason ? ' (' + p.waitingReason + ')' : ''), p.exitCode ?? ''])) : el('div', { class: 'muted', text: 'no pods cached (finished pods are garbage-collected)' }));
 
-  parts.push(el('h3', { text: 'Conditions' }));
-  parts.push(table(['type', 'status', 'reason', 'message'], (st.conditions || []).map((c) => [c.type, c.status, c.reason, c.message])));
-
-  parts.push(el('h3', { text: 'Recent Events' }));
-  parts.push((doc.events || []).length ? table(['time', 'type', 'reason', 'message'], doc.events.map((e) => [(e.time || '').replace('T', ' ').replace('Z', ''), e.type, e.reason, (e.kind === 'Pod' ? e.object + ': ' : '') + (e.message || '')])) : el('div', { class: 'muted', text: 'none' }));
+  conditionsAndEvents(parts, st, doc);
 
   parts.push(el('h3', { text: 'Data-version history' }));
   parts.push((doc.history || []).length ? table(['data version', 'finished', 'cache hit'], doc.history.map((h) => [(h.dataVersion || '').slice(0, 23), h.finishedAt, h.cacheHit === undefined ? '' : String(h.cacheHit)])) : el('div', { class: 'muted', text: 'none seen yet' }));
@@ -160,11 +164,7 @@ export function renderSourcePanel(panel, doc, cfg, onSelect, onClose) {
   const pods = (doc.pods || []).slice().sort((x, y) => String(x.created || '').localeCompare(String(y.created || '')));
   parts.push(pods.length ? table(['pod', 'node', 'phase', 'exit'], pods.map((p) => [p.name, p.node || p.unschedulable || '', p.phase + (p.terminatedReason ? ' (' + p.terminatedReason + ')' : ''), p.exitCode ?? ''])) : el('div', { class: 'muted', text: 'no observation pods cached' }));
 
-  parts.push(el('h3', { text: 'Conditions' }));
-  parts.push(table(['type', 'status', 'reason', 'message'], (st.conditions || []).map((c) => [c.type, c.status, c.reason, c.message])));
-
-  parts.push(el('h3', { text: 'Recent Events' }));
-  parts.push((doc.events || []).length ? table(['time', 'type', 'reason', 'message'], doc.events.map((e) => [(e.time || '').replace('T', ' ').replace('Z', ''), e.type, e.reason, (e.kind === 'Pod' ? e.object + ': ' : '') + (e.message || '')])) : el('div', { class: 'muted', text: 'none' }));
+  conditionsAndEvents(parts, st, doc);
 
   parts.push(el('h3', { text: 'Data-version history' }));
   parts.push((doc.history || []).length ? table(['data version', 'changed', 'objects', 'bytes'], doc.history.map((h) => [(h.dataVersion || '').slice(0, 23), h.lastChangedAt, h.objectCount, h.bytes])) : el('div', { class: 'muted', text: 'none seen yet' }));
