@@ -247,8 +247,11 @@ static int time_index_of(const dim *t, const char *key, uint64_t count, uint64_t
     long long len = cadence_seconds(t->cadence);
     uint64_t i;
     if (len) {
-        if (wall < t->start_local) return CERR_NOTFOUND;
-        i = (uint64_t)((wall - t->start_local) / len);
+        /* a key is its window's start truncated to the day (the hour):
+         * window i is the first to start at or after the key's wall time */
+        long long k = floordiv((long long)(wall - t->start_local) + len - 1, len);
+        if (k < 0) return CERR_NOTFOUND;
+        i = (uint64_t)k;
     } else {
         int y, m, d, sy, sm, sd;
         civil_from_days(floordiv(wall, 86400), &y, &m, &d);
