@@ -43,6 +43,8 @@ CORE_RULES = {
 } | {
     ("events.k8s.io", "events", v) for v in ("create", "patch")
 }
+# The lineage UI (ui.enabled, the default) reads Events for its asset panel.
+UI_RULES = {("", "events", v) for v in ("get", "list", "watch")}
 LEASE_RULES = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
 NODE_RULES = {("", "nodes", "get")}
 FINALIZER_RULES = {("terrane.io", r + "/finalizers", "update")
@@ -287,7 +289,7 @@ def main():
         check(args["leader-elect"] == "true", "leader election is not on by default")
         check(args.get("lease-namespace") == namespace, "lease is not in the release namespace")
         check(psc.get("runAsUser") == 65532 or csc.get("runAsUser") == 65532, "runAsUser is not 65532")
-        check(granted == CORE_RULES, f"ClusterRole rules differ: extra {granted - CORE_RULES}, missing {CORE_RULES - granted}")
+        check(granted == CORE_RULES | UI_RULES, f"ClusterRole rules differ: extra {granted - CORE_RULES - UI_RULES}, missing {(CORE_RULES | UI_RULES) - granted}")
         check(lease_rules == LEASE_RULES, f"lease rules {lease_rules}")
         check(by_kind(docs, "ClusterRole") and not [r for r in by_kind(docs, "Role") if "leases" not in json.dumps(r["rules"]) and not is_worker(r)], "default RBAC should be a ClusterRole")
         check(not has("ServiceMonitor"), "ServiceMonitor rendered by default")
@@ -345,7 +347,8 @@ def main():
         main_roles = [r for r in roles if r["metadata"]["namespace"] == "hydro" and not is_worker(r)]
         check(len(main_roles) == 1 and not [r for r in by_kind(docs, "ClusterRole") if "pods" in json.dumps(r["rules"])],
               "watchNamespace should give a Role in hydro, not a ClusterRole")
-        check(granted == CORE_RULES | NODE_RULES | FINALIZER_RULES, f"rules differ: extra {granted - CORE_RULES - NODE_RULES - FINALIZER_RULES}, missing {(CORE_RULES | NODE_RULES | FINALIZER_RULES) - granted}")
+        want = CORE_RULES | UI_RULES | NODE_RULES | FINALIZER_RULES
+        check(granted == want, f"rules differ: extra {granted - want}, missing {want - granted}")
         nodes_role = [r for r in by_kind(docs, "ClusterRole") if "nodes" in json.dumps(r["rules"])]
         check(len(nodes_role) == 1 and nodes_role[0]["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}], "nodes ClusterRole")
         check(pod.get("priorityClassName") == "system-cluster-critical", "priorityClassName")
@@ -386,6 +389,7 @@ def main():
     elif scenario == "nosvc":
         check(not has("Service"), "Service rendered with metrics.service.enabled=false and ui.enabled=false")
         check("ui-addr" not in args, "--ui-addr with ui.enabled=false")
+        check(granted == CORE_RULES, f"rules with ui.enabled=false: extra {granted - CORE_RULES}, missing {CORE_RULES - granted}")
     elif scenario == "norbac":
         check(not [k for k in kinds if k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")], "RBAC rendered with rbac.create=false")
     elif scenario == "noworkersa":

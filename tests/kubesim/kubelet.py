@@ -20,7 +20,8 @@ slow nodes. One thread starts and polls every process, so PR_SET_PDEATHSIG
 (through setpriv) ties the children to kubesim's life.
 
 emptyDir volumes are shared directories with mount paths rewritten in each
-container's env, command, args and workingDir (volumes.py); a container
+container's env, command, args and workingDir (volumes.py); a container with
+readOnlyRootFilesystem can write only to its volumes (bubblewrap); a container
 without a command runs what the images file maps its image to (images.py),
 and its status reports that image's imageID. Main containers wait with reason
 PodInitializing until every init container has succeeded.
@@ -127,7 +128,7 @@ class PodRun:
 
 class Kubelet(util.Worker):
     def __init__(self, store, faults, state_dir, pass_env=(), api_url=None, tick=0.1,
-                 images=None):
+                 images=None, writable=()):
         util.Worker.__init__(self, "kubesim-kubelet")
         self.store = store
         self.faults = faults
@@ -142,6 +143,8 @@ class Kubelet(util.Worker):
         self.ip_counter = 0
         self.pods_res = store.res("", "v1", "pods")
         self.setpriv = shutil.which("setpriv")
+        self.bwrap = shutil.which("bwrap")
+        self.writable = [os.path.abspath(d) for d in writable]
         self.images = images or imagesmod.Images()
         # set by kubesim.py: (ns, serviceaccount) -> token, and its CA (PEM) when TLS
         self.token_issuer = None
@@ -284,7 +287,13 @@ class Kubelet(util.Worker):
     def sync(self):
         store = self.store
         with store.lock:
-            pods = store.objects(("", "pods"))
+            # what a kubelet acts on: bound pods, and unbound ones being
+            # deleted (it confirms their deletion); never the pending rest
+            pods = store.pods_bound()
+            bucket = store.data.get(("", "pods"), {})
+            pods += [bucket[(ns, name)] for skey, ns, name in sorted(store.terminating)
+                     if skey == ("", "pods") and (ns, name) in bucket
+                     and not (bucket[(ns, name)].get("spec") or {}).get("nodeName")]
             nodes = {n["metadata"]["name"]: n for n in store.objects(("", "nodes"))}
         seen = set()
         for p in pods:
@@ -623,6 +632,13 @@ class Kubelet(util.Worker):
                 cwd = wd
         if not argv:
             argv = ["sleep", "infinity"]
+        if volumesmod.read_only_root(c.spec):
+            try:
+                open(c.term, "wb").close()  # a bind mount needs the file to exist
+                argv = volumesmod.confine(self.bwrap, argv, c.mounts, [c.term] + self.writable)
+            except (OSError, volumesmod.VolumeError) as e:
+                c.waiting = ("CreateContainerError", str(e))
+                return
         if self.setpriv:
             argv = [self.setpriv, "--pdeathsig", "KILL", "--"] + argv
         try:
