@@ -177,7 +177,8 @@ KUBECONFIG=$DEMO_DIR/kubeconfig
 export KUBECONFIG
 start_bg kubesim "$DEMO_DIR/kubesim.log" $PY "$ROOT/tests/kubesim/kubesim.py" --port 0 \
   --kubeconfig "$KUBECONFIG" --state-dir "$DEMO_DIR/kubesim" --pools "$DEMO_DIR/kubesim-pools.json" \
-  --ready-file "$DEMO_DIR/kubesim.port" --namespace "$NS" --images "$ROOT/examples/ml/kubesim-images.json"
+  --ready-file "$DEMO_DIR/kubesim.port" --namespace "$NS" --images "$ROOT/examples/ml/kubesim-images.json" \
+  --writable "$DEMO_DIR/scratch" --writable "$DEMO_DIR/out"
 KUBESIM_PID=$LAST_PID
 kubesim_up() { alive "$KUBESIM_PID" && [ -s "$DEMO_DIR/kubesim.port" ]; }
 wait_for 200 "kubesim (log: $DEMO_DIR/kubesim.log)" kubesim_up

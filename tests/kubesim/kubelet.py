@@ -507,8 +507,9 @@ class Kubelet(util.Worker):
                     with self.store.lock:
                         o = self.store.get_raw(("", "configmaps"), r.ns, ref.get("name", ""))
                     data = dict((o or {}).get("data") or {})
-                    if o is None and ref.get("name") == "kube-root-ca.crt" and self.ca_pem:
-                        data = {"ca.crt": self.ca_pem.decode()}
+                    if o is None and ref.get("name") == "kube-root-ca.crt":
+                        # every namespace has it; without TLS there is no CA to put in it
+                        data = {"ca.crt": self.ca_pem.decode() if self.ca_pem else ""}
                     if o is None and not data and not ref.get("optional"):
                         raise volumesmod.VolumeError('configmap "%s" not found' % ref.get("name"))
                     items = ref.get("items") or [{"key": k, "path": k} for k in data]
