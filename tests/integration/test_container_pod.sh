@@ -74,7 +74,7 @@ WENV=$($PY -c 'import json,os; print(json.dumps({k: os.environ[k] for k in (
 # run_pod NAME TASK_JSON [container_pod.py options]: creates the pod, waits for
 # it to finish; its JSON in $TMP/NAME.pod.json.
 # NODE_POOL: the pool label of the node it ran on, read while the node exists
-# (an emptied GPU node is removed within a second here).
+# (an emptied GPU node is removed within a second here, and its pods with it).
 run_pod() {
   local name=$1 task=$2 phase="" node=""
   NODE_POOL=""
@@ -82,8 +82,14 @@ run_pod() {
   printf '%s\n' "$task" >"$TMP/$name.task"
   $PY "$ROOT/tests/integration/container_pod.py" "$name" "$TMP/$name.task" "$WENV" "$@" >"$TMP/$name.pod.yaml"
   kubectl create -f "$TMP/$name.pod.yaml" >/dev/null || { fail "kubectl create pod $name"; return; }
+  rm -f "$TMP/$name.pod.json"
   for _ in $(seq 1 600); do
-    phase=$(kubectl get pod "$name" -o 'jsonpath={.status.phase}' 2>/dev/null)
+    # the whole pod each time: a finished pod goes with its node when the
+    # autoscaler removes it a second later, so it is kept as last read
+    if kubectl get pod "$name" -o json >"$TMP/$name.pod.next" 2>/dev/null; then
+      mv "$TMP/$name.pod.next" "$TMP/$name.pod.json"
+      phase=$(json_get "$TMP/$name.pod.json" 'd.get("status", {}).get("phase", "")')
+    fi
     if [ -z "$NODE_POOL" ]; then
       node=$(kubectl get pod "$name" -o 'jsonpath={.spec.nodeName}' 2>/dev/null)
       [ -n "$node" ] && NODE_POOL=$(kubectl get node "$node" -o 'jsonpath={.metadata.labels.terrane\.io/pool}' 2>/dev/null)
@@ -91,7 +97,6 @@ run_pod() {
     [ "$phase" = Succeeded ] || [ "$phase" = Failed ] && break
     sleep 0.2
   done
-  kubectl get pod "$name" -o json >"$TMP/$name.pod.json"
 }
 pj() { json_get "$TMP/$1.pod.json" "$2"; }
 ctask() { task_json container "$2" "$3" s3://assets/out "$1"; }
