@@ -549,7 +549,6 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
             time_t changed;
             if ((rc = part_plan_at(c.pp, k, in->now, &pi))) goto done;
             if ((rc = partition_inputs(&c, &pi, pdv, &changed, msg, sizeof msg)) < 0) goto done;
-            rc = 0;
             if (changed > c.mark) c.mark = changed;
             if (changed > mark) partstate_forget(c.ps, k);
         }
@@ -589,7 +588,6 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
         if ((rc = build_pod(&c, &pi, c.base + 1, &pod, c.pool))) {
             if (rc == CERR_NOMEM) goto done;
             if (rc == 1) { /* an upstream partition is not ready yet */
-                rc = 0;
                 if (!waiting++) snprintf(wait_why, sizeof wait_why, "%s", cerr_message());
                 cerr_clear();
                 continue;
