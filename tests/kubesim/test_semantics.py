@@ -283,6 +283,51 @@ def test_label_and_field_selectors():
     assert ok(code, lst)["items"] == []
 
 
+def test_label_index_follows_changes():
+    # the store's label index: selected lists (paged, in one namespace or
+    # all) and a watch's initial state stay exact while labels change
+    for ns in ("lix-a", "lix-b"):
+        mkns(ns)
+        for i in range(4):
+            ok(*C.post(CM % ns, cm("m%d" % i, ns=ns, labels={"own": "x" if i % 2 else "y"}))[:2])
+    all_cm = CM.replace("/namespaces/%s", "")
+
+    def names(path, sel, limit=0):
+        out, cont = [], None
+        while True:
+            params = {"labelSelector": sel}
+            if limit:
+                params["limit"] = limit
+            if cont:
+                params["continue"] = cont
+            code, lst, _ = C.get(q(path, **params))
+            ok(code, lst)
+            out += [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in lst["items"]]
+            cont = lst["metadata"].get("continue")
+            if not cont:
+                return [k for k in out if k[0].startswith("lix-")]
+
+    assert names(CM % "lix-a", "own=x") == [("lix-a", "m1"), ("lix-a", "m3")]
+    assert names(all_cm, "own=x", limit=1) == [("lix-a", "m1"), ("lix-a", "m3"), ("lix-b", "m1"),
+                                               ("lix-b", "m3")]
+    # relabel m0 (y -> x), drop m1's label, delete m3, add m9
+    ok(*C.patch(CM % "lix-a" + "/m0", {"metadata": {"labels": {"own": "x"}}})[:2])
+    ok(*C.patch(CM % "lix-a" + "/m1", {"metadata": {"labels": {"own": None}}})[:2])
+    ok(*C.delete(CM % "lix-a" + "/m3")[:2])
+    ok(*C.post(CM % "lix-a", cm("m9", ns="lix-a", labels={"own": "x", "more": "1"}))[:2])
+    assert names(CM % "lix-a", "own=x") == [("lix-a", "m0"), ("lix-a", "m9")]
+    assert names(CM % "lix-a", "own=x", limit=1) == [("lix-a", "m0"), ("lix-a", "m9")]
+    assert names(CM % "lix-a", "own in (x,y)") == [("lix-a", "m0"), ("lix-a", "m2"), ("lix-a", "m9")]
+    assert names(CM % "lix-a", "own") == [("lix-a", "m0"), ("lix-a", "m2"), ("lix-a", "m9")]
+    assert names(CM % "lix-a", "own=x,more") == [("lix-a", "m9")]
+    assert names(CM % "lix-a", "own=y") == [("lix-a", "m2")]
+    assert names(CM % "lix-a", "own!=x") == [("lix-a", "m1"), ("lix-a", "m2")]
+    assert names(CM % "lix-a", "own=nothing") == []
+    got = list(C.watch(q(CM % "lix-a", watch=1, labelSelector="own=x"), timeout=0.8))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [
+        ("ADDED", "m0"), ("ADDED", "m9")], got
+
+
 # ---- watches -------------------------------------------------------------------------
 
 def test_watch_from_resource_version():

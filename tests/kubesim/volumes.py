@@ -11,7 +11,14 @@ first; subPath is honoured). The mapping itself is in the container's
 environment as KUBESIM_VOLUME_MOUNTS ("/inputs=/state/.../inputs:/outputs=...").
 Programs that build paths themselves must take them from the environment
 (Terrane's container steps do: TERRANE_INPUTS_DIR, TERRANE_OUTPUT_DIR, ...).
-Other volume kinds are not simulated.
+
+projected volumes are directories too, filled when the first container that
+mounts one starts (the kubelet's project callback): a serviceAccountToken
+source gets a token of the pod's ServiceAccount from the API server's
+TokenRequest, a configMap source its keys (kube-root-ca.crt, which every
+namespace has in Kubernetes, is kubesim's CA when it serves TLS), a
+downwardAPI source metadata.name / metadata.namespace. Other volume kinds are
+not simulated.
 
 A container with securityContext.readOnlyRootFilesystem runs confined, as a
 container runtime would run it: in a private mount namespace (bubblewrap,
@@ -36,12 +43,29 @@ def make_pod_volumes(spec, pod_dir):
     out = {}
     for v in spec.get("volumes") or []:
         name = v.get("name")
-        if not name or "emptyDir" not in v:
+        if not name or ("emptyDir" not in v and "projected" not in v):
             continue
         d = os.path.join(pod_dir, "volumes", name)
         os.makedirs(d, exist_ok=True)
         out[name] = d
     return out
+
+
+def projected_sources(spec):
+    """name -> [sources] of the pod's projected volumes."""
+    return {v["name"]: (v["projected"].get("sources") or [])
+            for v in spec.get("volumes") or [] if v.get("name") and isinstance(v.get("projected"), dict)}
+
+
+def write_projected(d, files):
+    """files {relative path: bytes} into directory d (paths checked)."""
+    for rel, data in files.items():
+        if not rel or rel.startswith("/") or ".." in rel.split("/"):
+            raise VolumeError("invalid projected path %r" % rel)
+        path = os.path.join(d, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
 
 
 def container_mounts(cspec, volumes):
