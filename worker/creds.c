@@ -186,7 +186,7 @@ cleanup:
     /* The parsed tree holds the secret too; blank it before it is freed. */
     for (const char *const *k = (const char *const[]){"SecretAccessKey", "Token", NULL}; *k; k++) {
         cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, *k) : NULL;
-        if (cJSON_IsString(v)) explicit_bzero(v->valuestring, strlen(v->valuestring));
+        if (v && cJSON_IsString(v)) explicit_bzero(v->valuestring, strlen(v->valuestring));
     }
     cJSON_Delete(doc);
     return rc;

@@ -26,7 +26,7 @@ static void set_common(err_class cls, const char *code, const char *field)
     snprintf(last.field, sizeof last.field, "%s", field ? field : "");
 }
 
-int err_set(err_class cls, const char *code, const char *field, const char *fmt, ...)
+int(err_set)(err_class cls, const char *code, const char *field, const char *fmt, ...)
 {
     va_list ap;
     set_common(cls, code, field);
@@ -36,7 +36,7 @@ int err_set(err_class cls, const char *code, const char *field, const char *fmt,
     return -1;
 }
 
-int err_set_gdal(err_class cls, const char *code, const char *field, const char *fmt, ...)
+int(err_set_gdal)(err_class cls, const char *code, const char *field, const char *fmt, ...)
 {
     va_list ap;
     char gdal_msg[1024];
@@ -52,7 +52,7 @@ int err_set_gdal(err_class cls, const char *code, const char *field, const char 
     return -1;
 }
 
-int err_oom(void)
+int(err_oom)(void)
 {
     return err_set(ERR_TRANSIENT, ERR_NO_MEMORY, NULL, "out of memory");
 }

@@ -57,6 +57,17 @@ int err_set_gdal(err_class cls, const char *code, const char *field, const char 
     __attribute__((format(printf, 4, 5)));
 /* Out of memory: TRANSIENT, since a retry (possibly on a bigger pool) may succeed. */
 int err_oom(void);
+/* The -1 written out where they are called, so a reader of one file (the
+ * compiler, the static analyzer) knows `return err_set(...)` fails and that
+ * out-parameters are not set on that path. */
+static inline int err_failed_(int rc)
+{
+    (void)rc;
+    return -1;
+}
+#define err_set(...) err_failed_(err_set(__VA_ARGS__))
+#define err_set_gdal(...) err_failed_(err_set_gdal(__VA_ARGS__))
+#define err_oom() err_failed_(err_oom())
 /* Prefixes the current message with "<prefix>: ". */
 void err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void err_clear(void);

@@ -288,8 +288,12 @@ static uint32_t rheap_pop(rheap *r)
 {
     if (!r->len[0]) {
         int b = 1;
-        while (!r->len[b])
+        while (b < 33 && !r->len[b])
             b++;
+        if (b == 33 || !r->b[b]) { /* never with r->n > 0 */
+            err_set(ERR_INTERNAL, ERR_INTERNAL_CODE, NULL, "fill: pop from an empty queue");
+            return UINT32_MAX;
+        }
         rheap_item *v = r->b[b];
         size_t m = r->len[b];
         uint32_t min = v[0].key;
@@ -690,7 +694,7 @@ static int resolve_flats(const hydro_grid *g, const float *dem, uint8_t *dir, si
     int rc = -1;
 
     offsets(g, off);
-    if (!n_out) goto count_sinks;
+    if (!n_out || !w) goto count_sinks; /* an empty grid has no flats */
     /* The low edges in raster order: the seeds of the flats. */
     for (size_t y = 0; y < g->h; y++)
         for (size_t x = 0; x < w; x++) {

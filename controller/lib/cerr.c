@@ -14,19 +14,10 @@ typedef struct {
 
 static _Thread_local cerr_state last;
 
-int cerr_set(int code, const char *fmt, ...)
+void cerr_vset(int code, const char *fmt, va_list ap)
 {
-    va_list ap;
     last.code = code;
-    va_start(ap, fmt);
     vsnprintf(last.message, sizeof last.message, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-int cerr_oom(void)
-{
-    return cerr_set(CERR_NOMEM, "out of memory");
 }
 
 void cerr_prefix(const char *fmt, ...)

@@ -13,6 +13,8 @@
 #ifndef LIB_CERR_H
 #define LIB_CERR_H
 
+#include <stdarg.h>
+
 #define CERR_OK 0
 #define CERR_ERROR (-1)      /* anything without a better code */
 #define CERR_NOTFOUND (-2)   /* object, key or pool does not exist (HTTP 404) */
@@ -27,11 +29,25 @@
 #define CERR_FORBIDDEN (-11) /* authentication or authorization (HTTP 401, 403) */
 #define CERR_TIMEOUT (-12)   /* a deadline passed */
 
+/* Sets code and message (cerr_set's va_list form). */
+void cerr_vset(int code, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Sets code and message; returns code so callers can write
- * `return cerr_set(CERR_INVALID, "pools.%s: ...", name);`. */
-int cerr_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ * `return cerr_set(CERR_INVALID, "pools.%s: ...", name);`. Inline, so a
+ * reader of one file (the compiler, the static analyzer) sees the failure
+ * code it returns and that out-parameters are not set on that path. */
+static inline __attribute__((format(printf, 2, 3))) int cerr_set(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cerr_vset(code, fmt, ap);
+    va_end(ap);
+    return code;
+}
 /* CERR_NOMEM with message "out of memory"; returns CERR_NOMEM. */
-int cerr_oom(void);
+static inline int cerr_oom(void)
+{
+    return cerr_set(CERR_NOMEM, "out of memory");
+}
 /* Prefixes the current message with "<prefix>: ", keeping the code. */
 void cerr_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cerr_clear(void);
