@@ -4,6 +4,7 @@
 #include "executor.h"
 
 #include "crd.h"
+#include "implicitsrc.h"
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/clog.h"
@@ -91,6 +92,15 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
     if (!(*spec)->spec) return 0; /* invalid: decided without upstreams */
     const am_spec *s = (*spec)->spec;
     for (size_t i = 0; i < s->n_inputs; i++) {
+        if (implicitsrc_applies(s, i)) {
+            char iname[IMPLICITSRC_NAME_MAX + 1];
+            implicitsrc_name(name, s->inputs[i].name, iname, sizeof iname);
+            json_t *src = informer_get(caches_sources(m->cfg.caches), ns, iname);
+            rc = src ? vec_push(ups, src) : 0;
+            json_decref(src);
+            if (rc) return rc;
+            continue;
+        }
         if (!s->inputs[i].from) continue;
         bool dup = false;
         for (size_t k = 0; k < i && !dup; k++)
@@ -103,6 +113,7 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
         json_decref(up);
         if (rc) return rc;
     }
+    if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches), am, s))) return rc;
     return caches_cycle(m->cfg.caches, ns, name, cycle, CYCLE_PATH_MAX);
 }
 
