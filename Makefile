@@ -68,9 +68,15 @@ $(BUILD)/gen/ui/app.js: $(UI_SRC) package-lock.json
 	@mkdir -p $(@D)
 	$(ESBUILD) controller/ui/main.js --bundle --minify --format=iife --target=es2020 \
 	  --legal-comments=none --log-level=warning --outfile=$@
-$(BUILD)/gen/ui_assets.inc: $(BUILD)/gen/ui/app.js controller/ui/index.html controller/ui/app.css
+# the map preview (geotiff.js and its decoders) apart: loaded when first needed
+$(BUILD)/gen/ui/preview.js: $(UI_SRC) package-lock.json
+	@mkdir -p $(@D)
+	$(ESBUILD) controller/ui/preview.js --bundle --minify --format=iife --target=es2020 \
+	  --legal-comments=none --log-level=warning --outfile=$@
+$(BUILD)/gen/ui_assets.inc: $(BUILD)/gen/ui/app.js $(BUILD)/gen/ui/preview.js controller/ui/index.html controller/ui/app.css
 	@mkdir -p $(@D)
 	{ xxd -i -n ui_index_html controller/ui/index.html; xxd -i -n ui_app_js $(BUILD)/gen/ui/app.js; \
+	  xxd -i -n ui_preview_js $(BUILD)/gen/ui/preview.js; \
 	  xxd -i -n ui_app_css controller/ui/app.css; } | sed 's/^unsigned/static const unsigned/' > $@.tmp
 	mv $@.tmp $@
 endif

@@ -128,15 +128,14 @@ static double elapsed_ms(const struct timespec *t0)
  * read. 0 written (*wrote), 1 retry, 2 the object is gone. */
 static int write_status(executor *m, const char *key, const json_t *am, json_t *status, bool *wrote)
 {
-    json_t *obj = json_copy((json_t *)am), *updated = NULL;
+    json_t *obj = json_copy((json_t *)am);
     if (!obj || json_object_set(obj, "status", status)) {
         json_decref(obj);
         cerr_oom();
         return 1;
     }
-    int rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, &updated);
+    int rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, NULL);
     json_decref(obj);
-    json_decref(updated);
     if (rc == CERR_CONFLICT) {
         /* the object changed since the cache saw it: decide again on
          * the newer one, never overwrite it */
@@ -173,11 +172,9 @@ static int apply(executor *m, const char *key, const char *ns, const json_t *am,
         }
     }
     if (p->create) {
-        json_t *created = NULL;
         const char *name = kobj_name(p->create);
         ctlm_pod_create_sent();
-        rc = kube_create(m->cfg.client, &KUBE_PODS, ns, p->create, &created);
-        json_decref(created);
+        rc = kube_create(m->cfg.client, &KUBE_PODS, ns, p->create, NULL);
         if (rc == 0) {
             ctlm_pod_created();
             clog_info("pod created", "{s:s, s:s, s:s, s:s}", "key", key, "pod", name, "pool",
@@ -214,9 +211,7 @@ static int apply_partitions(executor *m, const char *key, const char *ns, const 
     int rc;
     *wrote = false;
     for (size_t i = 0; i < p->n_creates; i++) {
-        json_t *created = NULL;
-        rc = kube_create(m->cfg.client, &KUBE_PODS, ns, p->creates[i], &created);
-        json_decref(created);
+        rc = kube_create(m->cfg.client, &KUBE_PODS, ns, p->creates[i], NULL);
         if (rc && !(rc == CERR_CONFLICT && !strcmp(kube_last_reason(), "AlreadyExists"))) {
             clog_error("pod create failed", "{s:s, s:s, s:s}", "key", key, "pod",
                        kobj_name(p->creates[i]), "error", cerr_message());

@@ -10,6 +10,7 @@
 #include "partition.h"
 #include "partrange.h"
 #include "partstate.h"
+#include "parttiles.h"
 #include "spec.h"
 #include "status.h"
 #include "taskdoc.h"
@@ -54,7 +55,7 @@ static char *dup(const char *s)
     return d;
 }
 
-static int add_delete(partfan_plan *p, const json_t *pod, const char *why)
+int partfan_add_delete(partfan_plan *p, const json_t *pod, const char *why)
 {
     reconcile_delete *v = cmem_reallocarray(p->deletes, p->n_deletes + 1, sizeof *v);
     if (!v) return cerr_oom();
@@ -72,7 +73,7 @@ static int add_delete(partfan_plan *p, const json_t *pod, const char *why)
     return 0;
 }
 
-static int add_create(partfan_plan *p, json_t *pod)
+int partfan_add_create(partfan_plan *p, json_t *pod)
 {
     json_t **v = cmem_reallocarray(p->creates, p->n_creates + 1, sizeof *v);
     if (!v) {
@@ -104,7 +105,8 @@ typedef struct {
     part_plan *pp;
     partstate *ps;
     prange *busy;
-    int base; /* attempts before the current run: reruns * (retries.limit + 1) */
+    int base;       /* attempts before the current run: reruns * (retries.limit + 1) */
+    bool keep_done; /* tiles before their assembly: succeeded pods hold the outputs */
 } fctx;
 
 /* The status fields every outcome sets. */
@@ -192,7 +194,7 @@ static void fail_message(const json_t *pod, char *out, size_t size, long long *e
     json_decref(r);
 }
 
-static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out)
+static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out, const pool *pl)
 {
     char pdv[DV_LEN + 1], name[PODSPEC_NAME_MAX + 8], lv[64], idx[24];
     char **uris = NULL;
@@ -222,6 +224,10 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out)
         ins[i].uri = uris[i];
     }
     if ((rc = taskdoc_build(c->s, ins, pdv, attempt, &task))) goto done;
+    if (json_object_set_new(task, "partition", part_task_json(pi))) {
+        rc = cerr_oom();
+        goto done;
+    }
     podspec_attempt a = {.namespace_ = c->in->namespace_,
                          .am_name = kobj_name(c->in->am),
                          .am_uid = kobj_uid(c->in->am),
@@ -231,7 +237,7 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out)
                          .attempt = attempt,
                          .attempts = attempt,
                          .retries = attempt - 1 - c->base,
-                         .pool = c->pool,
+                         .pool = pl,
                          .resources = c->s->resources,
                          .task = task};
     if ((rc = podspec_build(c->cfg->pod, &a, &pod))) goto done;
@@ -261,6 +267,20 @@ done:
     return rc;
 }
 
+/* The pool of a partition's next attempt: the failed pod's pool, or its
+ * oomEscalation after an OOM kill (that partition only: the others keep
+ * starting on the asset's pool). */
+static const pool *retry_pool(const fctx *c, const json_t *pod)
+{
+    const char *name = kobj_label(pod, PODSPEC_L_POOL);
+    const pool *p = name ? pools_find(c->cfg->pools, name) : NULL;
+    if (!p) p = c->pool;
+    const json_t *t = pod_terminated(pod);
+    const char *reason = t ? json_string_value(json_object_get(t, "reason")) : NULL;
+    if (reason && !strcmp(reason, "OOMKilled") && pool_escalation(p)) return pool_escalation(p);
+    return p;
+}
+
 /* One pod of this asset: recorded, retried, or counted as running. */
 static int observe_pod(fctx *c, const json_t *pod, uint64_t total, uint64_t *running)
 {
@@ -271,29 +291,31 @@ static int observe_pod(fctx *c, const json_t *pod, uint64_t total, uint64_t *run
         part_plan_index_of(c->pp, key, c->in->now, &index) || index >= total ||
         strtoull(sidx, NULL, 10) != index)
         /* another version, or not one of ours any more: collect it */
-        return kobj_is_deleting(pod) ? 0 : add_delete(c->plan, pod, "superseded");
+        return kobj_is_deleting(pod) ? 0 : partfan_add_delete(c->plan, pod, "superseded");
     if (kobj_is_deleting(pod)) return 0;
     long long attempt = pod_annotation_int(pod, PODSPEC_A_ATTEMPTS);
     if (attempt < 1) attempt = 1;
     const char *phase = pod_phase(pod);
     /* a finished attempt of a run before the last rerun: only collected */
-    if (attempt <= c->base && pod_terminal(pod)) return add_delete(c->plan, pod, "superseded");
+    if (attempt <= c->base && pod_terminal(pod))
+        return partfan_add_delete(c->plan, pod, "superseded");
     if (!pod_terminal(pod)) {
         (*running)++;
         return prange_add(c->busy, index);
     }
     /* A newer attempt of this partition supersedes this pod. */
-    if (prange_has(c->busy, index)) return add_delete(c->plan, pod, "retried");
+    if (prange_has(c->busy, index)) return partfan_add_delete(c->plan, pod, "retried");
     int rc = prange_add(c->busy, index); /* older attempts are only collected */
     if (rc) return rc;
     if (!strcmp(phase, "Succeeded")) {
-        if (partstate_is_done(c->ps, index)) return add_delete(c->plan, pod, "finished");
+        if (partstate_is_done(c->ps, index))
+            return c->keep_done ? 0 : partfan_add_delete(c->plan, pod, "finished");
         return partstate_succeeded(c->ps, index);
     }
     char msg[MSG_MAX];
     long long code;
     fail_message(pod, msg, sizeof msg, &code);
-    if (partstate_is_failed(c->ps, index)) return add_delete(c->plan, pod, "finished");
+    if (partstate_is_failed(c->ps, index)) return partfan_add_delete(c->plan, pod, "finished");
     bool disrupted = pod_disrupted(pod, NULL);
     if (code == TERRANE_EXIT_BAD_INPUT || (!disrupted && attempt - c->base > c->s->retry_limit))
         return partstate_failed(c->ps, index, key, (int)attempt, msg);
@@ -301,10 +323,32 @@ static int observe_pod(fctx *c, const json_t *pod, uint64_t total, uint64_t *run
     part_info pi;
     json_t *next = NULL;
     if ((rc = part_plan_at(c->pp, index, c->in->now, &pi))) return rc;
-    if ((rc = build_pod(c, &pi, (int)attempt + 1, &next))) return rc;
+    if ((rc = build_pod(c, &pi, (int)attempt + 1, &next, retry_pool(c, pod)))) return rc;
     (*running)++;
-    if ((rc = add_create(c->plan, next))) return rc;
-    return add_delete(c->plan, pod, "retried");
+    if ((rc = partfan_add_create(c->plan, next))) return rc;
+    return partfan_add_delete(c->plan, pod, "retried");
+}
+
+/* The assembly (parttiles.h); tiles whose pods are gone run again. */
+static int assemble(fctx *c, const parttiles_ctx *tc, const json_t *grid, const char *assembled,
+                    uint64_t total, uint64_t *running, parttiles_state *as, char *msg, size_t size)
+{
+    prange *lost = prange_new();
+    if (!lost) return cerr_oom();
+    int rc =
+        parttiles_assemble(tc, c->dv, assembled, grid, total, c->st, c->plan, lost, as, msg, size);
+    for (uint64_t i = 0; !rc && i < total; i++) {
+        if (!prange_has(lost, i) || prange_has(c->busy, i)) continue;
+        if (*running >= (uint64_t)c->s->max_parallel) break;
+        part_info pi;
+        json_t *pod = NULL;
+        if ((rc = part_plan_at(c->pp, i, c->in->now, &pi))) break;
+        if ((rc = build_pod(c, &pi, c->base + 1, &pod, c->pool))) break;
+        if ((rc = partfan_add_create(c->plan, pod))) break;
+        (*running)++;
+    }
+    prange_free(lost);
+    return rc;
 }
 
 static int newest_first(const void *a, const void *b)
@@ -318,6 +362,8 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
 {
     fctx c = {.cfg = cfg, .in = in, .s = in->spec, .plan = out};
     const json_t **order = NULL;
+    json_t *grid_rec = NULL;
+    const char *assembled = NULL;
     char msg[MSG_MAX];
     int rc = 0;
     memset(out, 0, sizeof *out);
@@ -347,12 +393,23 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
         goto done;
     }
     if ((rc = asset_dv(&c))) goto done;
-    if (part_plan_has_tiles(c.pp) && !part_plan_has_grid(c.pp)) {
-        rc = set_common(
-            &c, PHASE_PENDING, false, "GridPending",
-            "tile partitions wait for the grid probe, which this controller does not run yet");
-        out->outcome = "grid-pending";
-        goto done;
+    const json_t *oldparts = json_object_get(old, "partitions");
+    parttiles_ctx tc = {.cfg = cfg, .in = in, .s = c.s, .ins = c.ins, .pool = c.pool};
+    if (part_plan_has_tiles(c.pp)) {
+        parttiles_state ts;
+        char tdv[DV_LEN + 1];
+        if ((rc = parttiles_probe(&tc, c.dv, json_object_get(oldparts, "grid"), c.pp, out,
+                                  &grid_rec, tdv, &ts, msg, sizeof msg)))
+            goto done;
+        if (ts != PARTTILES_READY) {
+            bool failed = ts == PARTTILES_FAILED;
+            rc = set_common(&c, failed ? PHASE_FAILED : PHASE_PENDING, false,
+                            failed ? "GridFailed" : "GridPending", msg);
+            out->outcome = failed ? "grid-failed" : out->n_creates ? "create-pods" : "grid-pending";
+            goto done;
+        }
+        memcpy(c.dv, tdv, sizeof tdv);
+        c.keep_done = part_plan_dims(c.pp) == 1; /* tiles alone are assembled */
     }
     char dvs[DV_SHORT_LEN + 1];
     dv_short(c.dv, dvs);
@@ -368,7 +425,6 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
         rc = cerr_oom();
         goto done;
     }
-    const json_t *oldparts = json_object_get(old, "partitions");
     if (partstate_load(c.ps, oldparts, c.dv)) cerr_clear(); /* a malformed record is rebuilt */
     /* The rerun annotation: a value not seen before clears the failures. */
     const char *rerun = ann(in->am, PARTFAN_A_RERUN);
@@ -386,6 +442,7 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
     partstate_set_total(c.ps, total);
     for (size_t i = 0; i < in->n_pods; i++) {
         /* the newest attempts first mark their partitions busy */
+        if (parttiles_role(in->pods[i])) continue; /* the tile flow's probe and assembly */
         if (!pod_terminal(in->pods[i]) && (rc = observe_pod(&c, in->pods[i], total, &running)))
             goto done;
     }
@@ -398,7 +455,7 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
         }
         size_t n = 0;
         for (size_t i = 0; i < in->n_pods; i++)
-            if (pod_terminal(in->pods[i])) order[n++] = in->pods[i];
+            if (pod_terminal(in->pods[i]) && !parttiles_role(in->pods[i])) order[n++] = in->pods[i];
         qsort(order, n, sizeof *order, newest_first);
         for (size_t i = 0; i < n; i++)
             if ((rc = observe_pod(&c, order[i], total, &running))) goto done;
@@ -414,7 +471,7 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
         part_info pi;
         json_t *pod = NULL;
         if ((rc = part_plan_at(c.pp, i, in->now, &pi))) goto done;
-        if ((rc = build_pod(&c, &pi, c.base + 1, &pod))) {
+        if ((rc = build_pod(&c, &pi, c.base + 1, &pod, c.pool))) {
             if (rc == CERR_NOMEM) goto done;
             /* this partition cannot run (its URI template): record it */
             snprintf(msg, sizeof msg, "%s", cerr_message());
@@ -422,13 +479,24 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
             if ((rc = partstate_failed(c.ps, i, pi.key, 0, msg))) goto done;
             continue;
         }
-        if ((rc = add_create(out, pod))) goto done;
+        if ((rc = partfan_add_create(out, pod))) goto done;
         running++;
         started++;
     }
+    /* Tiles: once all are materialized, the assembly. */
+    parttiles_state as = PARTTILES_WAIT;
+    char amsg[MSG_MAX] = "";
+    if (c.keep_done && total && partstate_done_count(c.ps) == total &&
+        (rc = assemble(&c, &tc, json_object_get(grid_rec, "result"),
+                       json_string_value(json_object_get(oldparts, "assembled")), total, &running,
+                       &as, amsg, sizeof amsg)))
+        goto done;
+    if (as == PARTTILES_READY) assembled = c.dv;
     partstate_set_running(c.ps, running);
     json_t *pj = partstate_json(c.ps);
     if (!pj || (rerun && json_object_set_new(pj, "rerunFailed", json_string(rerun))) ||
+        (grid_rec && json_object_set(pj, "grid", grid_rec)) ||
+        (assembled && json_object_set_new(pj, "assembled", json_string(assembled))) ||
         (reruns && json_object_set_new(pj, "reruns", json_integer(reruns))) ||
         json_object_set_new(c.st, "partitions", pj)) {
         rc = cerr_oom();
@@ -441,6 +509,12 @@ int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partf
     if (total == 0)
         rc = set_common(&c, PHASE_PENDING, false, "NoPartitionsYet",
                         "no partition window has closed yet");
+    else if (done_n == total && c.keep_done && as == PARTTILES_FAILED)
+        rc = set_common(&c, PHASE_FAILED, false, "AssemblyFailed", amsg);
+    else if (done_n == total && c.keep_done && as == PARTTILES_WAIT)
+        rc = set_common(&c, PHASE_RUNNING, false, "Assembling", amsg);
+    else if (done_n == total && c.keep_done)
+        rc = set_common(&c, PHASE_SUCCEEDED, true, "Materialized", amsg);
     else if (done_n == total)
         rc = set_common(&c, PHASE_SUCCEEDED, true, "Materialized", msg);
     else if (done_n + failed == total && !running)
@@ -456,6 +530,7 @@ done:
         c.st = NULL;
     }
     json_decref(c.st);
+    json_decref(grid_rec);
     cmem_free(order);
     cmem_free(c.ins);
     cmem_free(c.dvins);

@@ -16,10 +16,12 @@
  * per decision; a failed partition is recorded and the others go on; a
  * transient failure retries the partition (attempt + 1) up to
  * spec.retries.limit; the annotation terrane.io/rerun-failed (any new value)
- * runs the failed partitions again.
+ * runs the failed partitions again. An OOMKilled attempt retries on its
+ * pool's oomEscalation, for that partition alone.
  *
  * Covered here: time and static dimensions with external inputs (URI
- * templates) and unpartitioned upstreams. Tiles wait for the grid probe;
+ * templates) and unpartitioned upstreams; tiles with the probe and the
+ * assembly of parttiles.h (each task carries its partition object);
  * partitioned upstreams (identity, all-to-one, last-N mappings) are not
  * decided yet: such an asset stays Pending with a message saying so.
  *
@@ -49,5 +51,9 @@ bool partfan_applies(const reconcile_input *in);
 /* 0 with *out filled; CERR_NOMEM. */
 int partfan_decide(const reconcile_config *cfg, const reconcile_input *in, partfan_plan *out);
 void partfan_plan_clear(partfan_plan *p);
+/* Adds a pod to create (the plan takes the reference, also on failure) or
+ * one to delete (copied). 0 or CERR_NOMEM. */
+int partfan_add_create(partfan_plan *p, json_t *pod);
+int partfan_add_delete(partfan_plan *p, const json_t *pod, const char *why);
 
 #endif

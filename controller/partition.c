@@ -4,6 +4,7 @@
  */
 #include "partition.h"
 
+#include "cron.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 
@@ -17,7 +18,8 @@ typedef struct {
     char name[33];
     /* time */
     part_cadence cadence;
-    int tz;
+    int tz;          /* fixed offset, seconds east, when zone is NULL */
+    cron_zone *zone; /* an IANA zone (cron.h's TZif reader), or NULL */
     time_t start_local, end_local;
     bool has_end; /* false: open-ended */
     /* static */
@@ -162,9 +164,42 @@ static time_t window_start(const dim *t, uint64_t i)
     return (time_t)(days_from_civil(ny, (unsigned)nm, (unsigned)d) * 86400 + tod);
 }
 
+/* Offset of the dimension's local time from UTC at t. */
+static long zone_offset(const dim *t, time_t utc)
+{
+    return t->zone ? cron_zone_offset(t->zone, utc) : t->tz;
+}
+
+/* The UTC instant of local wall-clock time wall. Offsets change at most
+ * once within a day, so the offsets a day before and after are the two
+ * candidates: a time repeated by a DST change is its first occurrence, a
+ * time skipped by one is the instant of the change (the first instant at
+ * or after it in local time), so a daily window that starts in a gap
+ * starts when the day does. */
+static time_t wall_to_utc(const dim *t, time_t wall)
+{
+    if (!t->zone) return wall - t->tz;
+    long ob = zone_offset(t, wall - 86400), oa = zone_offset(t, wall + 86400);
+    time_t c1 = wall - ob, c2 = wall - oa;
+    bool v1 = zone_offset(t, c1) == ob, v2 = zone_offset(t, c2) == oa;
+    if (v1 && v2) return c1 < c2 ? c1 : c2;
+    if (v1) return c1;
+    if (v2) return c2;
+    /* a gap: the change lies in (c2, c1]; find it */
+    time_t lo = c2 < c1 ? c2 : c1, hi = c2 < c1 ? c1 : c2;
+    while (hi - lo > 1) {
+        time_t mid = lo + (hi - lo) / 2;
+        if (zone_offset(t, mid) == zone_offset(t, lo))
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return hi;
+}
+
 static uint64_t time_count(const dim *t, time_t now)
 {
-    time_t limit = now + t->tz;
+    time_t limit = now + zone_offset(t, now);
     if (t->has_end && t->end_local < limit) limit = t->end_local;
     if (limit <= t->start_local) return 0;
     long long len = cadence_seconds(t->cadence);
@@ -266,11 +301,21 @@ static int decode_time(const json_t *t, dim *d, const char *path, jschema_error 
         return jschema_fail(err, p, "spec", "must be one of: hourly, daily, weekly, monthly");
     d->cadence = (part_cadence)which;
     snprintf(p, sizeof p, "%s.timezone", path);
-    if (tz && (!json_is_string(tz) || part_parse_tz(json_string_value(tz), &d->tz))) {
-        cerr_clear();
-        return jschema_fail(
-            err, p, "spec",
-            "must be UTC or a fixed offset +HH:MM (IANA zone names are not supported)");
+    const char *tzs = tz && json_is_string(tz) ? json_string_value(tz) : NULL;
+    if (tz && !tzs) return jschema_fail(err, p, "spec", "must be a string");
+    if (tzs && (tzs[0] == '+' || tzs[0] == '-' || !strcmp(tzs, "Z"))) {
+        if (part_parse_tz(tzs, &d->tz)) {
+            cerr_clear();
+            return jschema_fail(err, p, "spec", "must be an offset +HH:MM within 14 hours");
+        }
+    } else if (tzs && strcmp(tzs, "UTC")) {
+        int rc = cron_zone_load(NULL, tzs, &d->zone);
+        if (rc == CERR_NOMEM) return rc;
+        if (rc) {
+            cerr_clear();
+            return jschema_fail(err, p, "spec",
+                                "\"%.64s\" is not UTC, an offset +HH:MM or an IANA time zone", tzs);
+        }
     }
     snprintf(p, sizeof p, "%s.start", path);
     if (!st || !json_is_string(st) || parse_wall(json_string_value(st), &d->start_local)) {
@@ -430,6 +475,7 @@ void part_plan_free(part_plan *p)
         for (size_t k = 0; k < p->d[i].n_keys; k++)
             cmem_free(p->d[i].keys[k]);
         cmem_free(p->d[i].keys);
+        cron_zone_free(p->d[i].zone);
     }
     cmem_free(p);
 }
@@ -548,9 +594,9 @@ int part_plan_at(const part_plan *p, uint64_t index, time_t now, part_info *out)
         } else if (d->kind == PART_TIME) {
             time_key(d, digit[i], k, PART_KEY_MAX + 1);
             out->has_window = true;
-            out->tz_offset = d->tz;
-            out->win_start = window_start(d, digit[i]) - d->tz;
-            out->win_end = window_start(d, digit[i] + 1) - d->tz;
+            out->win_start = wall_to_utc(d, window_start(d, digit[i]));
+            out->win_end = wall_to_utc(d, window_start(d, digit[i] + 1));
+            out->tz_offset = (int)zone_offset(d, out->win_start);
         } else {
             snprintf(k, PART_KEY_MAX + 1, "%s", d->keys[digit[i]]);
         }

@@ -5,8 +5,12 @@
  * in input URIs.
  *
  * Dimensions: tiles (a grid set once the grid probe reported it), time
- * (start, optional end, cadence hourly/daily/weekly/monthly, timezone UTC or
- * a fixed offset) and static keys. Several dimensions partition by their
+ * (start, optional end, cadence hourly/daily/weekly/monthly, timezone UTC, a
+ * fixed offset or an IANA zone read with cron.h's TZif reader from
+ * /usr/share/zoneinfo) and static keys. Windows are laid out in local wall
+ * time, so in a zone with DST a daily window is 23 or 25 hours on the days
+ * of the change; an hourly window of a skipped hour is empty and the one of
+ * a repeated hour lasts two hours. Several dimensions partition by their
  * cross product in mixed radix, the first dimension varying slowest; keys
  * are the dimensions' keys joined by '/'. An open-ended time dimension must
  * come first, so that the partitions appearing when a window closes get the
@@ -62,7 +66,7 @@ typedef struct {
     bool has_tile, has_window;
     part_tile tile;
     time_t win_start, win_end; /* UTC seconds, [start, end) */
-    int tz_offset;             /* seconds east of UTC of the time dimension */
+    int tz_offset;             /* seconds east of UTC of the time dimension at win_start */
     char dim_key[PART_DIMS_MAX][PART_KEY_MAX + 1];
 } part_info;
 

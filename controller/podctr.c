@@ -93,8 +93,37 @@ static json_t *worker_step(const json_t *w, const char *name, const char *sub, c
     return s;
 }
 
+/* The task's partition for the user's code: its key and index, a time
+ * window's bounds, a tile window as the task's compact JSON object. */
+static int partition_env(json_t *env, const json_t *part)
+{
+    const char *key = get_str(part, "key");
+    const json_t *index = get(part, "index"), *window = get(part, "window");
+    const json_t *tile = get(part, "tile");
+    if (!key) return 0;
+    char num[32];
+    snprintf(num, sizeof num, "%lld",
+             json_is_integer(index) ? (long long)json_integer_value(index) : 0LL);
+    if (add_env(env, TERRANE_ENV_PARTITION_KEY, key) ||
+        add_env(env, TERRANE_ENV_PARTITION_INDEX, num))
+        return -1;
+    if (get_str(window, "start") && get_str(window, "end") &&
+        (add_env(env, TERRANE_ENV_PARTITION_START, get_str(window, "start")) ||
+         add_env(env, TERRANE_ENV_PARTITION_END, get_str(window, "end"))))
+        return -1;
+    if (json_is_object(tile)) { /* nine bounded integers: into a buffer, allocating nothing */
+        char buf[512];
+        size_t n = json_dumpb(tile, buf, sizeof buf - 1, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!n || n >= sizeof buf - 1)
+            return cerr_set(CERR_INVALID, "partition.tile: not a tile window");
+        buf[n] = '\0';
+        if (add_env(env, TERRANE_ENV_PARTITION_TILE, buf)) return -1;
+    }
+    return 0;
+}
+
 /* params.env, then what Terrane sets: each input's path, the output
- * directory, the asset key and the data version. */
+ * directory, the asset key, the data version and the partition. */
 static json_t *user_env(const json_t *task)
 {
     const json_t *params = get(task, "params");
@@ -118,7 +147,8 @@ static json_t *user_env(const json_t *task)
         add_env(env, TERRANE_ENV_ASSET_KEY,
                 get_str(task, "assetKey") ? get_str(task, "assetKey") : "") ||
         add_env(env, TERRANE_ENV_DATA_VERSION,
-                get_str(task, "dataVersion") ? get_str(task, "dataVersion") : ""))
+                get_str(task, "dataVersion") ? get_str(task, "dataVersion") : "") ||
+        partition_env(env, get(task, "partition")))
         goto fail;
     return env;
 fail:
@@ -164,6 +194,28 @@ oom:
     return NULL;
 }
 
+/* The publish step reads the user's imageID from its own pod (worker/selfpod.h):
+ * its name and namespace from the Downward API, and a projected service
+ * account token with the cluster's CA mounted into this container only. */
+static int self_pod_access(json_t *w)
+{
+    json_t *env = json_object_get(w, "env"), *mounts = json_object_get(w, "volumeMounts");
+    static const struct {
+        const char *name, *field;
+    } refs[] = {{"TERRANE_POD_NAME", "metadata.name"},
+                {"TERRANE_POD_NAMESPACE", "metadata.namespace"}};
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+        json_t *e = json_pack("{s:s, s:{s:{s:s}}}", "name", refs[i].name, "valueFrom", "fieldRef",
+                              "fieldPath", refs[i].field);
+        if (!e || json_array_append_new(env, e)) return -1;
+    }
+    if (add_env(env, "TERRANE_KUBE_TOKEN_FILE", PODCTR_KUBE_API_DIR "/token") ||
+        add_env(env, "TERRANE_KUBE_CA_FILE", PODCTR_KUBE_API_DIR "/ca.crt"))
+        return -1;
+    json_t *m = mount(PODCTR_KUBE_API_VOLUME, PODCTR_KUBE_API_DIR, true);
+    return !m || json_array_append_new(mounts, m) ? -1 : 0;
+}
+
 int podctr_shape(const podspec_config *cfg, const podspec_attempt *a, json_t *pod)
 {
     (void)cfg;
@@ -191,16 +243,26 @@ int podctr_shape(const podspec_config *cfg, const podspec_attempt *a, json_t *po
         json_decref(init);
         return cerr_oom();
     }
+    if (self_pod_access(worker)) {
+        json_decref(worker);
+        json_decref(init);
+        return cerr_oom();
+    }
     /* worker first: replacing an array element allocates nothing */
     if (json_array_set_new(containers, 0, worker)) {
         json_decref(init);
         return cerr_oom();
     }
     if (json_object_set_new(spec, "initContainers", init) ||
-        json_object_set_new(spec, "volumes",
-                            json_pack("[{s:s, s:{}}, {s:s, s:{}}, {s:s, s:{}}]", "name", "inputs",
-                                      "emptyDir", "name", "outputs", "emptyDir", "name", "scratch",
-                                      "emptyDir")) ||
+        json_object_set_new(
+            spec, "volumes",
+            json_pack("[{s:s, s:{}}, {s:s, s:{}}, {s:s, s:{}}, {s:s, s:{s:[{s:{s:s, "
+                      "s:i}}, {s:{s:s, s:[{s:s, s:s}]}}]}}]",
+                      "name", "inputs", "emptyDir", "name", "outputs", "emptyDir", "name",
+                      "scratch", "emptyDir", "name", PODCTR_KUBE_API_VOLUME, "projected", "sources",
+                      "serviceAccountToken", "path", "token", "expirationSeconds", 3600,
+                      "configMap", "name", "kube-root-ca.crt", "items", "key", "ca.crt", "path",
+                      "ca.crt")) ||
         json_object_set_new(annotations, PODCTR_SKIP_CONTAINERS, json_string(PODCTR_USER)))
         return cerr_oom();
     return 0;

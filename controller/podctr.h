@@ -25,7 +25,13 @@
  * "run"). The worker steps get small fixed resources (PODCTR_STEP_*); the
  * pod's effective request is the largest init container's, so the user's
  * request is what schedules it. Volumes: emptyDirs inputs, outputs and
- * scratch. The annotation eks.amazonaws.com/skip-containers: user keeps the
+ * scratch, and kube-api: a projected service account token (one hour) and
+ * the cluster's CA (ConfigMap kube-root-ca.crt), mounted read-only into the
+ * worker container only, with TERRANE_POD_NAME / TERRANE_POD_NAMESPACE from
+ * the Downward API, so that publish-outputs can read the user's imageID
+ * from its own pod (worker/selfpod.h); the pod keeps
+ * automountServiceAccountToken: false, so the user's container has no
+ * token. The annotation eks.amazonaws.com/skip-containers: user keeps the
  * EKS pod identity webhook from giving the user's container the role.
  *
  * Readers are lenient like status.h's: a field of the wrong type reads as
@@ -52,6 +58,8 @@
 #define PODCTR_STEP_MEMORY_LIMIT "512Mi"
 #define PODCTR_SKIP_CONTAINERS "eks.amazonaws.com/skip-containers"
 #define PODCTR_FILE_MAX 128
+#define PODCTR_KUBE_API_VOLUME "kube-api"
+#define PODCTR_KUBE_API_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
 /* Rewrites pod (podspec_build's, for a Task whose operation is container)
  * into the three steps. 0, CERR_INVALID (the pod is not podspec's shape or

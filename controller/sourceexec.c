@@ -53,15 +53,14 @@ static int apply(const executor_config *cfg, const char *key, const char *ns, co
             retry = 1;
     }
     if (p->status && src) {
-        json_t *obj = json_copy((json_t *)src), *updated = NULL;
+        json_t *obj = json_copy((json_t *)src);
         if (!obj || json_object_set(obj, "status", p->status)) {
             json_decref(obj);
             cerr_oom();
             return 1;
         }
-        rc = kube_update_status(cfg->client, &CRD_ASSETSOURCES, obj, &updated);
+        rc = kube_update_status(cfg->client, &CRD_ASSETSOURCES, obj, NULL);
         json_decref(obj);
-        json_decref(updated);
         if (rc == CERR_NOTFOUND) return 0;
         if (rc) {
             if (rc != CERR_CONFLICT)
@@ -72,10 +71,8 @@ static int apply(const executor_config *cfg, const char *key, const char *ns, co
         *wrote = true;
     }
     if (p->create) {
-        json_t *created = NULL;
         const char *name = kobj_name(p->create);
-        rc = kube_create(cfg->client, &KUBE_PODS, ns, p->create, &created);
-        json_decref(created);
+        rc = kube_create(cfg->client, &KUBE_PODS, ns, p->create, NULL);
         if (rc == 0)
             clog_info("observation pod created", "{s:s, s:s}", "key", key, "pod", name);
         else if (rc == CERR_CONFLICT && !strcmp(kube_last_reason(), "AlreadyExists"))

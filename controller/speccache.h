@@ -8,11 +8,13 @@
  * reused until the generation moves; status writes, which are most of
  * the updates, never re-validate.
  *
- * An entry holds what it was decoded from (the object's name, namespace,
- * uid and generation, and its spec subtree, shared with the informer's
- * cache, which never changes it), since an am_spec borrows its strings. Entries are
- * reference-counted: speccache_get returns one that stays valid until speccache_put, even if a
- * newer generation replaces it meanwhile. Thread-safe (one mutex).
+ * An entry is one allocation: the am_spec with its own copy of every
+ * string it names (name, namespace, keys, URIs, inputs), and references to
+ * the spec's JSON subtrees that reconcile reads (params, tags, resources,
+ * partitions; each NULL when absent or an empty object). Nothing else of
+ * the object is kept: about 300 bytes for a typical spec. Entries are
+ * reference-counted: speccache_get returns one that stays valid until
+ * speccache_put, even if a newer generation replaces it meanwhile. Thread-safe (one mutex).
  */
 #ifndef TERRANE_SPECCACHE_H
 #define TERRANE_SPECCACHE_H

@@ -13,6 +13,7 @@
 #include "lib/cmem.h"
 #include "lib/strmap.h"
 #include "podspec.h"
+#include "source.h"
 #include "status.h"
 
 #include <pthread.h>
@@ -32,8 +33,9 @@ typedef struct {
 struct uiapi {
     uisource *src;
     pthread_mutex_t mu;
-    strmap *entries; /* "ns/name" -> entry * */
-    size_t bytes;    /* summaries' total length */
+    strmap *entries; /* "ns/name" -> entry *, AssetMaterializations */
+    strmap *sources; /* "ns/name" -> entry *, AssetSources */
+    size_t bytes;    /* summaries' total length, both maps */
 };
 
 static void entry_free(entry *e)
@@ -50,7 +52,7 @@ int uiapi_new(uisource *src, uiapi **out)
     if (!a) return cerr_oom();
     a->src = src;
     pthread_mutex_init(&a->mu, NULL);
-    if (!(a->entries = strmap_new(0))) {
+    if (!(a->entries = strmap_new(0)) || !(a->sources = strmap_new(0))) {
         uiapi_free(a);
         return cerr_oom();
     }
@@ -58,17 +60,22 @@ int uiapi_new(uisource *src, uiapi **out)
     return 0;
 }
 
+static void entries_free(strmap *m)
+{
+    if (!m) return;
+    size_t pos = 0;
+    const char *k;
+    void *v;
+    while (strmap_next(m, &pos, &k, &v))
+        entry_free(v);
+    strmap_free(m);
+}
+
 void uiapi_free(uiapi *a)
 {
     if (!a) return;
-    if (a->entries) {
-        size_t pos = 0;
-        const char *k;
-        void *v;
-        while (strmap_next(a->entries, &pos, &k, &v))
-            entry_free(v);
-        strmap_free(a->entries);
-    }
+    entries_free(a->entries);
+    entries_free(a->sources);
     pthread_mutex_destroy(&a->mu);
     cmem_free(a);
 }
@@ -213,15 +220,31 @@ int uiapi_pod_owner(uiapi *a, const char *ns, const char *pod, char *name, size_
     return rc;
 }
 
+/* Appends the summaries of m in ns (NULL: all) at *p, a comma before each but
+ * the very first. */
+static void append_entries(const strmap *m, const char *ns, char **p, bool *first)
+{
+    size_t nslen = ns ? strlen(ns) : 0, pos = 0;
+    const char *k;
+    void *v;
+    while (strmap_next(m, &pos, &k, &v)) {
+        const entry *e = v;
+        if (ns && (strncmp(k, ns, nslen) || k[nslen] != '/')) continue;
+        if (!*first) *(*p)++ = ',';
+        *first = false;
+        memcpy(*p, e->summary, e->len);
+        *p += e->len;
+    }
+}
+
 int uiapi_assets_text(uiapi *a, const char *ns, unsigned long seq, char **out, size_t *len)
 {
     char head[64];
     int hl = snprintf(head, sizeof head, "{\"seq\":%lu,\"assets\":[", seq);
-    size_t nslen = ns ? strlen(ns) : 0;
     *out = NULL;
     *len = 0;
     pthread_mutex_lock(&a->mu);
-    size_t cap = (size_t)hl + a->bytes + strmap_len(a->entries) + 3;
+    size_t cap = (size_t)hl + a->bytes + strmap_len(a->entries) + strmap_len(a->sources) + 3;
     char *buf = cmem_malloc(cap), *p = buf;
     if (!buf) {
         pthread_mutex_unlock(&a->mu);
@@ -229,18 +252,10 @@ int uiapi_assets_text(uiapi *a, const char *ns, unsigned long seq, char **out, s
     }
     memcpy(p, head, (size_t)hl);
     p += hl;
-    size_t pos = 0;
-    const char *k;
-    void *v;
     bool first = true;
-    while (strmap_next(a->entries, &pos, &k, &v)) {
-        const entry *e = v;
-        if (ns && (strncmp(k, ns, nslen) || k[nslen] != '/')) continue;
-        if (!first) *p++ = ',';
-        first = false;
-        memcpy(p, e->summary, e->len);
-        p += e->len;
-    }
+    /* sources first: the roots */
+    append_entries(a->sources, ns, &p, &first);
+    append_entries(a->entries, ns, &p, &first);
     pthread_mutex_unlock(&a->mu);
     *p++ = ']';
     *p++ = '}';
@@ -343,8 +358,9 @@ static int add_pod(void *ctx, const json_t *pod)
 }
 
 typedef struct {
-    const char *name; /* the asset */
-    json_t *pods;     /* names of its pods */
+    const char *kind; /* of the object: AssetMaterialization or AssetSource */
+    const char *name;
+    json_t *pods; /* names of its pods */
     json_t *arr;
     int rc;
 } evmatch;
@@ -367,7 +383,7 @@ static int add_event(void *ctx, const json_t *ev)
     const json_t *io = get(ev, "involvedObject");
     const char *kind = str(io, "kind"), *name = str(io, "name");
     if (!kind || !name) return 0;
-    bool mine = (!strcmp(kind, "AssetMaterialization") && !strcmp(name, m->name)) ||
+    bool mine = (!strcmp(kind, m->kind) && !strcmp(name, m->name)) ||
                 (!strcmp(kind, "Pod") && is_pod_of(m->pods, name));
     if (!mine) return 0;
     json_t *o = json_pack("{s:s, s:s}", "kind", kind, "object", name);
@@ -409,6 +425,27 @@ oom:
     return NULL;
 }
 
+/* "upstreamSources": the upstreams that are AssetSources (no
+ * AssetMaterialization of that name: that one would be read). */
+static int upstream_sources(uiapi *a, const char *ns, json_t *sum)
+{
+    json_t *arr = json_array();
+    if (!arr || json_object_set_new(sum, "upstreamSources", arr)) return -1;
+    size_t i;
+    const json_t *u;
+    json_array_foreach(get(sum, "upstreams"), i, u)
+    {
+        const char *n = json_string_value(u);
+        json_t *o = uisource_get(a->src, UISRC_ASSETS, ns, n);
+        json_t *src = o ? NULL : uisource_get(a->src, UISRC_SOURCES, ns, n);
+        int rc = src ? json_array_append(arr, (json_t *)u) : 0;
+        json_decref(o);
+        json_decref(src);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
 int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
 {
     int rc = 0;
@@ -421,7 +458,8 @@ int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
         return cerr_set(CERR_NOTFOUND, "no asset %s/%s", ns, name);
     match down = {.name = name, .arr = json_array()};
     match pods = {.name = name, .arr = json_array()};
-    evmatch em = {.name = name, .pods = pods.arr, .arr = json_array()};
+    evmatch em = {
+        .kind = "AssetMaterialization", .name = name, .pods = pods.arr, .arr = json_array()};
     json_t *spec = (json_t *)get(am, "spec"), *st = (json_t *)get(am, "status");
     if (!down.arr || !pods.arr || !em.arr) goto oom;
     if ((rc = uisource_each_dependent(a->src, ns, name, add_downstream, &down)) || down.rc ||
@@ -430,6 +468,7 @@ int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out)
         goto fail;
     if (!(evs = sorted_events(em.arr))) goto oom;
     if (!(sum = uiapi_summary(am, true)) || !(meta = metadata_of(am))) goto oom;
+    if (upstream_sources(a, ns, sum)) goto oom;
     doc = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "asset", sum, "metadata", meta, "spec",
                     spec ? spec : json_null(), "status", st ? st : json_null(), "downstream",
                     down.arr, "pods", pods.arr, "events", evs);
@@ -480,33 +519,51 @@ static void add_version(entry *e, const json_t *st)
         json_array_remove(e->history, json_array_size(e->history) - 1);
 }
 
-void uiapi_observe(uiapi *a, const json_t *am, bool deleted)
+/* The same for an AssetSource: its observations that changed the version. */
+static void add_source_version(entry *e, const json_t *st)
+{
+    const char *dv = str(st, "dataVersion");
+    if (!dv || !*dv) return;
+    const char *last = str(json_array_get(e->history, 0), "dataVersion");
+    if (last && !strcmp(last, dv)) return;
+    if (!e->history && !(e->history = json_array())) return;
+    json_t *h = json_pack("{s:s}", "dataVersion", dv);
+    if (!h || copy(h, st, "lastChangedAt") || copy(h, st, "objectCount") || copy(h, st, "bytes") ||
+        json_array_insert_new(e->history, 0, h)) {
+        json_decref(h);
+        return;
+    }
+    while (json_array_size(e->history) > UIAPI_HISTORY_MAX)
+        json_array_remove(e->history, json_array_size(e->history) - 1);
+}
+
+static void observe(uiapi *a, strmap *m, const json_t *obj, bool deleted, bool is_source)
 {
     char key[KEY_MAX];
-    if (!a || !make_key(kobj_namespace(am), kobj_name(am), key)) return;
+    if (!a || !make_key(kobj_namespace(obj), kobj_name(obj), key)) return;
     char *text = NULL;
     if (!deleted) {
         /* built outside the lock: the list only copies text */
-        json_t *sum = uiapi_summary(am, false);
+        json_t *sum = is_source ? uiapi_source_summary(obj, false) : uiapi_summary(obj, false);
         text = sum ? json_dumps(sum, JSON_COMPACT) : NULL;
         json_decref(sum);
         if (!text) {
-            clog_warn("ui: asset summary dropped (out of memory)", "{s:s}", "key", key);
+            clog_warn("ui: summary dropped (out of memory)", "{s:s}", "key", key);
             return;
         }
     }
     pthread_mutex_lock(&a->mu);
-    entry *e = strmap_lookup(a->entries, key);
+    entry *e = strmap_lookup(m, key);
     if (deleted) {
         if (e) {
-            strmap_remove(a->entries, key, NULL);
+            strmap_remove(m, key, NULL);
             a->bytes -= e->len;
             entry_free(e);
         }
         goto done;
     }
     if (!e) {
-        if (!(e = cmem_calloc(1, sizeof *e)) || strmap_put(a->entries, key, e)) {
+        if (!(e = cmem_calloc(1, sizeof *e)) || strmap_put(m, key, e)) {
             cmem_free(e);
             cmem_free(text);
             goto done;
@@ -517,7 +574,135 @@ void uiapi_observe(uiapi *a, const json_t *am, bool deleted)
     e->summary = text;
     e->len = strlen(text);
     a->bytes += e->len;
-    add_version(e, get(am, "status"));
+    if (is_source)
+        add_source_version(e, get(obj, "status"));
+    else
+        add_version(e, get(obj, "status"));
 done:
     pthread_mutex_unlock(&a->mu);
+}
+
+void uiapi_observe(uiapi *a, const json_t *am, bool deleted)
+{
+    if (a) observe(a, a->entries, am, deleted, false);
+}
+
+void uiapi_observe_source(uiapi *a, const json_t *src, bool deleted)
+{
+    if (a) observe(a, a->sources, src, deleted, true);
+}
+
+/* --- AssetSources ------------------------------------------------------------------------- */
+
+/* What a source's node shows as its phase: Observing while an observation
+ * is in flight, else Available or Unavailable as its condition says,
+ * Pending before the first outcome. */
+static const char *source_phase(const json_t *st, kobj_condition *avail, bool *has_avail)
+{
+    const json_t *obs = get(st, "observation"), *fin = get(st, "finishedObservation");
+    *has_avail = kobj_cond_get(st, COND_AVAILABLE, avail) == 0;
+    if (json_is_integer(obs) && json_integer_value(obs) > 0 &&
+        (!json_is_integer(fin) || json_integer_value(fin) < json_integer_value(obs)))
+        return "Observing";
+    if (*has_avail && avail->status)
+        return !strcmp(avail->status, "True") ? "Available" : "Unavailable";
+    return "Pending";
+}
+
+json_t *uiapi_source_summary(const json_t *src, bool full)
+{
+    const json_t *spec = get(src, "spec"), *st = get(src, "status");
+    kobj_condition avail = {0}, fresh;
+    bool has_avail;
+    const char *phase = source_phase(st, &avail, &has_avail), *dv = str(st, "dataVersion");
+    const char *msg = str(st, "message");
+    if (!msg || !*msg) msg = has_avail ? avail.message : NULL;
+    char shortv[20] = "";
+    if (dv) snprintf(shortv, sizeof shortv, "%s", strchr(dv, ':') ? strchr(dv, ':') + 1 : dv);
+    bool has_fresh = kobj_cond_get(st, COND_FRESH, &fresh) == 0 && fresh.status;
+    json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "kind", SOURCE_KIND, "namespace",
+                          kobj_namespace(src) ? kobj_namespace(src) : "", "name",
+                          kobj_name(src) ? kobj_name(src) : "", "phase", phase, "upstreams");
+    if (!s || copy_as(s, "key", spec, "assetKey") ||
+        (shortv[0] &&
+         json_object_set_new(s, "version", json_stringn(shortv, strnlen(shortv, 12)))) ||
+        (has_avail && avail.reason &&
+         json_object_set_new(s, "reason", json_string(avail.reason))) ||
+        (msg && json_object_set_new(s, "message", json_string(msg))) ||
+        copy(s, st, "objectCount") || copy(s, st, "bytes") || copy(s, st, "observedAt") ||
+        copy(s, st, "lastChangedAt") ||
+        (has_fresh && json_object_set_new(s, "fresh", json_boolean(!strcmp(fresh.status, "True")))))
+        goto oom;
+    if (full && (copy(s, spec, "uri") || copy(s, st, "dataVersion") ||
+                 json_object_set_new(s, "generation", json_integer(kobj_generation(src))) ||
+                 copy(s, st, "observedGeneration") || copy(s, st, "observation") ||
+                 copy(s, st, "finishedObservation") || copy(s, st, "nextObservationAt") ||
+                 copy(s, st, "listing") || copy(s, st, "consecutiveFailures") ||
+                 (has_fresh && fresh.message &&
+                  json_object_set_new(s, "freshness", json_string(fresh.message)))))
+        goto oom;
+    return s;
+oom:
+    json_decref(s);
+    return NULL;
+}
+
+int uiapi_source_summary_of(uiapi *a, const char *ns, const char *name, json_t **out)
+{
+    *out = NULL;
+    json_t *src = uisource_get(a->src, UISRC_SOURCES, ns, name);
+    if (!src) return cerr_set(CERR_NOTFOUND, "no source %s/%s", ns, name);
+    *out = uiapi_source_summary(src, false);
+    json_decref(src);
+    return *out ? 0 : cerr_oom();
+}
+
+int uiapi_source(uiapi *a, const char *ns, const char *name, json_t **out)
+{
+    int rc = 0;
+    json_t *src = NULL, *doc = NULL, *evs = NULL, *sum = NULL, *meta = NULL;
+    char key[KEY_MAX];
+    *out = NULL;
+    if (!ns || !name || !make_key(ns, name, key))
+        return cerr_set(CERR_NOTFOUND, "no source %s/%s", ns ? ns : "", name ? name : "");
+    if (!(src = uisource_get(a->src, UISRC_SOURCES, ns, name)))
+        return cerr_set(CERR_NOTFOUND, "no source %s/%s", ns, name);
+    match down = {.name = name, .arr = json_array()};
+    match pods = {.name = name, .arr = json_array()};
+    evmatch em = {.kind = SOURCE_KIND, .name = name, .pods = pods.arr, .arr = json_array()};
+    json_t *spec = (json_t *)get(src, "spec"), *st = (json_t *)get(src, "status");
+    if (!down.arr || !pods.arr || !em.arr) goto oom;
+    if ((rc = uisource_each_dependent(a->src, ns, name, add_downstream, &down)) || down.rc ||
+        (rc = uisource_each_pod_of_source(a->src, ns, name, add_pod, &pods)) || pods.rc ||
+        (rc = uisource_each(a->src, UISRC_EVENTS, ns, add_event, &em)) || em.rc)
+        goto fail;
+    if (!(evs = sorted_events(em.arr))) goto oom;
+    if (!(sum = uiapi_source_summary(src, true)) || !(meta = metadata_of(src))) goto oom;
+    doc = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "source", sum, "metadata", meta, "spec",
+                    spec ? spec : json_null(), "status", st ? st : json_null(), "downstream",
+                    down.arr, "pods", pods.arr, "events", evs);
+    if (!doc) goto oom;
+    pthread_mutex_lock(&a->mu);
+    entry *e = strmap_lookup(a->sources, key);
+    json_t *h = e && e->history ? json_deep_copy(e->history) : json_array();
+    pthread_mutex_unlock(&a->mu);
+    if (!h || json_object_set_new(doc, "history", h)) goto oom;
+    *out = doc;
+    doc = NULL;
+    goto cleanup;
+oom:
+    rc = cerr_oom();
+    goto cleanup;
+fail:
+    if (!rc) rc = down.rc ? down.rc : pods.rc ? pods.rc : em.rc;
+cleanup:
+    json_decref(doc);
+    json_decref(sum);
+    json_decref(meta);
+    json_decref(evs);
+    json_decref(down.arr);
+    json_decref(pods.arr);
+    json_decref(em.arr);
+    json_decref(src);
+    return rc;
 }

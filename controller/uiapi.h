@@ -9,7 +9,22 @@
  *   uiapi_asset    GET /api/v1/namespaces/NS/assets/NAME
  *                  {"asset": summary, "metadata", "spec", "status",
  *                   "downstream": [...], "pods": [...], "events": [...],
- *                   "history": [...]}
+ *                   "history": [...]}; the asset's "upstreamSources" names
+ *                  the upstreams that are AssetSources
+ *   uiapi_source   GET /api/v1/namespaces/NS/sources/NAME
+ *                  {"source": source summary, "metadata", "spec", "status",
+ *                   "downstream", "pods" (observations), "events", "history"}
+ *
+ * The list holds AssetSources too (first: the lineage's roots), their
+ * summary with "kind": "AssetSource", "phase" Observing (an observation in
+ * flight), Available or Unavailable (the Available condition) or Pending,
+ * "version", "reason" and "message" (the Available condition's / the
+ * status's), "objectCount", "bytes", "observedAt", "lastChangedAt", "fresh"
+ * (only with spec.freshness) and no upstreams; the full one adds "uri",
+ * "dataVersion", "generation", "observedGeneration", "observation",
+ * "finishedObservation", "nextObservationAt", "listing",
+ * "consecutiveFailures" and "freshness" (the Fresh condition's message).
+ * A source's history lists the data versions it was seen to change to.
  *
  * A summary is what the graph draws, kept small because the page loads one
  * per asset: {"namespace", "name", "key", "phase", "stale" (only when true),
@@ -70,5 +85,11 @@ int uiapi_asset(uiapi *a, const char *ns, const char *name, json_t **out);
  * informer's handlers): its summary for the list, and its data version for
  * the history (deleted: forgets the asset). */
 void uiapi_observe(uiapi *a, const json_t *am, bool deleted);
+
+/* The same for AssetSources. */
+json_t *uiapi_source_summary(const json_t *src, bool full);
+int uiapi_source_summary_of(uiapi *a, const char *ns, const char *name, json_t **out);
+int uiapi_source(uiapi *a, const char *ns, const char *name, json_t **out);
+void uiapi_observe_source(uiapi *a, const json_t *src, bool deleted);
 
 #endif

@@ -22,6 +22,7 @@
 #include "lib/httpd.h"
 #include "lib/strmap.h"
 #include "podspec.h"
+#include "source.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>
@@ -59,7 +60,8 @@ struct uiserver {
     int port;
 
     pthread_mutex_t mu; /* pending */
-    strmap *pending;    /* "A ns/name" asset changed, "T ns/name" pods or Events changed */
+    strmap *pending;    /* "A ns/name" asset changed, "T ns/name" pods or Events changed;
+                           "S", "R": the same for an AssetSource */
     atomic_bool dirty;
 
     /* service thread only */
@@ -110,10 +112,16 @@ void uiserver_notify(void *ctx, uisrc_kind kind, const json_t *obj, bool deleted
     if (kind == UISRC_ASSETS) {
         uiapi_observe(s->api, obj, deleted);
         mark(s, 'A', ns, kobj_name(obj));
+    } else if (kind == UISRC_SOURCES) {
+        uiapi_observe_source(s->api, obj, deleted);
+        mark(s, 'S', ns, kobj_name(obj));
     } else if (kind == UISRC_PODS) {
         const char *am = kobj_label(obj, PODSPEC_L_MATERIALIZATION);
         kobj_owner_ref ref;
-        if (kobj_controller_ref(obj, &ref) == 0 && !strcmp(ref.kind, "AssetMaterialization"))
+        bool owned = kobj_controller_ref(obj, &ref) == 0;
+        if (owned && !strcmp(ref.kind, SOURCE_KIND))
+            mark(s, 'R', ns, ref.name);
+        else if (owned && !strcmp(ref.kind, "AssetMaterialization"))
             am = ref.name;
         if (am) mark(s, 'T', ns, am);
     } else if (kind == UISRC_EVENTS) {
@@ -121,6 +129,7 @@ void uiserver_notify(void *ctx, uisrc_kind kind, const json_t *obj, bool deleted
         const char *k = json_string_value(json_object_get(io, "kind"));
         const char *n = json_string_value(json_object_get(io, "name"));
         if (k && n && !strcmp(k, "AssetMaterialization")) mark(s, 'T', ns, n);
+        if (k && n && !strcmp(k, SOURCE_KIND)) mark(s, 'R', ns, n);
         /* a pod's Event: its name starts with the asset's (podspec names) */
         if (k && n && !strcmp(k, "Pod")) {
             json_t *pod = NULL;
@@ -133,8 +142,10 @@ void uiserver_notify(void *ctx, uisrc_kind kind, const json_t *obj, bool deleted
                 am[dash - n] = '\0';
                 char *d2 = strrchr(am, '-');
                 if (d2) {
+                    /* <source>-obs-<observation> */
+                    bool obs = !strcmp(d2, "-obs");
                     *d2 = '\0';
-                    mark(s, 'T', ns, am);
+                    mark(s, obs ? 'R' : 'T', ns, am);
                 }
             }
         }
@@ -174,13 +185,17 @@ static int push_message(uiserver *s, json_t *doc)
     return 0;
 }
 
-static int add_ref(json_t *arr, const char *key)
+/* {"namespace", "name"} of key "ns/name", with "kind": "AssetSource" for a
+ * source. */
+static int add_ref(json_t *arr, const char *key, bool source)
 {
     const char *slash = strchr(key, '/');
     if (!slash) return 0;
     json_t *o = json_object();
     if (!o || json_object_set_new(o, "namespace", json_stringn(key, (size_t)(slash - key))) ||
-        json_object_set_new(o, "name", json_string(slash + 1)) || json_array_append_new(arr, o)) {
+        json_object_set_new(o, "name", json_string(slash + 1)) ||
+        (source && json_object_set_new(o, "kind", json_string(SOURCE_KIND))) ||
+        json_array_append_new(arr, o)) {
         json_decref(o);
         return -1;
     }
@@ -213,17 +228,19 @@ static void flush_pending(uiserver *s)
         while (strmap_next(batch, &pos, &key, &v)) {
             const char *ref = key + 2, *slash = strchr(ref, '/');
             if (!slash || (size_t)(slash - ref) >= KEY_MAX) continue;
-            if (key[0] == 'T') {
-                if (add_ref(touched, ref)) goto oom;
+            bool source = key[0] == 'S' || key[0] == 'R';
+            if (key[0] == 'T' || key[0] == 'R') {
+                if (add_ref(touched, ref, source)) goto oom;
                 continue;
             }
             char ns[KEY_MAX];
             memcpy(ns, ref, (size_t)(slash - ref));
             ns[slash - ref] = '\0';
             json_t *sum = NULL;
-            int rc = uiapi_summary_of(s->api, ns, slash + 1, &sum);
+            int rc = source ? uiapi_source_summary_of(s->api, ns, slash + 1, &sum)
+                            : uiapi_summary_of(s->api, ns, slash + 1, &sum);
             if (rc == CERR_NOTFOUND) {
-                if (add_ref(deleted, ref)) goto oom;
+                if (add_ref(deleted, ref, source)) goto oom;
             } else if (rc || json_array_append_new(assets, sum)) {
                 goto oom;
             }
@@ -299,6 +316,7 @@ static const asset ASSETS[] = {
     {"/ui/", ui_index_html, &ui_index_html_len, "text/html; charset=utf-8"},
     {"/ui/index.html", ui_index_html, &ui_index_html_len, "text/html; charset=utf-8"},
     {"/ui/app.js", ui_app_js, &ui_app_js_len, "text/javascript; charset=utf-8"},
+    {"/ui/preview.js", ui_preview_js, &ui_preview_js_len, "text/javascript; charset=utf-8"},
     {"/ui/app.css", ui_app_css, &ui_app_css_len, "text/css; charset=utf-8"},
 };
 
@@ -339,10 +357,12 @@ static unsigned route(uiserver *s, struct lws *wsi, const char *path, size_t ple
     if (PREFIX("/api/v1/namespaces/")) {
         const char *p = path + sizeof("/api/v1/namespaces/") - 1, *end = path + plen;
         const char *slash = memchr(p, '/', (size_t)(end - p));
-        static const char mid[] = "/assets/";
-        if (slash && (size_t)(end - slash) > sizeof mid - 1 &&
-            !memcmp(slash, mid, sizeof mid - 1)) {
-            const char *name = slash + sizeof mid - 1;
+        static const char mid[] = "/assets/", smid[] = "/sources/";
+        bool is_src = slash && (size_t)(end - slash) > sizeof smid - 1 &&
+                      !memcmp(slash, smid, sizeof smid - 1);
+        if (is_src || (slash && (size_t)(end - slash) > sizeof mid - 1 &&
+                       !memcmp(slash, mid, sizeof mid - 1))) {
+            const char *name = slash + (is_src ? sizeof smid : sizeof mid) - 1;
             size_t nslen = (size_t)(slash - p), nlen = (size_t)(end - name);
             if (!name_ok(p, nslen) || !name_ok(name, nlen))
                 return error_body(ss, 400, "bad namespace or name");
@@ -352,7 +372,8 @@ static unsigned route(uiserver *s, struct lws *wsi, const char *path, size_t ple
             memcpy(nm, name, nlen);
             nm[nlen] = '\0';
             json_t *doc = NULL;
-            int rc = uiapi_asset(s->api, ns, nm, &doc);
+            int rc =
+                is_src ? uiapi_source(s->api, ns, nm, &doc) : uiapi_asset(s->api, ns, nm, &doc);
             if (rc == CERR_NOTFOUND) return error_body(ss, 404, cerr_message());
             if (rc) return error_body(ss, 500, cerr_message());
             return json_body(ss, doc, 200);

@@ -4,19 +4,22 @@
  * --ui-addr, apart from /metrics).
  *
  *   GET /                 302 to /ui/
- *   GET /ui/              the page; /ui/app.js, /ui/app.css its bundle,
+ *   GET /ui/              the page; /ui/app.js, /ui/app.css its bundle and
+ *                         /ui/preview.js the map preview's (loaded on use),
  *                         compiled into the binary (controller/ui/, built
  *                         with esbuild at build time)
  *   GET /api/v1/config    {"s3Endpoint", "version"}: where the browser reads
  *                         COGs for previews
  *   GET /api/v1/assets[?namespace=NS]            uiapi_assets, plus "seq"
  *   GET /api/v1/namespaces/NS/assets/NAME        uiapi_asset
+ *   GET /api/v1/namespaces/NS/sources/NAME       uiapi_source (AssetSources)
  *   GET /api/v1/watch     websocket, subprotocol "terrane-ui.v1": first
  *                         {"type":"hello","seq":N}, then one message per batch
  *                         of changes: {"type":"changes","seq":N,"assets":
  *                         [summary...],"deleted":[{"namespace","name"}],
  *                         "touched":[{"namespace","name"}]} (touched: its
- *                         pods or Events changed), or {"type":"resync",...}
+ *                         pods or Events changed; an AssetSource's summary
+ *                         and refs carry "kind":"AssetSource"), or {"type":"resync",...}
  *                         when a batch is too large to be worth sending as a
  *                         diff (the page lists again). A page applies a
  *                         message only when its seq is above the seq of the

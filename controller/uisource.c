@@ -12,6 +12,7 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "podspec.h"
+#include "source.h"
 
 #include <stdio.h>
 
@@ -68,10 +69,20 @@ static int inf_each_pod_of(void *impl, const char *ns, const char *name, uisrc_e
     return caches_each_pod_of(s->caches, ns, label, fn, ctx);
 }
 
+static int inf_each_pod_of_source(void *impl, const char *ns, const char *name, uisrc_each_fn fn,
+                                  void *ctx)
+{
+    uisource *s = impl;
+    char label[64];
+    podspec_materialization_label(name, label, sizeof label);
+    return caches_each_pod_of_source(s->caches, ns, label, fn, ctx);
+}
+
 static const uisource_ops INFORMER_OPS = {.each = inf_each,
                                           .get = inf_get,
                                           .each_dependent = inf_each_dependent,
-                                          .each_pod_of = inf_each_pod_of};
+                                          .each_pod_of = inf_each_pod_of,
+                                          .each_pod_of_source = inf_each_pod_of_source};
 
 /* --- the caches' informers: changes to the subscriber -------------------------------- */
 
@@ -103,6 +114,21 @@ static void pod_update(void *ctx, const json_t *old, const json_t *obj)
 static void pod_delete(void *ctx, const json_t *obj)
 {
     uisource_changed(ctx, UISRC_PODS, obj, true);
+}
+
+static void src_add(void *ctx, const json_t *obj)
+{
+    uisource_changed(ctx, UISRC_SOURCES, obj, false);
+}
+
+static void src_update(void *ctx, const json_t *old, const json_t *obj)
+{
+    if (old != obj) uisource_changed(ctx, UISRC_SOURCES, obj, false);
+}
+
+static void src_delete(void *ctx, const json_t *obj)
+{
+    uisource_changed(ctx, UISRC_SOURCES, obj, true);
 }
 
 /* --- the Events informer ---------------------------------------------------------- */
@@ -154,10 +180,13 @@ int uisource_new(kube_client *client, const char *ns, caches *c, uisource **out)
     s->caches = c;
     s->inf[UISRC_ASSETS] = caches_ams(c);
     s->inf[UISRC_PODS] = caches_pods(c);
+    s->inf[UISRC_SOURCES] = caches_sources(c);
     informer_handlers ah = {
         .on_add = am_add, .on_update = am_update, .on_delete = am_delete, .ctx = s};
     informer_handlers ph = {
         .on_add = pod_add, .on_update = pod_update, .on_delete = pod_delete, .ctx = s};
+    informer_handlers sh = {
+        .on_add = src_add, .on_update = src_update, .on_delete = src_delete, .ctx = s};
     informer_handlers eh = {.on_add = ev_add,
                             .on_update = ev_update,
                             .on_delete = ev_delete,
@@ -165,6 +194,7 @@ int uisource_new(kube_client *client, const char *ns, caches *c, uisource **out)
                             .ctx = s};
     if ((rc = informer_add_handlers(s->inf[UISRC_ASSETS], &ah)) ||
         (rc = informer_add_handlers(s->inf[UISRC_PODS], &ph)) ||
+        (s->inf[UISRC_SOURCES] && (rc = informer_add_handlers(s->inf[UISRC_SOURCES], &sh))) ||
         (rc = informer_new(client, &KUBE_EVENTS, ns, NULL, 0, &eh, &s->inf[UISRC_EVENTS]))) {
         uisource_free(s);
         return rc;
@@ -246,6 +276,13 @@ static int scan_pod(void *ctx, const json_t *pod)
     return l && !strcmp(l, x->name) ? x->fn(x->ctx, pod) : 0;
 }
 
+static int scan_source_pod(void *ctx, const json_t *pod)
+{
+    scan *x = ctx;
+    const char *l = kobj_label(pod, SOURCE_L_SOURCE);
+    return l && !strcmp(l, x->name) ? x->fn(x->ctx, pod) : 0;
+}
+
 int uisource_each_dependent(uisource *s, const char *ns, const char *name, uisrc_each_fn fn,
                             void *ctx)
 {
@@ -261,6 +298,16 @@ int uisource_each_pod_of(uisource *s, const char *ns, const char *name, uisrc_ea
     podspec_materialization_label(name, label, sizeof label);
     scan x = {.name = label, .fn = fn, .ctx = ctx};
     return uisource_each(s, UISRC_PODS, ns, scan_pod, &x);
+}
+
+int uisource_each_pod_of_source(uisource *s, const char *ns, const char *name, uisrc_each_fn fn,
+                                void *ctx)
+{
+    if (s->ops->each_pod_of_source) return s->ops->each_pod_of_source(s->impl, ns, name, fn, ctx);
+    char label[64];
+    podspec_materialization_label(name, label, sizeof label);
+    scan x = {.name = label, .fn = fn, .ctx = ctx};
+    return uisource_each(s, UISRC_PODS, ns, scan_source_pod, &x);
 }
 
 void uisource_subscribe(uisource *s, uisrc_change_fn fn, void *ctx)

@@ -2,14 +2,15 @@
  * uisource.h - what the lineage UI reads: the controller's caches behind a
  * small interface, so the UI never calls the Kubernetes API per page view.
  *
- * Three kinds of cached object: AssetMaterializations, their worker pods
- * (already stripped to metadata, nodeName and status by the caches) and the
- * Events about them. A source lists one kind (one namespace or all), gets
- * one object by namespace and name, lists an asset's direct dependents and
- * its pods (through the caches' indexes: no scan of the namespace), and
- * tells one subscriber about every change. uisource_new builds the source
- * over the controller's caches (caches.h: it adds its handlers to their two
- * informers) and an Events informer of its own; tests build one over plain
+ * Four kinds of cached object: AssetMaterializations, their worker and
+ * observation pods (already stripped to metadata, nodeName and status by the
+ * caches), the Events about them and AssetSources (the lineage's roots). A
+ * source lists one kind (one namespace or all), gets one object by namespace
+ * and name, lists an asset's direct dependents and the pods of an asset or
+ * of an AssetSource (through the caches' indexes: no scan of the namespace),
+ * and tells one subscriber about every change. uisource_new builds the
+ * source over the controller's caches (caches.h: it adds its handlers to
+ * their three informers) and an Events informer of its own; tests build one over plain
  * arrays with uisource_from (the same interface, no cluster).
  *
  * Threads: each/get may be called from any thread; the subscriber is called
@@ -26,7 +27,7 @@
 
 #include <jansson.h>
 
-typedef enum { UISRC_ASSETS, UISRC_PODS, UISRC_EVENTS, UISRC_KINDS } uisrc_kind;
+typedef enum { UISRC_ASSETS, UISRC_PODS, UISRC_EVENTS, UISRC_SOURCES, UISRC_KINDS } uisrc_kind;
 
 /* obj: the new state, or the last known one when deleted. */
 typedef void (*uisrc_change_fn)(void *ctx, uisrc_kind kind, const json_t *obj, bool deleted);
@@ -40,6 +41,10 @@ typedef struct uisource_ops {
     int (*each_dependent)(void *impl, const char *ns, const char *name, uisrc_each_fn fn,
                           void *ctx);
     int (*each_pod_of)(void *impl, const char *ns, const char *name, uisrc_each_fn fn, void *ctx);
+    /* Optional (NULL: each, filtered): the observation pods of AssetSource
+     * ns/name (labelled terrane.io/source). */
+    int (*each_pod_of_source)(void *impl, const char *ns, const char *name, uisrc_each_fn fn,
+                              void *ctx);
 } uisource_ops;
 
 typedef struct uisource uisource;
@@ -63,6 +68,8 @@ int uisource_each_dependent(uisource *s, const char *ns, const char *name, uisrc
                             void *ctx);
 int uisource_each_pod_of(uisource *s, const char *ns, const char *name, uisrc_each_fn fn,
                          void *ctx);
+int uisource_each_pod_of_source(uisource *s, const char *ns, const char *name, uisrc_each_fn fn,
+                                void *ctx);
 
 /* One subscriber (the UI server); set it before the informers start. */
 void uisource_subscribe(uisource *s, uisrc_change_fn fn, void *ctx);

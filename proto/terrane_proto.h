@@ -41,6 +41,10 @@
 #define TERRANE_ENV_ASSET_KEY "TERRANE_ASSET_KEY"     /* the asset key */
 #define TERRANE_ENV_DATA_VERSION "TERRANE_DATA_VERSION" /* sha256:<hex> of this version */
 #define TERRANE_ENV_PARTITION_KEY "TERRANE_PARTITION_KEY" /* only when partitioned */
+#define TERRANE_ENV_PARTITION_INDEX "TERRANE_PARTITION_INDEX" /* its 0-based index */
+#define TERRANE_ENV_PARTITION_START "TERRANE_PARTITION_START" /* time window [start, */
+#define TERRANE_ENV_PARTITION_END "TERRANE_PARTITION_END"     /*   end), RFC 3339 UTC */
+#define TERRANE_ENV_PARTITION_TILE "TERRANE_PARTITION_TILE"   /* tile window, compact JSON */
 /* An optional file the user's code writes: merged into the STAC Item's
  * properties; its compact form travels in the result up to the cap below. */
 #define TERRANE_OUTPUT_METADATA "metadata.json"

@@ -12,9 +12,9 @@ APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libgdal-dev gdal-bin python3-gdal python3-numpy python3-sklearn python3-yaml time
   libcurl4-openssl-dev libssl-dev libjansson-dev libcjson-dev libwebsockets-dev libyaml-dev
-  libcmocka-dev nodejs npm ca-certificates openssl prometheus xxd chromium
+  libcmocka-dev nodejs npm ca-certificates openssl prometheus xxd chromium tzdata
   grass-core saga
-  cppcheck clang-tidy clang-format valgrind
+  cppcheck clang-tidy clang-format valgrind bubblewrap
 )
 [ -n "${TERRANE_EXTRA_APT:-}" ] && APT_PKGS+=(${TERRANE_EXTRA_APT})
 

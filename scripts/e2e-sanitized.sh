@@ -15,6 +15,9 @@ mkdir -p "$logs"
 # libcurl's process-lifetime caches would be reported at every worker exit.
 export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=0:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
+# Workers run with a read-only root (kubesim confines them): the log
+# directory is the one place outside their volumes they may write.
+export E2E_KUBESIM_WRITABLE=$logs
 TESTS=${TESTS:-e2e/test_controller} tests/run.sh all "$BUILD"
 rc=$?
 reports=$(find "$logs" -type f | sort)

@@ -39,6 +39,7 @@ typedef enum {
 #define ERR_CHECKSUM_MISMATCH "ChecksumMismatch"
 #define ERR_NO_OUTPUTS "NoOutputs"
 #define ERR_INTERNAL_CODE "Internal"
+#define ERR_POD_STATUS "PodStatusUnavailable" /* its own pod from the API: Transient */
 /* Sources (observe.c, srccheck.c). */
 #define ERR_SOURCE_NOT_FOUND "SourceNotFound"         /* 404: BadInput */
 #define ERR_SOURCE_ACCESS_DENIED "SourceAccessDenied" /* 401/403: BadInput */

@@ -185,6 +185,7 @@ const op_def op_container = {
     .name = "container",
     .params = container_params,
     .cog_options = false,
+    .tiles = true, /* the user's code computes the window (TERRANE_PARTITION_TILE) */
     .validate = container_validate,
     .run = container_run,
 };

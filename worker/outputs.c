@@ -20,6 +20,7 @@
 #include "op.h"
 #include "op_container.h"
 #include "publish.h"
+#include "selfpod.h"
 #include "stac.h"
 #include "terrane_proto.h"
 
@@ -469,7 +470,7 @@ cleanup:
  * the primary entry and the spooled ones. */
 static int put_manifest(publish_dest *pd, const task *t, const char *scratch,
                         const pubfile *primary, FILE *spool, size_t n_files, const char *item_href,
-                        const char *created)
+                        const char *created, const char *image_id)
 {
     int rc = -1;
     cJSON *m = NULL;
@@ -478,6 +479,10 @@ static int put_manifest(publish_dest *pd, const task *t, const char *scratch,
     FILE *out = NULL;
     stac_file sf = to_stac(primary);
     if (manifest_build(t, &sf, 1, item_href, created, &m) < 0) goto cleanup;
+    if (image_id[0] && !cJSON_AddStringToObject(m, "imageID", image_id)) {
+        err_oom();
+        goto cleanup;
+    }
     cJSON *files = cJSON_DetachItemFromObjectCaseSensitive(m, "files");
     cJSON *entry = cJSON_DetachItemFromArray(files, 0);
     cJSON_Delete(files);
@@ -533,6 +538,7 @@ int outputs_publish(const task *t, const char *dir, const char *scratch, result 
     pubfile *assets = NULL; /* non-raster files for item.json, at most TERRANE_ITEM_ASSETS_MAX */
     char **item_names = NULL;
     char *item_text = NULL, *item_href = NULL;
+    char image_id[SELFPOD_IMAGE_ID_MAX + 1] = "";
 
     if (list_outputs(dir, &names, &n) < 0) goto cleanup;
     if (n == 0) {
@@ -544,6 +550,8 @@ int outputs_publish(const task *t, const char *dir, const char *scratch, result 
     }
     if (pick_primary(t, names, n, &primary) < 0) goto cleanup;
     if (read_metadata(dir, &md, &md_too_big) < 0) goto cleanup;
+    /* the digest the kubelet ran for the user's step, before anything is written */
+    if (selfpod_image_id(OUTPUTS_USER_CONTAINER, image_id, sizeof image_id) < 0) goto cleanup;
     assets = mem_calloc(TERRANE_ITEM_ASSETS_MAX, sizeof *assets);
     item_names = mem_calloc(n, sizeof *item_names);
     spool = spool_open(scratch);
@@ -624,13 +632,14 @@ int outputs_publish(const task *t, const char *dir, const char *scratch, result 
                                 "metadata.json is over the 65536-byte cap: see the asset");
     if (omitted) cJSON_AddNumberToObject(props, "terrane:assetsOmitted", (double)omitted);
     cJSON_AddNumberToObject(props, "terrane:fileCount", (double)n);
+    if (image_id[0]) cJSON_AddStringToObject(props, "terrane:imageID", image_id);
     if (!(item_text = cJSON_Print(item))) {
         err_oom();
         goto cleanup;
     }
     if (put_text(pd, t, scratch, TERRANE_OBJ_STAC, STAC_MEDIA_ITEM, item_text) < 0) goto cleanup;
     item_written = true;
-    if (put_manifest(pd, t, scratch, &prim, spool, n, item_href, created) < 0) {
+    if (put_manifest(pd, t, scratch, &prim, spool, n, item_href, created, image_id) < 0) {
         manifest_written = true; /* may have landed: remove it first */
         goto cleanup;
     }

@@ -15,6 +15,10 @@
  * (keys the Item already has win) and, compact and at most
  * TERRANE_METADATA_RESULT_MAX bytes, carried in the result.
  *
+ * In a pod (selfpod.h) the digest the kubelet reported for the user's
+ * container is read first and recorded as the manifest's "imageID" and the
+ * Item's terrane:imageID; that read failing fails the step (Transient).
+ *
  * Memory is bounded by the number of file names (they are sorted for a
  * deterministic order), not by their contents or the manifest: manifest
  * entries are spooled to scratch as the files are published. Hidden names
@@ -27,6 +31,9 @@
 
 #include "result.h"
 #include "task.h"
+
+/* The pod's container running the user's image (controller/podctr.h). */
+#define OUTPUTS_USER_CONTAINER "user"
 
 /* Publishes dir for t using scratch (a private directory) for COGs and
  * spools. Fills r (output fields, n_files, metadata). An empty dir fails

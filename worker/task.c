@@ -410,7 +410,7 @@ int task_validate(const task *t)
     if (t->has_partition && t->partition.has_tile && !t->op->tiles)
         return err_set(ERR_BAD_INPUT, ERR_INVALID_TASK, "partition.tile",
                        "partition.tile: operation %s does not compute a tile window (only cog, "
-                       "calc and terrain do)",
+                       "calc, terrain and container do)",
                        t->operation);
     if (t->op->validate && t->op->validate(t) < 0) return -1;
     return 0;

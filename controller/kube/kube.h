@@ -83,6 +83,10 @@ typedef int (*kube_page_fn)(void *ctx, json_t *page, bool restart);
 int kube_list_pages(kube_client *c, const kube_resource *r, const char *ns,
                     const char *label_selector, const char *field_selector, kube_page_fn fn,
                     void *ctx);
+/* For create, update, update_status and patch, *out is the object the
+ * server returned; out NULL: the response body is not decoded (a writer
+ * that only needs to know it succeeded saves decoding an object the watch
+ * brings anyway). */
 int kube_create(kube_client *c, const kube_resource *r, const char *ns, const json_t *obj,
                 json_t **out);
 /* PUT of the whole object; its metadata.resourceVersion makes it conditional. */

@@ -7,16 +7,22 @@ import { svg } from './dom.js';
 
 const NODE_W = 190, NODE_H = 46, GROUP_H = 52;
 
-export const idOf = (a) => a.namespace + '/' + a.name;
+// An AssetSource's id is apart from an asset's of the same name.
+export const SRC = 'src:';
+export const idOf = (a) => (a.kind === 'AssetSource' ? SRC : '') + a.namespace + '/' + a.name;
 
 // Prefixes of an asset key ("a/b/c" -> ["a/", "a/b/"]), namespaced; worked
 // out once per summary (a summary object is replaced, never changed, when
-// its asset changes).
+// its asset changes) and kept beside it, not on it (a property added to 10,000
+// parsed objects costs more than the lookups it saves).
+const PREFIXES = new WeakMap();
 export function prefixes(a) {
-  if (a._pre) return a._pre;
-  const key = a.key || a.name, out = [];
+  let out = PREFIXES.get(a);
+  if (out) return out;
+  const key = a.key || a.name;
+  out = [];
   for (let i = key.indexOf('/'); i > 0; i = key.indexOf('/', i + 1)) out.push(a.namespace + ':' + key.slice(0, i + 1));
-  Object.defineProperty(a, '_pre', { value: out });
+  PREFIXES.set(a, out);
   return out;
 }
 
@@ -129,7 +135,8 @@ export class Graph {
       if (!ups || !ups.length) continue;
       const to = shown.get(idOf(a));
       for (const u of ups) {
-        const from = shown.get(a.namespace + '/' + u);
+        // an AssetMaterialization of that name is what the controller reads, else the source
+        const from = shown.get(a.namespace + '/' + u) || shown.get(SRC + a.namespace + '/' + u);
         if (!from || from === to) continue;
         const k = from + '\u0000' + to;
         if (edgeSet.has(k)) continue;
@@ -227,6 +234,7 @@ export class Graph {
       return;
     }
     const a = it.asset;
+    if (a.kind === 'AssetSource') { this.updateSource(g, it, a, h); return; }
     g.setAttribute('class', 'node asset phase-' + (a.phase || 'Pending') + (a.stale ? ' stale' : '') + (this.selected === it.id ? ' selected' : ''));
     g.setAttribute('data-id', it.id);
     g.setAttribute('data-phase', a.phase || '');
@@ -251,7 +259,23 @@ export class Graph {
       bar.appendChild(svg('rect', { class: 'failed', x: (12 + bw * done).toFixed(1), y: h - 7, width: (bw * failed).toFixed(1), height: 4 }));
       g.appendChild(bar);
     }
-    // reserved: source nodes (a.kind AssetSource) join here
+  }
+
+  // An AssetSource: a root, its version, object count and freshness.
+  updateSource(g, it, a, h) {
+    g.setAttribute('class', 'node source phase-' + (a.phase || 'Pending') + (a.fresh === false ? ' unfresh' : '') + (this.selected === it.id ? ' selected' : ''));
+    g.setAttribute('data-id', it.id);
+    g.setAttribute('data-phase', a.phase || '');
+    g.setAttribute('data-version', a.version || '');
+    g.setAttribute('data-observed', a.observedAt || '');
+    g.setAttribute('data-fresh', a.fresh === undefined ? '' : String(a.fresh));
+    g.appendChild(svg('title', { text: `source ${a.key || ''}\n${a.phase || 'Pending'}${a.version ? ' · ' + a.version : ''}${a.observedAt ? '\nobserved ' + a.observedAt : ''}${a.message ? '\n' + a.message : ''}` }));
+    g.appendChild(svg('rect', { class: 'box', width: NODE_W, height: h }));
+    g.appendChild(svg('text', { x: 12, y: 18, class: 'name', text: clip(a.name, 25) }));
+    const n = a.objectCount === undefined ? '' : ` · ${a.objectCount} obj`;
+    g.appendChild(svg('text', { x: 12, y: 34, class: 'sub', text: clip((a.version || a.phase || 'Pending') + n, 30) }));
+    let x = badge(g, NODE_W - 4, -7, 'source', 'src') - 4;
+    if (a.fresh === false) badge(g, x, -7, 'not fresh', 'unfresh');
   }
 
   select(id) {

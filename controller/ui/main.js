@@ -7,8 +7,8 @@
 // lost or applied twice. Messages that arrive while a list is under way wait
 // for it.
 import { el } from './dom.js';
-import { Graph, idOf } from './graph.js';
-import { renderPanel } from './panel.js';
+import { Graph, SRC, idOf } from './graph.js';
+import { renderPanel, renderSourcePanel } from './panel.js';
 
 const AUTO_GROUP = 300; // more assets than this: start grouped by prefix
 
@@ -41,8 +41,15 @@ function setLive(on, text) {
   l.textContent = text;
 }
 
+// The first list is the one index.html preloads (its request starts with the
+// page's, before this script has even been parsed): the same URL, mode and
+// credentials, and no cache mode, or the browser would not take it.
+let preloaded = true;
+
 async function getJSON(path) {
-  const r = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  const first = preloaded && path === '/api/v1/assets';
+  if (first) preloaded = false;
+  const r = await fetch(path, first ? { mode: 'cors', credentials: 'same-origin' } : { headers: { Accept: 'application/json' }, cache: 'no-store' });
   if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
   return r.json();
 }
@@ -90,11 +97,11 @@ function apply(m) {
     if (a.pool && !seenPools.has(a.pool)) newPool = true;
     state.assets.set(id, a);
   }
-  for (const d of m.deleted) state.assets.delete(d.namespace + '/' + d.name);
+  for (const d of m.deleted) state.assets.delete(idOf(d));
   if (newPool) refreshFilters();
   stats.lastChangeAt = performance.now();
   const sel = state.selected;
-  if (sel && (m.assets.some((a) => idOf(a) === sel) || m.touched.some((t) => t.namespace + '/' + t.name === sel) || m.deleted.some((t) => t.namespace + '/' + t.name === sel)))
+  if (sel && (m.assets.some((a) => idOf(a) === sel) || m.touched.some((t) => idOf(t) === sel) || m.deleted.some((t) => idOf(t) === sel)))
     loadPanel(sel);
   scheduleRender();
 }
@@ -151,7 +158,8 @@ function filtered() {
   for (const a of state.assets.values()) {
     if (ns && a.namespace !== ns) continue;
     if (pool && a.pool !== pool) continue;
-    if (phase === 'stale' ? !a.stale : phase && a.phase !== phase) continue;
+    const src = a.kind === 'AssetSource';
+    if (phase === 'stale' ? !a.stale : phase === 'sources' ? !src : phase === 'unfresh' ? a.fresh !== false : phase && a.phase !== phase) continue;
     if (q && !(String(a.key || '').toLowerCase().includes(q) || a.name.toLowerCase().includes(q))) continue;
     out.push(a);
   }
@@ -201,13 +209,14 @@ function expand(prefix) {
 let panelSeq = 0;
 async function loadPanel(id) {
   const mine = ++panelSeq;
-  const [ns, name] = [id.slice(0, id.indexOf('/')), id.slice(id.indexOf('/') + 1)];
+  const isSrc = id.startsWith(SRC), ref = isSrc ? id.slice(SRC.length) : id;
+  const [ns, name] = [ref.slice(0, ref.indexOf('/')), ref.slice(ref.indexOf('/') + 1)];
   try {
-    const doc = await getJSON('/api/v1/namespaces/' + encodeURIComponent(ns) + '/assets/' + encodeURIComponent(name));
+    const doc = await getJSON('/api/v1/namespaces/' + encodeURIComponent(ns) + (isSrc ? '/sources/' : '/assets/') + encodeURIComponent(name));
     if (mine !== panelSeq || state.selected !== id) return;
     const panel = $('panel');
     const opening = panel.hidden, other = panel.dataset.id !== id;
-    renderPanel(panel, doc, state.cfg, select, () => select(null));
+    (isSrc ? renderSourcePanel : renderPanel)(panel, doc, state.cfg, select, () => select(null));
     if (other) panel.scrollTop = 0;
     if (opening) graph.fit(); // the graph just got narrower
   } catch (e) {

@@ -1,7 +1,8 @@
 // preview.js - a map preview of an asset's COG, read by the browser straight
 // from S3 with HTTP range requests (geotiff.js reads the header, then only
 // the tiles of the overview that fits the canvas), drawn with a colour ramp;
-// the value under the cursor comes from the same array.
+// the value under the cursor comes from the same array. Bundled apart from
+// the page's code (window.terranePreview, loaded by panel.js when needed).
 import { addDecoder, BaseDecoder, fromUrl } from 'geotiff';
 import { decompress } from 'fzstd';
 import { el } from './dom.js';
@@ -103,3 +104,5 @@ export async function showPreview(container, url) {
     container.dataset.state = 'error';
   }
 }
+
+window.terranePreview = { showPreview };

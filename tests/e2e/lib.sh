@@ -78,6 +78,10 @@ e2e_start() {
   # the run asked (scripts/e2e-sanitized.sh).
   local v
   for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do args+=(--pass-env "$v"); done
+  # Worker pods have readOnlyRootFilesystem, so kubesim lets them write their
+  # emptyDir volumes only; E2E_KUBESIM_WRITABLE names a directory they may
+  # write as well (a hostPath stand-in: the sanitizer logs).
+  [ -n "${E2E_KUBESIM_WRITABLE:-}" ] && args+=(--writable "$E2E_KUBESIM_WRITABLE")
   $PY "$ROOT/tests/kubesim/kubesim.py" "${args[@]}" >"$TMP/kubesim.log" 2>&1 &
   KUBESIM_PID=$!
   at_exit 'kill $KUBESIM_PID 2>/dev/null; wait $KUBESIM_PID 2>/dev/null'
@@ -99,14 +103,13 @@ e2e_start() {
 
   POOLS=$E2E/testdata/pools.json
   WORKER_ENV=$TMP/worker-env.json
-  mkdir -p "$TMP/scratch"
-  # kubesim runs pods as local processes without volumes, so the scratch
-  # directory the pod spec mounts at /scratch is a local one here.
+  # The scratch is the pod's emptyDir at /scratch (TERRANE_SCRATCH_DIR and
+  # TMPDIR as the controller sets them): kubesim maps it to the pod's volume
+  # directory and lets the worker write nowhere else.
   cat >"$WORKER_ENV" <<EOF
 {"AWS_S3_ENDPOINT": "$AWS_S3_ENDPOINT", "AWS_HTTPS": "NO", "AWS_VIRTUAL_HOSTING": "FALSE",
  "AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_REGION": "us-east-1",
- "CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE": "YES", "TERRANE_ALLOWED_BUCKETS": "raw,assets",
- "TERRANE_SCRATCH_DIR": "$TMP/scratch", "TMPDIR": "$TMP/scratch"}
+ "CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE": "YES", "TERRANE_ALLOWED_BUCKETS": "raw,assets"}
 EOF
 }
 

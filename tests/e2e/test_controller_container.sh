@@ -14,9 +14,14 @@
 #  3. user code exiting 1: retried with backoff, then RetriesExhausted
 #  4. the user's container OOMKilled on pool cpu: retried on its oomEscalation
 #     pool highmem, where it succeeds
-#  5. a changed spec.container (env) is a new data version: the model re-trains
-#     and the prediction follows
-#  6. an upstream object changed after it was published: the fetch step fails
+#  5. a changed image reference, then a changed env, is a new data version:
+#     the model re-trains and the prediction follows
+#  6. user code writing nothing: Failed / BadInput NoOutputs with a clear
+#     message; a metadata.json over the result's cap: Succeeded with
+#     status.output.metadataTruncated, the whole object in the STAC Item
+#  7. user code trying to find S3 credentials (variables, token and credential
+#     files, a /vsis3/ read of the upstream COG) finds none and cannot read S3
+#  8. an upstream object changed after it was published: the fetch step fails
 #     with ChecksumMismatch before user code runs, not retried
 . "$(dirname "$0")/lib.sh"
 
@@ -32,10 +37,24 @@ cat >"$TMP/kubesim-pools.json" <<'JSON'
    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110", "nvidia.com/gpu": "1"}, "min": 0, "max": 1}],
  "scaleDownDelaySeconds": 1, "provisionSeconds": 0.3}
 JSON
-E2E_KUBESIM_ARGS="--pools $TMP/kubesim-pools.json --images $ROOT/examples/ml/kubesim-images.json"
+# TLS and RBAC: the publish step reads its own pod over https with the token
+# projected into its container, allowed by a Role as the chart's (get pods).
+E2E_KUBESIM_ARGS="--tls --token $($PY -c 'import secrets; print(secrets.token_hex(16))') --authorization RBAC --pools $TMP/kubesim-pools.json --images $ROOT/examples/ml/kubesim-images.json"
 # The worker steps find terrane-worker on PATH, as in the image.
 export PATH=$BUILD:$PATH
 e2e_start
+cat <<YAML | k apply -f - >/dev/null || fail "the workers' Role"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: terrane-worker-read-pods}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: terrane-worker-read-pods}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: terrane-worker-read-pods}
+subjects: [{kind: ServiceAccount, name: default, namespace: $NS}]
+YAML
 s3_put "$SAMPLES/elev.tif" s3://raw/lux/elev.tif || fail "uploading the DEM"
 # cpu's limit is small so that the OOM case escalates to highmem
 cat >"$TMP/pools.json" <<'JSON'
@@ -86,6 +105,12 @@ assert_contains "$MODEL" "/lux/flood_model/" "the model is published under the a
 assert_contains "$MODEL" "model.pkl" "primaryOutput names status.output.uri"
 assert_contains "$(am_get flood-model '{.status.output.imageID}')" "terrane-ml-example@sha256:" "status.output.imageID: the digest the kubelet ran"
 assert_eq RandomForestClassifier "$(am_get flood-model '{.status.output.metadata.ml:model}')" "status.output.metadata from metadata.json"
+s3_get "$(dirname "$MODEL")/manifest.json" "$TMP/model-manifest.json" || fail "reading the model's manifest"
+assert_eq "$(am_get flood-model '{.status.output.imageID}')" "$(json_get "$TMP/model-manifest.json" 'd.get("imageID", "")')" \
+  "the manifest records the imageID, read by the publish step from its own pod"
+s3_get "$(dirname "$MODEL")/item.json" "$TMP/model-item.json" || fail "reading the model's Item"
+assert_eq "$(am_get flood-model '{.status.output.imageID}')" "$(json_get "$TMP/model-item.json" 'd["properties"].get("terrane:imageID", "")')" \
+  "the STAC Item records it too (terrane:imageID)"
 [ "$(am_get flood-model '{.status.output.files}')" -ge 2 ] && ok "status.output.files counts the published files" ||
   fail "status.output.files: $(am_get flood-model '{.status.output.files}')"
 assert_contains "$(am_get flood-risk '{.status.output.uri}')" "risk.tif" "the prediction's primary output is the risk COG"
@@ -149,16 +174,71 @@ assert_contains "$(k get events --field-selector involvedObject.name=hungry -o '
 assert_eq "" "$(k get events --field-selector involvedObject.name=hungry,reason=ImageNotPinned -o name)" "no Warning for a digest reference"
 
 # --- 5. a new model code version re-trains, and the prediction follows ------------------------------
-OLD_MODEL=$(am_get flood-model '{.status.dataVersion}')
-OLD_RISK=$(am_get flood-risk '{.status.dataVersion}')
-k patch am flood-model --type merge -p '{"spec":{"container":{"env":[{"name":"TREES","value":"20"}]}}}' >/dev/null
-new_risk() { is_phase flood-risk Succeeded && [ "$(am_get flood-risk '{.status.dataVersion}')" != "$OLD_RISK" ]; }
-wait_until 120 "a changed spec.container re-trains and the prediction follows" new_risk
-[ "$(am_get flood-model '{.status.dataVersion}')" != "$OLD_MODEL" ] && ok "the model has a new data version" ||
-  fail "the model's data version did not change"
+# A changed image reference (the code), then a changed env (its configuration):
+# each is a new data version of the model, and the prediction re-runs after it.
+retrains() { # patch what
+  local old_model old_risk
+  old_model=$(am_get flood-model '{.status.dataVersion}') old_risk=$(am_get flood-risk '{.status.dataVersion}')
+  k patch am flood-model --type merge -p "$1" >/dev/null || fail "patching flood-model ($2)"
+  new_risk() { is_phase flood-risk Succeeded && [ "$(am_get flood-risk '{.status.dataVersion}')" != "$old_risk" ]; }
+  wait_until 120 "a changed $2 re-trains and the prediction follows" new_risk
+  [ "$(am_get flood-model '{.status.dataVersion}')" != "$old_model" ] && ok "$2: the model has a new data version" ||
+    fail "$2: the model's data version did not change"
+  assert_eq "$(am_get flood-model '{.status.dataVersion}')" "$(am_get flood-risk '{.status.lineage[0].dataVersion}')" \
+    "$2: the prediction's lineage names the new model"
+}
+retrains '{"spec":{"container":{"image":"terrane-ml-example:0.1.1"}}}' "image reference"
+retrains '{"spec":{"container":{"env":[{"name":"TREES","value":"20"}]}}}' "spec.container.env"
+
+# --- 6. the user's code writes nothing; a metadata.json over the result's cap ----------------------
+user_am empty '["sh", "-c", "echo done, nothing written"]'
+user_am bigmeta '["/usr/bin/python3", "-c", "import json, os; d = os.environ[\"TERRANE_OUTPUT_DIR\"]; open(d + \"/m.txt\", \"w\").write(\"m\"); json.dump({\"run\": \"r1\", \"history\": list(range(600))}, open(d + \"/metadata.json\", \"w\"))"]'
+wait_until 60 "empty outputs fail the asset" is_phase empty Failed
+assert_eq "BadInput 1" "$(ready_reason empty) $(am_get empty '{.status.attempts}')" "empty outputs: BadInput, not retried"
+assert_contains "$(am_get empty '{.status.message}')" "wrote no files to its outputs directory" "empty outputs: a clear message"
+assert_contains "$(am_get empty '{.status.message}')" "NoOutputs" "empty outputs: the error code"
+wait_until 60 "the asset with a large metadata.json succeeds" is_phase bigmeta Succeeded
+assert_eq "true" "$(am_get bigmeta '{.status.output.metadataTruncated}')" "metadata.json over 1024 bytes: status.output.metadataTruncated"
+assert_eq "" "$(am_get bigmeta '{.status.output.metadata}')" "metadata.json over 1024 bytes: not in the status"
+s3_get "$(dirname "$(am_get bigmeta '{.status.output.uri}')")/item.json" "$TMP/bigmeta-item.json" || fail "reading bigmeta's Item"
+assert_eq "r1 600" "$(json_get "$TMP/bigmeta-item.json" 'd["properties"]["run"] + " " + str(len(d["properties"]["history"]))')" \
+  "metadata.json over 1024 bytes: whole in the STAC Item"
+
+# --- 7. the user's code looks for S3 credentials ----------------------------------------------------
+# It knows where S3 is and which object to read; it tries every place the AWS
+# credential chain looks (variables, IRSA / Pod Identity / service account
+# tokens, ~/.aws) and then reads the upstream COG through GDAL's /vsis3/.
+PROBE=$(am_get dem-slope '{.status.output.uri}')
+cat <<YAML | k apply -f - >/dev/null || fail "apply probe"
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: probe}
+spec:
+  assetKey: test/probe
+  operation: container
+  container:
+    image: "terrane-ml-example@sha256:$(printf '%064d' 0)"
+    command: ["/usr/bin/python3", "$ROOT/tests/e2e/testdata/credentials_probe.py"]
+    env:
+      - {name: PROBE_URI, value: "/vsis3/${PROBE#s3://}"}
+      - {name: AWS_S3_ENDPOINT, value: "$AWS_S3_ENDPOINT"}
+      - {name: AWS_HTTPS, value: "NO"}
+      - {name: AWS_VIRTUAL_HOSTING, value: "FALSE"}
+  inputs: [{name: slope, from: dem-slope}]
+  output: {uri: s3://assets}
+YAML
+wait_until 60 "the credentials probe finishes" is_phase probe Succeeded
+s3_get "$(am_get probe '{.status.output.uri}')" "$TMP/probe.json" || fail "reading the probe's report"
+assert_eq "[]" "$(json_get "$TMP/probe.json" 'json.dumps(d["variables"])')" "the user's code finds no AWS credential variable"
+assert_eq "[]" "$(json_get "$TMP/probe.json" 'json.dumps([p for p, e in d["files"].items() if e is None])')" \
+  "the user's code can read no token or credentials file ($(json_get "$TMP/probe.json" '", ".join(sorted(d["files"]))'))"
+assert_eq "false" "$(json_get "$TMP/probe.json" 'd["s3"]["read"]')" "the user's code cannot read the upstream COG from S3"
+echo "  S3 said: $(json_get "$TMP/probe.json" 'd["s3"]["error"]')"
+assert_contains "$(json_get "$TMP/probe.json" 'd["s3"]["error"]')" "AWS_SECRET_ACCESS_KEY" "S3 refuses for want of credentials"
+assert_eq "true" "$(json_get "$TMP/probe.json" 'str(d["input"]).lower()')" "the same bytes are readable where fetch put them"
 
 
-# --- 6. an upstream object changed after publishing ----------------------------------------------
+# --- 8. an upstream object changed after publishing ----------------------------------------------
 s3_put "$SAMPLES/elev.tif" "$(am_get dem-slope '{.status.output.uri}')" || fail "overwriting the slope COG"
 user_am tampered '["sh", "-c", "echo user code ran > $TERRANE_OUTPUT_DIR/ran.txt"]'
 wait_until 60 "a changed upstream object fails the asset" is_phase tampered Failed

@@ -56,7 +56,8 @@ assert_contains "$out" 'cannot list resource "nodes" in API group "" at the clus
 
 # --- the controller with the chart's permissions ------------------------------------------------
 token_kubeconfig "$REL" terrane-controller "$TMP/ctl.kubeconfig" || finish
-KUBECONFIG=$TMP/ctl.kubeconfig ctl_start ctl --pod-gc-delay 600 --lease-namespace "$REL"
+# with the lineage UI on, as the chart's default (ui.enabled): its Events informer is allowed too
+KUBECONFIG=$TMP/ctl.kubeconfig ctl_start ctl --pod-gc-delay 600 --lease-namespace "$REL" --ui-addr 127.0.0.1:0
 holder() { kubectl --kubeconfig "$KUBECONFIG" -n "$REL" get lease terrane-controller -o 'jsonpath={.spec.holderIdentity}' 2>/dev/null; }
 holder_is() { [ "$(holder)" = "$1" ]; }
 wait_until 20 "the controller holds the Lease in $REL" holder_is ctl
@@ -68,6 +69,10 @@ else
 fi
 events=$(k get events -o 'jsonpath={range .items[*]}{.reason}{"\n"}{end}' 2>/dev/null | grep -c .)
 [ "$events" -gt 0 ] && ok "the controller recorded $events Events" || fail "no Events recorded"
+ui=$(grep -o '"msg":"serving the lineage UI".*"port":[0-9]*' "$TMP/ctl.log" | grep -o '[0-9]*$' | head -n 1)
+first=$(k get am -o 'jsonpath={.items[0].metadata.name}')
+ui_events() { curl -sf "http://127.0.0.1:$ui/api/v1/namespaces/$NS/assets/$first" | grep -q '"events":\[{'; }
+wait_until 20 "the UI shows the Events of $first (the chart lets it list and watch them)" ui_events
 n403=$(grep -c 'is forbidden: User' "$TMP/ctl.log")
 assert_eq 0 "$n403" "the controller was never refused a request"
 

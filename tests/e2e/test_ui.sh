@@ -12,7 +12,9 @@
 #     Succeeded, on the page without a reload; hostile strings in params,
 #     annotations and messages render as text; a ZSTD COG's preview is drawn
 #     (the bundle's own ZSTD decoder) and partition counts in its status a
-#     progress bar. Screenshots go to
+#     progress bar; an AssetSource is a root of the graph with its data
+#     version, counts and freshness, the asset reading it links to it, and
+#     an observation on demand reaches the page live. Screenshots go to
 #     $UI_SHOTS (default: the test's temporary directory).
 . "$(dirname "$0")/lib.sh"
 
@@ -118,5 +120,38 @@ wait_until 120 "dem-zstd Succeeded" sh -c "[ \"\$(kubectl --kubeconfig $KUBECONF
 UI_URL=$UI NS=$NS KUBECONFIG=$KUBECONFIG SHOTS=$SHOTS TARGET=$NS/dem-zstd \
   node "$E2E/ui.mjs" zstd 2>&1 | tee "$TMP/browser-zstd.txt"
 assert_eq 0 "${PIPESTATUS[0]}" "the browser checks pass (tests/e2e/ui.mjs zstd)"
+
+# --- an AssetSource as a lineage root ----------------------------------------------------------------------
+k apply -f - >/dev/null <<EOF2 || fail "kubectl apply raw-elev and elev-from-src"
+apiVersion: terrane.io/v1alpha1
+kind: AssetSource
+metadata: {name: raw-elev, namespace: $NS}
+spec:
+  assetKey: lux/raw_elev
+  uri: s3://raw/lux/elev.tif
+  listing: {uri: s3://assets/sources}
+  freshness: {maxLagSeconds: 86400}
+---
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: elev-from-src, namespace: $NS}
+spec:
+  assetKey: lux/elev_from_src
+  operation: cog
+  inputs: [{name: dem, from: raw-elev}]
+  output: {uri: s3://assets}
+EOF2
+wait_until 120 "elev-from-src Succeeded" sh -c "[ \"\$(kubectl --kubeconfig $KUBECONFIG -n $NS get am elev-from-src -o jsonpath='{.status.phase}')\" = Succeeded ]"
+doc=$(curl -sf "$UI/api/v1/namespaces/$NS/sources/raw-elev")
+assert_contains "$doc" '"kind":"AssetSource"' "GET .../sources/raw-elev is the source's detail"
+assert_contains "$doc" '"objectCount":1' "with its object count"
+assert_contains "$doc" '"downstream":["elev-from-src"]' "and the asset reading it"
+assert_eq 0 "$(echo "$doc" | grep -c 'S3RVER\|AWS_SECRET\|TERRANE_TASK')" "no credential or worker environment in the source's document"
+assert_contains "$(curl -sf "$UI/api/v1/namespaces/$NS/assets/elev-from-src")" '"upstreamSources":["raw-elev"]' "the reader names its upstream source"
+assert_contains "$(curl -sf "$UI/api/v1/assets?namespace=$NS")" '"kind":"AssetSource","namespace":"'"$NS"'","name":"raw-elev"' "the list holds the source"
+assert_eq 404 "$(curl -s -o /dev/null -w '%{http_code}' "$UI/api/v1/namespaces/$NS/sources/dem-cog")" "an asset is not a source (404)"
+UI_URL=$UI NS=$NS KUBECONFIG=$KUBECONFIG SHOTS=$SHOTS SOURCE=raw-elev TARGET=elev-from-src \
+  node "$E2E/ui.mjs" sources 2>&1 | tee "$TMP/browser-sources.txt"
+assert_eq 0 "${PIPESTATUS[0]}" "the browser checks pass (tests/e2e/ui.mjs sources)"
 ls -la "$SHOTS"
 finish

@@ -3,6 +3,8 @@
 //   node tests/e2e/ui.mjs demo    the example graphs (test_ui.sh)
 //   node tests/e2e/ui.mjs scale   10,000 generated assets (test_ui_scale.sh)
 //   node tests/e2e/ui.mjs zstd    the preview of a ZSTD COG (test_ui.sh; TARGET=ns/name)
+//   node tests/e2e/ui.mjs sources an AssetSource as a lineage root (test_ui.sh; SOURCE=name,
+//                                 TARGET=name of an asset reading it)
 //   node tests/e2e/ui.mjs bench   the strict time bounds beside baselines (bench/bench_ui.sh)
 //
 // Environment: UI_URL (http://127.0.0.1:PORT), NS, KUBECONFIG, SHOTS (a
@@ -292,6 +294,60 @@ async function scale() {
   await close();
 }
 
+// --- an AssetSource: a root of the graph, its panel, live --------------------------------------------------
+async function sources() {
+  const srcName = env('SOURCE'), reader = env('TARGET');
+  const sid = 'src:' + NS + '/' + srcName, srcSel = `g.node.source[data-id="${sid}"]`;
+  const { ctx, close } = await launch();
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  const problems = watchPage(page);
+  await page.goto(UI + '/ui/');
+  await page.waitForSelector('body[data-painted="1"]', { timeout: 15000 });
+  await page.selectOption('#f-ns', NS);
+  await page.waitForSelector(srcSel, { timeout: 10000 }).catch(() => {});
+  const node = await page.$(srcSel);
+  check(node !== null, 'the source is a node of the graph');
+  if (!node) { await close(); return; }
+  check((await node.getAttribute('data-phase')) === 'Available', 'coloured Available', await node.getAttribute('data-phase'));
+  const ver = await node.getAttribute('data-version');
+  check(/^[0-9a-f]{12}$/.test(ver), 'with its data version (12 hex digits)', ver);
+  check((await node.getAttribute('data-fresh')) === 'true', 'and fresh', await node.getAttribute('data-fresh'));
+  const edges = await page.$$eval('path.edge', (els) => els.map((e) => e.dataset.from + ' -> ' + e.dataset.to));
+  check(edges.includes(`${sid} -> ${NS}/${reader}`), 'an edge from the source to the asset reading it', edges.join(' | '));
+  const asAsset = await page.$$eval('g.node.asset', (els) => els.map((e) => e.dataset.id));
+  check(!asAsset.includes(NS + '/' + srcName), 'the source is not drawn as an asset');
+
+  // the reader's upstream panel links to the source
+  await page.click(nodeSel(NS + '/' + reader));
+  await page.waitForSelector(`#panel [data-up-source="${srcName}"]`, { timeout: 5000 }).catch(() => {});
+  const link = await page.$(`#panel [data-up-source="${srcName}"]`);
+  check(link !== null, "the asset's upstream panel names the source as a source");
+  if (link) {
+    await link.click();
+    await page.waitForFunction((n) => document.querySelector('#panel h2') && document.querySelector('#panel h2').textContent === n && document.querySelector('#panel').dataset.id.startsWith('src:'), srcName, { timeout: 5000 }).catch(() => {});
+    check((await page.textContent('#panel h2')) === srcName, 'a click on it opens the source panel');
+    const text = await page.textContent('#panel');
+    for (const want of ['data version', 'sha256:', 'observed at', 'last changed at', 'objects', 'bytes', 'Available', 'Observed', 'Fresh', 'Observations', 'Recent Events', 'SourceChanged', 'Data-version history', reader])
+      check(text.includes(want), `the source panel shows ${want}`);
+    check(await page.evaluate((id) => document.querySelector('g.node.selected') && document.querySelector('g.node.selected').dataset.id === id, sid), 'and selects its node');
+  }
+  await page.screenshot({ path: join(SHOTS, 'ui-source.png') });
+
+  // live: an observation on demand changes observedAt on the node and in the panel, no reload
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const before = await node.getAttribute('data-observed');
+  const obsBefore = await page.evaluate(() => [...document.querySelectorAll('#panel dt')].find((d) => d.textContent === 'observation')?.nextElementSibling.textContent);
+  kubectl('-n', NS, 'annotate', 'asrc', srcName, 'terrane.io/rerun=ui-' + Date.now(), '--overwrite');
+  const moved = await page.waitForFunction(([sel, b]) => { const e = document.querySelector(sel); return e && e.dataset.observed && e.dataset.observed !== b; }, [srcSel, before], { timeout: 60000 }).then(() => true, () => false);
+  check(moved, 'a new observation reaches the node without a reload', before + ' -> ' + (await page.getAttribute(srcSel, 'data-observed')));
+  const panelMoved = await page.waitForFunction((b) => { const d = [...document.querySelectorAll('#panel dt')].find((x) => x.textContent === 'observation'); return d && d.nextElementSibling.textContent !== b; }, obsBefore, { timeout: 10000 }).then(() => true, () => false);
+  check(panelMoved, 'and the open source panel follows', obsBefore);
+  check((await page.getAttribute(srcSel, 'data-version')) === ver, 'an unchanged object keeps the data version');
+  check(await page.evaluate(() => window.__sameDocument === true), 'without a reload');
+  check(problems.length === 0, 'no page error or console error (CSP violations included)', problems.join(' | '));
+  await close();
+}
+
 // --- a ZSTD-compressed COG: its preview is drawn too ---------------------------------------------------
 async function zstd() {
   const target = env('TARGET');
@@ -434,6 +490,7 @@ try {
   else if (mode === 'scale') await scale();
   else if (mode === 'bench') await bench();
   else if (mode === 'zstd') await zstd();
+  else if (mode === 'sources') await sources();
   else throw new Error('usage: ui.mjs demo|scale|bench|zstd');
 } catch (e) {
   fail('unexpected: ' + (e.stack || e));

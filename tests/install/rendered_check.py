@@ -43,6 +43,8 @@ CORE_RULES = {
 } | {
     ("events.k8s.io", "events", v) for v in ("create", "patch")
 }
+# The lineage UI (ui.enabled, the default) reads Events for its asset panel.
+UI_RULES = {("", "events", v) for v in ("get", "list", "watch")}
 LEASE_RULES = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
 NODE_RULES = {("", "nodes", "get")}
 FINALIZER_RULES = {("terrane.io", r + "/finalizers", "update")
@@ -123,6 +125,10 @@ def check_pools(text):
             seen.add(cur)
             cur = pools.get(cur, {}).get("oomEscalation")
     return cfg
+
+
+def kinds_has_rbac(docs):
+    return any(d["kind"] in ("Role", "ClusterRole") for d in docs)
 
 
 def check_worker_env(text):
@@ -213,7 +219,10 @@ def main():
     sas = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in by_kind(docs, "ServiceAccount")}
     # RBAC: exact rules, no wildcards, bound to the controller's ServiceAccount
     granted, lease_rules = set(), set()
-    for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
+    is_worker = lambda d: d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "worker"
+    worker_roles = [r for r in by_kind(docs, "Role") if is_worker(r)]
+    worker_bindings = [b for b in by_kind(docs, "RoleBinding") if is_worker(b)]
+    for role in [r for r in by_kind(docs, "ClusterRole") + by_kind(docs, "Role") if not is_worker(r)]:
         for rule in role.get("rules", []):
             for field in ("apiGroups", "resources", "verbs", "resourceNames"):
                 check("*" not in rule.get(field, []), f"{role['kind']}/{role['metadata']['name']}: wildcard in {field}")
@@ -226,7 +235,7 @@ def main():
                             check(role["kind"] == "Role", "lease rules outside a namespaced Role")
                             if v in ("get", "update"):
                                 check(rule.get("resourceNames"), "lease get/update not restricted to the Lease's name")
-    for b in by_kind(docs, "ClusterRoleBinding") + by_kind(docs, "RoleBinding"):
+    for b in [b for b in by_kind(docs, "ClusterRoleBinding") + by_kind(docs, "RoleBinding") if not is_worker(b)]:
         check(b["subjects"] == [{"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}],
               f"{b['kind']}/{b['metadata']['name']} binds {b['subjects']}")
         target = [r for r in by_kind(docs, b["roleRef"]["kind"]) if r["metadata"]["name"] == b["roleRef"]["name"]]
@@ -238,6 +247,18 @@ def main():
     worker_sas = [d for d in by_kind(docs, "ServiceAccount") if d["metadata"]["name"] == worker_sa]
     for w in worker_sas:
         check(w.get("automountServiceAccountToken") is False, f"worker ServiceAccount {w['metadata']['namespace']}/{worker_sa} mounts an API token")
+    # worker Roles: get on pods in the worker's own namespace, nothing else
+    # (a container asset's publish step reads its own pod's imageID)
+    if worker_sas and kinds_has_rbac(docs):
+        check(len(worker_roles) == len(worker_sas) == len(worker_bindings),
+              f"{len(worker_sas)} worker ServiceAccounts, {len(worker_roles)} worker Roles, {len(worker_bindings)} bindings")
+    for r in worker_roles:
+        check(r["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}], f"worker Role rules {r['rules']}")
+    for b in worker_bindings:
+        ns_b = b["metadata"]["namespace"]
+        check(b["subjects"] == [{"kind": "ServiceAccount", "name": worker_sa, "namespace": ns_b}], f"worker RoleBinding binds {b['subjects']}")
+        check([r for r in worker_roles if r["metadata"]["name"] == b["roleRef"]["name"] and r["metadata"]["namespace"] == ns_b],
+              f"worker RoleBinding {ns_b}/{b['metadata']['name']} refers to a missing Role")
     # selectors of Service, PDB and ServiceMonitor reach the controller pods
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     for svc in by_kind(docs, "Service"):
@@ -268,9 +289,9 @@ def main():
         check(args["leader-elect"] == "true", "leader election is not on by default")
         check(args.get("lease-namespace") == namespace, "lease is not in the release namespace")
         check(psc.get("runAsUser") == 65532 or csc.get("runAsUser") == 65532, "runAsUser is not 65532")
-        check(granted == CORE_RULES, f"ClusterRole rules differ: extra {granted - CORE_RULES}, missing {CORE_RULES - granted}")
+        check(granted == CORE_RULES | UI_RULES, f"ClusterRole rules differ: extra {granted - CORE_RULES - UI_RULES}, missing {(CORE_RULES | UI_RULES) - granted}")
         check(lease_rules == LEASE_RULES, f"lease rules {lease_rules}")
-        check(by_kind(docs, "ClusterRole") and not [r for r in by_kind(docs, "Role") if "leases" not in json.dumps(r["rules"])], "default RBAC should be a ClusterRole")
+        check(by_kind(docs, "ClusterRole") and not [r for r in by_kind(docs, "Role") if "leases" not in json.dumps(r["rules"]) and not is_worker(r)], "default RBAC should be a ClusterRole")
         check(not has("ServiceMonitor"), "ServiceMonitor rendered by default")
         check(not has("Namespace"), "Namespace rendered by default (Helm would refuse existing ones)")
         nps = by_kind(docs, "NetworkPolicy")
@@ -323,10 +344,11 @@ def main():
         check(args.get("lease-name") == "hydro-terrane" and args.get("lease-duration") == "30", "lease args")
         check(c["args"][-1] == "--verbose-reconcile=true", "extraArgs not appended")
         roles = by_kind(docs, "Role")
-        main_roles = [r for r in roles if r["metadata"]["namespace"] == "hydro"]
+        main_roles = [r for r in roles if r["metadata"]["namespace"] == "hydro" and not is_worker(r)]
         check(len(main_roles) == 1 and not [r for r in by_kind(docs, "ClusterRole") if "pods" in json.dumps(r["rules"])],
               "watchNamespace should give a Role in hydro, not a ClusterRole")
-        check(granted == CORE_RULES | NODE_RULES | FINALIZER_RULES, f"rules differ: extra {granted - CORE_RULES - NODE_RULES - FINALIZER_RULES}, missing {(CORE_RULES | NODE_RULES | FINALIZER_RULES) - granted}")
+        want = CORE_RULES | UI_RULES | NODE_RULES | FINALIZER_RULES
+        check(granted == want, f"rules differ: extra {granted - want}, missing {want - granted}")
         nodes_role = [r for r in by_kind(docs, "ClusterRole") if "nodes" in json.dumps(r["rules"])]
         check(len(nodes_role) == 1 and nodes_role[0]["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}], "nodes ClusterRole")
         check(pod.get("priorityClassName") == "system-cluster-critical", "priorityClassName")
@@ -367,6 +389,7 @@ def main():
     elif scenario == "nosvc":
         check(not has("Service"), "Service rendered with metrics.service.enabled=false and ui.enabled=false")
         check("ui-addr" not in args, "--ui-addr with ui.enabled=false")
+        check(granted == CORE_RULES, f"rules with ui.enabled=false: extra {granted - CORE_RULES}, missing {CORE_RULES - granted}")
     elif scenario == "norbac":
         check(not [k for k in kinds if k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")], "RBAC rendered with rbac.create=false")
     elif scenario == "noworkersa":

@@ -48,10 +48,8 @@ class Sim:
         self.bookmark_interval = bookmark_interval
         self.fresh_wait = fresh_wait
         self.server_version = server_version
-        self.token = token
-        # Tokens for ServiceAccounts are issued in every mode; checked with RBAC.
-        self.authz = rbac.Authz(store, token)
-        self.rbac = authorization == "RBAC"
+        # Every API request is authenticated, then authorized (rbac.py).
+        self.authz = rbac.Authz(store, token, authorization)
         self.verbose = verbose
         self.stopping = False
         self.watch_lock = threading.Lock()
@@ -152,13 +150,10 @@ class Handler(BaseHTTPRequestHandler):
             q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
             raw = self._read_body()
             store_mod.REQUEST.agent = self.headers.get("User-Agent", "")
+            # /kubesim/* is the simulator's control plane, outside the API.
             self.who = rbac.ADMIN
-            if self.sim.rbac and not url.path.startswith("/kubesim/"):
+            if not url.path.startswith("/kubesim/"):
                 self.who = self.sim.authz.authenticate(self.headers.get("Authorization", ""))
-            elif self.sim.token and not url.path.startswith("/kubesim/"):
-                auth = self.headers.get("Authorization", "")
-                if auth != "Bearer " + self.sim.token:
-                    raise ApiError(401, "Unauthorized", "Unauthorized")
             self._route(method, url.path, q, raw)
         except ApiError as e:
             self._safe(lambda: self._send_error(e))
@@ -266,8 +261,7 @@ class Handler(BaseHTTPRequestHandler):
         if res.namespaced and ns is None and verb in ("create", "deletecollection"):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on "
                                                     "the requested resource")
-        if sim.rbac:
-            sim.authz.authorize(self.who, verb, res, ns, name, sub)
+        sim.authz.authorize(self.who, verb, res, ns, name, sub)
         if res.skey == ("", "serviceaccounts") and sub == "token":
             if verb != "create":
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on "

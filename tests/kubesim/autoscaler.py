@@ -52,7 +52,7 @@ class Autoscaler(util.Worker):
     def scale_up(self):
         store, cl = self.store, self.cluster
         with store.lock:
-            pods = store.objects(("", "pods"))
+            pods = store.pods_unbound()
             nodes = store.objects(("", "nodes"))
         pending = [p for p in pods if self._unschedulable(p)]
         if not pending:
@@ -140,14 +140,12 @@ class Autoscaler(util.Worker):
         store, cl = self.store, self.cluster
         now = time.monotonic()
         with store.lock:
-            pods = store.objects(("", "pods"))
             nodes = store.objects(("", "nodes"))
             busy = set()
-            for p in pods:
-                n = (p.get("spec") or {}).get("nodeName")
-                if n and (p.get("status") or {}).get("phase") not in scheduler.TERMINAL:
-                    busy.add(n)
-            for p in pods:  # a pending pod nominated to a node keeps it
+            for p in store.pods_bound():
+                if (p.get("status") or {}).get("phase") not in scheduler.TERMINAL:
+                    busy.add(p["spec"]["nodeName"])
+            for p in store.pods_unbound():  # a pending pod nominated to a node keeps it
                 if (p.get("status") or {}).get("nominatedNodeName"):
                     busy.add(p["status"]["nominatedNodeName"])
             counts = {}

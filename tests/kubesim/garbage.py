@@ -211,7 +211,7 @@ class GarbageCollector(util.Worker):
         with store.lock:
             removed = set(self.cluster.removed_nodes)
             live = {n["metadata"]["name"] for n in store.objects(("", "nodes"))}
-            orphans = [p for p in store.objects(("", "pods"))
+            orphans = [p for p in store.pods_bound()
                        if (p.get("spec") or {}).get("nodeName") in removed
                        and p["spec"]["nodeName"] not in live]
         for p in orphans:

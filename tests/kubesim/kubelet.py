@@ -20,7 +20,8 @@ slow nodes. One thread starts and polls every process, so PR_SET_PDEATHSIG
 (through setpriv) ties the children to kubesim's life.
 
 emptyDir volumes are shared directories with mount paths rewritten in each
-container's env, command, args and workingDir (volumes.py); a container
+container's env, command, args and workingDir (volumes.py); a container with
+readOnlyRootFilesystem can write only to its volumes (bubblewrap); a container
 without a command runs what the images file maps its image to (images.py),
 and its status reports that image's imageID. Main containers wait with reason
 PodInitializing until every init container has succeeded.
@@ -34,6 +35,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import images as imagesmod
 import quantity
@@ -126,7 +128,7 @@ class PodRun:
 
 class Kubelet(util.Worker):
     def __init__(self, store, faults, state_dir, pass_env=(), api_url=None, tick=0.1,
-                 images=None):
+                 images=None, writable=()):
         util.Worker.__init__(self, "kubesim-kubelet")
         self.store = store
         self.faults = faults
@@ -141,7 +143,12 @@ class Kubelet(util.Worker):
         self.ip_counter = 0
         self.pods_res = store.res("", "v1", "pods")
         self.setpriv = shutil.which("setpriv")
+        self.bwrap = shutil.which("bwrap")
+        self.writable = [os.path.abspath(d) for d in writable]
         self.images = images or imagesmod.Images()
+        # set by kubesim.py: (ns, serviceaccount) -> token, and its CA (PEM) when TLS
+        self.token_issuer = None
+        self.ca_pem = None
         store.pod_alive = self.pod_alive
 
     # ---- other threads' entry points ------------------------------------------
@@ -280,7 +287,13 @@ class Kubelet(util.Worker):
     def sync(self):
         store = self.store
         with store.lock:
-            pods = store.objects(("", "pods"))
+            # what a kubelet acts on: bound pods, and unbound ones being
+            # deleted (it confirms their deletion); never the pending rest
+            pods = store.pods_bound()
+            bucket = store.data.get(("", "pods"), {})
+            pods += [bucket[(ns, name)] for skey, ns, name in sorted(store.terminating)
+                     if skey == ("", "pods") and (ns, name) in bucket
+                     and not (bucket[(ns, name)].get("spec") or {}).get("nodeName")]
             nodes = {n["metadata"]["name"]: n for n in store.objects(("", "nodes"))}
         seen = set()
         for p in pods:
@@ -467,6 +480,50 @@ class Kubelet(util.Worker):
         c.kill_reason, c.term_sent, c.finished_at, c.started_at = None, None, None, None
         self._start(r, pod, c)
 
+    def _project(self, r, pod, c):
+        """Fills the projected volumes c mounts, once per pod."""
+        sources = volumesmod.projected_sources(pod.get("spec") or {})
+        done = getattr(r, "projected", None)
+        if done is None:
+            done = r.projected = set()
+        for m in c.spec.get("volumeMounts") or []:
+            name = m.get("name")
+            if name not in sources or name in done:
+                continue
+            files = {}
+            for src in sources[name]:
+                if "serviceAccountToken" in src:
+                    sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+                    if not self.token_issuer:
+                        raise volumesmod.VolumeError("no token issuer for projected volume %s" % name)
+                    try:
+                        token = self.token_issuer(r.ns, sa)
+                    except Exception as e:  # the API's NotFound: no such ServiceAccount
+                        raise volumesmod.VolumeError(
+                            "MountVolume.SetUp failed for volume %s: %s" % (name, e))
+                    files[src["serviceAccountToken"].get("path", "token")] = token.encode()
+                elif "configMap" in src:
+                    ref = src["configMap"]
+                    with self.store.lock:
+                        o = self.store.get_raw(("", "configmaps"), r.ns, ref.get("name", ""))
+                    data = dict((o or {}).get("data") or {})
+                    if o is None and ref.get("name") == "kube-root-ca.crt" and self.ca_pem:
+                        data = {"ca.crt": self.ca_pem.decode()}
+                    if o is None and not data and not ref.get("optional"):
+                        raise volumesmod.VolumeError('configmap "%s" not found' % ref.get("name"))
+                    items = ref.get("items") or [{"key": k, "path": k} for k in data]
+                    for it in items:
+                        if it.get("key") in data:
+                            files[it.get("path") or it["key"]] = data[it["key"]].encode()
+                elif "downwardAPI" in src:
+                    meta = pod.get("metadata") or {}
+                    for it in src["downwardAPI"].get("items") or []:
+                        fp = (it.get("fieldRef") or {}).get("fieldPath", "")
+                        if fp in ("metadata.name", "metadata.namespace"):
+                            files[it.get("path")] = str(meta.get(fp.split(".")[1], "")).encode()
+            volumesmod.write_projected(r.volumes[name], files)
+            done.add(name)
+
     def _env(self, r, pod, c):
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
         for k in self.pass_env:
@@ -476,6 +533,12 @@ class Kubelet(util.Worker):
         env["TERRANE_TERMINATION_LOG"] = c.term
         if self.api_url:
             env["KUBESIM_API_URL"] = self.api_url
+            # where the API server is, as every kubelet says; only when it
+            # serves TLS, as a real one always does (pods speak https to it)
+            u = urllib.parse.urlsplit(self.api_url)
+            if u.scheme == "https":
+                env["KUBERNETES_SERVICE_HOST"] = u.hostname or ""
+                env["KUBERNETES_SERVICE_PORT"] = str(u.port or 443)
         store = self.store
         for src in c.spec.get("envFrom") or []:
             prefix = src.get("prefix", "")
@@ -548,6 +611,7 @@ class Kubelet(util.Worker):
     def _start(self, r, pod, c):
         try:
             c.mounts = volumesmod.container_mounts(c.spec, r.volumes)
+            self._project(r, pod, c)
             argv, image_wd, image_env = self.images.argv(c.spec)
             env = dict(image_env)
             env.update(self._env(r, pod, c))
@@ -568,6 +632,13 @@ class Kubelet(util.Worker):
                 cwd = wd
         if not argv:
             argv = ["sleep", "infinity"]
+        if volumesmod.read_only_root(c.spec):
+            try:
+                open(c.term, "wb").close()  # a bind mount needs the file to exist
+                argv = volumesmod.confine(self.bwrap, argv, c.mounts, [c.term] + self.writable)
+            except (OSError, volumesmod.VolumeError) as e:
+                c.waiting = ("CreateContainerError", str(e))
+                return
         if self.setpriv:
             argv = [self.setpriv, "--pdeathsig", "KILL", "--"] + argv
         try:

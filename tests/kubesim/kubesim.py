@@ -29,6 +29,7 @@ import faults as faultsmod  # noqa: E402
 import garbage  # noqa: E402
 import images as imagesmod  # noqa: E402
 import kubelet  # noqa: E402
+import sampler  # noqa: E402
 import scheduler  # noqa: E402
 import store as storemod  # noqa: E402
 
@@ -117,6 +118,10 @@ def parse_args(argv):
     ap.add_argument("--server-version", default="v1.30.0", help="version reported at /version")
     ap.add_argument("--pass-env", action="append", default=[], metavar="NAME",
                     help="pass this environment variable to pod processes (repeatable)")
+    ap.add_argument("--writable", action="append", default=[], metavar="DIR",
+                    help="a host directory that containers with readOnlyRootFilesystem may "
+                         "write as well, as through a hostPath volume (repeatable; e.g. "
+                         "sanitizer logs)")
     ap.add_argument("--images", help="images file (JSON): image -> local entrypoint (images.py)")
     ap.add_argument("--ready-file", help="write the port here once listening")
     ap.add_argument("--authorization", choices=["AlwaysAllow", "RBAC"], default="AlwaysAllow",
@@ -173,8 +178,11 @@ def main(argv=None):
         imgs = imagesmod.Images(args.images)
     except (OSError, ValueError) as e:
         sys.exit("kubesim: invalid images file: %s" % e)
-    kl = kubelet.Kubelet(st, flt, state_dir, args.pass_env, api_url=url, images=imgs)
+    kl = kubelet.Kubelet(st, flt, state_dir, args.pass_env, api_url=url, images=imgs,
+                         writable=args.writable)
     sim.kubelet = kl
+    kl.token_issuer = lambda ns, sa: sim.authz.token_request(ns, sa, {})["status"]["token"]
+    kl.ca_pem = ca_pem
     workers = [kl, scheduler.Scheduler(st), autoscaler.Autoscaler(st, cl),
                garbage.GarbageCollector(st, cl)]
     cl.start()
@@ -189,6 +197,10 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
+    prof = None
+    if os.environ.get("KUBESIM_PROFILE"):
+        prof = sampler.Sampler(os.environ["KUBESIM_PROFILE"])
+        prof.start()
     server_thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2},
                                      name="kubesim-http", daemon=True)
     server_thread.start()
@@ -211,6 +223,8 @@ def main(argv=None):
             last_compact = time.monotonic()
 
     print("kubesim: shutting down", flush=True)
+    if prof:
+        prof.stop()
     sim.stopping = True
     st.stop()
     for w in workers:

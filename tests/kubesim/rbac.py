@@ -1,13 +1,21 @@
-"""Authentication by bearer token and RBAC authorization (--authorization RBAC).
+"""Authentication, then authorization, of every API request: one path, as in
+the real API server, whatever the flags.
 
-Who: the --token is the cluster administrator (group system:masters, allowed
-everything); a ServiceAccount token, issued by the TokenRequest subresource
-(POST .../serviceaccounts/NAME/token, what `kubectl create token` calls), is
+Who (authentication, always): a bearer token that is the --token is the
+cluster administrator (group system:masters, allowed everything); a
+ServiceAccount token, issued by the TokenRequest subresource (POST
+.../serviceaccounts/NAME/token, what `kubectl create token` calls), is
 "system:serviceaccount:NS:NAME" in the groups system:serviceaccounts,
-system:serviceaccounts:NS and system:authenticated. Anything else is 401.
-A token stops working when its ServiceAccount is deleted or recreated.
+system:serviceaccounts:NS and system:authenticated; a token stops working
+when its ServiceAccount is deleted or recreated. Any other bearer token, or
+another scheme, is 401, as a presented credential that fails is never
+anonymous. A request without credentials is "system:anonymous" (group
+system:unauthenticated) when anonymous requests are enabled, which they are
+only on a server without --token (like --anonymous-auth with the
+AlwaysAllow authorizer of a development server); with --token it is 401.
 
-What: as the RBAC authorizer, a request is allowed when a rule of a
+What (authorization, --authorization): AlwaysAllow allows every
+authenticated request. RBAC: a request is allowed when a rule of a
 ClusterRole bound by a ClusterRoleBinding, or of a Role or ClusterRole bound
 by a RoleBinding in the request's namespace, to the user, one of its groups
 or its ServiceAccount, matches its verb, API group, resource (or
@@ -29,6 +37,7 @@ import time
 from util import ApiError, now_ts
 
 ADMIN = ("kubernetes-admin", ("system:masters", "system:authenticated"))
+ANONYMOUS = ("system:anonymous", ("system:unauthenticated",))
 
 
 def unauthorized():
@@ -36,15 +45,23 @@ def unauthorized():
 
 
 class Authz:
-    def __init__(self, store, admin_token):
+    def __init__(self, store, admin_token, mode="AlwaysAllow"):
+        if mode not in ("AlwaysAllow", "RBAC"):
+            raise ValueError("unknown authorization mode %r" % mode)
         self.store = store
         self.admin_token = admin_token
+        self.mode = mode
+        self.anonymous = not admin_token
         self.tokens = {}  # token -> (namespace, name, uid)
 
     # ---- who -------------------------------------------------------------------
 
     def authenticate(self, header):
-        """(user, groups) for an Authorization header, or raises 401."""
+        """(user, groups) for an Authorization header (or none), or raises 401."""
+        if not header:
+            if self.anonymous:
+                return ANONYMOUS
+            raise unauthorized()
         if not header.startswith("Bearer "):
             raise unauthorized()
         token = header[len("Bearer "):].strip()
@@ -133,6 +150,9 @@ class Authz:
         return False
 
     def authorize(self, who, verb, res, ns, name, sub):
+        """Returns when `who` may do it; raises 403 otherwise."""
+        if self.mode == "AlwaysAllow":
+            return
         user, groups = who
         resource = res.plural + ("/" + sub if sub else "")
         if self.allowed(user, groups, verb, res.group, resource, ns, name):

@@ -192,8 +192,9 @@ class Scheduler(util.Worker):
         with store.lock:
             nodes = [n for n in store.objects(("", "nodes"))
                      if not n["metadata"].get("deletionTimestamp")]
-            pods = store.objects(("", "pods"))
-        pending = [p for p in pods
+            unbound = store.pods_unbound()
+            bound = store.pods_bound()
+        pending = [p for p in unbound
                    if not (p.get("spec") or {}).get("nodeName")
                    and (p.get("spec") or {}).get("schedulerName", SCHEDULER) == SCHEDULER
                    and (p.get("status") or {}).get("phase", "Pending") == "Pending"
@@ -204,8 +205,8 @@ class Scheduler(util.Worker):
         # Retry a pod that did not fit only when capacity may have changed:
         # nodes changed, or the set of pods holding resources did.
         sig = (tuple((n["metadata"]["name"], n["metadata"].get("resourceVersion")) for n in nodes),
-               frozenset(p["metadata"]["uid"] for p in pods if (p.get("spec") or {}).get("nodeName")
-                         and (p.get("status") or {}).get("phase") not in TERMINAL))
+               frozenset(p["metadata"]["uid"] for p in bound
+                         if (p.get("status") or {}).get("phase") not in TERMINAL))
         if sig != self.last_sig:
             self.last_sig = sig
             self.tried.clear()
@@ -215,7 +216,7 @@ class Scheduler(util.Worker):
         pending.sort(key=lambda p: (-int((p.get("spec") or {}).get("priority") or 0),
                                     p["metadata"].get("creationTimestamp", ""),
                                     p["metadata"].get("namespace", ""), p["metadata"]["name"]))
-        usage = node_usage(pods)
+        usage = node_usage(bound)
         for pod in pending:
             if store.stopping:
                 return

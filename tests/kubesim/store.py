@@ -115,6 +115,79 @@ class _KeyIndex:
             del self.by_ns[key[0]]
 
 
+class _LabelIndex:
+    """Keys of one kind by label: label key -> value -> set of (ns, name).
+    Built on first use, then kept by _commit; a list or initial watch with a
+    label selector reads the keys of its most selective requirement instead
+    of every object of the kind."""
+
+    __slots__ = ("bucket", "by")
+
+    def __init__(self, bucket):
+        self.bucket = bucket
+        self.by = {}
+        for k, o in bucket.items():
+            self.add(k, o)
+
+    def add(self, key, obj):
+        for lk, lv in (obj["metadata"].get("labels") or {}).items():
+            self.by.setdefault(lk, {}).setdefault(lv, set()).add(key)
+
+    def remove(self, key, obj):
+        for lk, lv in (obj["metadata"].get("labels") or {}).items():
+            vals = self.by.get(lk)
+            keys = vals.get(lv) if vals else None
+            if keys is None:
+                continue
+            keys.discard(key)
+            if not keys:
+                del vals[lv]
+                if not vals:
+                    del self.by[lk]
+
+    def candidates(self, lreqs):
+        """A set of keys holding every match of lreqs, or None when no
+        requirement narrows them (only !=, notin, !exists, < and >)."""
+        best = None
+        for r in lreqs:
+            vals = self.by.get(r.key, {})
+            if r.op in ("=", "==", "in"):
+                n = sum(len(vals.get(v, ())) for v in r.values)
+                pick = lambda vals=vals, r=r: set().union(*(vals.get(v, ()) for v in r.values))
+            elif r.op == "exists":
+                n = sum(len(ks) for ks in vals.values())
+                pick = lambda vals=vals: set().union(*vals.values())
+            else:
+                continue
+            if best is None or n < best[0]:
+                best = (n, pick)
+        return best[1]() if best else None
+
+
+class _PodNodeIndex:
+    """Pods by spec.nodeName: the keys of the unbound ones and of the bound
+    ones, kept by _commit, so the scheduler, the autoscaler and the kubelet
+    read the pods that concern them instead of every pod."""
+
+    __slots__ = ("bucket", "unbound", "bound")
+
+    def __init__(self, bucket):
+        self.bucket = bucket
+        self.unbound, self.bound = set(), set()
+        for k, o in bucket.items():
+            self.add(k, o)
+
+    def add(self, key, obj):
+        (self.bound if (obj.get("spec") or {}).get("nodeName") else self.unbound).add(key)
+
+    def remove(self, key):
+        self.unbound.discard(key)
+        self.bound.discard(key)
+
+
+PODS = ("", "pods")
+
+
 class Store:
     def __init__(self, history_size=10000, seed=None, cluster_name="kubesim"):
         self.lock = threading.RLock()
@@ -126,6 +199,8 @@ class Store:
         self.rv = 1
         self.data = {}
         self.key_index = {}     # skey -> _KeyIndex (see sorted_keys)
+        self.label_index = {}   # skey -> _LabelIndex (see label_keys)
+        self.pod_nodes = None   # _PodNodeIndex (see pods_unbound, pods_bound)
         # (id(obj), etype, apiVersion) -> (obj, bytes): the watch line of an
         # event, encoded once for every watcher of the resource (obj is kept
         # so its id is not reused while the entry lives); bounded
@@ -173,6 +248,41 @@ class Store:
         if idx is None or idx.bucket is not bucket:
             idx = self.key_index[skey] = _KeyIndex(bucket)
         return idx.keys(ns)
+
+    def label_keys(self, skey, ns, lreqs):
+        """The sorted keys (in ns, or all) that may match lreqs, from the
+        label index; None when the selector does not narrow them. Under
+        the lock."""
+        if not lreqs:
+            return None
+        bucket = self.data.get(skey)
+        if not bucket:
+            return []
+        idx = self.label_index.get(skey)
+        if idx is None or idx.bucket is not bucket:
+            idx = self.label_index[skey] = _LabelIndex(bucket)
+        keys = idx.candidates(lreqs)
+        if keys is None:
+            return None
+        return sorted(keys if ns is None else (k for k in keys if k[0] == ns))
+
+    def _pod_index(self):
+        bucket = self.data.setdefault(PODS, {})
+        if self.pod_nodes is None or self.pod_nodes.bucket is not bucket:
+            self.pod_nodes = _PodNodeIndex(bucket)
+        return self.pod_nodes
+
+    def pods_unbound(self):
+        """Committed pods without spec.nodeName (read-only), ordered by key."""
+        with self.lock:
+            idx, bucket = self._pod_index(), self.data[PODS]
+            return [bucket[k] for k in sorted(idx.unbound)]
+
+    def pods_bound(self):
+        """Committed pods with a spec.nodeName (read-only), ordered by key."""
+        with self.lock:
+            idx, bucket = self._pod_index(), self.data[PODS]
+            return [bucket[k] for k in sorted(idx.bound)]
 
     def objects(self, skey, ns=None):
         """Committed storage objects of one kind (read-only), ordered by key."""
@@ -239,6 +349,17 @@ class Store:
         idx = self.key_index.get(res_skey)
         if idx is not None and idx.bucket is not bucket:
             idx = self.key_index[res_skey] = None
+        lidx = self.label_index.get(res_skey)
+        if lidx is not None and lidx.bucket is not bucket:
+            lidx = self.label_index[res_skey] = None
+        pidx = self.pod_nodes if res_skey == PODS else None
+        if pidx is not None and pidx.bucket is not bucket:
+            pidx = self.pod_nodes = None
+        if prev is not None:
+            if lidx:
+                lidx.remove(key, prev)
+            if pidx:
+                pidx.remove(key)
         if etype == "DELETED":
             if bucket.pop(key, None) is not None and idx:
                 idx.remove(key)
@@ -248,6 +369,10 @@ class Store:
             if idx and key not in bucket:
                 idx.add(key)
             bucket[key] = obj
+            if lidx:
+                lidx.add(key, obj)
+            if pidx:
+                pidx.add(key, obj)
             self.uid_index[uid] = (res_skey, ns or "", name)
             for ref in obj["metadata"].get("ownerReferences") or []:
                 self.owner_index.setdefault(ref.get("uid"), set()).add((res_skey, ns or "", name))
@@ -338,7 +463,9 @@ class Store:
                                "consistent list result. You can start a new list without "
                                "the continue parameter.")
             bucket = self.data.get(res.skey, {})
-            keys = self.sorted_keys(res.skey, ns)
+            keys = self.label_keys(res.skey, ns, lreqs)
+            if keys is None:
+                keys = self.sorted_keys(res.skey, ns)
             first = bisect.bisect_right(keys, start) if start is not None else 0
             items, next_key, remaining, items_last = [], None, 0, None
             for i in range(first, len(keys)):
@@ -372,7 +499,8 @@ class Store:
             if rv in (None, "", "0") or send_initial:
                 w = Watcher(res, ns, self.rv, lreqs, freqs)
                 bucket = self.data.get(res.skey, {})
-                for k in self.sorted_keys(res.skey, ns):
+                keys = self.label_keys(res.skey, ns, lreqs)
+                for k in self.sorted_keys(res.skey, ns) if keys is None else keys:
                     if match(bucket[k]):
                         w.initial.append(bucket[k])
             else:

@@ -283,6 +283,51 @@ def test_label_and_field_selectors():
     assert ok(code, lst)["items"] == []
 
 
+def test_label_index_follows_changes():
+    # the store's label index: selected lists (paged, in one namespace or
+    # all) and a watch's initial state stay exact while labels change
+    for ns in ("lix-a", "lix-b"):
+        mkns(ns)
+        for i in range(4):
+            ok(*C.post(CM % ns, cm("m%d" % i, ns=ns, labels={"own": "x" if i % 2 else "y"}))[:2])
+    all_cm = CM.replace("/namespaces/%s", "")
+
+    def names(path, sel, limit=0):
+        out, cont = [], None
+        while True:
+            params = {"labelSelector": sel}
+            if limit:
+                params["limit"] = limit
+            if cont:
+                params["continue"] = cont
+            code, lst, _ = C.get(q(path, **params))
+            ok(code, lst)
+            out += [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in lst["items"]]
+            cont = lst["metadata"].get("continue")
+            if not cont:
+                return [k for k in out if k[0].startswith("lix-")]
+
+    assert names(CM % "lix-a", "own=x") == [("lix-a", "m1"), ("lix-a", "m3")]
+    assert names(all_cm, "own=x", limit=1) == [("lix-a", "m1"), ("lix-a", "m3"), ("lix-b", "m1"),
+                                               ("lix-b", "m3")]
+    # relabel m0 (y -> x), drop m1's label, delete m3, add m9
+    ok(*C.patch(CM % "lix-a" + "/m0", {"metadata": {"labels": {"own": "x"}}})[:2])
+    ok(*C.patch(CM % "lix-a" + "/m1", {"metadata": {"labels": {"own": None}}})[:2])
+    ok(*C.delete(CM % "lix-a" + "/m3")[:2])
+    ok(*C.post(CM % "lix-a", cm("m9", ns="lix-a", labels={"own": "x", "more": "1"}))[:2])
+    assert names(CM % "lix-a", "own=x") == [("lix-a", "m0"), ("lix-a", "m9")]
+    assert names(CM % "lix-a", "own=x", limit=1) == [("lix-a", "m0"), ("lix-a", "m9")]
+    assert names(CM % "lix-a", "own in (x,y)") == [("lix-a", "m0"), ("lix-a", "m2"), ("lix-a", "m9")]
+    assert names(CM % "lix-a", "own") == [("lix-a", "m0"), ("lix-a", "m2"), ("lix-a", "m9")]
+    assert names(CM % "lix-a", "own=x,more") == [("lix-a", "m9")]
+    assert names(CM % "lix-a", "own=y") == [("lix-a", "m2")]
+    assert names(CM % "lix-a", "own!=x") == [("lix-a", "m1"), ("lix-a", "m2")]
+    assert names(CM % "lix-a", "own=nothing") == []
+    got = list(C.watch(q(CM % "lix-a", watch=1, labelSelector="own=x"), timeout=0.8))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [
+        ("ADDED", "m0"), ("ADDED", "m9")], got
+
+
 # ---- watches -------------------------------------------------------------------------
 
 def test_watch_from_resource_version():
@@ -894,6 +939,76 @@ def test_fault_dropped_watch():
     assert len(evs) == 4, evs
 
 
+# ---- authentication, then authorization -----------------------------------------------
+
+def _auth_probe(c, token=None):
+    h = {"Authorization": "Bearer " + token} if token is not None else {}
+    return c.get("/api/v1/namespaces/default/configmaps", headers=h)[0]
+
+
+def _sa_token(c, admin, ns, name):
+    h = {"Authorization": "Bearer " + admin} if admin else {}
+    code, body, _ = c.post("/api/v1/namespaces/%s/serviceaccounts" % ns,
+                           {"metadata": {"name": name}}, headers=h)
+    assert code in (201, 409), body
+    code, body, _ = c.post("/api/v1/namespaces/%s/serviceaccounts/%s/token" % (ns, name),
+                           {"spec": {}}, headers=h)
+    ok(code, body)
+    return body["status"]["token"]
+
+
+def test_authentication_one_path():
+    """Every request is authenticated, whatever the authorizer: with no
+    --token, no credentials is system:anonymous and a bad token is 401;
+    ServiceAccount tokens are accepted (and die with their ServiceAccount)
+    under AlwaysAllow as under RBAC; with --token, no credentials is 401."""
+    assert _auth_probe(C) == 200
+    assert _auth_probe(C, "not-a-token") == 401
+    code, body, _ = C.get("/api/v1/namespaces", headers={"Authorization": "Basic dTpw"})
+    assert code == 401 and body["reason"] == "Unauthorized", body
+    tok = _sa_token(C, None, "default", "authn-sa")
+    assert _auth_probe(C, tok) == 200
+    ok(*C.delete("/api/v1/namespaces/default/serviceaccounts/authn-sa")[:2])
+    assert _auth_probe(C, tok) == 401
+    with harness.running(args=["--token", "adm1n"]) as sim:
+        c = sim.client
+        assert _auth_probe(c) == 401
+        assert c.get("/version")[0] == 401
+        assert _auth_probe(c, "wrong") == 401
+        assert _auth_probe(c, "adm1n") == 200
+        tok = _sa_token(c, "adm1n", "default", "sa")
+        assert _auth_probe(c, tok) == 200   # AlwaysAllow: authenticated is enough
+
+
+def test_rbac_authorizes_after_authentication():
+    with harness.running(args=["--token", "adm1n", "--authorization", "RBAC"]) as sim:
+        c = sim.client
+        adm = {"Authorization": "Bearer adm1n"}
+        assert _auth_probe(c) == 401 and _auth_probe(c, "wrong") == 401
+        tok = _sa_token(c, "adm1n", "default", "reader")
+        code, body, _ = c.get("/api/v1/namespaces/default/configmaps",
+                              headers={"Authorization": "Bearer " + tok})
+        assert code == 403 and body["message"] == (
+            'configmaps is forbidden: User "system:serviceaccount:default:reader" cannot list '
+            'resource "configmaps" in API group "" in the namespace "default"'), body
+        assert c.get("/version", headers={"Authorization": "Bearer " + tok})[0] == 200
+        role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "cm-read", "namespace": "default"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]}
+        ok(*c.post("/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", role,
+                   headers=adm)[:2])
+        rb = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+              "metadata": {"name": "cm-read", "namespace": "default"},
+              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-read"},
+              "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "default"}]}
+        ok(*c.post("/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", rb,
+                   headers=adm)[:2])
+        assert _auth_probe(c, tok) == 200
+        code, body, _ = c.get("/api/v1/namespaces/default/configmaps/x",
+                              headers={"Authorization": "Bearer " + tok})
+        assert code == 403 and "cannot get resource" in body["message"], body
+
+
 # ---- kubelet ---------------------------------------------------------------------------
 
 def test_pod_success_failure_and_messages():
@@ -1030,6 +1145,56 @@ def test_emptydir_volumes_and_images():
     ics = {c["name"]: c for c in p["status"]["initContainerStatuses"]}
     assert ics["greeter"]["imageID"] == "example/greeter@sha256:" + "ab" * 32, ics
     assert ics["writer"]["imageID"] == "", ics   # not in the images file
+
+
+def test_read_only_root_filesystem():
+    """A container with readOnlyRootFilesystem writes its emptyDir volumes and
+    nothing else (EROFS), as under a container runtime; a readOnly mount is
+    read-only; a container without it may write outside its volumes."""
+    import tempfile
+    mkns("run")
+    outside = tempfile.mkdtemp(prefix="kubesim-outside-")
+    try:
+        # Mount paths are mapped in env values, so the script takes them from there.
+        script = ('for d in scratch:$SCRATCH config:$CONFIG outside:$OUTSIDE pod:. tmp:/tmp; do '
+                  'if (echo x > "${d#*:}/probe") 2>/dev/null; then echo "${d%%:*}=w"; '
+                  'else echo "${d%%:*}=ro"; fi; done; cat "$CONFIG/seed"')
+        env = [{"name": "SCRATCH", "value": "/scratch"}, {"name": "CONFIG", "value": "/config"},
+               {"name": "OUTSIDE", "value": outside}]
+        def mk(name, ro_root):
+            p = pod(name, script, ns="run",
+                    volumes=[{"name": "scratch", "emptyDir": {}}, {"name": "config", "emptyDir": {}},
+                             {"name": "unmounted", "emptyDir": {}}])
+            p["spec"]["initContainers"] = [
+                {"name": "seed", "image": "terrane-worker", "command": ["sh", "-c", 'echo seeded > "$CONFIG/seed"'],
+                 "env": env, "securityContext": {"readOnlyRootFilesystem": True}, "volumeMounts": [{"name": "config", "mountPath": "/config"}]}]
+            c = p["spec"]["containers"][0]
+            c["env"] = env
+            c["volumeMounts"] = [{"name": "scratch", "mountPath": "/scratch"},
+                                 {"name": "config", "mountPath": "/config", "readOnly": True}]
+            if ro_root:
+                c["securityContext"] = {"readOnlyRootFilesystem": True}
+            return p
+        ok(*C.post(PODS % "run", mk("confined", True))[:2])
+        p = C.wait_for(PODS % "run" + "/confined", phase_in("Succeeded", "Failed"), timeout=20)
+        assert p["status"]["phase"] == "Succeeded", p["status"]
+        code, log, _ = C.get(PODS % "run" + "/confined/log", raw=True)
+        want = ["scratch=w", "config=ro", "outside=ro", "pod=ro", "tmp=ro", "seeded"]
+        assert log.splitlines() == want, log
+        assert not os.listdir(outside), os.listdir(outside)
+        ok(*C.post(PODS % "run", mk("unconfined", False))[:2])
+        p = C.wait_for(PODS % "run" + "/unconfined", phase_in("Succeeded", "Failed"), timeout=20)
+        code, log, _ = C.get(PODS % "run" + "/unconfined/log", raw=True)
+        assert log.splitlines() == ["scratch=w", "config=w", "outside=w", "pod=w", "tmp=w",
+                                    "seeded"], log
+    finally:
+        for f in os.listdir(outside):
+            os.unlink(os.path.join(outside, f))
+        os.rmdir(outside)
+        try:
+            os.unlink("/tmp/probe")
+        except OSError:
+            pass
 
 
 def test_env_sources_binding_and_eviction():

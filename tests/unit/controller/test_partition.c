@@ -94,8 +94,14 @@ static void decode_errors(void **state)
                    "\"cadence\":\"daily\"}}]",
                    "spec.partitions[0].time.end", "after start");
     assert_invalid("[{\"name\":\"d\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\","
-                   "\"timezone\":\"Europe/Paris\"}}]",
-                   "spec.partitions[0].time.timezone", "fixed offset");
+                   "\"timezone\":\"Europe/Nowhere\"}}]",
+                   "spec.partitions[0].time.timezone", "IANA time zone");
+    assert_invalid("[{\"name\":\"d\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\","
+                   "\"timezone\":\"../etc/passwd\"}}]",
+                   "spec.partitions[0].time.timezone", "IANA time zone");
+    assert_invalid("[{\"name\":\"d\",\"time\":{\"start\":\"2026-11-01\",\"cadence\":\"daily\","
+                   "\"timezone\":\"+15:00\"}}]",
+                   "spec.partitions[0].time.timezone", "within 14 hours");
     assert_invalid("[{\"name\":\"m\",\"time\":{\"start\":\"2026-01-31\",\"cadence\":\"monthly\"}}]",
                    "spec.partitions[0].time.start", "day 1 to 28");
     assert_invalid("[{\"name\":\"b\",\"static\":{\"keys\":[\"a\",\"a\"]}}]",
@@ -193,6 +199,71 @@ static void hourly_offset_weekly_monthly(void **state)
     key_at(p, 3, at("2026-03-01T08"), "2026-02");
     assert_int_equal(part_plan_at(p, 3, at("2026-03-01T08"), &pi), 0);
     assert_int_equal(pi.win_end - pi.win_start, 28 * 86400);
+    part_plan_free(p);
+}
+
+/* Europe/Paris: 2026-03-29 lasts 23 hours (02:00 -> 03:00 CEST), 2026-10-25
+ * 25 hours (03:00 CEST -> 02:00 CET). */
+static void iana_zone_dst_days(void **state)
+{
+    (void)state;
+    part_plan *p = plan("[{\"name\":\"day\",\"time\":{\"start\":\"2026-03-28\",\"end\":"
+                        "\"2026-03-31\",\"cadence\":\"daily\",\"timezone\":\"Europe/Paris\"}}]");
+    part_info pi;
+    assert_int_equal(part_plan_count(p, at("2026-03-29T21:59")), 1); /* 28th closed at 23:00Z */
+    assert_int_equal(part_plan_count(p, at("2026-03-29T22:00")), 2); /* 29th closed at 22:00Z */
+    assert_int_equal(part_plan_at(p, 0, at("2027-01-01"), &pi), 0);
+    assert_string_equal(pi.key, "2026-03-28");
+    assert_int_equal(pi.win_start, at("2026-03-27T23"));
+    assert_int_equal(pi.win_end - pi.win_start, 24 * 3600);
+    assert_int_equal(pi.tz_offset, 3600);
+    assert_int_equal(part_plan_at(p, 1, at("2027-01-01"), &pi), 0);
+    assert_string_equal(pi.key, "2026-03-29");
+    assert_int_equal(pi.win_start, at("2026-03-28T23"));
+    assert_int_equal(pi.win_end, at("2026-03-29T22"));
+    assert_int_equal(pi.win_end - pi.win_start, 23 * 3600);
+    assert_int_equal(part_plan_at(p, 2, at("2027-01-01"), &pi), 0);
+    assert_int_equal(pi.win_end - pi.win_start, 24 * 3600);
+    assert_int_equal(pi.tz_offset, 7200);
+    part_plan_free(p);
+
+    p = plan("[{\"name\":\"day\",\"time\":{\"start\":\"2026-10-24\",\"end\":"
+             "\"2026-10-27\",\"cadence\":\"daily\",\"timezone\":\"Europe/Paris\"}}]");
+    assert_int_equal(part_plan_at(p, 1, at("2027-01-01"), &pi), 0);
+    assert_string_equal(pi.key, "2026-10-25");
+    assert_int_equal(pi.win_start, at("2026-10-24T22"));
+    assert_int_equal(pi.win_end, at("2026-10-25T23"));
+    assert_int_equal(pi.win_end - pi.win_start, 25 * 3600);
+    char uri[128];
+    assert_int_equal(part_substitute("s3://raw/{date}/{hour}.tif", &pi, uri, sizeof uri), 0);
+    assert_string_equal(uri, "s3://raw/2026-10-25/00.tif");
+    uint64_t i;
+    assert_int_equal(part_plan_index_of(p, "2026-10-26", at("2027-01-01"), &i), 0);
+    assert_int_equal(i, 2);
+    part_plan_free(p);
+
+    /* Hourly over the spring change: 02:00 does not exist, its window is empty;
+     * 03:00 CEST starts at 01:00Z. */
+    p = plan("[{\"name\":\"h\",\"time\":{\"start\":\"2026-03-29T01\",\"end\":"
+             "\"2026-03-29T05\",\"cadence\":\"hourly\",\"timezone\":\"Europe/Paris\"}}]");
+    assert_int_equal(part_plan_at(p, 0, at("2027-01-01"), &pi), 0);
+    assert_int_equal(pi.win_start, at("2026-03-29T00"));
+    assert_int_equal(pi.win_end, at("2026-03-29T01"));
+    assert_int_equal(part_plan_at(p, 1, at("2027-01-01"), &pi), 0);
+    assert_string_equal(pi.key, "2026-03-29T02");
+    assert_int_equal(pi.win_end - pi.win_start, 0);
+    assert_int_equal(part_plan_at(p, 2, at("2027-01-01"), &pi), 0);
+    assert_int_equal(pi.win_start, at("2026-03-29T01"));
+    assert_int_equal(pi.tz_offset, 7200);
+    part_plan_free(p);
+
+    /* America/Santiago changes at midnight (2026-09-06 00:00 -> 01:00): the
+     * day starts at the change. */
+    p = plan("[{\"name\":\"day\",\"time\":{\"start\":\"2026-09-05\",\"end\":"
+             "\"2026-09-07\",\"cadence\":\"daily\",\"timezone\":\"America/Santiago\"}}]");
+    assert_int_equal(part_plan_at(p, 1, at("2027-01-01"), &pi), 0);
+    assert_int_equal(pi.win_start, at("2026-09-06T04"));
+    assert_int_equal(pi.win_end - pi.win_start, 23 * 3600);
     part_plan_free(p);
 }
 
@@ -567,6 +638,7 @@ int main(void)
         cmocka_unit_test(decode_errors),
         cmocka_unit_test(daily_open_ended_grows_when_windows_close),
         cmocka_unit_test(hourly_offset_weekly_monthly),
+        cmocka_unit_test(iana_zone_dst_days),
         cmocka_unit_test(cross_product_in_mixed_radix),
         cmocka_unit_test(tiles_need_the_grid),
         cmocka_unit_test(derived_versions_and_names),

@@ -147,6 +147,7 @@ static void three_steps(void **state)
     assert_string_equal(env_of(user, TERRANE_ENV_OUTPUT_DIR), "/outputs");
     assert_string_equal(env_of(user, TERRANE_ENV_ASSET_KEY), "lux/flood_model");
     assert_string_equal(env_of(user, TERRANE_ENV_DATA_VERSION), DV);
+    assert_null(env_of(user, TERRANE_ENV_PARTITION_KEY)); /* unpartitioned */
     assert_null(env_of(user, TERRANE_ENV_TASK));
     assert_null(env_of(user, "AWS_ACCESS_KEY_ID"));
     assert_null(env_of(user, "AWS_S3_ENDPOINT"));
@@ -156,8 +157,32 @@ static void three_steps(void **state)
     assert_true(json_is_false(at(user, "securityContext.allowPrivilegeEscalation")));
     assert_string_equal(str(user, "terminationMessagePolicy"), "FallbackToLogsOnError");
     /* the pod */
-    assert_int_equal(json_array_size(at(pod, "spec.volumes")), 3);
+    assert_int_equal(json_array_size(at(pod, "spec.volumes")), 4);
     assert_string_equal(str(pod, "spec.volumes.0.name"), "inputs");
+    /* its own pod's API access: the publish step only, never the user's */
+    assert_string_equal(str(pod, "spec.volumes.3.name"), PODCTR_KUBE_API_VOLUME);
+    assert_string_equal(str(pod, "spec.volumes.3.projected.sources.0.serviceAccountToken.path"),
+                        "token");
+    assert_string_equal(str(pod, "spec.volumes.3.projected.sources.1.configMap.name"),
+                        "kube-root-ca.crt");
+    assert_true(json_is_false(at(pod, "spec.automountServiceAccountToken")));
+    assert_string_equal(str(worker, "volumeMounts.2.name"), PODCTR_KUBE_API_VOLUME);
+    assert_true(json_is_true(at(worker, "volumeMounts.2.readOnly")));
+    assert_string_equal(env_of(worker, "TERRANE_KUBE_TOKEN_FILE"), PODCTR_KUBE_API_DIR "/token");
+    const json_t *wenv_list = json_object_get(worker, "env");
+    int refs = 0;
+    for (size_t i = 0; i < json_array_size(wenv_list); i++) {
+        const char *fp = str(json_array_get(wenv_list, i), "valueFrom.fieldRef.fieldPath");
+        if (fp && (!strcmp(fp, "metadata.name") || !strcmp(fp, "metadata.namespace"))) refs++;
+    }
+    assert_int_equal(refs, 2);
+    for (size_t s = 0; s < 2; s++) {
+        const json_t *step = at(pod, s ? "spec.initContainers.1" : "spec.initContainers.0");
+        const json_t *ms = json_object_get(step, "volumeMounts");
+        for (size_t i = 0; i < json_array_size(ms); i++)
+            assert_string_not_equal(str(json_array_get(ms, i), "name"), PODCTR_KUBE_API_VOLUME);
+        assert_null(env_of(step, "TERRANE_KUBE_TOKEN_FILE"));
+    }
     assert_string_equal(
         json_string_value(json_object_get(at(pod, "metadata.annotations"), PODCTR_SKIP_CONTAINERS)),
         "user");
@@ -190,6 +215,46 @@ static void three_steps(void **state)
     json_decref(t);
     json_decref(cmd);
     json_decref(wenv);
+}
+
+/* A partitioned task: the key and index; a time window's bounds; a tile
+ * window as its JSON object, which the user's code can parse. */
+static void partition_vars(void **state)
+{
+    (void)state;
+    json_t *cmd = json_pack("[s, s]", "/w", "run");
+    podspec_config cfg = {.image = "w:1", .env = NULL, .command = cmd};
+    static const char *const parts[] = {
+        "{\"key\":\"2026-11-30\",\"index\":3,\"window\":{\"start\":\"2026-11-30T00:00:00Z\","
+        "\"end\":\"2026-12-01T00:00:00Z\"}}",
+        "{\"key\":\"r001c002\",\"index\":7,\"tile\":{\"col\":2,\"row\":1,\"xoff\":1024,"
+        "\"yoff\":512,\"xsize\":512,\"ysize\":512,\"halo\":1,\"width\":2000,\"height\":1500}}"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *t = ctask("{\"image\":\"ml:1\"}"), *pod = NULL;
+        json_object_set_new(t, "partition", json_loads(parts[i], 0, NULL));
+        podspec_attempt a = attempt(t);
+        assert_int_equal(podspec_build(&cfg, &a, &pod), 0);
+        const json_t *user = at(pod, "spec.initContainers.1");
+        if (i == 0) {
+            assert_string_equal(env_of(user, TERRANE_ENV_PARTITION_KEY), "2026-11-30");
+            assert_string_equal(env_of(user, TERRANE_ENV_PARTITION_INDEX), "3");
+            assert_string_equal(env_of(user, TERRANE_ENV_PARTITION_START), "2026-11-30T00:00:00Z");
+            assert_string_equal(env_of(user, TERRANE_ENV_PARTITION_END), "2026-12-01T00:00:00Z");
+            assert_null(env_of(user, TERRANE_ENV_PARTITION_TILE));
+        } else {
+            assert_string_equal(env_of(user, TERRANE_ENV_PARTITION_KEY), "r001c002");
+            assert_string_equal(env_of(user, TERRANE_ENV_PARTITION_INDEX), "7");
+            assert_null(env_of(user, TERRANE_ENV_PARTITION_START));
+            json_t *tile = json_loads(env_of(user, TERRANE_ENV_PARTITION_TILE), 0, NULL);
+            assert_true(json_equal(tile, json_object_get(json_object_get(t, "partition"), "tile")));
+            json_decref(tile);
+        }
+        /* the worker steps read the partition from the task, not from variables */
+        assert_null(env_of(at(pod, "spec.initContainers.0"), TERRANE_ENV_PARTITION_KEY));
+        json_decref(pod);
+        json_decref(t);
+    }
+    json_decref(cmd);
 }
 
 static void input_files(void **state)
@@ -375,10 +440,10 @@ static void out_of_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(three_steps),   cmocka_unit_test(input_files),
-        cmocka_unit_test(reads_steps),   cmocka_unit_test(images),
-        cmocka_unit_test(log_tails),     cmocka_unit_test(output_fields),
-        cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(three_steps),   cmocka_unit_test(partition_vars),
+        cmocka_unit_test(input_files),   cmocka_unit_test(reads_steps),
+        cmocka_unit_test(images),        cmocka_unit_test(log_tails),
+        cmocka_unit_test(output_fields), cmocka_unit_test(out_of_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -202,8 +202,8 @@ static const bad_case BAD[] = {
     /* partitions */
     {COG(",\"maxParallel\":0"), "spec.maxParallel", "between 1 and 10000"},
     {COG(",\"partitions\":[{\"name\":\"d\",\"time\":{\"start\":\"2026-11-01\","
-         "\"cadence\":\"daily\",\"timezone\":\"CET\"}}]"),
-     "spec.partitions[0].time.timezone", "fixed offset"},
+         "\"cadence\":\"daily\",\"timezone\":\"Mars/Olympus\"}}]"),
+     "spec.partitions[0].time.timezone", "an IANA time zone"},
     {"{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"d\",\"from\":"
      "\"up\",\"partitionMapping\":{\"type\":\"LastN\"}}]," OUT "}",
      "spec.inputs[0].partitionMapping", "count is required for LastN"},

@@ -3,8 +3,10 @@
  * (the same uisource interface the informers implement): summaries, the
  * list with its namespace filter, one asset's detail (downstream, its pods
  * only and without their spec, its Events newest first, no
- * last-applied-configuration), the data-version history, not-found, and
- * every allocation failure of a detail leaving nothing behind.
+ * last-applied-configuration), the data-version history, AssetSources as
+ * roots (their summary, list entry, detail with observation pods, Events and
+ * history; an asset's upstreamSources), not-found, and every allocation
+ * failure of a detail leaving nothing behind.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -368,6 +370,158 @@ static void test_history(void **state)
     json_decref(doc);
 }
 
+static json_t *asrc(const char *ns, const char *name, const char *dv, int observation, int finished,
+                    const char *avail, const char *fresh)
+{
+    json_t *o = parse("{\"kind\":\"AssetSource\",\"metadata\":{\"generation\":1},"
+                      "\"spec\":{\"assetKey\":\"lux/raw_dem\",\"uri\":\"s3://raw/elev.tif\"},"
+                      "\"status\":{\"objectCount\":1,\"bytes\":1843207,"
+                      "\"observedAt\":\"2026-01-01T00:00:10Z\","
+                      "\"lastChangedAt\":\"2026-01-01T00:00:05Z\","
+                      "\"message\":\"1 objects, 1843207 bytes\",\"conditions\":[]}}");
+    json_t *m = json_object_get(o, "metadata"), *st = json_object_get(o, "status");
+    json_object_set_new(m, "name", json_string(name));
+    json_object_set_new(m, "namespace", json_string(ns));
+    json_object_set_new(st, "dataVersion", json_string(dv));
+    json_object_set_new(st, "observation", json_integer(observation));
+    json_object_set_new(st, "finishedObservation", json_integer(finished));
+    json_t *c = json_object_get(st, "conditions");
+    json_array_append_new(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "Available", "status", avail,
+                                       "reason", "Observed", "message", "avail"));
+    if (fresh)
+        json_array_append_new(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "Fresh", "status", fresh,
+                                           "reason", "NotChanged", "message", "stale 9s"));
+    return o;
+}
+
+static void test_sources(void **state)
+{
+    fixture *x = *state;
+    json_t *src = asrc("hydro", "raw-dem", "sha256:feedfacefeedface00", 2, 2, "True", "False");
+    json_array_append(x->f.kinds[UISRC_SOURCES], src);
+    uiapi_observe_source(x->api, src, false);
+    json_t *rd = am("hydro", "dem-from-raw", "lux/dem2", "raw-dem", "Succeeded",
+                    "sha256:eeeeeeeeeeeeeeee", false);
+    json_array_append(x->f.kinds[UISRC_ASSETS], rd);
+    uiapi_observe(x->api, rd, false);
+    json_t *op = pod("hydro", "raw-dem-obs-2", "x", "cpu-1");
+    json_object_set_new(json_object_get(json_object_get(op, "metadata"), "labels"),
+                        "terrane.io/source", json_string("raw-dem"));
+    json_array_append_new(x->f.kinds[UISRC_PODS], op);
+    json_array_append_new(x->f.kinds[UISRC_EVENTS],
+                          event("hydro", "e9", "AssetSource", "raw-dem", "2026-01-01T00:00:09Z",
+                                "data version none → feedfacefeed: 1 objects"));
+
+    /* the summary: a root with its observation, counts and freshness */
+    json_t *s = uiapi_source_summary(src, false);
+    assert_string_equal(json_string_value(json_object_get(s, "kind")), "AssetSource");
+    assert_string_equal(json_string_value(json_object_get(s, "phase")), "Available");
+    assert_string_equal(json_string_value(json_object_get(s, "version")), "feedfacefeed");
+    assert_string_equal(json_string_value(json_object_get(s, "key")), "lux/raw_dem");
+    assert_int_equal(json_integer_value(json_object_get(s, "objectCount")), 1);
+    assert_int_equal(json_integer_value(json_object_get(s, "bytes")), 1843207);
+    assert_string_equal(json_string_value(json_object_get(s, "observedAt")),
+                        "2026-01-01T00:00:10Z");
+    assert_string_equal(json_string_value(json_object_get(s, "lastChangedAt")),
+                        "2026-01-01T00:00:05Z");
+    assert_true(json_is_false(json_object_get(s, "fresh")));
+    assert_int_equal(json_array_size(json_object_get(s, "upstreams")), 0);
+    assert_null(json_object_get(s, "uri"));
+    json_decref(s);
+    /* an observation in flight; Available=False; no freshness asked */
+    json_t *o2 = asrc("hydro", "b", "sha256:00", 3, 2, "True", NULL);
+    s = uiapi_source_summary(o2, true);
+    assert_string_equal(json_string_value(json_object_get(s, "phase")), "Observing");
+    assert_null(json_object_get(s, "fresh"));
+    assert_string_equal(json_string_value(json_object_get(s, "uri")), "s3://raw/elev.tif");
+    json_decref(s);
+    json_decref(o2);
+    o2 = asrc("hydro", "b", "sha256:00", 3, 3, "False", NULL);
+    s = uiapi_source_summary(o2, false);
+    assert_string_equal(json_string_value(json_object_get(s, "phase")), "Unavailable");
+    json_decref(s);
+    json_decref(o2);
+
+    /* in the list, apart from an asset of the same name */
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(uiapi_assets_text(x->api, "hydro", 3, &text, &len), 0);
+    json_t *doc = parse(text);
+    cmem_free(text);
+    json_t *arr = json_object_get(doc, "assets");
+    assert_int_equal(json_array_size(arr), 5);
+    assert_string_equal(json_string_value(json_object_get(find(arr, "hydro", "raw-dem"), "kind")),
+                        "AssetSource");
+    json_decref(doc);
+
+    /* its detail: downstream, observation pods, its Events, history */
+    assert_int_equal(uiapi_source(x->api, "hydro", "raw-dem", &doc), 0);
+    json_t *sum = json_object_get(doc, "source");
+    assert_string_equal(json_string_value(json_object_get(sum, "dataVersion")),
+                        "sha256:feedfacefeedface00");
+    assert_string_equal(json_string_value(json_object_get(sum, "freshness")), "stale 9s");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "downstream"), 0)),
+                        "dem-from-raw");
+    json_t *pods = json_object_get(doc, "pods");
+    assert_int_equal(json_array_size(pods), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(pods, 0), "name")),
+                        "raw-dem-obs-2");
+    json_t *evs = json_object_get(doc, "events");
+    assert_int_equal(json_array_size(evs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "kind")),
+                        "AssetSource");
+    text = json_dumps(doc, 0);
+    assert_null(strstr(text, "SECRET-VALUE"));
+    cmem_free(text);
+    json_decref(doc);
+
+    /* a changed version joins the history, an unchanged observation does not */
+    json_t *v2 = asrc("hydro", "raw-dem", "sha256:beef", 3, 3, "True", "True");
+    uiapi_observe_source(x->api, v2, false);
+    uiapi_observe_source(x->api, v2, false);
+    json_array_set(x->f.kinds[UISRC_SOURCES], 0, v2);
+    assert_int_equal(uiapi_source(x->api, "hydro", "raw-dem", &doc), 0);
+    json_t *h = json_object_get(doc, "history");
+    assert_int_equal(json_array_size(h), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "dataVersion")),
+                        "sha256:beef");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(h, 1), "bytes")), 1843207);
+    json_decref(doc);
+
+    /* the asset reading it names it among its upstream sources */
+    assert_int_equal(uiapi_asset(x->api, "hydro", "dem-from-raw", &doc), 0);
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_object_get(doc, "asset"), "upstreamSources"), 0)),
+                        "raw-dem");
+    json_decref(doc);
+    assert_int_equal(uiapi_asset(x->api, "hydro", "slope", &doc), 0);
+    assert_int_equal(
+        json_array_size(json_object_get(json_object_get(doc, "asset"), "upstreamSources")), 0);
+    json_decref(doc);
+
+    /* not found, and deleted */
+    assert_int_equal(uiapi_source(x->api, "hydro", "dem", &doc), CERR_NOTFOUND);
+    uiapi_observe_source(x->api, v2, true);
+    assert_int_equal(uiapi_assets_text(x->api, "hydro", 4, &text, &len), 0);
+    assert_null(strstr(text, "AssetSource"));
+    cmem_free(text);
+    for (unsigned long n = 1; n < 2000; n++) {
+        long before = cmem_live();
+        json_t *d = NULL;
+        cmem_fail_at(n);
+        int rc = uiapi_source(x->api, "hydro", "raw-dem", &d);
+        cmem_fail_at(0);
+        json_decref(d);
+        if (cmem_live() != before)
+            fail_msg("allocation %lu failing leaks %ld blocks", n, cmem_live() - before);
+        if (rc == 0) break;
+        assert_int_equal(rc, CERR_NOMEM);
+    }
+    json_decref(src);
+    json_decref(rd);
+    json_decref(v2);
+}
+
 /* Every allocation of a detail and of a list failing in turn: an error,
  * never a crash or a leak. */
 static void test_oom(void **state)
@@ -401,6 +555,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oom, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,6 +160,22 @@ static void params_and_names(void **state)
                          0);
     assert_string_equal(err_get_field(), "inputs[1].name");
 
+    /* a tile partition: the user's code computes the window */
+    char *tiled = mem_printf(
+        "{\"apiVersion\":\"terrane.io/v1\",\"kind\":\"Task\",\"namespace\":\"hydro\","
+        "\"assetKey\":\"ml/risk\",\"dataVersion\":\"sha256:" HEX "\",\"operation\":"
+        "\"container\",\"params\":{\"image\":\"f\"},\"inputs\":%s,\"output\":{\"uri\":"
+        "\"/tmp/out\"},\"partition\":{\"key\":\"r000c001\",\"index\":1,\"tile\":{\"col\":1,"
+        "\"row\":0,\"xoff\":16,\"yoff\":0,\"xsize\":16,\"ysize\":16,\"halo\":0,\"width\":32,"
+        "\"height\":16}}}",
+        in);
+    task *tt = NULL;
+    assert_non_null(tiled);
+    assert_int_equal(task_decode(tiled, strlen(tiled), &tt), 0);
+    assert_int_equal(task_validate(tt), 0);
+    task_free(tt);
+    mem_free(tiled);
+
     task_input in1 = {.name = "slope", .uri = "s3://b/p/asset.tif?versionId=3"};
     char buf[200];
     container_input_file(&in1, buf, sizeof buf);
