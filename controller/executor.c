@@ -106,11 +106,13 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
         for (size_t k = 0; k < i && !dup; k++)
             dup = s->inputs[k].from && !strcmp(s->inputs[k].from, s->inputs[i].from);
         if (dup) continue;
+        /* both kinds: both go in, and the decision reports AmbiguousUpstream */
         json_t *up = informer_get(caches_ams(m->cfg.caches), ns, s->inputs[i].from);
-        if (!up) up = informer_get(caches_sources(m->cfg.caches), ns, s->inputs[i].from);
-        if (!up) continue;
-        rc = vec_push(ups, up);
+        json_t *src = informer_get(caches_sources(m->cfg.caches), ns, s->inputs[i].from);
+        rc = up ? vec_push(ups, up) : 0;
+        if (!rc && src) rc = vec_push(ups, src);
         json_decref(up);
+        json_decref(src);
         if (rc) return rc;
     }
     if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches), am, s))) return rc;

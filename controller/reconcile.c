@@ -48,6 +48,7 @@
 #define R_CYCLE "DependencyCycle"
 #define R_UP_MISSING "UpstreamMissing"
 #define R_UP_NOT_READY "UpstreamNotReady"
+#define R_AMBIGUOUS "AmbiguousUpstream"
 #define R_UNKNOWN_POOL "UnknownPool"
 #define R_BAD_INPUT "BadInput"
 #define R_EXHAUSTED "RetriesExhausted"
@@ -534,6 +535,20 @@ static const json_t *find_am(const rctx *c, const char *name)
     return NULL;
 }
 
+/* Another upstream of up's name but of the other kind (from: names
+ * either; both at once is ambiguous). */
+static const json_t *find_other_kind(const rctx *c, const json_t *up)
+{
+    const char *name = kobj_name(up);
+    for (size_t i = 0; i < c->in->n_ams; i++) {
+        const json_t *o = c->in->ams[i];
+        const char *n = kobj_name(o);
+        if (o != up && n && name && !strcmp(n, name) && sourceread_is(o) != sourceread_is(up))
+            return o;
+    }
+    return NULL;
+}
+
 /* The dependency cycle the caller's graph found, and missing upstreams
  * (from: names absent from the inputs). 1 when the decision is made
  * (status set), 0 to go on. */
@@ -591,6 +606,17 @@ static int check_upstreams_ready(rctx *c)
         nups++;
         const json_t *up = find_am(c, upname);
         const char *why = NULL, *reason = R_UP_NOT_READY;
+        if (up && c->spec->inputs[i].from && find_other_kind(c, up)) {
+            char amb[MSG_MAX];
+            snprintf(amb, sizeof amb,
+                     "input %s: from: %s names both an AssetMaterialization and an AssetSource "
+                     "in namespace %s; rename one",
+                     c->spec->inputs[i].name, upname, c->spec->namespace_);
+            cond(c, COND_UPSTREAM_READY, false, R_AMBIGUOUS, amb);
+            state(c, PHASE_WAITING, false, R_AMBIGUOUS, "%s", amb);
+            c->plan->outcome = "waiting";
+            return 1;
+        }
         if (up && !c->spec->inputs[i].from && !implicitsrc_owned(up, c->in->am)) up = NULL;
         c->ups[i] = up;
         if (up && upstream_ready(up, &why, &reason)) continue;

@@ -703,6 +703,27 @@ static void uri_input_observed(void **state)
     world_free(&w);
 }
 
+/* from: naming both an AssetMaterialization and an AssetSource: neither
+ * is guessed. */
+static void ambiguous_upstream(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    add_am(&w, "dem-slope", SLOPE_SPEC);
+    materialize_cog(&w);
+    w.srcs[w.n_srcs++] = parse("{\"apiVersion\":\"terrane.io/v1alpha1\",\"kind\":\"AssetSource\","
+                               "\"metadata\":{\"name\":\"dem-cog\",\"namespace\":\"hydro\"},"
+                               "\"spec\":{\"uri\":\"s3://raw/elev.tif\",\"assetKey\":\"lux/x\"}}");
+    reconcile_plan *p = step(&w, "dem-slope", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "dem-slope", "phase"), "Waiting");
+    assert_string_equal(cond_field(&w, "dem-slope", "UpstreamReady", "reason"),
+                        "AmbiguousUpstream");
+    assert_non_null(strstr(st_str(&w, "dem-slope", "message"), "names both"));
+    world_free(&w);
+}
+
 static void upstream_change(void **state)
 {
     (void)state;
@@ -1298,6 +1319,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(first_attempt_and_success),
         cmocka_unit_test(uri_input_observed),
+        cmocka_unit_test(ambiguous_upstream),
         cmocka_unit_test(status_ahead_of_cache),
         cmocka_unit_test(same_observation_same_plan),
         cmocka_unit_test(invalid_spec),
