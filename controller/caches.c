@@ -228,8 +228,17 @@ static void pod_enqueue_owner(caches *c, const json_t *pod)
  * its appearance and removal also enqueue the AssetMaterializations that
  * read it (from: names it like an upstream, so the upstream index has
  * them). */
+/* An input's own source (implicitsrc.h) is named by no from:; its owner reads it. */
+static void enqueue_input_owner(caches *c, const json_t *src)
+{
+    kobj_owner_ref ref;
+    if (!kobj_controller_ref(src, &ref) && !strcmp(ref.kind, "AssetMaterialization"))
+        enqueue(c, kobj_namespace(src), ref.name);
+}
+
 static void src_add(void *ctx, const json_t *obj)
 {
+    enqueue_input_owner(ctx, obj);
     enqueue_source(ctx, kobj_namespace(obj), kobj_name(obj));
     enqueue_dependents(ctx, kobj_namespace(obj), kobj_name(obj));
 }
@@ -241,12 +250,15 @@ static void src_update(void *ctx, const json_t *old, const json_t *obj)
     if (old == obj) return;
     const json_t *os = json_object_get(old, "status"), *ns = json_object_get(obj, "status");
     if (str_differs(os, ns, "dataVersion") || str_differs(os, ns, "object") ||
-        str_differs(os, ns, "conditions") || kobj_is_deleting(old) != kobj_is_deleting(obj))
+        str_differs(os, ns, "conditions") || kobj_is_deleting(old) != kobj_is_deleting(obj)) {
         enqueue_dependents(c, kobj_namespace(obj), kobj_name(obj));
+        enqueue_input_owner(c, obj);
+    }
 }
 
 static void src_delete(void *ctx, const json_t *obj)
 {
+    enqueue_input_owner(ctx, obj);
     enqueue_source(ctx, kobj_namespace(obj), kobj_name(obj));
     enqueue_dependents(ctx, kobj_namespace(obj), kobj_name(obj));
 }

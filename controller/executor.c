@@ -4,6 +4,7 @@
 #include "executor.h"
 
 #include "crd.h"
+#include "implicitsrc.h"
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/clog.h"
@@ -124,19 +125,31 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
     if (!(*spec)->spec) return 0; /* invalid: decided without upstreams */
     const am_spec *s = (*spec)->spec;
     for (size_t i = 0; i < s->n_inputs; i++) {
+        if (implicitsrc_applies(s, i)) {
+            char iname[IMPLICITSRC_NAME_MAX + 1];
+            implicitsrc_name(name, s->inputs[i].name, iname, sizeof iname);
+            json_t *src = informer_get(caches_sources(m->cfg.caches), ns, iname);
+            rc = src ? vec_push(ups, src) : 0;
+            json_decref(src);
+            if (rc) return rc;
+            continue;
+        }
         if (!s->inputs[i].from) continue;
         bool dup = false;
         for (size_t k = 0; k < i && !dup; k++)
             dup = s->inputs[k].from && !strcmp(s->inputs[k].from, s->inputs[i].from);
         if (dup) continue;
+        /* both kinds: both go in, and the decision reports AmbiguousUpstream */
         json_t *up = informer_get(caches_ams(m->cfg.caches), ns, s->inputs[i].from);
-        if (!up) up = informer_get(caches_sources(m->cfg.caches), ns, s->inputs[i].from);
-        if (!up) continue;
-        rc = vec_push(ups, up);
+        json_t *src = informer_get(caches_sources(m->cfg.caches), ns, s->inputs[i].from);
+        rc = up ? vec_push(ups, up) : 0;
+        if (!rc && src) rc = vec_push(ups, src);
         json_decref(up);
+        json_decref(src);
         if (rc) return rc;
     }
     if (s->partitions && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
+    if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches), am, s))) return rc;
     return caches_cycle(m->cfg.caches, ns, name, cycle, CYCLE_PATH_MAX);
 }
 

@@ -19,6 +19,7 @@
 #include "podctr.h"
 #include "spec.h"
 #include "rerun.h"
+#include "implicitsrc.h"
 #include "sourceread.h"
 #include "status.h"
 #include "taskdoc.h"
@@ -47,6 +48,7 @@
 #define R_CYCLE "DependencyCycle"
 #define R_UP_MISSING "UpstreamMissing"
 #define R_UP_NOT_READY "UpstreamNotReady"
+#define R_AMBIGUOUS "AmbiguousUpstream"
 #define R_UNKNOWN_POOL "UnknownPool"
 #define R_BAD_INPUT "BadInput"
 #define R_EXHAUSTED "RetriesExhausted"
@@ -533,6 +535,20 @@ static const json_t *find_am(const rctx *c, const char *name)
     return NULL;
 }
 
+/* Another upstream of up's name but of the other kind (from: names
+ * either; both at once is ambiguous). */
+static const json_t *find_other_kind(const rctx *c, const json_t *up)
+{
+    const char *name = kobj_name(up);
+    for (size_t i = 0; i < c->in->n_ams; i++) {
+        const json_t *o = c->in->ams[i];
+        const char *n = kobj_name(o);
+        if (o != up && n && name && !strcmp(n, name) && sourceread_is(o) != sourceread_is(up))
+            return o;
+    }
+    return NULL;
+}
+
 /* The dependency cycle the caller's graph found, and missing upstreams
  * (from: names absent from the inputs). 1 when the decision is made
  * (status set), 0 to go on. */
@@ -579,16 +595,58 @@ static int check_upstreams_ready(rctx *c)
 {
     size_t n = c->spec->n_inputs, nups = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!c->spec->inputs[i].from) continue;
+        char implicit[IMPLICITSRC_NAME_MAX + 1];
+        const char *upname = c->spec->inputs[i].from;
+        if (!upname && implicitsrc_applies(c->spec, i)) {
+            /* a uri: input is read through its own source (implicitsrc.h) */
+            implicitsrc_name(c->spec->name, c->spec->inputs[i].name, implicit, sizeof implicit);
+            upname = implicit;
+        }
+        if (!upname) continue;
         nups++;
-        const json_t *up = find_am(c, c->spec->inputs[i].from);
+        const json_t *up = find_am(c, upname);
         const char *why = NULL, *reason = R_UP_NOT_READY;
+        if (up && c->spec->inputs[i].from && find_other_kind(c, up)) {
+            char amb[MSG_MAX];
+            snprintf(amb, sizeof amb,
+                     "input %s: from: %s names both an AssetMaterialization and an AssetSource "
+                     "in namespace %s; rename one",
+                     c->spec->inputs[i].name, upname, c->spec->namespace_);
+            cond(c, COND_UPSTREAM_READY, false, R_AMBIGUOUS, amb);
+            state(c, PHASE_WAITING, false, R_AMBIGUOUS, "%s", amb);
+            c->plan->outcome = "waiting";
+            return 1;
+        }
+        if (up && !c->spec->inputs[i].from && !implicitsrc_owned(up, c->in->am)) up = NULL;
         c->ups[i] = up;
         if (up && upstream_ready(up, &why, &reason)) continue;
+        bool missing = !c->spec->inputs[i].from && implicitsrc_missing(up, &why);
         char msg[MSG_MAX];
-        snprintf(msg, sizeof msg, "waiting for upstream \"%s\" (input %s): %s",
-                 c->spec->inputs[i].from, c->spec->inputs[i].name, why ? why : "missing");
+        if (c->spec->inputs[i].from)
+            snprintf(msg, sizeof msg, "waiting for upstream \"%s\" (input %s): %s",
+                     c->spec->inputs[i].from, c->spec->inputs[i].name, why ? why : "missing");
+        else
+            snprintf(msg, sizeof msg, "observing input %s (%s, source %s): %s",
+                     c->spec->inputs[i].name, c->spec->inputs[i].uri, upname,
+                     why ? why : "not observed yet");
         cond(c, COND_UPSTREAM_READY, false, reason, msg);
+        if (missing) {
+            /* nothing observes it again unless asked (terrane.io/rerun,
+             * which the executor copies onto the source): final, as a
+             * worker's BadInput */
+            const char *rerun = rerun_requested(c->in->am, c->old);
+            if (rerun) {
+                set_str(c, RERUN_TOKEN, rerun);
+                add_event(c, "Normal", "Rerun", "terrane.io/rerun=%s: observing input %s again",
+                          rerun, c->spec->inputs[i].name);
+                state(c, PHASE_WAITING, false, R_UP_NOT_READY, "%s; observing it again", msg);
+                c->plan->outcome = "waiting";
+                return 1;
+            }
+            state(c, PHASE_FAILED, false, R_BAD_INPUT, "%s", msg);
+            c->plan->outcome = "bad-input";
+            return 1;
+        }
         if (c->spec->refresh == SPEC_REFRESH_MANUAL && has_output(c)) {
             state(c, PHASE_SUCCEEDED, true, R_MATERIALIZED,
                   "%s; refreshPolicy Manual keeps the current output", msg);
@@ -665,8 +723,9 @@ static json_t *lineage(rctx *c)
         json_t *e = json_pack("{s:s}", "input", c->spec->inputs[i].name);
         if (!e || json_array_append_new(list, e)) goto fail;
         if (r.uri && json_object_set_new(e, "uri", json_string(r.uri))) goto fail;
-        if (c->spec->inputs[i].from &&
-            (json_object_set_new(e, "from", json_string(c->spec->inputs[i].from)) ||
+        if ((c->spec->inputs[i].from || c->ups[i]) &&
+            ((c->spec->inputs[i].from &&
+              json_object_set_new(e, "from", json_string(c->spec->inputs[i].from))) ||
              (r.asset_key && json_object_set_new(e, "assetKey", json_string(r.asset_key))) ||
              (r.data_version &&
               json_object_set_new(e, "dataVersion", json_string(r.data_version)))))

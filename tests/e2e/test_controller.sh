@@ -155,9 +155,11 @@ EOF
 }
 window window-1
 assert_eq "Failed" "$(am_get bad-input '{.status.phase}')" "bad-input phase"
-assert_eq 1 "$(pods_of bad-input | grep -c .)" "bad-input ran exactly one pod"
-assert_eq 0 "$(am_get bad-input '{.status.retries}')" "bad-input was not retried"
-assert_contains "$(am_get bad-input '{.status.message}')" "does-not-exist.tif" "bad-input message has the worker's reason"
+# its missing input is found by the input's observation, before any worker pod
+assert_eq 0 "$(pods_of bad-input | grep -c .)" "bad-input ran no worker pod"
+assert_eq 1 "$(k get pods -l terrane.io/source=bad-input-in-a -o name | grep -c .)" "bad-input's input was observed once"
+assert_eq "" "$(am_get bad-input '{.status.retries}')" "bad-input was not retried"
+assert_contains "$(am_get bad-input '{.status.message}')" "s3://raw/does-not-exist.tif does not exist (HTTP 404)" "bad-input message has the observation's reason"
 assert_contains "$(am_get bad-spec '{.status.message}')" "spec.params.expression" "bad-spec message names the field"
 echo "bad-spec: $(am_get bad-spec '{.status.message}')"
 if k wait --for=condition=Failed am/bad-spec am/bad-input --timeout=10s >/dev/null; then

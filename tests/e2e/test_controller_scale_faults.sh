@@ -122,6 +122,9 @@ created = collections.Counter()
 for r in recs:
     if r["resource"] == "pods" and r["type"] == "ADDED":
         l = r.get("labels", {})
+        if "terrane.io/source" in l:  # an observation of a uri: input: one per number
+            created[("obs", l["terrane.io/source"], r.get("name"))] += 1
+            continue
         created[(l.get("terrane.io/materialization"), l.get("terrane.io/data-version"),
                  l.get("terrane.io/attempt"))] += 1
 dups = sorted("%s/%s/%s" % k for k, n in created.items() if n > 1)

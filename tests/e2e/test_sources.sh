@@ -16,6 +16,8 @@
 #     controller adopts it; never two pods for one observation;
 #   - terrane.io/rerun on a Failed AssetMaterialization (its input was missing,
 #     then uploaded): a new attempt, Succeeded;
+#   - a plain uri: input overwritten and its asset re-created: a new data
+#     version, not a cache hit (its observation);
 #   - an invalid time zone: Observed=False InvalidSchedule and no pod;
 #   - the metrics terrane_source_observations_total and
 #     terrane_asset_freshness_lag_seconds.
@@ -213,7 +215,35 @@ k annotate am late terrane.io/rerun=first --overwrite >/dev/null || fail "annota
 k wait --for=condition=Ready am late --timeout=60s >/dev/null && ok "terrane.io/rerun: a new attempt succeeds" ||
   fail "late did not succeed after the rerun"
 assert_eq "first" "$(am_get late '{.status.rerunToken}')" "the AM records the rerun token"
-assert_eq "2" "$(am_get late '{.status.attempts}')" "two attempts (the failed pod is deleted once the asset succeeds)"
+# the missing input was found by its observation, not by a worker pod
+assert_eq "1" "$(am_get late '{.status.attempts}')" "one attempt (no worker pod ran while the input was missing)"
+assert_eq "2" "$(k get pods -l terrane.io/source=late-in-dem -o name | grep -c .)" "the rerun observed the input again"
+
+# --- a plain uri: input overwritten, the asset re-created: no cache hit -----------------------
+# (the data version of a uri: input is its observation's, implicitsrc.h)
+late_dv=$(am_get late '{.status.dataVersion}')
+late_in=$(am_get late '{.status.lineage[0].dataVersion}')
+k delete am late --wait=true >/dev/null || fail "delete late"
+s3_put "$TMP/elev2.tif" s3://raw/late.tif || fail "overwrite late.tif"
+k apply -f - >/dev/null <<'YAML' || fail "re-apply late"
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: late}
+spec:
+  assetKey: lux/late
+  operation: cog
+  inputs: [{name: dem, uri: s3://raw/late.tif}]
+  output: {uri: s3://assets}
+YAML
+k wait --for=condition=Ready am late --timeout=60s >/dev/null && ok "re-created late is Ready" ||
+  fail "re-created late did not become Ready"
+[ "$(am_get late '{.status.dataVersion}')" != "$late_dv" ] && ok "overwritten input: a new data version" ||
+  fail "overwritten input: the same data version $late_dv"
+[ "$(am_get late '{.status.lineage[0].dataVersion}')" != "$late_in" ] &&
+  ok "overwritten input: a new observed input version" || fail "the input's observed version did not change"
+assert_eq "false" "$(am_get late '{.status.output.cacheHit}')" "overwritten input: not a cache hit"
+s3_get s3://raw/late.tif "$TMP/late-now.tif" || fail "get late.tif"
+cmp -s "$TMP/elev2.tif" "$TMP/late-now.tif" && ok "the input holds the new bytes" || fail "late.tif is not the new bytes"
 
 ctl_stop ctl2
 finish

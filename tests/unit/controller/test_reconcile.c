@@ -14,6 +14,7 @@
 
 #include "dataversion.h"
 #include "depgraph.h"
+#include "implicitsrc.h"
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
@@ -80,6 +81,8 @@ static int teardown(void **state)
 typedef struct {
     json_t *ams[8];
     size_t n_ams;
+    json_t *srcs[8]; /* the sources of uri: inputs (implicitsrc.h) */
+    size_t n_srcs;
     json_t *pods[16];
     size_t n_pods;
     time_t now;
@@ -94,6 +97,42 @@ static json_t *parse(const char *text)
     return v;
 }
 
+/* The source of input i of am as the controller creates it, observed with
+ * this ETag (a data version derived from it), or not yet (etag NULL). */
+static json_t *input_source(const json_t *am, size_t i, const char *etag)
+{
+    am_spec *s = NULL;
+    json_t *src = NULL;
+    assert_int_equal(spec_decode(am, NULL, &s, NULL), 0);
+    assert_int_equal(implicitsrc_build(am, s, i, &src), 0);
+    spec_free(s);
+    json_object_set_new(json_object_get(src, "metadata"), "uid", json_string("uid-src"));
+    if (etag) {
+        char dv[80];
+        unsigned h = 5381;
+        for (const char *p = etag; *p; p++)
+            h = h * 33 + (unsigned char)*p;
+        snprintf(dv, sizeof dv, "sha256:%064x", h);
+        json_object_set_new(src, "status",
+                            json_pack("{s:s, s:{s:s, s:i}, s:[{s:s, s:s, s:s, s:s, s:s}]}",
+                                      "dataVersion", dv, "object", "etag", etag, "sizeBytes", 1024,
+                                      "conditions", "type", "Available", "status", "True", "reason",
+                                      "Observed", "message", "1 object", "lastTransitionTime",
+                                      "2023-11-14T22:13:20Z"));
+    }
+    return src;
+}
+
+/* Every s3:// or https:// input of am gets its observed source. */
+static void add_input_sources(world *w, const json_t *am, const char *etag)
+{
+    am_spec *s = NULL;
+    if (spec_decode(am, NULL, &s, NULL)) return; /* an invalid spec is decided without them */
+    for (size_t i = 0; i < s->n_inputs; i++)
+        if (implicitsrc_applies(s, i)) w->srcs[w->n_srcs++] = input_source(am, i, etag);
+    spec_free(s);
+}
+
 /* Adds an AssetMaterialization with the given spec (JSON text). */
 static json_t *add_am(world *w, const char *name, const char *spec)
 {
@@ -105,6 +144,7 @@ static json_t *add_am(world *w, const char *name, const char *spec)
                            "resourceVersion", "1", "spec", parse(spec));
     assert_non_null(am);
     w->ams[w->n_ams++] = am;
+    add_input_sources(w, am, "etag-1");
     return am;
 }
 
@@ -121,6 +161,8 @@ static void world_free(world *w)
         json_decref(w->ams[i]);
     for (size_t i = 0; i < w->n_pods; i++)
         json_decref(w->pods[i]);
+    for (size_t i = 0; i < w->n_srcs; i++)
+        json_decref(w->srcs[i]);
     reconcile_plan_clear(&w->plan);
 }
 
@@ -153,11 +195,17 @@ static reconcile_plan *decide(world *w, const char *name)
     snprintf(key, sizeof key, "hydro/%s", name);
     assert_int_equal(depgraph_cycle(g, key, &on, &cycle, 1024), 0);
     depgraph_free(g);
+    const json_t *ups[16];
+    size_t nups = 0;
+    for (size_t i = 0; i < w->n_ams; i++)
+        ups[nups++] = w->ams[i];
+    for (size_t i = 0; i < w->n_srcs; i++)
+        ups[nups++] = w->srcs[i];
     reconcile_input in = {.namespace_ = "hydro",
                           .name = name,
                           .am = find_am(w, name),
-                          .ams = (const json_t *const *)w->ams,
-                          .n_ams = w->n_ams,
+                          .ams = ups,
+                          .n_ams = nups,
                           .cycle = cycle,
                           .pods = pods,
                           .n_pods = n,
@@ -580,6 +628,99 @@ static void dependency_cycle(void **state)
     assert_true(has_event(p, "Warning", "DependencyCycle", NULL));
     p = decide(&w, "a");
     assert_null(p->status);
+    world_free(&w);
+}
+
+/* A plain uri: input is read through its own observed source: no pod
+ * before the first observation, nor with the source of an earlier asset
+ * of that name; the observed version in the Task; new bytes (a new ETag)
+ * give a new data version, so no cache hit for the old output. */
+static void uri_input_observed(void **state)
+{
+    (void)state;
+    world w = {0};
+    json_t *am = add_am(&w, "dem-cog", COG_SPEC);
+    json_t *observed = w.srcs[0];
+    /* not observed yet: waits, names the input and its source */
+    w.srcs[0] = input_source(am, 0, NULL);
+    reconcile_plan *p = step(&w, "dem-cog", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Waiting");
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"),
+                           "observing input dem (s3://raw/elev.tif, source dem-cog-in-dem)"));
+    /* observed missing: Failed (BadInput) with the observation's words, no pod */
+    json_object_set_new(w.srcs[0], "status",
+                        json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}]}", "conditions", "type",
+                                  "Available", "status", "False", "reason", "SourceNotFound",
+                                  "message", "inputs[0].uri: s3://raw/elev.tif does not exist",
+                                  "lastTransitionTime", "2023-11-14T22:13:20Z"));
+    p = step(&w, "dem-cog", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Failed");
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "BadInput");
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "s3://raw/elev.tif does not exist"));
+    /* a source owned by an earlier asset of this name says nothing */
+    json_decref(w.srcs[0]);
+    w.srcs[0] = json_deep_copy(observed);
+    json_object_set_new(
+        json_array_get(json_object_get(json_object_get(w.srcs[0], "metadata"), "ownerReferences"),
+                       0),
+        "uid", json_string("uid-of-the-deleted-one"));
+    p = step(&w, "dem-cog", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Waiting");
+    /* observed: the pod reads exactly that version */
+    json_decref(w.srcs[0]);
+    w.srcs[0] = observed;
+    json_t *pod;
+    step(&w, "dem-cog", &pod);
+    assert_non_null(pod);
+    json_t *task = parse(task_env(pod));
+    json_t *in = json_array_get(json_object_get(task, "inputs"), 0);
+    assert_string_equal(json_string_value(json_object_get(in, "uri")), "s3://raw/elev.tif");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(in, "observed"), "etag")),
+                        "etag-1");
+    assert_string_equal(json_string_value(json_object_get(in, "assetKey")),
+                        "hydrology/dem_cog/inputs/dem");
+    json_decref(task);
+    succeed(pod, "hydrology/dem_cog");
+    step(&w, "dem-cog", NULL);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Succeeded");
+    char *old_dv = cmem_strdup(st_str(&w, "dem-cog", "dataVersion"));
+    const json_t *lin = json_array_get(
+        json_object_get(json_object_get(find_am(&w, "dem-cog"), "status"), "lineage"), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(lin, "dataVersion")),
+        json_string_value(json_object_get(json_object_get(observed, "status"), "dataVersion")));
+    /* the object is overwritten and observed again: Stale, a new pod */
+    w.srcs[0] = input_source(am, 0, "etag-2");
+    json_decref(observed);
+    p = step(&w, "dem-cog", &pod);
+    assert_non_null(pod);
+    assert_string_equal(cond_field(&w, "dem-cog", "Stale", "status"), "True");
+    assert_string_not_equal(ann(pod, "terrane.io/data-version"), old_dv);
+    cmem_free(old_dv);
+    world_free(&w);
+}
+
+/* from: naming both an AssetMaterialization and an AssetSource: neither
+ * is guessed. */
+static void ambiguous_upstream(void **state)
+{
+    (void)state;
+    world w = {0};
+    add_am(&w, "dem-cog", COG_SPEC);
+    add_am(&w, "dem-slope", SLOPE_SPEC);
+    materialize_cog(&w);
+    w.srcs[w.n_srcs++] = parse("{\"apiVersion\":\"terrane.io/v1alpha1\",\"kind\":\"AssetSource\","
+                               "\"metadata\":{\"name\":\"dem-cog\",\"namespace\":\"hydro\"},"
+                               "\"spec\":{\"uri\":\"s3://raw/elev.tif\",\"assetKey\":\"lux/x\"}}");
+    reconcile_plan *p = step(&w, "dem-slope", NULL);
+    assert_null(p->create);
+    assert_string_equal(st_str(&w, "dem-slope", "phase"), "Waiting");
+    assert_string_equal(cond_field(&w, "dem-slope", "UpstreamReady", "reason"),
+                        "AmbiguousUpstream");
+    assert_non_null(strstr(st_str(&w, "dem-slope", "message"), "names both"));
     world_free(&w);
 }
 
@@ -1177,6 +1318,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(first_attempt_and_success),
+        cmocka_unit_test(uri_input_observed),
+        cmocka_unit_test(ambiguous_upstream),
         cmocka_unit_test(status_ahead_of_cache),
         cmocka_unit_test(same_observation_same_plan),
         cmocka_unit_test(invalid_spec),
