@@ -153,8 +153,8 @@ void grid_num(double v, char out[GRID_NUM_MAX])
 /* The canonical JSON without the digest, closing brace left off. */
 static int canonical(const grid *g, char *buf, size_t cap)
 {
-    char n0[GRID_NUM_MAX], n1[GRID_NUM_MAX], n2[GRID_NUM_MAX], n3[GRID_NUM_MAX],
-        n4[GRID_NUM_MAX], n5[GRID_NUM_MAX];
+    char n0[GRID_NUM_MAX], n1[GRID_NUM_MAX], n2[GRID_NUM_MAX], n3[GRID_NUM_MAX], n4[GRID_NUM_MAX],
+        n5[GRID_NUM_MAX];
     grid_num(g->gt[0], n0);
     grid_num(g->gt[1], n1);
     grid_num(g->gt[2], n2);

@@ -28,8 +28,8 @@ static const char *const DV = "sha256:"
 
 static void tiles(const part_grid *g)
 {
-    json_t *spec = json_loads("[{\"name\":\"tile\",\"tiles\":{\"tileSize\":[256,256],\"halo\":1}}]",
-                              0, NULL);
+    json_t *spec =
+        json_loads("[{\"name\":\"tile\",\"tiles\":{\"tileSize\":[256,256],\"halo\":1}}]", 0, NULL);
     part_plan *p = NULL;
     if (!spec || part_plan_decode(spec, &p, NULL) || !p) abort();
     if (part_plan_set_grid(p, g) == 0) {
@@ -62,10 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the kubelet keeps at most 4096 bytes; allow more, the parser must cope */
     if (size > 16384) return 0;
     json_t *msg = json_stringn_nocheck((const char *)data, size);
-    json_t *pod = msg ? json_pack("{s:{s:[{s:{s:{s:s,s:i,s:o}}}]}}", "status", "containerStatuses",
-                                  "state", "terminated", "reason", "Completed", "exitCode", 0,
-                                  "message", msg)
-                      : NULL;
+    json_t *pod =
+        msg ? json_pack("{s:{s:[{s:{s:{s:s,s:i,s:o}}}]}}", "status", "containerStatuses", "state",
+                        "terminated", "reason", "Completed", "exitCode", 0, "message", msg)
+            : NULL;
     if (!pod) return 0;
     json_t *grid = (json_t *)0x1;
     part_grid g;
