@@ -41,11 +41,11 @@ static const json_t *find(void *ctx, const char *name)
 int partall_check(partall **pa, const reconcile_input *in, size_t i, const json_t *up, char *msg,
                   size_t size)
 {
-    const json_t *input =
-        json_array_get(json_object_get(json_object_get(in->am, "spec"), "inputs"), i);
+    const json_t *inputs = json_object_get(json_object_get(in->am, "spec"), "inputs");
+    const json_t *input = json_array_get(inputs, i);
     if (!partmap_reads_all(input, up)) return PARTALL_NO;
     if (!*pa) {
-        size_t n = in->spec->n_inputs;
+        size_t n = json_array_size(inputs); /* in->spec may be NULL: decoded by the caller */
         partall *p = cmem_calloc(1, sizeof *p);
         if (!p || !(p->ins = cmem_calloc(n, sizeof *p->ins))) {
             cmem_free(p);
