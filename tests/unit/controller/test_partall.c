@@ -17,6 +17,7 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/jschema.h"
+#include "partfixtures.h"
 #include "partmap.h"
 #include "partstate.h"
 #include "pools.h"
@@ -83,44 +84,6 @@ typedef struct {
     reconcile_plan plan;
 } world;
 
-static json_t *source(const char *name, char hexdigit, const char *changed)
-{
-    char dv[DV_LEN + 1];
-    snprintf(dv, sizeof dv, "sha256:%064d", 0);
-    memset(dv + 7, hexdigit, 64);
-    json_t *j = json_pack("{s:s,s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:i,s:{s:s},s:[{s:s,s:s}]}}",
-                          "kind", "AssetSource", "metadata", "name", name, "namespace", "hydro",
-                          "spec", "uri", "s3://raw/x.tif", "assetKey", "raw/x", "status",
-                          "dataVersion", dv, "lastChangedAt", changed, "objectCount", 1, "object",
-                          "etag", "e", "conditions", "type", "Available", "status", "True");
-    assert_non_null(j);
-    return j;
-}
-
-/* A partitioned asset reading raw-{date} (when daily) with its first total
- * partitions materialized at UDV and watermark mark. */
-static json_t *upstream(const char *partitions, uint64_t total, const char *mark,
-                        const char *input_field, const char *input_value)
-{
-    partstate *ps = partstate_new();
-    assert_int_equal(partstate_load(ps, NULL, UDV), 0);
-    partstate_set_total(ps, total);
-    for (uint64_t i = 0; i < total; i++)
-        assert_int_equal(partstate_succeeded(ps, i), 0);
-    json_t *pj = partstate_json(ps);
-    partstate_free(ps);
-    json_object_set_new(pj, PARTMAP_WATERMARK, json_string(mark));
-    json_t *up = json_pack(
-        "{s:s,s:{s:s,s:s,s:s,s:i},s:{s:s,s:s,s:{s:s},s:[{s:s,s:s}],s:o},s:{s:s,s:s,s:i,s:o}}",
-        "kind", "AssetMaterialization", "metadata", "name", "daily", "namespace", "hydro", "uid",
-        "uid-daily", "generation", 1, "spec", "assetKey", "forecast/daily", "operation", "cog",
-        "output", "uri", "s3://assets", "inputs", "name", "src", input_field, input_value,
-        "partitions", json_loads(partitions, 0, NULL), "status", "phase", "Succeeded",
-        "dataVersion", UDV, "observedGeneration", 1, "partitions", pj);
-    assert_non_null(up);
-    return up;
-}
-
 static void world_init(world *w, const char *mapping, const char *partitions, uint64_t total,
                        bool daily)
 {
@@ -134,12 +97,16 @@ static void world_init(world *w, const char *mapping, const char *partitions, ui
         "{s:s,s:s,s:{s:s,s:s,s:s,s:i,s:s},s:o}", "apiVersion", "terrane.io/v1alpha1", "kind",
         "AssetMaterialization", "metadata", "name", "november", "namespace", "hydro", "uid",
         "uid-november", "generation", 1, "resourceVersion", "1", "spec", json_loads(spec, 0, NULL));
-    w->ams[w->n++] = upstream(partitions, total, "2026-11-20T00:00:00Z", daily ? "from" : "uri",
-                              daily ? "raw-{date}" : "s3://raw/{key}.tif");
+    json_t *pj = json_loads(partitions, 0, NULL);
+    w->ams[w->n++] =
+        fx_upstream("hydro", "daily", "forecast/daily", pj, total, UDV, "2026-11-20T00:00:00Z",
+                    daily ? "from" : "uri", daily ? "raw-{date}" : "s3://raw/{key}.tif");
+    json_decref(pj);
+    assert_non_null(w->ams[w->n - 1]);
     for (int d = 1; d <= 10; d++) {
         char name[32];
         snprintf(name, sizeof name, "raw-2026-11-%02d", d);
-        w->ams[w->n++] = source(name, "0123456789"[d - 1], "2026-11-15T00:00:00Z");
+        w->ams[w->n++] = fx_source("hydro", name, "0123456789"[d - 1], "2026-11-15T00:00:00Z");
     }
 }
 
@@ -259,7 +226,7 @@ static void reads_every_partition_once(void **state)
     assert_string_equal(p->outcome, "up-to-date");
     /* day 5 changes: the reader waits for that day, naming it */
     json_decref(w.ams[6]);
-    w.ams[6] = source("raw-2026-11-05", 'f', "2026-11-21T00:00:00Z");
+    w.ams[6] = fx_source("hydro", "raw-2026-11-05", 'f', "2026-11-21T00:00:00Z");
     p = step(&w);
     assert_null(p->create);
     assert_string_equal(status_of(&w, "phase"), "Waiting");

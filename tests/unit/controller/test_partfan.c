@@ -20,8 +20,8 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "partfan.h"
+#include "partfixtures.h"
 #include "partition.h"
-#include "partstate.h"
 #include "pools.h"
 #include "spec.h"
 #include "terrane_proto.h"
@@ -372,39 +372,11 @@ static void creates_per_decision_are_capped(void **state)
 
 static json_t *source(int day, char hexdigit, const char *changed)
 {
-    char dv[DV_LEN + 1], name[32];
-    snprintf(dv, sizeof dv, "sha256:%064d", 0);
-    memset(dv + 7, hexdigit, 64);
+    char name[32];
     snprintf(name, sizeof name, "raw-2026-11-%02d", day);
-    json_t *j = json_pack("{s:s,s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:i,s:{s:s},s:[{s:s,s:s}]}}",
-                          "kind", "AssetSource", "metadata", "name", name, "namespace", "hydro",
-                          "spec", "uri", "s3://raw/x.tif", "assetKey", "raw/x", "status",
-                          "dataVersion", dv, "lastChangedAt", changed, "objectCount", 1, "object",
-                          "etag", "e", "conditions", "type", "Available", "status", "True");
+    json_t *j = fx_source("hydro", name, hexdigit, changed);
     assert_non_null(j);
     return j;
-}
-
-/* A daily upstream over the same 10 days reading raw-{date}, every
- * partition materialized at UDV with watermark mark. */
-static json_t *daily_upstream(const json_t *partitions, const char *mark)
-{
-    partstate *ps = partstate_new();
-    assert_int_equal(partstate_load(ps, NULL, UDV), 0);
-    partstate_set_total(ps, 10);
-    for (uint64_t i = 0; i < 10; i++)
-        assert_int_equal(partstate_succeeded(ps, i), 0);
-    json_t *pj = partstate_json(ps);
-    partstate_free(ps);
-    json_object_set_new(pj, "inputsAsOf", json_string(mark));
-    json_t *up = json_pack(
-        "{s:s,s:{s:s,s:s,s:i},s:{s:s,s:s,s:{s:s},s:[{s:s,s:s}],s:O},s:{s:s,s:i,s:o}}", "kind",
-        "AssetMaterialization", "metadata", "name", "raw-daily", "namespace", "hydro", "generation",
-        1, "spec", "assetKey", "raw/daily", "operation", "cog", "output", "uri", "s3://assets",
-        "inputs", "name", "src", "from", "raw-{date}", "partitions", partitions, "status",
-        "dataVersion", UDV, "observedGeneration", 1, "partitions", pj);
-    assert_non_null(up);
-    return up;
 }
 
 static size_t task_inputs(const json_t *pod, const char *const *names, size_t n)
@@ -438,7 +410,10 @@ static void last_n_reruns_its_readers(void **state)
     json_object_set_new(sp, "inputs",
                         json_pack("[{s:s,s:s,s:{s:s,s:i}}]", "name", "src", "from", "raw-daily",
                                   "partitionMapping", "type", "LastN", "count", 3));
-    w.ups[w.n_ups++] = daily_upstream(json_object_get(sp, "partitions"), "2026-11-20T00:00:00Z");
+    w.ups[w.n_ups++] =
+        fx_upstream("hydro", "raw-daily", "raw/daily", json_object_get(sp, "partitions"), 10, UDV,
+                    "2026-11-20T00:00:00Z", "from", "raw-{date}");
+    assert_non_null(w.ups[0]);
     for (int d = 1; d <= 10; d++)
         w.ups[w.n_ups++] = source(d, "0123456789"[d - 1], "2026-11-15T00:00:00Z");
     int rounds = 0;

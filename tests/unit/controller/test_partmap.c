@@ -17,6 +17,7 @@
 
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "partfixtures.h"
 #include "partmap.h"
 #include "partstate.h"
 
@@ -43,14 +44,7 @@ static const json_t *find(void *ctx, const char *name)
 
 static json_t *source(const char *name, char hexdigit, const char *changed)
 {
-    char dv[DV_LEN + 1];
-    snprintf(dv, sizeof dv, "sha256:%064d", 0);
-    memset(dv + 7, hexdigit, 64);
-    json_t *j = json_pack("{s:s,s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:i,s:{s:s},s:[{s:s,s:s}]}}",
-                          "kind", "AssetSource", "metadata", "name", name, "namespace", "ns",
-                          "spec", "uri", "s3://raw/x.tif", "assetKey", "raw/x", "status",
-                          "dataVersion", dv, "lastChangedAt", changed, "objectCount", 1, "object",
-                          "etag", "e", "conditions", "type", "Available", "status", "True");
+    json_t *j = fx_source("ns", name, hexdigit, changed);
     assert_non_null(j);
     return j;
 }
@@ -161,23 +155,10 @@ static void refusals_and_names(void **state)
  * materialized at UDV, its watermark at mark. */
 static json_t *daily_upstream(const char *partitions, uint64_t total, const char *mark)
 {
-    partstate *ps = partstate_new();
-    assert_non_null(ps);
-    assert_int_equal(partstate_load(ps, NULL, UDV), 0);
-    partstate_set_total(ps, total);
-    for (uint64_t i = 0; i < total; i++)
-        assert_int_equal(partstate_succeeded(ps, i), 0);
-    json_t *pj = partstate_json(ps);
-    partstate_free(ps);
-    assert_non_null(pj);
-    json_object_set_new(pj, PARTMAP_WATERMARK, json_string(mark));
+    json_t *pj = json_loads(partitions, 0, NULL);
     json_t *up =
-        json_pack("{s:s,s:{s:s,s:s,s:i},s:{s:s,s:s,s:{s:s},s:[{s:s,s:s}],s:o},s:{s:s,s:i,s:o}}",
-                  "kind", "AssetMaterialization", "metadata", "name", "daily", "namespace", "ns",
-                  "generation", 1, "spec", "assetKey", "forecast/daily", "operation", "cog",
-                  "output", "uri", "s3://assets", "inputs", "name", "src", "from", "raw-{date}",
-                  "partitions", json_loads(partitions, 0, NULL), "status", "dataVersion", UDV,
-                  "observedGeneration", 1, "partitions", pj);
+        fx_upstream("ns", "daily", "forecast/daily", pj, total, UDV, mark, "from", "raw-{date}");
+    json_decref(pj);
     assert_non_null(up);
     return up;
 }
