@@ -162,7 +162,6 @@ static int upstream_partition(partmap_find find, void *ctx, const json_t *up, co
         }
         if ((rc = partstate_load(own, parts, udv)) == CERR_NOMEM) goto done;
         if (rc) cerr_clear(); /* a malformed record: nothing materialized */
-        rc = 0;
         ps = own;
     }
     out->changed_at = changed; /* known even while it waits */
@@ -288,8 +287,7 @@ static int resolve_multi(partmap_find find, void *ctx, const json_t *partitions,
         goto done;
     }
     if ((rc = partstate_load(ps, parts, udv)) == CERR_NOMEM) goto done;
-    if (rc) cerr_clear();
-    rc = 0;
+    if (rc) cerr_clear(); /* rc is set again below */
     char label[32], t[DV_LEN + 1];
     snprintf(label, sizeof label, kind == PARTMAP_ALL ? "AllToOne" : "LastN:%d", count);
     if ((rc = part_data_version(udv, label, out->dv))) goto done;
