@@ -117,7 +117,11 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
         json_decref(src);
         if (rc) return rc;
     }
-    if (s->partitions && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
+    /* a partitioned asset, or one reading a partitioned upstream (partall.h) */
+    bool part = s->partitions != NULL;
+    for (size_t i = 0; i < ups->n && !part; i++)
+        part = json_object_get(json_object_get(ups->v[i], "spec"), "partitions") != NULL;
+    if (part && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
     if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches), am, s))) return rc;
     return caches_cycle(m->cfg.caches, ns, name, cycle, CYCLE_PATH_MAX);
 }
