@@ -17,11 +17,13 @@
 #include <cmocka.h>
 
 #include "crd.h"
+#include "caches.h"
 #include "ctlmetrics.h"
 #include "kube/wq.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/metrics.h"
+#include "sourcemetrics.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -924,7 +926,16 @@ static void ctlm_dump_sample(void **state)
     ctlm_retry(CTLM_REASON_PREEMPTED);
     ctlm_set_pods("gpu", 1, 4);
     ctlm_set_stale(2);
+    /* The source metrics (sourcemetrics.h) over empty caches: the lag gauge
+     * has no series here, its family is still exposed. */
+    caches *cs = NULL;
+    assert_int_equal(caches_new(c, NULL, 0, q, NULL, &cs), 0);
+    assert_int_equal(srcm_start(cs), 0);
+    srcm_observed("hydro", "succeeded", 0.8, true);
+    srcm_observed("hydro", "SourceNotFound", 0.2, false);
     char *t = ctlm_render();
+    srcm_stop();
+    caches_free(cs);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(t, f);
