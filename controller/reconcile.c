@@ -116,8 +116,11 @@ int reconcile_add_event(reconcile_event **evs, size_t *n, const char *type, cons
     *evs = e;
     e = &e[*n];
     e->type = type;
-    e->reason = reason;
-    if (!(e->message = cmem_strdup(message))) return cerr_oom();
+    if (!(e->reason = cmem_strdup(reason))) return cerr_oom();
+    if (!(e->message = cmem_strdup(message))) {
+        cmem_free(e->reason);
+        return cerr_oom();
+    }
     (*n)++;
     return 0;
 }
@@ -130,8 +133,10 @@ void reconcile_free_actions(reconcile_delete *ds, size_t n_deletes, reconcile_ev
         cmem_free(ds[i].uid);
     }
     cmem_free(ds);
-    for (size_t i = 0; i < n_events; i++)
+    for (size_t i = 0; i < n_events; i++) {
+        cmem_free(evs[i].reason);
         cmem_free(evs[i].message);
+    }
     cmem_free(evs);
 }
 

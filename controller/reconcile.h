@@ -113,7 +113,7 @@ typedef struct {
 
 typedef struct {
     const char *type;   /* "Normal" or "Warning" */
-    const char *reason; /* CamelCase */
+    char *reason; /* CamelCase, owned: a reason may come from a decoded result */
     char *message;
 } reconcile_event;
 
