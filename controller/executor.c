@@ -87,7 +87,8 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
                   objvec *pods)
 {
     int rc;
-    if ((rc = caches_each_pod_of(m->cfg.caches, ns, label, objvec_collect, pods)) || (rc = pods->rc))
+    if ((rc = caches_each_pod_of(m->cfg.caches, ns, label, objvec_collect, pods)) ||
+        (rc = pods->rc))
         return rc;
     if (!am || kobj_is_deleting(am)) return 0;
     if ((rc = speccache_get(caches_specs(m->cfg.caches), am, spec))) return rc;

@@ -93,7 +93,8 @@ ctlm_reconcile_result sourceexec_process(const executor_config *cfg, const char 
     cron_zone *zone = NULL;
     char zone_err[512] = "";
     int rc;
-    if (caches_each_pod_of_source(cfg->caches, ns, label, objvec_collect, &pods) || pods.rc) goto retry;
+    if (caches_each_pod_of_source(cfg->caches, ns, label, objvec_collect, &pods) || pods.rc)
+        goto retry;
     const char *tz = json_string_value(
         json_object_get(json_object_get(json_object_get(src, "spec"), "observe"), "timeZone"));
     if (tz && (rc = cron_zone_load(NULL, tz, &zone))) {
