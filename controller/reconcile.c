@@ -279,9 +279,7 @@ static void finish(rctx *c)
     json_decref(empty);
     if (!c->old && !empty) same = false;
     if (same) {
-        for (size_t i = 0; i < p->n_events; i++)
-            cmem_free(p->events[i].message);
-        cmem_free(p->events);
+        reconcile_free_actions(NULL, 0, p->events, p->n_events);
         p->events = NULL;
         p->n_events = 0;
         return;

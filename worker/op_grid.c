@@ -146,7 +146,8 @@ void grid_num(double v, char out[GRID_NUM_MAX])
     if (v == 0) v = 0; /* -0 */
     for (int p = 15; p <= 17; p++) {
         snprintf(out, GRID_NUM_MAX, "%.*g", p, v);
-        if (memcmp(&(double){strtod(out, NULL)}, &v, sizeof v) == 0) return;
+        double back = strtod(out, NULL);
+        if (!(back < v) && !(back > v)) return; /* reads back as v (no -Wfloat-equal) */
     }
 }
 
