@@ -43,6 +43,16 @@ static inline __attribute__((format(printf, 2, 3))) int cerr_set(int code, const
     va_end(ap);
     return code;
 }
+/* The code written out where cerr_set is called, evaluated once: the static
+ * analyzer does not follow calls of variadic functions, so without it every
+ * `return cerr_set(CERR_INVALID, ...)` could be a success to it, with the
+ * out-parameters of that path unset. */
+#define cerr_set(code, ...)                                                                        \
+    __extension__({                                                                                \
+        int cerr_code_ = (code);                                                                   \
+        (void)cerr_set(cerr_code_, __VA_ARGS__);                                                   \
+        cerr_code_;                                                                                \
+    })
 /* CERR_NOMEM with message "out of memory"; returns CERR_NOMEM. */
 static inline int cerr_oom(void)
 {
