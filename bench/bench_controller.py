@@ -90,9 +90,11 @@ class Api:
 
 
 def am(ns, i, pods=False):
-    # pods: an external input, so every object gets a worker pod at once;
-    # otherwise an upstream that does not exist (no pods, the controller's own work)
-    src = {"name": "dem", "uri": f"s3://raw/{i}.tif"} if pods else {"name": "dem", "from": "not-there"}
+    # pods: a local-path input, so every object gets a worker pod at once (an
+    # s3:// or https:// input would first be observed through its own
+    # AssetSource, implicitsrc.h, which /bin/true never reports); otherwise an
+    # upstream that does not exist (no pods, the controller's own work)
+    src = {"name": "dem", "uri": f"/bench/raw/{i}.tif"} if pods else {"name": "dem", "from": "not-there"}
     return {"apiVersion": "terrane.io/v1alpha1", "kind": "AssetMaterialization",
             "metadata": {"name": f"a-{i}", "namespace": ns},
             "spec": {"assetKey": f"bench/a_{i}", "operation": "cog", "params": {},

@@ -82,6 +82,14 @@
  *    informer_has_synced at each scrape
  *  terrane_informer_cached_objects               gauge      resource
  *    informer_len at each scrape
+ *  terrane_source_observations_total             counter    namespace, result
+ *    sourcemetrics.h (srcm_observed); result: succeeded or the worker's error code
+ *  terrane_source_observation_duration_seconds   histogram  -
+ *    sourcemetrics.h; buckets 0.1 .. 300
+ *  terrane_source_changes_total                  counter    namespace
+ *    sourcemetrics.h: observations that found a new source data version
+ *  terrane_asset_freshness_lag_seconds           gauge      namespace, asset
+ *    sourcemetrics.h at each scrape: now - lastChangedAt of sources with spec.freshness
  *  terrane_build_info                            gauge      version, commit
  *    ctlm_init; always 1
  *  terrane_metrics_series_dropped_total          counter    metric

@@ -9,6 +9,7 @@
 #include "lib/cerr.h"
 #include "lib/clog.h"
 #include "lib/cmem.h"
+#include "objvec.h"
 #include "partfan.h"
 #include "partmap.h"
 #include "podspec.h"
@@ -22,12 +23,6 @@
 
 #define KEY_MAX 512
 #define CYCLE_PATH_MAX 900 /* the status message has room for about 1 KiB */
-
-typedef struct {
-    const json_t **v;
-    size_t n, cap;
-    int rc;
-} objvec;
 
 struct executor {
     executor_config cfg;
@@ -54,32 +49,6 @@ unsigned long executor_reconciles(executor *x)
     return atomic_load(&x->reconciles);
 }
 
-static int vec_push(objvec *v, const json_t *obj)
-{
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        const json_t **nv = cmem_reallocarray(v->v, cap, sizeof *nv);
-        if (!nv) return v->rc = cerr_oom();
-        v->v = nv;
-        v->cap = cap;
-    }
-    v->v[v->n++] = json_incref((json_t *)obj);
-    return 0;
-}
-
-static void vec_clear(objvec *v)
-{
-    for (size_t i = 0; i < v->n; i++)
-        json_decref((json_t *)v->v[i]);
-    cmem_free(v->v);
-    memset(v, 0, sizeof *v);
-}
-
-static int collect(void *ctx, const json_t *obj)
-{
-    return vec_push(ctx, obj);
-}
-
 /* The inputs of one decision, each by key or index. */
 typedef struct {
     executor *m;
@@ -95,7 +64,7 @@ static int gather_one(void *ctx, const char *name)
     json_t *up = informer_get(caches_ams(g->m->cfg.caches), g->ns, name);
     if (!up) up = informer_get(caches_sources(g->m->cfg.caches), g->ns, name);
     if (!up) return 0;
-    int rc = vec_push(g->ups, up);
+    int rc = objvec_push(g->ups, up);
     json_decref(up);
     return rc;
 }
@@ -118,7 +87,8 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
                   objvec *pods)
 {
     int rc;
-    if ((rc = caches_each_pod_of(m->cfg.caches, ns, label, collect, pods)) || (rc = pods->rc))
+    if ((rc = caches_each_pod_of(m->cfg.caches, ns, label, objvec_collect, pods)) ||
+        (rc = pods->rc))
         return rc;
     if (!am || kobj_is_deleting(am)) return 0;
     if ((rc = speccache_get(caches_specs(m->cfg.caches), am, spec))) return rc;
@@ -129,7 +99,7 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
             char iname[IMPLICITSRC_NAME_MAX + 1];
             implicitsrc_name(name, s->inputs[i].name, iname, sizeof iname);
             json_t *src = informer_get(caches_sources(m->cfg.caches), ns, iname);
-            rc = src ? vec_push(ups, src) : 0;
+            rc = src ? objvec_push(ups, src) : 0;
             json_decref(src);
             if (rc) return rc;
             continue;
@@ -142,13 +112,17 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
         /* both kinds: both go in, and the decision reports AmbiguousUpstream */
         json_t *up = informer_get(caches_ams(m->cfg.caches), ns, s->inputs[i].from);
         json_t *src = informer_get(caches_sources(m->cfg.caches), ns, s->inputs[i].from);
-        rc = up ? vec_push(ups, up) : 0;
-        if (!rc && src) rc = vec_push(ups, src);
+        rc = up ? objvec_push(ups, up) : 0;
+        if (!rc && src) rc = objvec_push(ups, src);
         json_decref(up);
         json_decref(src);
         if (rc) return rc;
     }
-    if (s->partitions && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
+    /* a partitioned asset, or one reading a partitioned upstream (partall.h) */
+    bool part = s->partitions != NULL;
+    for (size_t i = 0; i < ups->n && !part; i++)
+        part = json_object_get(json_object_get(ups->v[i], "spec"), "partitions") != NULL;
+    if (part && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
     if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches), am, s))) return rc;
     return caches_cycle(m->cfg.caches, ns, name, cycle, CYCLE_PATH_MAX);
 }
@@ -398,8 +372,8 @@ retry_quiet:
     wq_add_rate_limited(m->cfg.queue, key);
 done:
     reconcile_plan_clear(&plan);
-    vec_clear(&ups);
-    vec_clear(&pods);
+    objvec_clear(&ups);
+    objvec_clear(&pods);
     speccache_put(caches_specs(m->cfg.caches), spec);
     cmem_free(cycle);
     json_decref(am);

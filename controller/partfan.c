@@ -135,9 +135,9 @@ static int partition_inputs(fctx *c, const part_info *pi, char pdv[DV_LEN + 1], 
         c->pins[i].per_partition = false;
         if (!c->pp_in[i]) continue;
         char why[MSG_MAX - 80];
-        int rc =
-            partmap_resolve(find_up, (void *)c->in, c->s->partitions,
-                            json_array_get(c->inputs_json, i), pi, &c->pins[i], why, sizeof why);
+        int rc = partmap_resolve(find_up, (void *)c->in, c->s->partitions,
+                                 json_array_get(c->inputs_json, i), pi, c->in->now, &c->pins[i],
+                                 why, sizeof why);
         if (rc < 0) return rc;
         if (c->pins[i].changed_at > *changed) *changed = c->pins[i].changed_at;
         if (rc > worst) {
@@ -294,6 +294,14 @@ static int build_pod(fctx *c, const part_info *pi, int attempt, json_t **out, co
         ins[i].uri = uris[i];
     }
     if ((rc = taskdoc_build(c->s, ins, pdv, attempt, &task))) goto done;
+    /* LastN inputs: one task input per window read; from the last input
+     * back, so the earlier ones keep their index */
+    for (size_t i = c->s->n_inputs; c->pp_in && i-- > 0;) {
+        if (!c->pp_in[i]) continue;
+        rc = partmap_expand_task(task, i, c->s->inputs[i].name, &c->pins[i], why, sizeof why);
+        if (rc == 2) rc = cerr_set(CERR_INVALID, "%s", why);
+        if (rc) goto done;
+    }
     if (json_object_set_new(task, "partition", part_task_json(pi))) {
         rc = cerr_oom();
         goto done;
@@ -663,6 +671,8 @@ done:
     cmem_free(c.ins);
     cmem_free(c.dvins);
     cmem_free(c.pp_in);
+    for (size_t i = 0; c.pins && i < c.s->n_inputs; i++)
+        partmap_input_clear(&c.pins[i]);
     cmem_free(c.pins);
     part_plan_free(c.pp);
     partstate_free(c.ps);

@@ -21,8 +21,9 @@
  *
  * Covered here: time and static dimensions with external inputs (URI
  * templates), unpartitioned upstreams, per-partition inputs (partmap.h:
- * templated from: names, Identity from a partitioned upstream), whose
- * changes re-run only the partitions they feed; tiles with the probe and
+ * templated from: names, Identity or LastN from a partitioned upstream,
+ * a LastN input expanded to one task input per window), whose changes
+ * re-run only the partitions they feed; tiles with the probe and
  * the assembly of parttiles.h (each task carries its partition object).
  *
  * Pure: any thread. jansson rule: inputs borrowed, the plan owns its

@@ -518,6 +518,12 @@ int part_plan_set_grid(part_plan *p, const part_grid *g)
     if (g->width <= 0 || g->height <= 0 || g->tile_width <= 0 || g->tile_height <= 0 ||
         g->cols <= 0 || g->rows <= 0 || g->halo < 0)
         return cerr_set(CERR_INVALID, "grid: sizes must be positive");
+    /* GDAL's raster sizes are int: larger ones come from a corrupt result,
+     * and would overflow the products below */
+    if (g->width > INT32_MAX || g->height > INT32_MAX || g->tile_width > INT32_MAX ||
+        g->tile_height > INT32_MAX || g->cols > INT32_MAX || g->rows > INT32_MAX ||
+        g->halo > INT32_MAX / 2)
+        return cerr_set(CERR_INVALID, "grid: a size over %d", INT32_MAX);
     if ((g->cols - 1) * g->tile_width >= g->width || g->cols * g->tile_width < g->width ||
         (g->rows - 1) * g->tile_height >= g->height || g->rows * g->tile_height < g->height)
         return cerr_set(CERR_INVALID, "grid: %ldx%ld tiles of %ldx%ld do not cover %ldx%ld exactly",

@@ -189,7 +189,7 @@ void partstate_clear_failed(partstate *ps)
 
 bool partstate_is_done(const partstate *ps, uint64_t index)
 {
-    return prange_has(ps->done, index);
+    return ps && prange_has(ps->done, index); /* no record: nothing done */
 }
 
 bool partstate_is_failed(const partstate *ps, uint64_t index)

@@ -16,6 +16,7 @@
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
+#include "partall.h"
 #include "podctr.h"
 #include "spec.h"
 #include "rerun.h"
@@ -67,6 +68,7 @@ typedef struct {
     const am_spec *spec;
     am_spec *own_spec;  /* decoded here when the caller had none */
     const json_t **ups; /* per input: the upstream AM, or NULL for uri inputs */
+    partall *all;       /* inputs reading every partition of an upstream (partall.h) */
     char dv[DV_LEN + 1];
     bool have_dv;
     const json_t **mine; /* pods owned by this AM */
@@ -114,8 +116,11 @@ int reconcile_add_event(reconcile_event **evs, size_t *n, const char *type, cons
     *evs = e;
     e = &e[*n];
     e->type = type;
-    e->reason = reason;
-    if (!(e->message = cmem_strdup(message))) return cerr_oom();
+    if (!(e->reason = cmem_strdup(reason))) return cerr_oom();
+    if (!(e->message = cmem_strdup(message))) {
+        cmem_free(e->reason);
+        return cerr_oom();
+    }
     (*n)++;
     return 0;
 }
@@ -128,8 +133,10 @@ void reconcile_free_actions(reconcile_delete *ds, size_t n_deletes, reconcile_ev
         cmem_free(ds[i].uid);
     }
     cmem_free(ds);
-    for (size_t i = 0; i < n_events; i++)
+    for (size_t i = 0; i < n_events; i++) {
+        cmem_free(evs[i].reason);
         cmem_free(evs[i].message);
+    }
     cmem_free(evs);
 }
 
@@ -272,9 +279,7 @@ static void finish(rctx *c)
     json_decref(empty);
     if (!c->old && !empty) same = false;
     if (same) {
-        for (size_t i = 0; i < p->n_events; i++)
-            cmem_free(p->events[i].message);
-        cmem_free(p->events);
+        reconcile_free_actions(NULL, 0, p->events, p->n_events);
         p->events = NULL;
         p->n_events = 0;
         return;
@@ -619,7 +624,24 @@ static int check_upstreams_ready(rctx *c)
         }
         if (up && !c->spec->inputs[i].from && !implicitsrc_owned(up, c->in->am)) up = NULL;
         c->ups[i] = up;
-        if (up && upstream_ready(up, &why, &reason)) continue;
+        char allmsg[MSG_MAX];
+        int all = up && c->spec->inputs[i].from
+                      ? partall_check(&c->all, c->in, i, up, allmsg, sizeof allmsg)
+                      : PARTALL_NO;
+        if (all < 0) {
+            oom(c);
+            return 1;
+        }
+        if (all == PARTALL_INVALID) {
+            state(c, PHASE_FAILED, false, R_INVALID_SPEC, "input %s: %s", c->spec->inputs[i].name,
+                  allmsg);
+            cond(c, COND_UPSTREAM_READY, false, R_INVALID_SPEC, status_str(c->st, "message"));
+            c->plan->outcome = "invalid";
+            return 1;
+        }
+        if (all == PARTALL_READY || (all == PARTALL_NO && up && upstream_ready(up, &why, &reason)))
+            continue;
+        if (all == PARTALL_WAIT) why = allmsg;
         bool missing = !c->spec->inputs[i].from && implicitsrc_missing(up, &why);
         char msg[MSG_MAX];
         if (c->spec->inputs[i].from)
@@ -675,6 +697,9 @@ static int compute_dv(rctx *c)
         ins[i].uri = c->spec->inputs[i].uri;
         if (c->ups[i])
             ins[i].data_version = status_str(json_object_get(c->ups[i], "status"), "dataVersion");
+        taskdoc_input r = {.data_version = ins[i].data_version};
+        partall_resolved(c->all, i, &r);
+        ins[i].data_version = r.data_version;
     }
     int rc = dv_compute(c->spec->operation, c->spec->params, ins, n, c->cfg->worker_version, c->dv);
     cmem_free(ins);
@@ -711,6 +736,7 @@ static void resolved_input(const rctx *c, size_t i, taskdoc_input *out)
     out->checksum = jstr(st, "output", "checksum");
     out->data_version = status_str(st, "dataVersion");
     out->asset_key = jstr(spec, NULL, "assetKey");
+    partall_resolved(c->all, i, out);
 }
 
 static json_t *lineage(rctx *c)
@@ -728,7 +754,8 @@ static json_t *lineage(rctx *c)
               json_object_set_new(e, "from", json_string(c->spec->inputs[i].from))) ||
              (r.asset_key && json_object_set_new(e, "assetKey", json_string(r.asset_key))) ||
              (r.data_version &&
-              json_object_set_new(e, "dataVersion", json_string(r.data_version)))))
+              json_object_set_new(e, "dataVersion", json_string(r.data_version))) ||
+             partall_lineage(c->all, i, e)))
             goto fail;
     }
     return list;
@@ -758,6 +785,14 @@ static void create_pod(rctx *c, const pool *p, int attempt, int attempts, int re
     int rc = taskdoc_build(c->spec, ins, c->dv, attempts, &task);
     cmem_free(ins);
     if (rc) return oom(c);
+    if ((rc = partall_expand(c->all, c->spec, task))) {
+        json_decref(task);
+        if (rc == CERR_NOMEM) return oom(c);
+        char why[MSG_MAX];
+        snprintf(why, sizeof why, "%s", cerr_message());
+        cerr_clear();
+        return invalid_late(c, NULL, why);
+    }
     jschema_error err;
     rc = taskdoc_validate(c->cfg->task_schema, task, &err);
     if (rc == CERR_INVALID) {
@@ -1235,6 +1270,7 @@ int reconcile_decide(const reconcile_config *cfg, const reconcile_input *in, rec
     json_decref(c.st);
     spec_free(c.own_spec);
     cmem_free(c.ups);
+    partall_free(c.all);
     cmem_free(c.mine);
     if (c.rc) {
         reconcile_plan_clear(out);

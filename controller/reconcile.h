@@ -112,8 +112,8 @@ typedef struct {
 } reconcile_delete;
 
 typedef struct {
-    const char *type;   /* "Normal" or "Warning" */
-    const char *reason; /* CamelCase */
+    const char *type; /* "Normal" or "Warning" */
+    char *reason;     /* CamelCase, owned: a reason may come from a decoded result */
     char *message;
 } reconcile_event;
 

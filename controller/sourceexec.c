@@ -8,6 +8,7 @@
 #include "lib/cerr.h"
 #include "lib/clog.h"
 #include "lib/cmem.h"
+#include "objvec.h"
 #include "podspec.h"
 #include "sourcemetrics.h"
 
@@ -16,26 +17,6 @@
 #include <time.h>
 
 #define KEY_MAX 512
-
-typedef struct {
-    const json_t **v;
-    size_t n, cap;
-    int rc;
-} podvec;
-
-static int collect(void *ctx, const json_t *obj)
-{
-    podvec *v = ctx;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 8;
-        const json_t **nv = cmem_reallocarray(v->v, cap, sizeof *nv);
-        if (!nv) return v->rc = cerr_oom();
-        v->v = nv;
-        v->cap = cap;
-    }
-    v->v[v->n++] = json_incref((json_t *)obj);
-    return 0;
-}
 
 /* Status first, then the pod (source.h): a conflict or failure of the
  * write starts nothing. */
@@ -107,12 +88,13 @@ ctlm_reconcile_result sourceexec_process(const executor_config *cfg, const char 
 
     ctlm_reconcile_result result = CTLM_RECONCILE_SUCCESS;
     json_t *src = informer_get(caches_sources(cfg->caches), ns, name);
-    podvec pods = {0};
+    objvec pods = {0};
     source_plan plan = {0};
     cron_zone *zone = NULL;
     char zone_err[512] = "";
     int rc;
-    if (caches_each_pod_of_source(cfg->caches, ns, label, collect, &pods) || pods.rc) goto retry;
+    if (caches_each_pod_of_source(cfg->caches, ns, label, objvec_collect, &pods) || pods.rc)
+        goto retry;
     const char *tz = json_string_value(
         json_object_get(json_object_get(json_object_get(src, "spec"), "observe"), "timeZone"));
     if (tz && (rc = cron_zone_load(NULL, tz, &zone))) {
@@ -149,9 +131,7 @@ retry_quiet:
     wq_add_rate_limited(cfg->queue, qkey);
 done:
     source_plan_clear(&plan);
-    for (size_t i = 0; i < pods.n; i++)
-        json_decref((json_t *)pods.v[i]);
-    cmem_free(pods.v);
+    objvec_clear(&pods);
     cron_zone_free(zone);
     json_decref(src);
     return result;

@@ -37,6 +37,8 @@ static void sample(void *ctx)
 {
     (void)ctx;
     time_t now = time(NULL);
+    /* only the sources that exist now have a lag series */
+    metrics_hide_all(S.lag);
     informer_each(caches_sources(S.caches), NULL, sample_one, &now);
 }
 

@@ -8,8 +8,8 @@
  *
  * srcm_start registers them in the controller's registry (ctlmetrics.h)
  * once; before it, or without a registry, the updates are no-ops. Any
- * thread. A deleted source's lag series stays at its last value until
- * the process restarts (the registry has no series removal).
+ * thread. A deleted source's lag series (or one whose spec.freshness was
+ * removed) disappears at the next scrape (metrics_hide_all).
  */
 #ifndef TERRANE_SOURCEMETRICS_H
 #define TERRANE_SOURCEMETRICS_H

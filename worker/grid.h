@@ -15,6 +15,7 @@
 
 #define GRID_MAX_TILES 1000000
 #define GRID_JSON_MAX 1024
+#define GRID_NUM_MAX 32
 
 typedef struct grid {
     int width, height, bands;
@@ -32,6 +33,9 @@ int grid_compute(const cJSON *params, grid *g);
 /* The canonical JSON with the digest into buf (cap >= GRID_JSON_MAX); sets
  * g->digest. Returns 0 or -1 (does not fit). */
 int grid_json(grid *g, char *buf, size_t cap);
+/* The one spelling of a grid number (canonical JSON and result alike): the
+ * shortest of %.15g %.16g %.17g that strtod reads back bit for bit. */
+void grid_num(double v, char out[GRID_NUM_MAX]);
 /* Decodes a grid object (field: "params.grid"), digest checked. */
 int grid_decode(const cJSON *v, const char *field, grid *g);
 /* Pixel window [x0, x1) x [y0, y1) of tile (col, row). */

@@ -6,9 +6,9 @@
  * no block is read), computes the grid and answers it in the result, which
  * stays far below the 4096-byte termination message. Nothing is published.
  * The digest is SHA-256 of the grid's canonical JSON (every field but the
- * digest, in the schema's order, compact, each number the shortest of
- * %.15g %.16g %.17g that reads back exactly) so that the controller
- * can put it into the asset's data version without canonicalising JSON.
+ * digest, in the schema's order, compact, each number spelt by grid_num)
+ * so that the controller can put it into the asset's data version without
+ * canonicalising JSON. The result carries that same text verbatim.
  */
 #include "grid.h"
 
@@ -135,26 +135,33 @@ void grid_tile(const grid *g, int col, int row, int *x0, int *y0, int *x1, int *
     *y1 = b + g->tile_height > g->height ? g->height : (int)(b + g->tile_height);
 }
 
-/* The shortest of %.15g, %.16g, %.17g that reads back as v: one spelling
- * per number, which a controller in any language can reproduce. */
-static void num(double v, char out[32])
+/* The shortest of %.15g, %.16g, %.17g that strtod reads back as exactly v
+ * (bit for bit; -0 is spelt 0, which a JSON reader may take for the integer
+ * 0): one spelling per number. Every grid number the worker prints goes
+ * through here, the result's as the digest's, so no JSON printer between
+ * the grid task and assemble can round a digit away (cJSON's own printer
+ * accepts %.15g when it reads back within DBL_EPSILON, not exactly). */
+void grid_num(double v, char out[GRID_NUM_MAX])
 {
+    if (v == 0) v = 0; /* -0 */
     for (int p = 15; p <= 17; p++) {
-        snprintf(out, 32, "%.*g", p, v);
-        if (strtod(out, NULL) == v) return;
+        snprintf(out, GRID_NUM_MAX, "%.*g", p, v);
+        double back = strtod(out, NULL);
+        if (!(back < v) && !(back > v)) return; /* reads back as v (no -Wfloat-equal) */
     }
 }
 
 /* The canonical JSON without the digest, closing brace left off. */
 static int canonical(const grid *g, char *buf, size_t cap)
 {
-    char n0[32], n1[32], n2[32], n3[32], n4[32], n5[32];
-    num(g->gt[0], n0);
-    num(g->gt[1], n1);
-    num(g->gt[2], n2);
-    num(g->gt[3], n3);
-    num(g->gt[4], n4);
-    num(g->gt[5], n5);
+    char n0[GRID_NUM_MAX], n1[GRID_NUM_MAX], n2[GRID_NUM_MAX], n3[GRID_NUM_MAX], n4[GRID_NUM_MAX],
+        n5[GRID_NUM_MAX];
+    grid_num(g->gt[0], n0);
+    grid_num(g->gt[1], n1);
+    grid_num(g->gt[2], n2);
+    grid_num(g->gt[3], n3);
+    grid_num(g->gt[4], n4);
+    grid_num(g->gt[5], n5);
     int n = snprintf(buf, cap,
                      "{\"width\":%d,\"height\":%d,\"bands\":%d,\"dataType\":\"%s\","
                      "\"geoTransform\":[%s,%s,%s,%s,%s,%s],\"crs\":\"%s\","

@@ -49,8 +49,12 @@ static cJSON *build(const result *r, size_t msg_limit)
             }
         }
     } else if (ok && r->grid) {
+        /* Verbatim, not re-printed: cJSON would print a number in 15 digits
+         * that reads back only within DBL_EPSILON, and the digest is of the
+         * exact spelling (grid_num). Parsed once to know it is JSON. */
         cJSON *g = cJSON_Parse(r->grid);
-        if (g) cJSON_AddItemToObject(doc, "grid", g);
+        if (cJSON_IsObject(g)) cJSON_AddRawToObject(doc, "grid", r->grid);
+        cJSON_Delete(g);
     } else if (ok) {
         o = cJSON_AddObjectToObject(doc, "output");
         if (o) {

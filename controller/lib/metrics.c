@@ -25,6 +25,7 @@ struct metrics_series {
     metrics_family *fam;
     uint64_t hash;
     _Atomic uint64_t bits; /* counter or gauge value (a double's bits) */
+    _Atomic bool hidden;   /* metrics_hide_all and not set since: not rendered */
     /* Histogram: under mu, so one scrape sees a consistent set. */
     pthread_mutex_t mu;
     double sum;
@@ -452,6 +453,7 @@ void metrics_add(metrics_series *s, double v)
     if (!s || s->fam->type == METRICS_HISTOGRAM) return;
     if (s->fam->type == METRICS_COUNTER && !(v >= 0)) return;
     atomic_add_double(&s->bits, v);
+    atomic_store_explicit(&s->hidden, false, memory_order_relaxed);
 }
 
 void metrics_inc(metrics_series *s)
@@ -463,6 +465,16 @@ void metrics_set(metrics_series *s, double v)
 {
     if (!s || s->fam->type == METRICS_HISTOGRAM) return;
     atomic_store_explicit(&s->bits, double_to_bits(v), memory_order_relaxed);
+    atomic_store_explicit(&s->hidden, false, memory_order_relaxed);
+}
+
+void metrics_hide_all(metrics_family *f)
+{
+    if (!f || f->type == METRICS_HISTOGRAM) return;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->n; i++)
+        atomic_store_explicit(&f->list[i]->hidden, true, memory_order_relaxed);
+    pthread_mutex_unlock(&f->mu);
 }
 
 void metrics_observe(metrics_series *s, double v)
@@ -695,10 +707,11 @@ int metrics_render(metrics_registry *r, char **out, size_t *len)
     *out = NULL;
     *len = 0;
 
+    /* held until the text is formatted: a collector of another render
+     * hiding series (metrics_hide_all) must not blank this one's */
     pthread_mutex_lock(&r->collect_mu);
     for (size_t i = 0; i < r->n_cols; i++)
         r->cols[i].fn(r->cols[i].ctx);
-    pthread_mutex_unlock(&r->collect_mu);
 
     pthread_mutex_lock(&r->mu);
     n_fams = r->n_fams;
@@ -734,7 +747,8 @@ int metrics_render(metrics_registry *r, char **out, size_t *len)
         buf_str(&b, type_name(f->type));
         buf_str(&b, "\n");
         for (size_t j = 0; j < n; j++)
-            render_series(&b, f, series[j], &lbl);
+            if (!atomic_load_explicit(&series[j]->hidden, memory_order_relaxed))
+                render_series(&b, f, series[j], &lbl);
         if (b.oom) goto oom;
     }
     if (!b.p) buf_str(&b, ""); /* an empty registry still returns a buffer */
@@ -746,6 +760,7 @@ int metrics_render(metrics_registry *r, char **out, size_t *len)
 oom:
     rc = cerr_oom();
 done:
+    pthread_mutex_unlock(&r->collect_mu);
     cmem_free(b.p);
     cmem_free(lbl.p);
     cmem_free(series);

@@ -92,6 +92,13 @@ void metrics_inc(metrics_series *s);
 void metrics_add(metrics_series *s, double v);
 void metrics_set(metrics_series *s, double v);
 void metrics_observe(metrics_series *s, double v);
+/* Hides every series of a counter or gauge family from the exposition
+ * until it is next set or added to: a collector that mirrors a set of
+ * objects calls it first and then sets the series of the objects that
+ * exist, so a deleted object's series disappears. A hidden series keeps
+ * its memory and its place under the family's cap (it is reused when its
+ * labels come back). NULL and histograms: no-op. */
+void metrics_hide_all(metrics_family *f);
 /* Current value of a counter or gauge (0 for NULL or a histogram). */
 double metrics_value(const metrics_series *s);
 /* A histogram's observation count (0 for NULL or other types). */

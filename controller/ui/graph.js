@@ -33,6 +33,18 @@ function shownAs(a, id, expanded, grouping) {
   return id;
 }
 
+// The prefix when every asset is shown as the same group, else null; stops at
+// the first asset shown as something else.
+function soleGroup(assets, expanded) {
+  let sole = null;
+  for (const a of assets) {
+    const sid = shownAs(a, null, expanded, true);
+    if (sid === null || (sole !== null && sid !== sole)) return null;
+    sole = sid;
+  }
+  return sole === null ? null : sole.slice(6);
+}
+
 export class Graph {
   constructor(svgEl, onSelect, onExpand) {
     this.svg = svgEl;
@@ -100,15 +112,12 @@ export class Graph {
   // assets: the filtered summaries; all: every summary by id (for edges).
   render(assets, opts) {
     const { grouping, expanded } = opts;
-    for (;;) {
-      const r = this.collect(assets, grouping, expanded);
-      // one group alone says nothing: open it (a common prefix such as "scale/")
-      if (r.items.size === 1) {
-        const only = r.items.values().next().value;
-        if (only.group) { expanded.add(only.prefix); continue; }
-      }
-      return this.show(r.items, r.edges);
-    }
+    const t0 = performance.now();
+    // one group alone says nothing: open it (a common prefix such as "scale/")
+    for (let p; grouping && (p = soleGroup(assets, expanded)); ) expanded.add(p);
+    const r = this.collect(assets, grouping, expanded);
+    this.collectMs = Math.round(performance.now() - t0);
+    return this.show(r.items, r.edges);
   }
 
   collect(assets, grouping, expanded) {
@@ -156,17 +165,25 @@ export class Graph {
       this.layout(items, edges);
       const t1 = performance.now();
       this.draw(items, edges);
-      this.timing = { layout: Math.round(t1 - t0), draw: Math.round(performance.now() - t1), nodes: items.size, edges: edges.length };
+      this.timing = { collect: this.collectMs, layout: Math.round(t1 - t0), draw: Math.round(performance.now() - t1), nodes: items.size, edges: edges.length };
+      this.highlight(); // new elements; otherwise select() keeps the lineage marked
     } else {
-      for (const it of items.values()) this.update(it);
+      // a change redraws only the nodes whose assets were replaced (a summary
+      // object is replaced, never changed, when its asset changes)
+      for (const it of items.values()) {
+        const n = this.nodes.get(it.id);
+        if (!n || changed(n.item, it)) this.update(it);
+      }
     }
-    this.highlight();
     return { nodes: items.size, edges: edges.length };
   }
 
   layout(items, edges) {
     const g = new dagre.graphlib.Graph({ multigraph: false });
-    g.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 60, marginx: 10, marginy: 10 });
+    // collapsed groups rank by longest path: network simplex, dagre's default,
+    // costs several times more and a graph of groups gains little from it
+    const grouped = [...items.values()].some((it) => it.group);
+    g.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 60, marginx: 10, marginy: 10, ranker: grouped ? 'longest-path' : 'network-simplex' });
     g.setDefaultEdgeLabel(() => ({}));
     for (const it of items.values()) g.setNode(it.id, { width: NODE_W, height: it.group ? GROUP_H : NODE_H });
     for (const e of edges) g.setEdge(e.from, e.to);
@@ -314,6 +331,14 @@ export class Graph {
     for (const x of seen) { const n = this.nodes.get(x); if (n) n.el.classList.add('lineage'); }
     root.classList.add('dim');
   }
+}
+
+function changed(was, it) {
+  if (!it.group) return was.asset !== it.asset;
+  const a = was.members, b = it.members;
+  if (!a || a.length !== b.length) return true;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return true;
+  return false;
 }
 
 function clip(s, n) {

@@ -186,6 +186,7 @@ function render() {
   const list = filtered();
   const r = graph.render(list, { grouping: groupingFor(list), expanded: state.expanded });
   mark('render-end');
+  stats.renderMs = stats.marks['render-end'] - stats.marks['render-start'];
   stats.marks.graph = graph.timing;
   $('counts').textContent = `${list.length} of ${state.assets.size} assets · ${r.nodes} nodes · ${r.edges} edges`;
   document.body.dataset.assets = String(state.assets.size);

@@ -11,9 +11,10 @@ trap 'e2e_dump; _run_cleanups' EXIT
 
 e2e_start "$E2E/testdata/faults.json"
 # The worker is slowed by a second so that the faults, which hit running
-# containers, find it running.
+# containers, find it running; its subcommand stays last ("run", which
+# observation pods replace with "observe").
 MPORT=$(free_port)
-WORKER_COMMAND="[\"/bin/sh\",\"-c\",\"sleep 1; exec \\\"\$0\\\" run\",\"$WORKER\"]" \
+WORKER_COMMAND="[\"/bin/sh\",\"-c\",\"sleep 1; exec \\\"\$0\\\" \\\"\$@\\\"\",\"$WORKER\",\"run\"]" \
   ctl_start ctl --pod-gc-delay 3 --leader-elect=false --metrics-addr "127.0.0.1:$MPORT"
 
 k apply -f "$E2E/testdata/faults.yaml" >/dev/null || fail "kubectl apply faults.yaml"

@@ -41,12 +41,13 @@ print("dups=%d extra=%s reobserved=%s total=%d" % (len(dups), ",".join(extra) or
 
 # --- SIGKILL mid-run, restart ---------------------------------------------------------------
 # c1's API rate limit is low, so it is killed halfway through creating pods
-ctl_start c1 --pod-gc-delay 600 --qps 4 --burst 2
+# (before its first worker pod it creates and observes a source per uri: input)
+ctl_start c1 --pod-gc-delay 600 --qps 8 --burst 2
 wait_until 15 "c1 holds the Lease" holder_is c1
 k apply -f "$E2E/testdata/many.yaml" -f "$E2E/testdata/graph.yaml" >/dev/null || fail "kubectl apply"
 worker_pods() { k get pods -l terrane.io/materialization --no-headers 2>/dev/null | grep -c .; }
 some_pods() { [ "$(worker_pods)" -ge 3 ]; }
-wait_until 30 "c1 started creating pods" some_pods
+wait_until 60 "c1 started creating pods" some_pods
 ctl_kill c1
 # c1 must really have been interrupted mid-graph: fewer pods than assets and
 # assets not Ready yet, or the restart below would prove nothing.

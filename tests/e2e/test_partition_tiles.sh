@@ -4,8 +4,11 @@
 # loopback: the grid probe pod, one pod per tile (maxParallel), one assemble
 # pod writing the single COG.
 #   - slope over a real DEM (olinda_dem_utm25s.tif of the sample rasters,
-#     111x111, cubic-resampled to 1024x1024 so that 256-pixel tiles make a
-#     4x4 grid, 10 m pixels from a whole-metre corner) with halo 1: the assembled COG is byte-identical to
+#     111x111, cubic-resampled to 1024x1024 over its own extent so that
+#     256-pixel tiles make a 4x4 grid: its own corner, 288776.25000080315,
+#     and pixels of 9.755216284950272 m, numbers that %.15g does not spell
+#     exactly, so the grid digest must survive the result, the status and
+#     the assemble task) with halo 1: the assembled COG is byte-identical to
 #     `gdaldem slope` of the whole raster written with the worker's COG
 #     options (the same pixels through the same COG writer), valid by GDAL's
 #     validator; 18 pods (grid, 16 tiles, assemble), tile pods collected
@@ -23,10 +26,7 @@ OLINDA=$ROOT/.cache/samples/olinda_dem_utm25s.tif
 
 E2E_KUBESIM_ARGS="--audit --history-size 200000" e2e_start
 
-# 10 m pixels from a whole-metre corner: the worker's grid digest of the
-# sample's own geotransform does not survive a JSON round trip (reported)
-gdal_translate -q -r cubic -outsize 1024 1024 -a_ullr 288770 9120760 299010 9110520 \
-  -co TILED=YES "$OLINDA" "$TMP/olinda.tif" ||
+gdal_translate -q -r cubic -outsize 1024 1024 -co TILED=YES "$OLINDA" "$TMP/olinda.tif" ||
   fail "resampling the DEM"
 $PY "$ROOT/bench/make_dem.py" 4096 "$TMP/dem4096.tif" || fail "generating the 4096 DEM"
 s3_put "$TMP/olinda.tif" s3://raw/olinda.tif || fail "uploading olinda.tif"
@@ -96,6 +96,9 @@ else
 fi
 assert_eq "16/16" "$(am_get slope '{.status.partitions.summary}')" "slope: 16/16 tiles"
 assert_eq "4" "$(am_get slope '{.status.partitions.grid.result.cols}')" "slope: the probe found 4 columns"
+assert_eq "288776.25000080315 9.755216284950272" \
+  "$(am_get slope '{.status.partitions.grid.result.geoTransform[0]} {.status.partitions.grid.result.geoTransform[1]}')" \
+  "slope: the grid carries the DEM's own geotransform, every digit"
 assert_eq "$(am_get slope '{.status.dataVersion}')" "$(am_get slope '{.status.partitions.assembled}')" \
   "slope: assembled at the asset's data version"
 uri=$(am_get slope '{.status.output.uri}')

@@ -9,7 +9,13 @@
 #     that day's partition of both assets is materialized again (one more pod
 #     each, a new partition data version, a new COG), every other partition
 #     starts no pod and keeps its output;
-#   - the watermark status.partitions.inputsAsOf follows the change.
+#   - the watermark status.partitions.inputsAsOf follows the change;
+#   - daily-3d reads the last 3 days of daily (LastN): the changed day re-runs
+#     exactly the 3 partitions reading it; november (unpartitioned) mosaics
+#     every day of daily (AllToOne): it runs once, and once more after the
+#     change, with a new data version folding in every day's;
+#   - the changed day's new COG has the pixels of the overwritten input
+#     through gdal_translate -of COG.
 . "$(dirname "$0")/lib.sh"
 trap 'e2e_dump; _run_cleanups' EXIT
 
@@ -83,12 +89,38 @@ spec:
   maxParallel: 4
   retries: {limit: 1, backoffSeconds: 1}
   output: {uri: s3://assets}
+---
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: daily-3d, namespace: $NS}
+spec:
+  assetKey: forecast/daily_3d
+  operation: mosaic
+  inputs:
+    - {name: src, from: daily, partitionMapping: {type: LastN, count: 3}}
+  partitions:
+    - name: day
+      time: {start: "2026-11-01", end: "2026-12-01", cadence: daily, timezone: Europe/Luxembourg}
+  maxParallel: 4
+  retries: {limit: 1, backoffSeconds: 1}
+  output: {uri: s3://assets}
+---
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: november, namespace: $NS}
+spec:
+  assetKey: forecast/november
+  operation: mosaic
+  inputs:
+    - {name: days, from: daily, partitionMapping: {type: AllToOne}}
+  retries: {limit: 1, backoffSeconds: 1}
+  output: {uri: s3://assets}
 YAML
 t0=$(date +%s)
 k apply -f "$TMP/sources.yaml" >/dev/null || fail "kubectl apply sources"
 k apply -f "$TMP/graph.yaml" >/dev/null || fail "kubectl apply graph"
 
-for am in daily daily-pyramid; do
+for am in daily daily-pyramid daily-3d november; do
   if k wait --for=condition=Ready am $am --timeout=100s >/dev/null; then
     ok "$am Ready: $(am_get $am '{.status.partitions.summary}')"
   else
@@ -96,7 +128,10 @@ for am in daily daily-pyramid; do
   fi
 done
 t1=$(date +%s)
-ok "30 sources, 2 x 30 partitions materialized in $((t1 - t0)) s"
+ok "30 sources, 3 x 30 partitions and an all-to-one mosaic materialized in $((t1 - t0)) s"
+assert_eq "30" "$(am_get november '{.status.lineage[0].partitions}')" "november's lineage: 30 partitions of daily"
+assert_eq "daily" "$(am_get november '{.status.lineage[0].from}')" "november's lineage names daily"
+nov_dv1=$(am_get november '{.status.dataVersion}')
 assert_contains "$(k get am daily-pyramid --no-headers 2>&1)" "30/30" "kubectl get shows PARTITIONS 30/30"
 
 pdv_of() { # am key: the partition data version of its pod in the audit
@@ -112,6 +147,8 @@ print(v if "v" in dir() else "")' "$1" "$2"
 cogs() { curl -s "http://127.0.0.1:$S3_PORT/assets?prefix=$NS/$1/&list-type=2&max-keys=1000" | grep -o '<Key>[^<]*\.tif</Key>' | wc -l; }
 assert_eq "30" "$(cogs forecast/daily)" "30 COGs of daily"
 assert_eq "30" "$(cogs forecast/daily_pyramid)" "30 COGs of daily-pyramid"
+cog_keys() { curl -s "http://127.0.0.1:$S3_PORT/assets?prefix=$NS/$1/&list-type=2&max-keys=1000" | grep -o '<Key>[^<]*\.tif</Key>' | sed 's/<[^>]*>//g' | sort; }
+cog_keys forecast/daily >"$TMP/daily_keys1"
 mark1=$(am_get daily '{.status.partitions.inputsAsOf}')
 [ -n "$mark1" ] && ok "daily's watermark inputsAsOf=$mark1" || fail "daily has no inputsAsOf"
 pod1=$(pdv_of daily-pyramid $CHANGED)
@@ -132,8 +169,12 @@ wm_ok() { # am: its watermark covers the change and it is Ready
 export -f am_get ready_status k wm_ok 2>/dev/null
 wait_until 90 "daily caught up with the change" wm_ok daily
 wait_until 90 "daily-pyramid caught up with the change" wm_ok daily-pyramid
+wait_until 90 "daily-3d caught up with the change" wm_ok daily-3d
+nov_ok() { [ "$(am_get november '{.status.dataVersion}')" != "$nov_dv1" ] && [ "$(ready_status november)" = True ]; }
+export nov_dv1; export -f nov_ok
+wait_until 90 "november re-materialized with a new data version" nov_ok
 t3=$(date +%s)
-ok "the changed day went through both assets in $((t3 - t2)) s"
+ok "the changed day went through every asset in $((t3 - t2)) s"
 
 curl -sf "$KUBESIM_URL/kubesim/audit" >"$TMP/audit.json" || fail "GET /kubesim/audit"
 out=$($PY - "$TMP/audit.json" "$CHANGED" <<'PY'
@@ -144,18 +185,41 @@ for r in recs:
     l = r.get("labels", {})
     if r["resource"] == "pods" and r["type"] == "ADDED" and l.get("terrane.io/partition"):
         pods[(l.get("terrane.io/materialization"), l["terrane.io/partition"])] += 1
-for am in ("daily", "daily-pyramid"):
+for am in ("daily", "daily-pyramid", "daily-3d"):
     mine = {p: n for (a, p), n in pods.items() if a == am}
-    others = sorted(set(n for p, n in mine.items() if p != changed))
-    print("%s partitions=%d changed=%d others=%s" % (am, len(mine), mine.get(changed, 0),
-                                                      ",".join(map(str, others))))
+    twice = sorted(p for p, n in mine.items() if n == 2)
+    others = sorted(set(n for p, n in mine.items() if p not in twice))
+    print("%s partitions=%d changed=%d twice=%s others=%s" % (am, len(mine), mine.get(changed, 0),
+          ",".join(twice), ",".join(map(str, others))))
+nov = sum(1 for r in recs if r["resource"] == "pods" and r["type"] == "ADDED"
+          and r.get("labels", {}).get("terrane.io/materialization") == "november")
+print("november pods=%d" % nov)
 PY
 )
 echo "audit: $out"
-assert_contains "$out" "daily partitions=30 changed=2 others=1" "daily: only the changed day ran again"
-assert_contains "$out" "daily-pyramid partitions=30 changed=2 others=1" "daily-pyramid: only the identity-mapped day ran again"
+assert_contains "$out" "daily partitions=30 changed=2 twice=$CHANGED others=1" "daily: only the changed day ran again"
+assert_contains "$out" "daily-pyramid partitions=30 changed=2 twice=$CHANGED others=1" "daily-pyramid: only the identity-mapped day ran again"
+assert_contains "$out" "daily-3d partitions=30 changed=2 twice=2026-11-17,2026-11-18,2026-11-19 others=1" "daily-3d: exactly the 3 partitions reading the changed day ran again"
+assert_contains "$out" "november pods=2" "november (all-to-one): one run, and one more after the change"
+assert_eq "33" "$(cogs forecast/daily_3d)" "daily-3d: 30 COGs and 3 new ones"
 assert_eq "31" "$(cogs forecast/daily)" "daily: one new COG, under the changed day's new partition data version"
 assert_eq "31" "$(cogs forecast/daily_pyramid)" "daily-pyramid: one new COG"
+# The changed day's new COG holds the overwritten input's pixels as
+# gdal_translate -of COG makes them.
+cog_keys forecast/daily >"$TMP/daily_keys2"
+new_key=$(comm -13 "$TMP/daily_keys1" "$TMP/daily_keys2")
+[ "$(echo "$new_key" | grep -c .)" = 1 ] || fail "one new COG of daily expected: $new_key"
+curl -sf "http://127.0.0.1:$S3_PORT/assets/$new_key" -o "$TMP/new.tif" || fail "GET $new_key"
+gdal_translate -q -of COG "$TMP/daily/changed.tif" "$TMP/ref.tif" || fail "gdal_translate"
+px=$($PY - "$TMP/new.tif" "$TMP/ref.tif" <<'PY'
+import sys
+from osgeo import gdal
+a, b = (gdal.Open(p) for p in sys.argv[1:3])
+same = a.ReadRaster() == b.ReadRaster() and (a.RasterXSize, a.RasterYSize) == (b.RasterXSize, b.RasterYSize)
+print("equal" if same else "differ", a.GetRasterBand(1).ReadAsArray().min())
+PY
+)
+assert_eq "equal 200" "$px" "the changed day's COG ($new_key) has the pixels of gdal_translate -of COG on the new input"
 pod2=$(pdv_of daily-pyramid $CHANGED)
 [ -n "$pod1" ] && [ "$pod1" != "$pod2" ] && ok "the changed day's pod is named by its new partition data version ($pod1 -> $pod2)" \
   || fail "pod names: $pod1 / $pod2"

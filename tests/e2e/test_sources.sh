@@ -245,5 +245,13 @@ assert_eq "false" "$(am_get late '{.status.output.cacheHit}')" "overwritten inpu
 s3_get s3://raw/late.tif "$TMP/late-now.tif" || fail "get late.tif"
 cmp -s "$TMP/elev2.tif" "$TMP/late-now.tif" && ok "the input holds the new bytes" || fail "late.tif is not the new bytes"
 
+# --- a deleted source's lag series goes with it --------------------------------------------------
+lag_series() { curl -sf "http://127.0.0.1:$MPORT/metrics" | grep -c '^terrane_asset_freshness_lag_seconds{namespace="hydro",asset="lux/raw_dem"}'; }
+assert_eq "1" "$(lag_series)" "raw-dem has a lag series before its deletion"
+k delete asrc raw-dem --wait=true >/dev/null || fail "delete raw-dem"
+lag_gone() { [ "$(lag_series)" = 0 ]; }
+wait_until 30 "raw-dem's lag series gone" lag_gone
+assert_eq "0" "$(lag_series)" "no stale lag series for the deleted source"
+
 ctl_stop ctl2
 finish

@@ -392,14 +392,22 @@ async function zstd() {
 // (UI_BASE_URL), each in a fresh browser, alternating which goes first. Live update: status
 // write to the page against status write to a plain API watch of the same object (what any
 // client of the API server sees at the earliest), both timed from the same patch.
+// Beside the wall clock, the renderer's main-thread CPU time up to that paint (Chromium's
+// Performance.getMetrics TaskDuration in thread ticks): load on a shared machine stretches
+// the first much more than the second.
 async function firstPaint(url) {
   const { ctx, close } = await launch();
   const page = ctx.pages()[0] || (await ctx.newPage());
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Performance.enable', { timeDomain: 'threadTicks' });
+  const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+  const m0 = await metrics();
   await page.goto(url + '/ui/');
   await page.waitForSelector('body[data-painted="1"]', { timeout: 60000 });
   const fp = await page.evaluate(() => window.terraneUI.firstPaint);
+  const m1 = await metrics();
   await close();
-  return fp;
+  return { fp, main: (m1.TaskDuration - (m0.TaskDuration || 0)) * 1000 };
 }
 
 function apiWatch(ns, name, rv, want) {
@@ -428,16 +436,18 @@ const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.lengt
 
 async function bench() {
   const reps = Number(process.env.REPS || 3);
-  const base = [], big = [];
+  const base = [], big = [], baseMain = [], bigMain = [];
   for (let r = 0; r < reps; r++) {
     const order = r % 2 ? ['big', 'base'] : ['base', 'big'];
     for (const which of order) {
-      const fp = await firstPaint(which === 'big' ? UI : env('UI_BASE_URL'));
+      const { fp, main } = await firstPaint(which === 'big' ? UI : env('UI_BASE_URL'));
       (which === 'big' ? big : base).push(fp);
+      (which === 'big' ? bigMain : baseMain).push(main);
     }
   }
   console.log(`first paints ${env('ASSETS')}: ${big.map((x) => x.toFixed(0)).join(', ')} ms; ${env('BASE_ASSETS')}: ${base.map((x) => x.toFixed(0)).join(', ')} ms` +
     ` (load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
+  console.log(`main-thread CPU to first paint ${env('ASSETS')}: ${bigMain.map((x) => x.toFixed(0)).join(', ')} ms; ${env('BASE_ASSETS')}: ${baseMain.map((x) => x.toFixed(0)).join(', ')} ms`);
   const { ctx, close } = await launch();
   const page = ctx.pages()[0] || (await ctx.newPage());
   await page.goto(UI + '/ui/');
@@ -446,7 +456,7 @@ async function bench() {
   const [ns, name] = target.split('/');
   await page.fill('#f-search', name);
   await page.waitForSelector(nodeSel(target), { timeout: 10000 });
-  const pageLat = [], apiLat = [];
+  const pageLat = [], apiLat = [], renders = [];
   for (let k = 0; k < Math.max(5, reps); k++) {
     const cur = await page.getAttribute(nodeSel(target), 'data-phase');
     const phase = ['Running', 'Failed', 'Succeeded'].filter((p) => p !== cur)[k % 2];
@@ -466,10 +476,11 @@ async function bench() {
       '--subresource=status', '--type', 'merge', '-p', JSON.stringify({ status: { phase } })], (e) => (e ? rej(e) : res())));
     const [tApi] = await Promise.all([seen, patched.catch((e) => { console.log('kubectl patch failed: ' + e.message); })]);
     await page.waitForFunction(() => window.__changedAt !== null, null, { timeout: 10000 }).catch(() => {});
-    const at = await page.evaluate(() => window.__changedAt);
+    const [at, renderMs] = await page.evaluate(() => [window.__changedAt, window.terraneUI.renderMs]);
     pageLat.push(at ? at - t0 : Infinity);
     apiLat.push(tApi - t0);
-    console.log(`live update ${k + 1}: page ${pageLat[k]} ms, API watch ${apiLat[k]} ms`);
+    renders.push(renderMs);
+    console.log(`live update ${k + 1}: page ${pageLat[k]} ms, API watch ${apiLat[k]} ms, the page's render ${renderMs} ms`);
   }
   await close();
   const n = env('ASSETS'), nb = env('BASE_ASSETS');
@@ -481,7 +492,9 @@ async function bench() {
   console.log(`runs: first paint ${reps} each (fresh browser), live updates ${pageLat.length}`);
   console.log(`live updates page: ${pageLat.join(', ')} ms; API watch: ${apiLat.join(', ')} ms`);
   row(`page ready, ${n} assets (vs ${nb})`, big, base, 2000, 'ms');
+  row('  its main-thread CPU', bigMain, baseMain, 2000, 'ms');
   row('status write -> page (vs API watch)', pageLat, apiLat, 1000, 'ms');
+  console.log(`the page's own render per update (main thread, performance.now): ${renders.join(', ')} ms, median ${median(renders).toFixed(0)} ms`);
   console.log(`the UI's own share (page minus API watch, per write): ${pageLat.map((x, i) => x - apiLat[i]).join(', ')} ms, ` +
     `median ${median(pageLat.map((x, i) => x - apiLat[i])).toFixed(0)} ms (both include kubectl's start-up)`);
 }

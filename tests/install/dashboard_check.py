@@ -54,6 +54,14 @@ TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "
 # Grafana's built-in interval variables and the durations used instead.
 BUILTIN_DURATIONS = {"__rate_interval": "2m", "__interval": "30s", "__range": "6h"}
 # The target labels every input series gets in the evaluation test.
+# A series label that a target label also names is kept as exported_<label>
+# (Prometheus' honor_labels: false, the ServiceMonitor default): the source
+# metrics' namespace (the asset's) becomes exported_namespace, namespace the
+# controller's.
+def scraped(label):
+    return "exported_" + label if label in TARGET_LABELS else label
+
+
 SCRAPE = {"job": "terrane-controller", "instance": "10.0.0.7:8080", "namespace": "terrane-system",
           "pod": "terrane-controller-0", "service": "terrane-metrics"}
 # Values for the dashboard's own variables when writing promtool's rules.
@@ -68,6 +76,8 @@ REQUIRED = [
     "rest_client_requests_total", "rest_client_request_duration_seconds",
     "leader_election_master_status", "terrane_informer_relists_total",
     "terrane_informer_watch_restarts_total", "terrane_build_info",
+    "terrane_asset_freshness_lag_seconds", "terrane_source_observations_total",
+    "terrane_source_changes_total", "terrane_source_observation_duration_seconds",
 ]
 PANEL_TYPES = {"row", "timeseries", "stat", "table", "heatmap", "gauge", "bargauge", "text", "piechart"}
 
@@ -102,14 +112,14 @@ class Metrics:
                     continue
                 d = self.labels.setdefault(m.group(1), {})
                 for k, v in LABEL.findall(m.group(3) or ""):
-                    d.setdefault(k, set()).add(v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+                    d.setdefault(scraped(k), set()).add(v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
         # ctlmetrics.h: " *  name[, name]   type   labels" rows of its table.
         self.table = {}
         row = re.compile(r"^ \*  ([a-z_][a-z0-9_]*(?:, [a-z_][a-z0-9_]*)*)\s+(counter|gauge|histogram)\s+(.+?)\s*$")
         for line in header.splitlines():
             m = row.match(line)
             if m:
-                labels = set() if m.group(3) == "-" else {x.strip() for x in m.group(3).split(",")}
+                labels = set() if m.group(3) == "-" else {scraped(x.strip()) for x in m.group(3).split(",")}
                 for name in m.group(1).split(", "):
                     self.table[name] = (m.group(2), labels)
         if len(self.table) < 20:
@@ -706,7 +716,7 @@ def write_eval_tests(path, rules_path, expo, metrics, records):
         if not m or line.startswith("#") or "\\" in line:
             continue  # label values with escapes: the series notation is not the exposition's
         name, value = m.group(1), float(line.rsplit(None, 1)[1])
-        labels = dict(LABEL.findall(m.group(3) or ""))
+        labels = {scraped(k): v for k, v in LABEL.findall(m.group(3) or "")}
         labels.update(SCRAPE)
         fam, _ = metrics.family(name)
         grows = metrics.types.get(fam) in ("counter", "histogram")

@@ -37,6 +37,9 @@ CORE_RULES = {
     ("terrane.io", r + "/status", v) for r in ("assetmaterializations", "assetsources")
     for v in ("get", "update", "patch")
 } | {
+    # the AssetSource of each plain uri: input, owned by its AssetMaterialization
+    ("terrane.io", "assetsources", v) for v in ("create", "patch", "delete")
+} | {
     ("", "pods", v) for v in ("get", "list", "watch", "create", "delete")
 } | {
     ("", "events", v) for v in ("create", "patch")

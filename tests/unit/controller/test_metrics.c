@@ -17,11 +17,13 @@
 #include <cmocka.h>
 
 #include "crd.h"
+#include "caches.h"
 #include "ctlmetrics.h"
 #include "kube/wq.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/metrics.h"
+#include "sourcemetrics.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -373,6 +375,53 @@ static void collector_fn(void *ctx)
 {
     collected++;
     metrics_set(ctx, collected);
+}
+
+/* A collector mirroring a set of objects: the series of an object that went
+ * away is not rendered, one that comes back is rendered again. */
+static const char *mirrored[3];
+static metrics_family *mirror_fam;
+
+static void mirror_fn(void *ctx)
+{
+    (void)ctx;
+    metrics_hide_all(mirror_fam);
+    for (size_t i = 0; i < 3; i++)
+        if (mirrored[i]) metrics_set(metrics_with(mirror_fam, mirrored[i]), (double)(i + 1));
+}
+
+static void hidden_series_not_rendered(void **state)
+{
+    (void)state;
+    metrics_registry *r = metrics_registry_new(0);
+    static const char *const L[] = {"asset", NULL};
+    assert_int_equal(metrics_gauge_new(r, "lag", "per object", L, &mirror_fam), 0);
+    assert_int_equal(metrics_add_collector(r, mirror_fn, NULL), 0);
+    mirrored[0] = "a";
+    mirrored[1] = "b";
+    mirrored[2] = NULL;
+    char *t = render(r);
+    assert_line(t, "lag{asset=\"a\"} 1");
+    assert_line(t, "lag{asset=\"b\"} 2");
+    cmem_free(t);
+    mirrored[0] = NULL; /* "a" deleted */
+    t = render(r);
+    assert_null(strstr(t, "asset=\"a\""));
+    assert_line(t, "lag{asset=\"b\"} 2");
+    cmem_free(t);
+    mirrored[1] = NULL; /* all gone: the family's header only */
+    t = render(r);
+    assert_null(strstr(t, "lag{"));
+    assert_line(t, "# TYPE lag gauge");
+    cmem_free(t);
+    mirrored[0] = "a"; /* back */
+    t = render(r);
+    assert_line(t, "lag{asset=\"a\"} 1");
+    assert_null(strstr(t, "asset=\"b\""));
+    cmem_free(t);
+    metrics_remove_collector(r, mirror_fn, NULL);
+    metrics_hide_all(NULL);
+    metrics_registry_free(r);
 }
 
 static void collectors_run_at_render(void **state)
@@ -880,7 +929,16 @@ static void ctlm_dump_sample(void **state)
     ctlm_retry(CTLM_REASON_PREEMPTED);
     ctlm_set_pods("gpu", 1, 4);
     ctlm_set_stale(2);
+    /* The source metrics (sourcemetrics.h) over empty caches: the lag gauge
+     * has no series here, its family is still exposed. */
+    caches *cs = NULL;
+    assert_int_equal(caches_new(c, NULL, 0, q, NULL, &cs), 0);
+    assert_int_equal(srcm_start(cs), 0);
+    srcm_observed("hydro", "succeeded", 0.8, true);
+    srcm_observed("hydro", "SourceNotFound", 0.2, false);
     char *t = ctlm_render();
+    srcm_stop();
+    caches_free(cs);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(t, f);
@@ -905,6 +963,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(registration_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(ordering_is_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(collectors_run_at_render, setup, teardown),
+        cmocka_unit_test_setup_teardown(hidden_series_not_rendered, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_updates_and_scrapes, setup, teardown),
         cmocka_unit_test_setup_teardown(every_allocation_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(ctlm_noop_without_init, setup, teardown),

@@ -7,7 +7,8 @@
  * a retry while the others go on, the rerun annotation starting only the
  * failed partitions under new attempt numbers, a decision from status and
  * pods alone after a restart, superseded pods collected, and an open-ended
- * dimension without closed windows.
+ * dimension without closed windows; LastN from a daily upstream (task
+ * inputs by lag, one changed day re-running exactly the N readers of it).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "partfan.h"
+#include "partfixtures.h"
 #include "partition.h"
 #include "pools.h"
 #include "spec.h"
@@ -61,6 +63,9 @@ typedef struct {
     size_t n_pods;
     am_spec *spec;
     partfan_plan plan;
+    json_t *ups[16]; /* upstreams and sources the decision may read */
+    size_t n_ups;
+    size_t created; /* pods created so far */
 } world;
 
 static json_t *parse(const char *text)
@@ -96,6 +101,8 @@ static void world_free(world *w)
     spec_free(w->spec);
     for (size_t i = 0; i < w->n_pods; i++)
         json_decref(w->pods[i]);
+    for (size_t i = 0; i < w->n_ups; i++)
+        json_decref(w->ups[i]);
     json_decref(w->am);
 }
 
@@ -113,6 +120,8 @@ static void step(world *w)
                           .spec = w->spec,
                           .pods = (const json_t *const *)w->pods,
                           .n_pods = w->n_pods,
+                          .ams = (const json_t *const *)w->ups,
+                          .n_ams = w->n_ups,
                           .now = NOW};
     assert_true(partfan_applies(&in));
     assert_int_equal(partfan_decide(&g_cfg, &in, &w->plan), 0);
@@ -127,6 +136,7 @@ static void step(world *w)
         json_object_set_new(json_object_get(p, "metadata"), "uid", json_string(name));
         json_object_set_new(p, "status", json_pack("{s:s}", "phase", "Pending"));
         w->pods[w->n_pods++] = p;
+        w->created++;
     }
     if (w->plan.status) json_object_set(w->am, "status", w->plan.status);
     for (size_t i = 0; i < w->plan.n_deletes; i++)
@@ -358,6 +368,94 @@ static void creates_per_decision_are_capped(void **state)
     world_free(&w);
 }
 
+#define UDV "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+
+static json_t *source(int day, char hexdigit, const char *changed)
+{
+    char name[32];
+    snprintf(name, sizeof name, "raw-2026-11-%02d", day);
+    json_t *j = fx_source("hydro", name, hexdigit, changed);
+    assert_non_null(j);
+    return j;
+}
+
+static size_t task_inputs(const json_t *pod, const char *const *names, size_t n)
+{
+    const json_t *env = json_object_get(
+        json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0), "env");
+    json_t *task = NULL;
+    for (size_t i = 0; i < json_array_size(env); i++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(env, i), "name")),
+                    "TERRANE_TASK"))
+            task = json_loads(json_string_value(json_object_get(json_array_get(env, i), "value")),
+                              0, NULL);
+    const json_t *ins = json_object_get(task, "inputs");
+    size_t got = json_array_size(ins);
+    for (size_t i = 0; i < n && i < got; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(ins, i), "name")),
+                            names[i]);
+    json_decref(task);
+    return got;
+}
+
+/* A weekly-ish reader (LastN 3 over the upstream's days): 10 pods, then one
+ * changed day re-runs exactly the 3 partitions reading it, once the
+ * upstream has materialized that day again. */
+static void last_n_reruns_its_readers(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 10, 4, 1);
+    json_t *sp = json_object_get(w.am, "spec");
+    json_object_set_new(sp, "inputs",
+                        json_pack("[{s:s,s:s,s:{s:s,s:i}}]", "name", "src", "from", "raw-daily",
+                                  "partitionMapping", "type", "LastN", "count", 3));
+    w.ups[w.n_ups++] =
+        fx_upstream("hydro", "raw-daily", "raw/daily", json_object_get(sp, "partitions"), 10, UDV,
+                    "2026-11-20T00:00:00Z", "from", "raw-{date}");
+    assert_non_null(w.ups[0]);
+    for (int d = 1; d <= 10; d++)
+        w.ups[w.n_ups++] = source(d, "0123456789"[d - 1], "2026-11-15T00:00:00Z");
+    int rounds = 0;
+    step(&w);
+    const char *first[] = {"src_0"};
+    assert_int_equal(task_inputs(w.plan.creates[0], first, 1), 1); /* the first day reads one */
+    const char *three[] = {"src_2", "src_1", "src_0"};
+    assert_int_equal(task_inputs(w.plan.creates[3], three, 3), 3);
+    while (strcmp(phase(&w), "Succeeded") && rounds++ < 20) {
+        finish_pods(&w, NULL, 0);
+        step(&w);
+    }
+    assert_string_equal(phase(&w), "Succeeded");
+    assert_int_equal(w.created, 10);
+    step(&w);
+    /* day 5's source changes: its readers 5, 6, 7 wait for the upstream */
+    json_decref(w.ups[5]);
+    w.ups[5] = source(5, 'f', "2026-11-21T00:00:00Z");
+    step(&w);
+    assert_int_equal(w.plan.n_creates, 0);
+    assert_int_equal(pcount(&w, "succeeded"), 7);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(w.am, "status"), "message")),
+               "3 waiting for upstreams"));
+    json_object_set_new(json_object_get(json_object_get(w.ups[0], "status"), "partitions"),
+                        "inputsAsOf", json_string("2026-11-22T00:00:00Z"));
+    step(&w);
+    assert_int_equal(w.plan.n_creates, 3);
+    assert_string_equal(pod_key(w.plan.creates[0]), "2026-11-05");
+    assert_string_equal(pod_key(w.plan.creates[2]), "2026-11-07");
+    rounds = 0;
+    while (strcmp(phase(&w), "Succeeded") && rounds++ < 20) {
+        finish_pods(&w, NULL, 0);
+        step(&w);
+    }
+    step(&w);
+    step(&w);
+    assert_string_equal(phase(&w), "Succeeded");
+    assert_int_equal(w.created, 13);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +464,7 @@ int main(void)
         cmocka_unit_test(bad_input_is_not_retried),
         cmocka_unit_test(superseded_and_open_ended),
         cmocka_unit_test(creates_per_decision_are_capped),
+        cmocka_unit_test(last_n_reruns_its_readers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

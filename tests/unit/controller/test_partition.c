@@ -312,6 +312,15 @@ static void tiles_need_the_grid(void **state)
                      .rows = 4};
     assert_int_equal(part_plan_set_grid(p, &bad), CERR_INVALID);
     cerr_clear();
+    /* sizes no raster has, whose products would overflow (found by fuzzing) */
+    part_grid huge = {.width = 9223372036854775807L,
+                      .height = 2,
+                      .tile_width = 4611686018427387904L,
+                      .tile_height = 1,
+                      .cols = 3,
+                      .rows = 2};
+    assert_int_equal(part_plan_set_grid(p, &huge), CERR_INVALID);
+    cerr_clear();
     part_grid g = {.width = 8000,
                    .height = 5000,
                    .tile_width = 2048,

@@ -11,9 +11,14 @@
 #include "grid.h"
 #include "mem.h"
 #include "partition.h"
+#include "result.h"
+#include "terrane_proto.h"
 
 #include <cJSON.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int setup(void **state)
@@ -173,6 +178,62 @@ static void digest_round_trip(void **state)
     cJSON_Delete(v);
 }
 
+/* Geotransforms whose numbers cJSON's printer would round (it accepts a
+ * %.15g spelling that reads back within DBL_EPSILON): the Olinda DEM's own
+ * (olinda_dem_utm25s.tif), terra's elev.tif, thirds, 0.1 + 0.2, a negative
+ * zero, a subnormal and the largest double. The grid result carries the
+ * canonical text verbatim; a reader that parses it and prints it again in
+ * %.17g (jansson, the controller) hands assemble the same doubles, so the
+ * digest assemble recomputes is the one the grid task reported. */
+static void awkward_geotransforms_round_trip(void **state)
+{
+    (void)state;
+    static const double gts[][6] = {
+        {288776.25000080315, 89.99406734945116, 0, 9120760.750028737, 0, -89.99406734945116},
+        {5.741666666666666, 0.008333333333333337, 0, 50.19166666666666, 0, -0.008333333333333333},
+        {1.0 / 3, 2.0 / 3, 1e-17, -1.0 / 3, 0.1 + 0.2, -1.0 / 7},
+        {-0.0, 1, -0.0, 0, -0.0, -1},
+        {4.9406564584124654e-324, 1e-300, 0, DBL_MAX, 0, -2.2250738585072014e-308},
+        {-180.00000000000003, 0.0083333333333333332, 0, 90.000000000000014, 0, -0.0083333333333},
+    };
+    for (size_t i = 0; i < sizeof gts / sizeof gts[0]; i++) {
+        grid g = raster(), back;
+        memcpy(g.gt, gts[i], sizeof g.gt);
+        char json[GRID_JSON_MAX], buf[TERRANE_TERMINATION_MAX], again[GRID_JSON_MAX];
+        cJSON *p = cJSON_Parse("{\"tileSize\":[256,256],\"halo\":1}");
+        assert_int_equal(grid_compute(p, &g), 0);
+        cJSON_Delete(p);
+        assert_int_equal(grid_json(&g, json, sizeof json), 0);
+        /* every number is the one spelling, and reads back bit for bit */
+        for (int k = 0; k < 6; k++) {
+            char n[GRID_NUM_MAX];
+            grid_num(g.gt[k], n);
+            double d = strtod(n, NULL), want = g.gt[k] == 0 ? 0 : g.gt[k];
+            assert_memory_equal(&d, &want, sizeof d);
+            assert_non_null(strstr(json, n));
+        }
+        result r = {.grid = json};
+        size_t len = result_render(&r, buf, sizeof buf);
+        assert_true(len > 0);
+        assert_non_null(strstr(buf, json)); /* verbatim */
+        cJSON *doc = cJSON_Parse(buf);
+        cJSON *gj = cJSON_GetObjectItemCaseSensitive(doc, "grid");
+        assert_int_equal(grid_decode(gj, "params.grid", &back), 0);
+        assert_string_equal(back.digest, g.digest);
+        /* what the controller writes into the assemble task: %.17g */
+        const cJSON *gt = cJSON_GetObjectItemCaseSensitive(gj, "geoTransform");
+        int n = snprintf(again, sizeof again, "[");
+        for (int k = 0; k < 6; k++)
+            n += snprintf(again + n, sizeof again - (size_t)n, "%s%.17g", k ? "," : "",
+                          cJSON_GetArrayItem(gt, k)->valuedouble);
+        snprintf(again + n, sizeof again - (size_t)n, "]");
+        cJSON_ReplaceItemInObject(gj, "geoTransform", cJSON_Parse(again));
+        assert_int_equal(grid_decode(gj, "params.grid", &back), 0);
+        assert_string_equal(back.digest, g.digest);
+        cJSON_Delete(doc);
+    }
+}
+
 static void items_merge_into_an_extent(void **state)
 {
     (void)state;
@@ -198,6 +259,7 @@ int main(void)
         cmocka_unit_test_setup(decodes_tile_and_window, setup),
         cmocka_unit_test_setup(rejects_with_the_field, setup),
         cmocka_unit_test_setup(grid_in_pixels_and_in_the_crs, setup),
+        cmocka_unit_test_setup(awkward_geotransforms_round_trip, setup),
         cmocka_unit_test_setup(digest_round_trip, setup),
         cmocka_unit_test_setup(items_merge_into_an_extent, setup),
     };
