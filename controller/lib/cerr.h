@@ -34,8 +34,10 @@ void cerr_vset(int code, const char *fmt, va_list ap) __attribute__((format(prin
 /* Sets code and message; returns code so callers can write
  * `return cerr_set(CERR_INVALID, "pools.%s: ...", name);`. Inline, so a
  * reader of one file (the compiler, the static analyzer) sees the failure
- * code it returns and that out-parameters are not set on that path. */
-static inline __attribute__((format(printf, 2, 3))) int cerr_set(int code, const char *fmt, ...)
+ * code it returns and that out-parameters are not set on that path. Called
+ * through the cerr_set macro below; its own name differs from the macro's so
+ * that no preprocessor (cppcheck's included) expands the macro inside itself. */
+static inline __attribute__((format(printf, 2, 3))) int cerr_set_fn(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -50,7 +52,7 @@ static inline __attribute__((format(printf, 2, 3))) int cerr_set(int code, const
 #define cerr_set(code, ...)                                                                        \
     __extension__({                                                                                \
         int cerr_code_ = (code);                                                                   \
-        (void)cerr_set(cerr_code_, __VA_ARGS__);                                                   \
+        (void)cerr_set_fn(cerr_code_, __VA_ARGS__);                                                \
         cerr_code_;                                                                                \
     })
 /* CERR_NOMEM with message "out of memory"; returns CERR_NOMEM. */
