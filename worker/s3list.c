@@ -49,11 +49,7 @@ int s3list_parse(const char *doc, size_t len, s3list_cb cb, void *arg, s3list_pa
         if (xml_next_tag(&x, &kind, name) < 0) goto malformed;
         if (kind == XML_END) break;
         if (kind == XML_CLOSE) {
-            if (x.depth == 0 || strcmp(x.stack[x.depth - 1], name)) {
-                xml_fail(&x, "closing tag does not match");
-                goto malformed;
-            }
-            x.depth--;
+            if (xml_pop(&x, name) < 0) goto malformed;
             if (in_obj && x.depth == 1) {
                 if (!has_key || !has_size) {
                     xml_fail(&x, "<Contents> without <Key> or <Size>");
@@ -73,10 +69,6 @@ int s3list_parse(const char *doc, size_t len, s3list_cb cb, void *arg, s3list_pa
             saw_root = true;
         }
         if (kind == XML_EMPTY) continue;
-        if (x.depth >= XML_DEPTH_MAX) {
-            xml_fail(&x, "elements nested too deeply");
-            goto malformed;
-        }
         /* Leaves we read, by depth and parent. */
         if (x.depth == 1 && !strcmp(name, "IsTruncated")) {
             if (xml_leaf_text(&x, name, buf, sizeof buf) < 0) goto malformed;
@@ -121,8 +113,7 @@ int s3list_parse(const char *doc, size_t len, s3list_cb cb, void *arg, s3list_pa
             has_key = has_size = false;
         }
         if (x.depth == 1 && !strcmp(name, "CommonPrefixes")) page->n_prefixes++;
-        snprintf(x.stack[x.depth], XML_NAME_MAX, "%s", name);
-        x.depth++;
+        if (xml_push(&x, name) < 0) goto malformed;
     }
     if (!saw_root || x.depth != 0) {
         xml_fail(&x, saw_root ? "document ends inside an element" : "no <ListBucketResult>");

@@ -142,11 +142,7 @@ int sts_parse(const char *doc, size_t len, const char *from, creds_set *out, cha
         if (xml_next_tag(&x, &kind, name) < 0) goto malformed;
         if (kind == XML_END) break;
         if (kind == XML_CLOSE) {
-            if (x.depth == 0 || strcmp(x.stack[x.depth - 1], name)) {
-                xml_fail(&x, "closing tag does not match");
-                goto malformed;
-            }
-            x.depth--;
+            if (xml_pop(&x, name) < 0) goto malformed;
             continue;
         }
         if (x.depth == 0) {
@@ -163,10 +159,6 @@ int sts_parse(const char *doc, size_t len, const char *from, creds_set *out, cha
             saw_root = true;
         }
         if (kind == XML_EMPTY) continue;
-        if (x.depth >= XML_DEPTH_MAX) {
-            xml_fail(&x, "elements nested too deeply");
-            goto malformed;
-        }
         if (x.depth == 3 && !strcmp(x.stack[1], RESULT)) {
             if (!strcmp(x.stack[2], "Credentials")) {
                 leaf *l = NULL;
@@ -187,8 +179,7 @@ int sts_parse(const char *doc, size_t len, const char *from, creds_set *out, cha
                 continue;
             }
         }
-        snprintf(x.stack[x.depth], XML_NAME_MAX, "%s", name);
-        x.depth++;
+        if (xml_push(&x, name) < 0) goto malformed;
     }
     if (!saw_root || x.depth != 0) {
         xml_fail(&x, saw_root ? "document ends inside an element" : "no <" ROOT_OK ">");

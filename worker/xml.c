@@ -186,3 +186,19 @@ int xml_leaf_text(xml *x, const char *name, char *out, size_t cap)
     x->p = lt + 3 + n;
     return 0;
 }
+
+int xml_push(xml *x, const char *name)
+{
+    if (x->depth >= XML_DEPTH_MAX) return xml_fail(x, "elements nested too deeply");
+    snprintf(x->stack[x->depth], XML_NAME_MAX, "%s", name);
+    x->depth++;
+    return 0;
+}
+
+int xml_pop(xml *x, const char *name)
+{
+    if (x->depth == 0 || strcmp(x->stack[x->depth - 1], name))
+        return xml_fail(x, "closing tag does not match");
+    x->depth--;
+    return 0;
+}

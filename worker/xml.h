@@ -37,6 +37,12 @@ int xml_fail(xml *x, const char *why);
 /* Moves past the next tag, setting *kind and name (XML_NAME_MAX bytes);
  * XML_END when no tag is left. Attributes are skipped, quotes respected. */
 int xml_next_tag(xml *x, xml_tag *kind, char *name);
+/* Enters the element just opened (name): pushes it on the stack. Fails
+ * past XML_DEPTH_MAX levels. */
+int xml_push(xml *x, const char *name);
+/* Leaves the innermost element at its closing tag name. Fails if it is
+ * not the one open. */
+int xml_pop(xml *x, const char *name);
 /* Decodes the text of the element just opened (name) into out (cap
  * includes the NUL) and consumes its closing tag. Fails if the element has
  * children, holds a NUL byte, or its decoded text does not fit. */

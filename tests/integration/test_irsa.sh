@@ -61,14 +61,12 @@ calls() { grep -c "^$1 " "$TMP/sts.log"; }
 
 printf 'eyJhbGciOiJSUzI1NiJ9.irsa-web-identity-token-1.sig\n' >"$TMP/token"
 
-# task FILE KEY INPUT [PARAMS]
+# task FILE KEY INPUT [PARAMS]: a cog task publishing to s3://assets/irsa;
+# prints the hex of its data version.
 task() {
-  local dv params=${4:-}
-  [ -n "$params" ] || params='{}'
-  dv=$(printf '%s|%s|%s' "$2" "$3" "$params" | sha256sum | cut -d' ' -f1)
-  printf '{"apiVersion":"terrane.io/v1","kind":"Task","namespace":"irsa","assetKey":"%s","dataVersion":"sha256:%s","operation":"cog","params":%s,"inputs":[{"name":"src","uri":"%s"}],"output":{"uri":"s3://assets/irsa"},"attempt":1}\n' \
-    "$2" "$dv" "$params" "$3" >"$1"
-  echo "$dv"
+  local params=${4:-'{}'}
+  task_json cog "$params" "[{\"name\":\"src\",\"uri\":\"$3\"}]" s3://assets/irsa "$2" >"$1"
+  json_get "$1" 'd["dataVersion"][len("sha256:"):]'
 }
 IRSA_ENV=()
 irsa_env() { IRSA_ENV=(AWS_ROLE_ARN="$ROLE" AWS_WEB_IDENTITY_TOKEN_FILE="$TMP/token" AWS_ENDPOINT_URL_STS="$STS_URI"); }
@@ -88,7 +86,7 @@ run normal "$TMP/t1.json" "${IRSA_ENV[@]}"
 assert_eq 0 "$rc" "irsa: published"
 [ "$rc" = 0 ] || cat "$TMP/normal.out" "$TMP/normal.err" >&2
 assert_eq Succeeded "$(json_get "$TMP/normal.out" 'd["status"]')" "irsa: status"
-[ -e "$S3_DIR/assets/irsa/irsa/irsa/normal/$DV/manifest.json._S3rver_object" ] && ok "irsa: manifest in S3" ||
+[ -e "$S3_DIR/assets/irsa/test/irsa/normal/$DV/manifest.json._S3rver_object" ] && ok "irsa: manifest in S3" ||
   fail "irsa: no manifest in S3"
 assert_eq 1 "$(calls 200)" "irsa: one STS call for a short run"
 assert_eq 1 "$(grep -c "^200 token=eyJhbGciOiJSUzI1NiJ9.irsa-web-identity-token-1.sig session=terrane-worker-" "$TMP/sts.log")" \
@@ -149,7 +147,7 @@ grep -q '^200 token=eyJhbGciOiJSUzI1NiJ9.irsa-web-identity-token-2.sig ' "$TMP/s
   fail "short-lived credentials: the rotated token never reached STS: $(cat "$TMP/sts.log")"
 assert_eq 0 "$(calls 400)" "short-lived credentials: no call with a stale token"
 assert_contains "$(cat "$TMP/refresh.err")" "IRSA credentials refreshed" "short-lived credentials: refresh logged"
-[ -e "$S3_DIR/assets/irsa/irsa/irsa/refresh/$DV/manifest.json._S3rver_object" ] && ok "short-lived credentials: manifest in S3" ||
+[ -e "$S3_DIR/assets/irsa/test/irsa/refresh/$DV/manifest.json._S3rver_object" ] && ok "short-lived credentials: manifest in S3" ||
   fail "short-lived credentials: no manifest"
 sts_stop
 

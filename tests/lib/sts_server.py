@@ -32,8 +32,8 @@ Python standard library only.
 import argparse
 import datetime
 import http.server
-import os
 import secrets
+import standin
 import threading
 import urllib.parse
 from xml.sax.saxutils import escape
@@ -48,13 +48,8 @@ def error_doc(kind, code, message):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=["normal", "short", "badkey", "throttle", "error500"], default="normal")
-    ap.add_argument("--token-file", required=True)
     ap.add_argument("--role-arn", required=True)
-    ap.add_argument("--port-file", required=True)
-    ap.add_argument("--log-file", required=True)
-    ap.add_argument("--lifetime", type=float, default=3.0)
-    ap.add_argument("--key", default="S3RVER")
-    ap.add_argument("--secret", default="S3RVER")
+    standin.common_args(ap)
     args = ap.parse_args()
     lock = threading.Lock()
     calls = [0]
@@ -79,11 +74,7 @@ def main():
             with lock:
                 calls[0] += 1
                 nth = calls[0]
-            try:
-                with open(args.token_file) as f:
-                    want = f.read().strip()
-            except OSError:
-                want = None
+            want = standin.read_token(args.token_file)
             if self.path != "/" or one("Action") != "AssumeRoleWithWebIdentity" or one("Version") != "2011-06-15":
                 self.reply(400, error_doc("Sender", "InvalidAction", "not an AssumeRoleWithWebIdentity call"), form)
                 return
@@ -123,11 +114,7 @@ def main():
         def log_message(self, *a):
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    with open(args.port_file + ".tmp", "w") as f:
-        f.write(str(srv.server_address[1]))
-    os.replace(args.port_file + ".tmp", args.port_file)
-    srv.serve_forever()
+    standin.serve(Handler, args.port_file)
 
 
 if __name__ == "__main__":
