@@ -319,14 +319,20 @@ static void write_token(const char *tok)
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file, 1);
 }
 
+/* An Expiration an hour ahead, as RFC 3339 (32 bytes). */
+static void an_hour_from_now(char *exp)
+{
+    time_t later = time(NULL) + 3600;
+    struct tm tm;
+    gmtime_r(&later, &tm);
+    strftime(exp, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 static void start_hands_credentials_to_gdal(void **state)
 {
     (void)state;
     char body[512], exp[32];
-    time_t later = time(NULL) + 3600;
-    struct tm tm;
-    gmtime_r(&later, &tm);
-    strftime(exp, sizeof exp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    an_hour_from_now(exp);
     snprintf(body, sizeof body,
              "{\"AccessKeyId\":\"ASIATEST\",\"SecretAccessKey\":\"sekret\",\"Token\":\"sess\","
              "\"Expiration\":\"%s\"}",
@@ -364,10 +370,7 @@ static void start_with_web_identity(void **state)
 {
     (void)state;
     char body[1024], exp[32];
-    time_t later = time(NULL) + 3600;
-    struct tm tm;
-    gmtime_r(&later, &tm);
-    strftime(exp, sizeof exp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    an_hour_from_now(exp);
     snprintf(body, sizeof body,
              "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
              "<AccessKeyId>ASIAIRSA</AccessKeyId><SecretAccessKey>irsa-secret</SecretAccessKey>"
