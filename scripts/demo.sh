@@ -61,6 +61,7 @@ fail() {
   if [ -n "${KUBECONFIG:-}" ] && [ -f "$KUBECONFIG" ]; then
     echo "--- kubectl get am -n $NS"
     k get am -n "$NS" -o wide 2>&1 | head -20 || true
+    k get am -n "$PNS" -o wide 2>/dev/null | grep -v '^No resources' | sed '1s/^/--- kubectl get am -n '"$PNS"'\n/' || true
   fi
   if [ -f "$DEMO_DIR/controller.log" ]; then
     echo "--- terrane-controller, last log lines ($DEMO_DIR/controller.log)"
