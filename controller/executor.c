@@ -16,6 +16,7 @@
 #include "sourceexec.h"
 #include "spec.h"
 #include "speccache.h"
+#include "srcchange.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -210,6 +211,12 @@ static int apply(executor *m, const char *key, const char *ns, const json_t *am,
         for (size_t i = 0; i < p->n_events; i++)
             events_record(m->cfg.events, am, p->events[i].type, p->events[i].reason, "%s",
                           p->events[i].message);
+    if (p->observe_source &&
+        srcchange_request(m->cfg.client, ns, p->observe_source, p->observe_token)) {
+        clog_warn("asking for an observation failed", "{s:s, s:s, s:s}", "key", key, "source",
+                  p->observe_source, "error", cerr_message());
+        retry = 1;
+    }
     return retry;
 }
 

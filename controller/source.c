@@ -9,6 +9,7 @@
 #include "lib/cmem.h"
 #include "podspec.h"
 #include "rerun.h"
+#include "srcchange.h"
 #include "status.h"
 #include "terrane_proto.h"
 
@@ -517,9 +518,10 @@ static void decide(sctx *c)
 
     if (!c->sched_error && c->n <= c->finished && !c->plan->create) {
         const char *rerun = rerun_requested(src, c->old);
+        const char *asked = srcchange_requested(src, c->old); /* a reader's SourceChanged */
         time_t next = status_time(c->st, "nextObservationAt");
         bool due = c->n == 0 || jint(c->st, "observedGeneration", NULL, -1) != c->gen || rerun ||
-                   (next && next <= in->now);
+                   asked || (next && next <= in->now);
         if (due) {
             c->n++;
             set_int(c, "observation", c->n);
@@ -527,6 +529,7 @@ static void decide(sctx *c)
             source_pod_name(in->name, c->n, name, sizeof name);
             set_str(c, "podName", name);
             if (rerun) set_str(c, RERUN_TOKEN, rerun);
+            if (asked) set_str(c, SRCCHANGE_TOKEN, asked);
             create_pod(c, c->n);
             c->plan->outcome = "observe";
             if (!c->plan->create) c->n--; /* InvalidSpec: not started */

@@ -19,6 +19,9 @@
 #   - a plain uri: input overwritten and its asset re-created: a new data
 #     version, not a cache hit (its observation);
 #   - an invalid time zone: Observed=False InvalidSchedule and no pod;
+#   - an object replaced between its observation and the worker's read:
+#     SourceChanged, the source observed at once (terrane.io/observe), the
+#     asset Ready on the new version without spending a retry;
 #   - the metrics terrane_source_observations_total and
 #     terrane_asset_freshness_lag_seconds.
 . "$(dirname "$0")/lib.sh"
@@ -244,6 +247,59 @@ k wait --for=condition=Ready am late --timeout=60s >/dev/null && ok "re-created 
 assert_eq "false" "$(am_get late '{.status.output.cacheHit}')" "overwritten input: not a cache hit"
 s3_get s3://raw/late.tif "$TMP/late-now.tif" || fail "get late.tif"
 cmp -s "$TMP/elev2.tif" "$TMP/late-now.tif" && ok "the input holds the new bytes" || fail "late.tif is not the new bytes"
+
+# --- replaced between observation and read: SourceChanged, observed at once ---------------------
+# Slow nodes hold the worker pod back; the object is overwritten after the
+# observation and before the worker's check (worker/srccheck.h).
+s3_put "$SAMPLES/elev.tif" s3://raw/moving.tif || fail "upload moving.tif"
+k apply -f - >/dev/null <<'YAML' || fail "apply moving"
+apiVersion: terrane.io/v1alpha1
+kind: AssetSource
+metadata: {name: moving}
+spec:
+  assetKey: lux/moving
+  uri: s3://raw/moving.tif
+  listing: {uri: s3://assets/sources}
+YAML
+wait_until 60 "first observation of moving" finished moving 1
+mdv1=$(src_get moving '{.status.dataVersion}')
+faults '{"slowNodes": {"*": 3}}'
+k apply -f - >/dev/null <<'YAML' || fail "apply moving-cog"
+apiVersion: terrane.io/v1alpha1
+kind: AssetMaterialization
+metadata: {name: moving-cog}
+spec:
+  assetKey: lux/moving_cog
+  operation: cog
+  inputs: [{name: dem, from: moving}]
+  output: {uri: s3://assets}
+  retries: {limit: 0}
+YAML
+moving_pod() { [ "$(pods_of moving-cog | wc -l)" -ge 1 ]; }
+wait_until 30 "moving-cog's first pod" moving_pod
+first=$(pods_of moving-cog | head -1)
+first_dv=$(k get pod "$first" -o 'jsonpath={.metadata.annotations.terrane\.io/data-version}')
+[ -n "$first_dv" ] || fail "no data version on pod $first"
+s3_put "$TMP/elev2.tif" s3://raw/moving.tif || fail "overwrite moving.tif"
+k wait --for=condition=Ready am moving-cog --timeout=90s >/dev/null &&
+  ok "SourceChanged, then Ready on the new version (retries limit 0: none spent)" || fail "moving-cog not Ready"
+faults '{}'
+ev=$(k get events --field-selector involvedObject.name=moving-cog,reason=SourceChanged -o 'jsonpath={.items[*].message}')
+assert_contains "$ev" "SourceChanged: inputs[0].uri: s3://raw/moving.tif changed since it was observed" \
+  "the asset's SourceChanged Event names the input"
+assert_contains "$ev" "observing source moving again (not counted against retries)" "and the source observed again"
+assert_eq "$first" "$(src_get moving '{.status.observeToken}')" "the source was asked by that pod's name"
+assert_eq "2" "$(src_get moving '{.status.finishedObservation}')" "one observation more"
+mdv2=$(src_get moving '{.status.dataVersion}')
+[ "$mdv2" != "$mdv1" ] && ok "the new observation: a new data version" || fail "moving kept $mdv1"
+assert_eq "$mdv2" "$(am_get moving-cog '{.status.lineage[0].dataVersion}')" "moving-cog read the new version"
+assert_eq "0" "$(am_get moving-cog '{.status.retries}')" "no retry spent"
+assert_eq "1" "$(am_get moving-cog '{.status.attempts}')" "the new version's first attempt"
+[ "$(am_get moving-cog '{.status.podName}')" != "$first" ] && ok "by a new pod" || fail "moving-cog kept pod $first"
+assert_eq "1" "$(k get events --field-selector involvedObject.name=moving-cog,reason=SourceChanged -o name | wc -l)" \
+  "one SourceChanged Event on the asset"
+s3_exists "s3://assets/hydro/lux/moving_cog/${first_dv#sha256:}/manifest.json" &&
+  fail "the refused attempt published a manifest" || ok "the refused attempt published nothing"
 
 # --- a deleted source's lag series goes with it --------------------------------------------------
 lag_series() { curl -sf "http://127.0.0.1:$MPORT/metrics" | grep -c '^terrane_asset_freshness_lag_seconds{namespace="hydro",asset="lux/raw_dem"}'; }

@@ -20,6 +20,7 @@
 #include "lib/jschema.h"
 #include "pools.h"
 #include "rerun.h"
+#include "srcchange.h"
 #include "source.h"
 
 #include <stdio.h>
@@ -344,6 +345,39 @@ static void test_rerun_and_generation(void **state)
     world_free(&w);
 }
 
+/* terrane.io/observe (a reader's SourceChanged, srcchange.h): observed
+ * now, once per value, and the value kept apart from terrane.io/rerun. */
+static void test_observe_annotation(void **state)
+{
+    (void)state;
+    world w = {0};
+    new_source(&w, "\"observe\":{\"intervalSeconds\":3600}");
+    decide(&w);
+    json_t *pod = apply(&w);
+    finish(&w, pod, ok_result(DV_A, 1), 0);
+    decide(&w);
+    apply(&w);
+    assert_null(decide(&w)->create); /* next one in an hour */
+    json_object_set_new(json_object_get(w.src, "metadata"), "annotations",
+                        json_pack("{s:s}", SRCCHANGE_ANNOTATION, "dem-cog-abc-1"));
+    source_plan *p = decide(&w);
+    assert_non_null(p->create);
+    apply(&w);
+    assert_int_equal(st_int(&w, "observation"), 2);
+    assert_string_equal(st_str(&w, SRCCHANGE_TOKEN), "dem-cog-abc-1");
+    assert_null(st_str(&w, RERUN_TOKEN));
+    finish(&w, w.pods[w.n_pods - 1], ok_result(DV_B, 1), 0);
+    p = decide(&w);
+    assert_true(p->changed);
+    apply(&w);
+    assert_int_equal(st_int(&w, "finishedObservation"), 2);
+    assert_null(decide(&w)->create); /* the same value: once */
+    json_object_set_new(json_object_get(w.src, "metadata"), "annotations",
+                        json_pack("{s:s}", SRCCHANGE_ANNOTATION, "dem-cog-abc-2"));
+    assert_non_null(decide(&w)->create);
+    world_free(&w);
+}
+
 static void test_failures(void **state)
 {
     (void)state;
@@ -540,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_first_observation_and_pod),
         cmocka_unit_test(test_restart_between_status_and_pod),
         cmocka_unit_test(test_rerun_and_generation),
+        cmocka_unit_test(test_observe_annotation),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_cron_schedule),
         cmocka_unit_test(test_freshness),
