@@ -124,7 +124,9 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
     for (size_t i = 0; i < ups->n && !part; i++)
         part = json_object_get(json_object_get(ups->v[i], "spec"), "partitions") != NULL;
     if (part && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
-    if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches), am, s))) return rc;
+    if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches),
+                                 m->cfg.reconcile->pools, am, s)))
+        return rc;
     return caches_cycle(m->cfg.caches, ns, name, cycle, CYCLE_PATH_MAX);
 }
 

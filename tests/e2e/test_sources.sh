@@ -11,6 +11,8 @@
 #     with a plain uri: input: the lineage starts at the source with its data
 #     version; an unchanged observation starts no worker pod; the overwrite
 #     re-materializes exactly the chain below the source with new checksums;
+#   - a plain uri: input's own source is observed on the asset's pool
+#     (observe: {pool} without a schedule);
 #   - a missing object: Available=False SourceNotFound naming it;
 #   - kill -9 of the controller while an observation pod runs: the restarted
 #     controller adopts it; never two pods for one observation;
@@ -96,9 +98,16 @@ spec:
   operation: cog
   inputs: [{name: dem, uri: s3://raw/other.tif}]
   output: {uri: s3://assets}
+  tags: {terrane.io/pool: highmem}
 YAML
 k wait --for=condition=Ready am dem-cog dem-slope other --timeout=90s >/dev/null && ok "the chain below the source is Ready" ||
   fail "dem-cog / dem-slope / other not Ready"
+# a plain uri: input is observed on its asset's pool (where its credentials are)
+assert_eq "highmem" "$(src_get other-in-dem '{.spec.observe.pool}')" "other's input source: the asset's pool"
+assert_eq "" "$(src_get other-in-dem '{.spec.observe.intervalSeconds}{.spec.observe.schedule}')" "and no schedule"
+obs_node=$(k get pod other-in-dem-obs-1 -o 'jsonpath={.spec.nodeName}')
+assert_eq "highmem" "$(k get node "$obs_node" -o 'jsonpath={.metadata.labels.terrane\.io/pool}' 2>/dev/null)" \
+  "its observation pod ran on a highmem node ($obs_node)"
 assert_eq "raw-dem" "$(am_get dem-cog '{.status.lineage[0].from}')" "lineage: the source is the root"
 assert_eq "lux/raw_dem" "$(am_get dem-cog '{.status.lineage[0].assetKey}')" "lineage: the source's asset key"
 assert_eq "$dv1" "$(am_get dem-cog '{.status.lineage[0].dataVersion}')" "lineage: the source's data version"

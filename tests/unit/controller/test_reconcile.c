@@ -104,7 +104,7 @@ static json_t *input_source(const json_t *am, size_t i, const char *etag)
     am_spec *s = NULL;
     json_t *src = NULL;
     assert_int_equal(spec_decode(am, NULL, &s, NULL), 0);
-    assert_int_equal(implicitsrc_build(am, s, i, &src), 0);
+    assert_int_equal(implicitsrc_build(am, s, i, NULL, &src), 0);
     spec_free(s);
     json_object_set_new(json_object_get(src, "metadata"), "uid", json_string("uid-src"));
     if (etag) {
