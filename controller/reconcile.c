@@ -167,26 +167,11 @@ static void requeue_in(rctx *c, long seconds)
 
 /* --- status shorthands ----------------------------------------------------------------- */
 
-static void cond(rctx *c, const char *type, bool status, const char *reason, const char *msg)
-{
-    int rc = status_cond(c->st, type, status, reason, msg, c->gen, c->in->now);
-    if (rc && !c->rc) c->rc = rc;
-}
-
-static void set_str(rctx *c, const char *key, const char *v)
-{
-    if (status_set_str(c->st, key, v)) oom(c);
-}
-
-static void set_int(rctx *c, const char *key, long long v)
-{
-    if (status_set_int(c->st, key, v)) oom(c);
-}
-
-static void set_time(rctx *c, const char *key, time_t t)
-{
-    if (status_set_time(c->st, key, t)) oom(c);
-}
+/* status shorthands (status.h): the first failure sticks in c->rc */
+#define cond STATUS_KEEP_COND
+#define set_str STATUS_KEEP_STR
+#define set_int STATUS_KEEP_INT
+#define set_time STATUS_KEEP_TIME
 
 /* phase, Ready, Failed and the summary message together: they always agree. */
 static void state(rctx *c, const char *phase, bool ready, const char *reason, const char *fmt, ...)

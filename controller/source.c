@@ -78,25 +78,11 @@ static void requeue_at(sctx *c, time_t t)
     if (!c->plan->requeue_after_s || s < c->plan->requeue_after_s) c->plan->requeue_after_s = s;
 }
 
-static void cond(sctx *c, const char *type, bool v, const char *reason, const char *msg)
-{
-    if (status_cond(c->st, type, v, reason, msg ? msg : "", c->gen, c->in->now)) oom(c);
-}
-
-static void set_str(sctx *c, const char *k, const char *v)
-{
-    if (status_set_str(c->st, k, v)) oom(c);
-}
-
-static void set_int(sctx *c, const char *k, long long v)
-{
-    if (status_set_int(c->st, k, v)) oom(c);
-}
-
-static void set_time(sctx *c, const char *k, time_t t)
-{
-    if (status_set_time(c->st, k, t)) oom(c);
-}
+/* status shorthands (status.h): the first failure sticks in c->rc */
+#define cond STATUS_KEEP_COND
+#define set_str STATUS_KEEP_STR
+#define set_int STATUS_KEEP_INT
+#define set_time STATUS_KEEP_TIME
 
 static time_t status_time(const json_t *st, const char *k)
 {

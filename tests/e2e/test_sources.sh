@@ -35,20 +35,24 @@ ctl_start ctl --pod-gc-delay 600 --leader-elect=false
 src_get() { k get asrc "$1" -o "jsonpath=$2" 2>/dev/null; }
 cond_of() { src_get "$1" "{.status.conditions[?(@.type==\"$2\")].status}/{.status.conditions[?(@.type==\"$2\")].reason}"; }
 obs_pods() { k get pods -l "terrane.io/source=$1" -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}' 2>/dev/null; }
-finished() { [ "$(src_get "$1" '{.status.finishedObservation}')" = "$2" ]; }
+finished() { field_is asrc "$1" '{.status.finishedObservation}' "$2"; }
 rerun() { k annotate asrc "$1" "terrane.io/rerun=$2" --overwrite >/dev/null || fail "annotate $1"; }
-
-k apply -f - >/dev/null <<'YAML' || fail "apply sources"
+# A one-object source: name, asset key, uri, and an observe line if any.
+apply_src() {
+  k apply -f - >/dev/null <<YAML || fail "apply $1"
 apiVersion: terrane.io/v1alpha1
 kind: AssetSource
-metadata: {name: raw-dem}
+metadata: {name: $1}
 spec:
-  assetKey: lux/raw_dem
-  uri: s3://raw/elev.tif
+  assetKey: $2
+  uri: $3
   listing: {uri: s3://assets/sources}
-  observe: {intervalSeconds: 3600}
-  freshness: {maxLagSeconds: 86400}
+${4:+  observe: $4}
 YAML
+}
+
+apply_src raw-dem lux/raw_dem s3://raw/elev.tif '{intervalSeconds: 3600}
+  freshness: {maxLagSeconds: 86400}'
 
 wait_until 60 "first observation of raw-dem" finished raw-dem 1
 dv1=$(src_get raw-dem '{.status.dataVersion}')
@@ -125,8 +129,7 @@ wait_until 60 "observation 2" finished raw-dem 2
 assert_eq "$dv1" "$(src_get raw-dem '{.status.dataVersion}')" "unchanged object: same data version"
 assert_eq "$changed_at" "$(src_get raw-dem '{.status.lastChangedAt}')" "unchanged object: lastChangedAt stays"
 assert_eq "one" "$(src_get raw-dem '{.status.rerunToken}')" "rerunToken records the annotation"
-assert_eq "1" "$(k get events --field-selector involvedObject.name=raw-dem,reason=SourceChanged -o name | wc -l)" \
-  "one SourceChanged Event (the first observation)"
+assert_eq "1" "$(events_of raw-dem SourceChanged)" "one SourceChanged Event (the first observation)"
 assert_eq "$pods_before" "$(worker_pods)" "unchanged source: no new worker pod anywhere"
 assert_eq "$cog_dv1" "$(am_get dem-cog '{.status.dataVersion}')" "unchanged source: dem-cog keeps its data version"
 
@@ -139,14 +142,11 @@ wait_until 60 "observation 3" finished raw-dem 3
 dv3=$(src_get raw-dem '{.status.dataVersion}')
 [ "$dv3" != "$dv1" ] && ok "overwritten object: a new data version" || fail "overwritten object kept $dv1"
 assert_eq "$(md5sum <"$TMP/elev2.tif" | cut -c1-32)" "$(src_get raw-dem '{.status.object.etag}')" "object.etag follows"
-wait_until 20 "a second SourceChanged Event" \
-  bash -c "[ \$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get events --field-selector involvedObject.name=raw-dem,reason=SourceChanged -o name | wc -l) = 2 ]"
+wait_events 20 "a second SourceChanged Event" raw-dem SourceChanged 2
 assert_eq "3" "$(obs_pods raw-dem | wc -l)" "three observations, three pods"
-wait_until 90 "dem-cog re-materialized from the new version" \
-  bash -c "[ \"\$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get am dem-cog -o jsonpath='{.status.lineage[0].dataVersion}')\" = '$dv3' ]"
+wait_field 90 "dem-cog re-materialized from the new version" am dem-cog '{.status.lineage[0].dataVersion}' "$dv3"
 k wait --for=condition=Ready am dem-cog dem-slope --timeout=90s >/dev/null || fail "the chain is not Ready again"
-wait_until 90 "dem-slope re-materialized" \
-  bash -c "[ \"\$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get am dem-slope -o jsonpath='{.status.lineage[0].dataVersion}')\" = \"\$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get am dem-cog -o jsonpath='{.status.dataVersion}')\" ]"
+wait_field 90 "dem-slope re-materialized" am dem-slope '{.status.lineage[0].dataVersion}' "$(am_get dem-cog '{.status.dataVersion}')"
 [ "$(am_get dem-cog '{.status.dataVersion}')" != "$cog_dv1" ] && ok "dem-cog: a new data version" || fail "dem-cog kept its data version"
 [ "$(am_get dem-cog '{.status.output.checksum}')" != "$cog_sum1" ] && ok "dem-cog: new bytes" || fail "dem-cog kept its checksum"
 [ "$(am_get dem-slope '{.status.dataVersion}')" != "$slope_dv1" ] && ok "dem-slope: a new data version" || fail "dem-slope kept its data version"
@@ -161,15 +161,7 @@ for p in json.load(sys.stdin)["items"]:
   "the task carries the observed ETag"
 
 # --- missing object ----------------------------------------------------------------------
-k apply -f - >/dev/null <<'YAML' || fail "apply missing"
-apiVersion: terrane.io/v1alpha1
-kind: AssetSource
-metadata: {name: missing}
-spec:
-  assetKey: lux/missing
-  uri: s3://raw/nothing-here.tif
-  listing: {uri: s3://assets/sources}
-YAML
+apply_src missing lux/missing s3://raw/nothing-here.tif
 wait_until 60 "observation of missing" finished missing 1
 assert_eq "False/SourceNotFound" "$(cond_of missing Available)" "missing object: Available=False SourceNotFound"
 assert_contains "$(src_get missing '{.status.conditions[?(@.type=="Available")].message}')" \
@@ -180,7 +172,7 @@ assert_contains "$(src_get missing '{.status.conditions[?(@.type=="Available")].
 # --- kill -9 while an observation pod runs ----------------------------------------------
 faults '{"slowNodes": {"*": 4}}'
 rerun raw-dem three
-wait_until 30 "observation 4 started" bash -c "[ \"\$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get asrc raw-dem -o jsonpath='{.status.observation}')\" = 4 ]"
+wait_field 30 "observation 4 started" asrc raw-dem '{.status.observation}' 4
 ctl_kill ctl
 MPORT=$(free_port)
 ctl_start ctl2 --pod-gc-delay 600 --leader-elect=false --metrics-addr "127.0.0.1:$MPORT"
@@ -190,17 +182,8 @@ assert_eq "4" "$(obs_pods raw-dem | wc -l)" "four observations, four pods"
 faults '{}'
 
 # --- invalid time zone ---------------------------------------------------------------------
-k apply -f - >/dev/null <<'YAML' || fail "apply badzone"
-apiVersion: terrane.io/v1alpha1
-kind: AssetSource
-metadata: {name: badzone}
-spec:
-  assetKey: lux/badzone
-  uri: s3://raw/elev.tif
-  listing: {uri: s3://assets/sources}
-  observe: {schedule: "5 * * * *", timeZone: Mars/Olympus}
-YAML
-wait_until 30 "badzone InvalidSchedule" bash -c "[ \"\$(kubectl --kubeconfig '$KUBECONFIG' -n $NS get asrc badzone -o jsonpath='{.status.conditions[?(@.type==\"Observed\")].reason}')\" = InvalidSchedule ]"
+apply_src badzone lux/badzone s3://raw/elev.tif '{schedule: "5 * * * *", timeZone: Mars/Olympus}'
+wait_field 30 "badzone InvalidSchedule" asrc badzone '{.status.conditions[?(@.type=="Observed")].reason}' InvalidSchedule
 assert_eq "0" "$(obs_pods badzone | wc -l)" "an invalid schedule starts no pod"
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -261,15 +244,7 @@ cmp -s "$TMP/elev2.tif" "$TMP/late-now.tif" && ok "the input holds the new bytes
 # Slow nodes hold the worker pod back; the object is overwritten after the
 # observation and before the worker's check (worker/srccheck.h).
 s3_put "$SAMPLES/elev.tif" s3://raw/moving.tif || fail "upload moving.tif"
-k apply -f - >/dev/null <<'YAML' || fail "apply moving"
-apiVersion: terrane.io/v1alpha1
-kind: AssetSource
-metadata: {name: moving}
-spec:
-  assetKey: lux/moving
-  uri: s3://raw/moving.tif
-  listing: {uri: s3://assets/sources}
-YAML
+apply_src moving lux/moving s3://raw/moving.tif
 wait_until 60 "first observation of moving" finished moving 1
 mdv1=$(src_get moving '{.status.dataVersion}')
 faults '{"slowNodes": {"*": 3}}'
@@ -305,8 +280,7 @@ assert_eq "$mdv2" "$(am_get moving-cog '{.status.lineage[0].dataVersion}')" "mov
 assert_eq "0" "$(am_get moving-cog '{.status.retries}')" "no retry spent"
 assert_eq "1" "$(am_get moving-cog '{.status.attempts}')" "the new version's first attempt"
 [ "$(am_get moving-cog '{.status.podName}')" != "$first" ] && ok "by a new pod" || fail "moving-cog kept pod $first"
-assert_eq "1" "$(k get events --field-selector involvedObject.name=moving-cog,reason=SourceChanged -o name | wc -l)" \
-  "one SourceChanged Event on the asset"
+assert_eq "1" "$(events_of moving-cog SourceChanged)" "one SourceChanged Event on the asset"
 s3_exists "s3://assets/hydro/lux/moving_cog/${first_dv#sha256:}/manifest.json" &&
   fail "the refused attempt published a manifest" || ok "the refused attempt published nothing"
 

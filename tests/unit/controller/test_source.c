@@ -210,6 +210,17 @@ static bool has_event(const source_plan *p, const char *reason)
 
 /* --- tests ------------------------------------------------------------------------------------ */
 
+/* A new source, observed once (DV_A) and recorded. */
+static void observed_once(world *w, const char *extra_spec)
+{
+    new_source(w, extra_spec);
+    decide(w);
+    json_t *pod = apply(w);
+    finish(w, pod, ok_result(DV_A, 1), 0);
+    decide(w);
+    apply(w);
+}
+
 static void test_first_observation_and_pod(void **state)
 {
     (void)state;
@@ -318,12 +329,8 @@ static void test_rerun_and_generation(void **state)
 {
     (void)state;
     world w = {0};
-    new_source(&w, NULL);
-    decide(&w);
-    json_t *pod = apply(&w);
-    finish(&w, pod, ok_result(DV_A, 1), 0);
-    decide(&w);
-    apply(&w);
+    observed_once(&w, NULL);
+    json_t *pod = NULL;
     assert_null(st_str(&w, "nextObservationAt")); /* no spec.observe */
     source_plan *p = decide(&w);
     assert_null(p->create);
@@ -351,12 +358,7 @@ static void test_observe_annotation(void **state)
 {
     (void)state;
     world w = {0};
-    new_source(&w, "\"observe\":{\"intervalSeconds\":3600}");
-    decide(&w);
-    json_t *pod = apply(&w);
-    finish(&w, pod, ok_result(DV_A, 1), 0);
-    decide(&w);
-    apply(&w);
+    observed_once(&w, "\"observe\":{\"intervalSeconds\":3600}");
     assert_null(decide(&w)->create); /* next one in an hour */
     json_object_set_new(json_object_get(w.src, "metadata"), "annotations",
                         json_pack("{s:s}", SRCCHANGE_ANNOTATION, "dem-cog-abc-1"));
@@ -480,12 +482,8 @@ static void test_freshness(void **state)
 {
     (void)state;
     world w = {0};
-    new_source(&w, "\"observe\":{\"intervalSeconds\":60},\"freshness\":{\"maxLagSeconds\":100}");
-    decide(&w);
-    json_t *pod = apply(&w);
-    finish(&w, pod, ok_result(DV_A, 1), 0);
-    decide(&w);
-    apply(&w);
+    observed_once(&w, "\"observe\":{\"intervalSeconds\":60},\"freshness\":{\"maxLagSeconds\":100}");
+    json_t *pod = NULL;
     const char *s;
     assert_string_equal(cond_reason(&w, COND_FRESH, &s), "Fresh");
     /* observed again and again, never changed */
