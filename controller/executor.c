@@ -16,6 +16,7 @@
 #include "sourceexec.h"
 #include "spec.h"
 #include "speccache.h"
+#include "srcchange.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -123,7 +124,9 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
     for (size_t i = 0; i < ups->n && !part; i++)
         part = json_object_get(json_object_get(ups->v[i], "spec"), "partitions") != NULL;
     if (part && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
-    if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches), am, s))) return rc;
+    if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches),
+                                 m->cfg.reconcile->pools, am, s)))
+        return rc;
     return caches_cycle(m->cfg.caches, ns, name, cycle, CYCLE_PATH_MAX);
 }
 
@@ -210,6 +213,12 @@ static int apply(executor *m, const char *key, const char *ns, const json_t *am,
         for (size_t i = 0; i < p->n_events; i++)
             events_record(m->cfg.events, am, p->events[i].type, p->events[i].reason, "%s",
                           p->events[i].message);
+    if (p->observe_source &&
+        srcchange_request(m->cfg.client, ns, p->observe_source, p->observe_token)) {
+        clog_warn("asking for an observation failed", "{s:s, s:s, s:s}", "key", key, "source",
+                  p->observe_source, "error", cerr_message());
+        retry = 1;
+    }
     return retry;
 }
 

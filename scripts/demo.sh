@@ -399,6 +399,26 @@ worst = max(abs(w - sum(c)) for w, c in zip(week, zip(*days)))
 print("    pixels         the sum of the 7 daily rasters (s3://raw/rain/2026-11-01..07.tif) to %.1e mm" % worst)
 sys.exit(0 if worst < 1e-3 else 1)
 PY
+# Sources: every s3:// uri: input of the graph is read through its own
+# AssetSource (controller/implicitsrc.c), observed once by a worker pod on
+# the asset's pool; the inputs' data versions are those observations.
+echo
+echo "${B}-- Sources: the data Terrane reads but does not compute (kubectl get asrc -n $NS) --${N}"
+k get asrc -n "$NS" -o json 2>/dev/null | $PY -c 'import json, sys
+items = json.load(sys.stdin)["items"]
+print("  %-26s %-34s %-7s %-12s %-7s %s" % ("SOURCE", "URI", "OBJECTS", "VERSION", "POOL", "READ BY"))
+for o in sorted(items, key=lambda o: o["metadata"]["name"]):
+    st, sp = o.get("status") or {}, o["spec"]
+    by = (o["metadata"].get("labels") or {}).get("terrane.io/input-of", "from: inputs")
+    print("  %-26s %-34s %-7s %-12s %-7s %s" % (o["metadata"]["name"][:26], sp["uri"][:34],
+          st.get("objectCount", "-"), st.get("shortDataVersion", "-"),
+          (sp.get("observe") or {}).get("pool", "default"), by))
+print("  %d sources, each observed %s" % (len(items), "once, before the first run of the asset that reads it"
+      if all((o.get("status") or {}).get("finishedObservation") == 1 for o in items) else "(see status.observation)"))' ||
+  fail "listing the AssetSources"
+echo "  an input's data version is its observation's (ETag, size, version id), so overwriting the"
+echo "  object and re-running the asset (kubectl annotate am NAME terrane.io/rerun=\$(date +%s)) gives a"
+echo "  new data version, never a cache hit on the old bytes"
 
 # --- 6. staleness: change one upstream -------------------------------------------------------------
 step "6/7  staleness: change one upstream, only its downstream assets re-materialize"
@@ -493,6 +513,7 @@ echo "  $KC get am -n $PNS    # the partitioned assets: PARTITIONS n/m"
 echo "  $KC get pods,nodes -o wide -n $NS -L terrane.io/pool"
 echo "  $KC get events -n $NS"
 echo "  $KC explain am.spec"
+echo "  $KC get asrc -n $NS            # the sources: observed data versions of the uri: inputs"
 echo "  $KC get am -n $NS -w      # and in another terminal change an upstream:"
 echo "  $KC patch am dem-cog -n $NS --type merge -p '{\"spec\":{\"params\":{\"blockSize\":512}}}'"
 [ -z "$METRICS_URL" ] || echo "  curl -s $METRICS_URL      # the controller's Prometheus metrics"

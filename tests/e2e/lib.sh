@@ -260,3 +260,14 @@ e2e_dump() {
     done
   fi
 }
+
+# --- waiting on one field or the Events of one object (test_sources.sh) --------------------------
+# field_is KIND NAME JSONPATH WANT: the field prints exactly WANT.
+field_is() { [ "$(k get "$1" "$2" -o "jsonpath=$3" 2>/dev/null)" = "$4" ]; }
+# wait_field SECONDS WHAT KIND NAME JSONPATH WANT: until field_is holds.
+wait_field() { local secs=$1 what=$2; shift 2; wait_until "$secs" "$what" field_is "$@"; }
+# events_of NAME REASON: how many Events of that reason the object has.
+events_of() { k get events --field-selector "involvedObject.name=$1,reason=$2" -o name 2>/dev/null | wc -l; }
+events_are() { [ "$(events_of "$1" "$2")" = "$3" ]; }
+# wait_events SECONDS WHAT NAME REASON COUNT: until the object has COUNT such Events.
+wait_events() { local secs=$1 what=$2; shift 2; wait_until "$secs" "$what" events_are "$@"; }

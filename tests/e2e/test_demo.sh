@@ -82,6 +82,14 @@ pcmd=$(grep -E '^  kubectl --kubeconfig [^ ]+ get am -n partitions +#' "$TMP/run
 out=$(eval "$pcmd" 2>&1)
 assert_eq 5 "$(echo "$out" | grep -c ' Succeeded ')" "the printed kubectl get am -n partitions lists 5 Succeeded assets"
 assert_contains "$(echo "$out" | head -n 1)" "PARTITIONS" "with the PARTITIONS column"
+# The sources section: one row per AssetSource of the running cluster, each observed.
+n_src=$(kubectl --kubeconfig "$DEMO_DIR/kubeconfig" get asrc -n hydro -o name 2>/dev/null | grep -c .)
+[ "$n_src" -ge 1 ] && ok "the demo's graph reads $n_src sources" || fail "the demo's cluster has no AssetSource"
+sec=$(sed -n '/^.*-- Sources: /,/^  an input/p' "$TMP/run1.txt")
+assert_contains "$sec" "SOURCE" "the demo prints a sources section"
+assert_eq "$n_src" "$(echo "$sec" | grep -cE '^  [a-z0-9.-]+ +s3://[^ ]+ +1 +[0-9a-f]{12} ')" \
+  "one row per source, each with one object and its data version"
+assert_contains "$sec" "$n_src sources, each observed once" "each observed once, before its first run"
 # The lineage UI's URL the report prints, against the still-running demo.
 ui=$(grep -A1 'The lineage UI' "$TMP/run1.txt" | grep -oE 'http://127\.0\.0\.1:[0-9]+/ui/' | head -n 1)
 assert_contains "$ui" "/ui/" "the report prints the lineage UI's URL"
