@@ -270,10 +270,17 @@ async function scale() {
   await page.waitForSelector('#panel:not([hidden]) h2', { timeout: 5000 });
   check((await page.textContent('#panel h2')) === target.split('/')[1], 'and its panel opens');
 
-  // a status write reaches the page in under a second
+  // a status write reaches the page in under a second, the whole grouped graph on screen:
+  // the search cleared, the asset's group left open by its selection
+  await page.fill('#f-search', '');
+  const all = `${env('ASSETS')} of ${env('ASSETS')} assets`;
+  const whole = await page.waitForFunction((w) => document.getElementById('counts').textContent.startsWith(w), all, { timeout: LIMIT * 2000 }).then(() => true, () => false);
+  check(whole, 'the whole graph is shown again when the search is cleared', await page.textContent('#counts'));
+  await page.waitForSelector(nodeSel(target), { state: 'attached', timeout: 5000 });
+  const [tns, tname] = target.split('/');
   const lat = [];
   for (let k = 0; k < 3; k++) {
-    const cur = await page.getAttribute(nodeSel(target), 'data-phase');
+    const cur = await page.$eval(nodeSel(target), (e) => e.dataset.phase);
     const phase = ['Running', 'Failed', 'Succeeded'].filter((p) => p !== cur)[k % 2];
     await page.evaluate((id) => {
       window.__changedAt = null;
@@ -282,13 +289,14 @@ async function scale() {
       window.__obs = new MutationObserver(() => { if (window.__changedAt === null) window.__changedAt = Date.now(); });
       window.__obs.observe(e, { attributes: true, attributeFilter: ['data-phase'] });
     }, target);
+    // the write as a controller makes it (kubectl's own start-up would come before it)
     const t0 = Date.now();
-    kubectl('-n', target.split('/')[0], 'patch', 'am', target.split('/')[1], '--subresource=status', '--type', 'merge', '-p', JSON.stringify({ status: { phase } }));
+    await apiPatchStatus(tns, tname, JSON.stringify({ status: { phase } }));
     await page.waitForFunction(() => window.__changedAt !== null, null, { timeout: 5000 }).catch(() => {});
     const at = await page.evaluate(() => window.__changedAt);
     lat.push(at ? at - t0 : Infinity);
   }
-  console.log(`measure: status write (kubectl patch started) to the page: ${lat.join(', ')} ms (target < 1000)`);
+  console.log(`measure: status write (PATCH sent) to the page, ${all} shown: ${lat.join(', ')} ms (target < 1000)`);
   check(lat.every((x) => x < LIMIT * 1000), `every live update reached the page under ${LIMIT} s after the status write`, lat.join(','));
   check(problems.length === 0, 'no page error or console error', problems.join(' | '));
   await close();
