@@ -237,12 +237,18 @@ export class Graph {
     if (!this.fitted || this.refit) { this.fit(); this.fitted = true; this.refit = false; }
   }
 
-  // (Re)draws a node's inside: colour by phase, badges.
+  // (Re)draws a node's inside: colour by phase, badges. It keeps the node's lineage mark
+  // (highlight's, redone only with a new layout).
   update(it) {
     const n = this.nodes.get(it.id);
     if (!n) return;
     n.item = it;
-    const g = n.el;
+    const lineage = n.el.classList.contains('lineage');
+    this.paint(n.el, it);
+    if (lineage) n.el.classList.add('lineage');
+  }
+
+  paint(g, it) {
     g.replaceChildren();
     const h = it.group ? GROUP_H : NODE_H;
     if (it.group) {

@@ -183,6 +183,9 @@ async function demo() {
   }), [NS + '/dem-cog', ...dependents.map((d) => NS + '/' + d)], { timeout: 180000 }).then(() => true, () => false);
   check(doneOk, 'then Succeeded and not stale again, on the page', JSON.stringify(await page.evaluate(() => window.__seen)));
   check(await page.evaluate(() => window.__sameDocument === true), 'without a reload');
+  const lineageAfter = (await page.$$eval('g.node.lineage', (els) => els.map((e) => e.dataset.id))).sort();
+  check(JSON.stringify(lineageAfter) === JSON.stringify([NS + '/dem-cog', NS + '/dem-slope', NS + '/slope-by-canton']),
+    "the selected asset's lineage stays marked through the re-drawn nodes", lineageAfter.join());
   const hist = await page.$$eval('#panel h3', (els) => els.map((e) => e.textContent));
   check(hist.includes('Data-version history'), 'the open panel followed along');
   const versions = await page.$$eval('#panel table', (ts) => { const t = ts.find((x) => x.previousElementSibling && x.previousElementSibling.textContent === 'Data-version history'); return t ? t.rows.length - 1 : 0; });
