@@ -247,6 +247,10 @@ static void flush_pending(uiserver *s)
         }
     }
     if (push_message(s, doc)) goto oom;
+    /* the controller's hop of a change's way to the page (bench/bench_ui.sh
+     * traces a status write through it at --log-level debug) */
+    clog_debug("ui: changes queued", "{s:I, s:I}", "seq", (json_int_t)atomic_load(&s->seq), "keys",
+               (json_int_t)n);
     lws_callback_on_writable_all_protocol(s->ctx, &PROTOCOLS[1]);
     goto done;
 oom:

@@ -26,11 +26,12 @@ export function prefixes(a) {
   return out;
 }
 
-// The id of the node that shows asset a: the first collapsed prefix, or a itself.
-function shownAs(a, id, expanded, grouping) {
-  if (!grouping) return id;
-  for (const p of prefixes(a)) if (!expanded.has(p)) return 'group:' + p;
-  return id;
+// The collapsed prefix that shows asset a (its first not expanded), or null when
+// a is shown itself. The prefix is the string kept for a's summary: no new string
+// per call (a graph of 10,000 is collected again on every change).
+function collapsedPrefix(a, expanded) {
+  for (const p of prefixes(a)) if (!expanded.has(p)) return p;
+  return null;
 }
 
 // The prefix when every asset is shown as the same group, else null; stops at
@@ -38,11 +39,11 @@ function shownAs(a, id, expanded, grouping) {
 function soleGroup(assets, expanded) {
   let sole = null;
   for (const a of assets) {
-    const sid = shownAs(a, null, expanded, true);
-    if (sid === null || (sole !== null && sid !== sole)) return null;
-    sole = sid;
+    const p = collapsedPrefix(a, expanded);
+    if (p === null || (sole !== null && p !== sole)) return null;
+    sole = p;
   }
-  return sole === null ? null : sole.slice(6);
+  return sole;
 }
 
 export class Graph {
@@ -120,37 +121,50 @@ export class Graph {
     return this.show(r.items, r.edges);
   }
 
+  // The shown items (groups, or assets themselves) and the edges between them. An
+  // asset's upstream is found by name in its namespace (an AssetMaterialization of
+  // that name is what the controller reads, else the AssetSource), item to item:
+  // strings are made only for the few items and cross-item edges, not per asset.
   collect(assets, grouping, expanded) {
     const items = new Map(); // shown id -> item
-    const shown = new Map(); // asset id -> shown id
-    for (const a of assets) {
-      const id = idOf(a);
-      const sid = shownAs(a, id, expanded, grouping);
-      shown.set(id, sid);
-      let it = items.get(sid);
-      if (!it) {
-        it = sid.startsWith('group:')
-          ? { id: sid, group: true, prefix: sid.slice(6), members: [] }
-          : { id: sid, group: false, asset: a };
-        items.set(sid, it);
+    const groups = new Map(); // prefix -> its item
+    const named = new Map(), sources = new Map(); // namespace -> name -> item showing it
+    const itemOf = new Array(assets.length);
+    for (let i = 0; i < assets.length; i++) {
+      const a = assets[i];
+      const p = grouping ? collapsedPrefix(a, expanded) : null;
+      let it;
+      if (p !== null) {
+        it = groups.get(p);
+        if (!it) {
+          it = { id: 'group:' + p, group: true, prefix: p, members: [] };
+          groups.set(p, it);
+          items.set(it.id, it);
+        }
+        it.members.push(a);
+      } else {
+        it = { id: idOf(a), group: false, asset: a };
+        items.set(it.id, it);
       }
-      if (it.group) it.members.push(a);
-      else it.asset = a;
+      itemOf[i] = it;
+      const byNs = a.kind === 'AssetSource' ? sources : named;
+      let byName = byNs.get(a.namespace);
+      if (!byName) byNs.set(a.namespace, (byName = new Map()));
+      byName.set(a.name, it);
     }
     const edgeSet = new Set();
     const edges = [];
-    for (const a of assets) {
-      const ups = a.upstreams;
+    for (let i = 0; i < assets.length; i++) {
+      const a = assets[i], ups = a.upstreams;
       if (!ups || !ups.length) continue;
-      const to = shown.get(idOf(a));
+      const to = itemOf[i], am = named.get(a.namespace), src = sources.get(a.namespace);
       for (const u of ups) {
-        // an AssetMaterialization of that name is what the controller reads, else the source
-        const from = shown.get(a.namespace + '/' + u) || shown.get(SRC + a.namespace + '/' + u);
+        const from = (am && am.get(u)) || (src && src.get(u));
         if (!from || from === to) continue;
-        const k = from + '\u0000' + to;
+        const k = from.id + '\u0000' + to.id;
         if (edgeSet.has(k)) continue;
         edgeSet.add(k);
-        edges.push({ from, to });
+        edges.push({ from: from.id, to: to.id });
       }
     }
     return { items, edges };
@@ -223,12 +237,18 @@ export class Graph {
     if (!this.fitted || this.refit) { this.fit(); this.fitted = true; this.refit = false; }
   }
 
-  // (Re)draws a node's inside: colour by phase, badges.
+  // (Re)draws a node's inside: colour by phase, badges. It keeps the node's lineage mark
+  // (highlight's, redone only with a new layout).
   update(it) {
     const n = this.nodes.get(it.id);
     if (!n) return;
     n.item = it;
-    const g = n.el;
+    const lineage = n.el.classList.contains('lineage');
+    this.paint(n.el, it);
+    if (lineage) n.el.classList.add('lineage');
+  }
+
+  paint(g, it) {
     g.replaceChildren();
     const h = it.group ? GROUP_H : NODE_H;
     if (it.group) {

@@ -28,7 +28,9 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
-const stats = { firstPaint: null, renders: 0, lastChangeAt: null, marks: {} };
+// lastMessage: the latest change message, its seq and when it arrived (Date.now(), the
+// clock the tests time a status write with)
+const stats = { firstPaint: null, renders: 0, lastChangeAt: null, lastMessage: null, marks: {} };
 const mark = (k) => { stats.marks[k] = Math.round(performance.now()); };
 mark('script');
 window.terraneUI = stats; // read by the tests
@@ -112,7 +114,9 @@ function connect() {
   state.ws = ws;
   ws.onmessage = (ev) => {
     let m;
+    const at = Date.now();
     try { m = JSON.parse(ev.data); } catch (e) { return; }
+    if (m.type !== 'hello') stats.lastMessage = { seq: m.seq, at, parsedMs: Date.now() - at };
     if (m.type === 'hello') {
       mark('hello');
       setLive(true, 'live');
