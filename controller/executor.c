@@ -17,6 +17,7 @@
 #include "spec.h"
 #include "speccache.h"
 #include "srcchange.h"
+#include "statuspatch.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -141,14 +142,21 @@ static double elapsed_ms(const struct timespec *t0)
  * read. 0 written (*wrote), 1 retry, 2 the object is gone. */
 static int write_status(executor *m, const char *key, const json_t *am, json_t *status, bool *wrote)
 {
-    json_t *obj = json_copy((json_t *)am);
-    if (!obj || json_object_set(obj, "status", status)) {
-        json_decref(obj);
-        cerr_oom();
-        return 1;
-    }
-    int rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, NULL);
+    /* only what changed, with the read's uid and resourceVersion as
+     * preconditions; the whole object when a merge patch cannot say it */
+    json_t *patch = NULL, *obj = NULL;
+    int rc = statuspatch_build(am, status, &patch);
+    if (rc == 0)
+        rc = kube_patch(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, kobj_namespace(am),
+                        kobj_name(am), KUBE_PATCH_MERGE, patch, true, NULL);
+    else if (rc == 1 &&
+             (!(obj = json_copy((json_t *)am)) || json_object_set(obj, "status", status)))
+        rc = cerr_oom();
+    else if (rc == 1)
+        rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, NULL);
+    json_decref(patch);
     json_decref(obj);
+    if (rc == CERR_NOMEM) return 1;
     if (rc == CERR_CONFLICT) {
         /* the object changed since the cache saw it: decide again on
          * the newer one, never overwrite it */
