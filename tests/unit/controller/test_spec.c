@@ -3,7 +3,8 @@
  * a table of invalid specs with the field and message each must report
  * (structure, params through the task schema, task rules, quantities,
  * retries), the task-path to spec-field mapping, the lenient upstream
- * reader, and allocation failures.
+ * reader, a container asset's spec.container in its data version, and
+ * allocation failures.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "dataversion.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
 #include "lib/jschema.h"
@@ -382,6 +384,51 @@ static void out_of_memory(void **state)
     json_decref(am);
 }
 
+/* The data version of a container spec that differs from the first one's
+ * only by `field` (image, command, args, env): spec.container is the params
+ * the data version hashes, so new model code is a new data version. */
+static void dv_of(const char *container, char out[DV_LEN + 1])
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"assetKey\":\"lux/flood_model\",\"operation\":\"container\",\"container\":%s,"
+             "\"inputs\":[{\"name\":\"dem\",\"from\":\"dem-cog\"}],\"output\":{\"uri\":"
+             "\"s3://assets\"}}",
+             container);
+    json_t *am = am_with(text);
+    am_spec *s = NULL;
+    assert_int_equal(spec_decode(am, g_task, &s, NULL), 0);
+    assert_ptr_equal(s->params, json_object_get(json_object_get(am, "spec"), "container"));
+    dv_input in = {.name = "dem",
+                   .data_version =
+                       "sha256:0000000000000000000000000000000000000000000000000000000000000000"};
+    assert_int_equal(dv_compute(s->operation, s->params, &in, 1, "0.1.0", out), 0);
+    spec_free(s);
+    json_decref(am);
+}
+
+static void container_in_data_version(void **state)
+{
+    (void)state;
+    const char *variants[] = {
+        "{\"image\":\"terrane-ml-example:0.1.0\",\"args\":[\"train\"]}",
+        "{\"image\":\"terrane-ml-example:0.1.1\",\"args\":[\"train\"]}",
+        "{\"image\":\"terrane-ml-example:0.1.0\",\"args\":[\"predict\"]}",
+        "{\"image\":\"terrane-ml-example:0.1.0\",\"args\":[\"train\"],\"command\":[\"python3\"]}",
+        ("{\"image\":\"terrane-ml-example:0.1.0\",\"args\":[\"train\"],\"env\":[{\"name\":"
+         "\"TREES\",\"value\":\"20\"}]}"),
+    };
+    enum { N = sizeof variants / sizeof variants[0] };
+    char dv[N][DV_LEN + 1], again[DV_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        dv_of(variants[i], dv[i]);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(dv[i], dv[j])) fail_msg("variants %d and %d: same data version", j, i);
+    }
+    dv_of(variants[0], again);
+    assert_string_equal(again, dv[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +439,7 @@ int main(void)
         cmocka_unit_test(upstream_names),
         cmocka_unit_test(out_of_memory),
         cmocka_unit_test(partition_inputs_of_calc),
+        cmocka_unit_test(container_in_data_version),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
