@@ -135,10 +135,12 @@ e2e-asan: deps
 	@$(ASAN_MAKE) all $(UT_C_BIN)
 	@scripts/e2e-sanitized.sh build-asan
 
-# The unit tests (the release build's binaries) under Valgrind's memcheck.
+# The unit tests (the release build's binaries) under Valgrind's memcheck;
+# TERRANE_TEST_SLOWDOWN scales the deadlines of cases bound by one (TLS
+# handshakes) by Valgrind's slowdown.
 check-valgrind:
 	@$(MAKE) --no-print-directory unit-bins
-	@TERRANE_UNIT_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	@TERRANE_TEST_SLOWDOWN=20 TERRANE_UNIT_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  --suppressions=$(CURDIR)/tests/valgrind.supp" tests/run.sh unit $(BUILD)
 
 # --- fuzzing (libFuzzer) ------------------------------------------------------

@@ -8,8 +8,10 @@
 #    cells per second of CPU time on one core. Targets: fill >= 10 M/s,
 #    accumulation >= 30 M/s.
 # 2. terrane-worker end to end (read, compute, write the COG, publish into
-#    a local directory) for fill, flow-direction and flow-accumulation:
-#    wall time, peak RSS and RSS in bytes per cell.
+#    a local directory) for fill, flow-direction and flow-accumulation with
+#    their default COG options: wall time, peak RSS, RSS in bytes per cell,
+#    and the peak over the memory estimate (proto/README.md's bytes per
+#    cell times the cells, plus GDAL_CACHEMAX).
 # 3. The same DEM through GRASS r.watershed -s (depression-aware directions
 #    and accumulation in one run; the DEM linked with r.external, not
 #    imported), GRASS r.fill.dir and SAGA Fill Sinks XXL (Wang & Liu):
@@ -118,11 +120,26 @@ run_task worker-flow-accumulation flow-accumulation '{}' \
 ours=$(sum3 "$(secs worker-fill)" "$(secs worker-flow-direction)" "$(secs worker-flow-accumulation)")
 ours_cpu=$(sum3 "$(cpu worker-fill)" "$(cpu worker-flow-direction)" "$(cpu worker-flow-accumulation)")
 echo "terrane-worker end to end (read, compute, COG, publish):"
-printf '  %-20s %9s %9s %11s %10s\n' operation "wall s" "CPU s" "peak RSS" "bytes/cell"
+# The memory estimate of each operation: its bytes per cell as proto/README.md
+# states them ("Memory") times the cells, plus GDAL's block cache; the ratio
+# is the measured peak RSS over it (<= 1: the estimate holds).
+estimate() { # op -> bytes
+  local bpc
+  case $1 in
+  fill) bpc=4.125 ;;
+  flow-direction) bpc=9.2 ;;
+  flow-accumulation) bpc=10 ;;
+  esac
+  awk -v b="$bpc" -v n="$CELLS" -v c="$GDAL_CACHEMAX" 'BEGIN { printf "%.0f", b * n + c * 1048576 }'
+}
+printf '  %-20s %9s %9s %11s %10s %11s %10s\n' operation "wall s" "CPU s" "peak RSS" "bytes/cell" \
+  estimate "RSS/est."
 for op in fill flow-direction flow-accumulation; do
-  printf '  %-20s %9s %9s %8d MB %10.1f\n' "$op" "$(secs worker-$op)" "$(cpu worker-$op)" \
-    $(($(rss worker-$op) / 1024)) \
-    "$(awk -v k="$(rss worker-$op)" -v n="$CELLS" 'BEGIN { print k * 1024 / n }')"
+  est=$(estimate "$op")
+  printf '  %-20s %9s %9s %8d MB %10.1f %8d MB %10.2f\n' "$op" "$(secs worker-$op)" \
+    "$(cpu worker-$op)" $(($(rss worker-$op) / 1024)) \
+    "$(awk -v k="$(rss worker-$op)" -v n="$CELLS" 'BEGIN { print k * 1024 / n }')" \
+    $((est / 1048576)) "$(awk -v k="$(rss worker-$op)" -v e="$est" 'BEGIN { print k * 1024 / e }')"
 done
 printf '  %-20s %9s %9s\n' "all three" "$ours" "$ours_cpu"
 

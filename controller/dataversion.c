@@ -27,6 +27,10 @@ typedef struct {
 static void put(buf *b, const char *s, size_t n)
 {
     if (b->oom) return;
+    if (n > SIZE_MAX - 1 - b->len) { /* len + n + 1 would wrap */
+        b->oom = true;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 256;
         while (ncap < b->len + n + 1) {

@@ -16,6 +16,8 @@
 #include "sourceexec.h"
 #include "spec.h"
 #include "speccache.h"
+#include "srcchange.h"
+#include "statuspatch.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -123,7 +125,9 @@ static int gather(executor *m, const char *ns, const char *name, const char *lab
     for (size_t i = 0; i < ups->n && !part; i++)
         part = json_object_get(json_object_get(ups->v[i], "spec"), "partitions") != NULL;
     if (part && (rc = gather_partition_upstreams(m, ns, am, ups))) return rc;
-    if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches), am, s))) return rc;
+    if ((rc = implicitsrc_ensure(m->cfg.client, caches_sources(m->cfg.caches),
+                                 m->cfg.reconcile->pools, am, s)))
+        return rc;
     return caches_cycle(m->cfg.caches, ns, name, cycle, CYCLE_PATH_MAX);
 }
 
@@ -138,14 +142,21 @@ static double elapsed_ms(const struct timespec *t0)
  * read. 0 written (*wrote), 1 retry, 2 the object is gone. */
 static int write_status(executor *m, const char *key, const json_t *am, json_t *status, bool *wrote)
 {
-    json_t *obj = json_copy((json_t *)am);
-    if (!obj || json_object_set(obj, "status", status)) {
-        json_decref(obj);
-        cerr_oom();
-        return 1;
-    }
-    int rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, NULL);
+    /* only what changed, with the read's uid and resourceVersion as
+     * preconditions; the whole object when a merge patch cannot say it */
+    json_t *patch = NULL, *obj = NULL;
+    int rc = statuspatch_build(am, status, &patch);
+    if (rc == 0)
+        rc = kube_patch(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, kobj_namespace(am),
+                        kobj_name(am), KUBE_PATCH_MERGE, patch, true, NULL);
+    else if (rc == 1 &&
+             (!(obj = json_copy((json_t *)am)) || json_object_set(obj, "status", status)))
+        rc = cerr_oom();
+    else if (rc == 1)
+        rc = kube_update_status(m->cfg.client, &CRD_ASSETMATERIALIZATIONS, obj, NULL);
+    json_decref(patch);
     json_decref(obj);
+    if (rc == CERR_NOMEM) return 1;
     if (rc == CERR_CONFLICT) {
         /* the object changed since the cache saw it: decide again on
          * the newer one, never overwrite it */
@@ -210,6 +221,12 @@ static int apply(executor *m, const char *key, const char *ns, const json_t *am,
         for (size_t i = 0; i < p->n_events; i++)
             events_record(m->cfg.events, am, p->events[i].type, p->events[i].reason, "%s",
                           p->events[i].message);
+    if (p->observe_source &&
+        srcchange_request(m->cfg.client, ns, p->observe_source, p->observe_token)) {
+        clog_warn("asking for an observation failed", "{s:s, s:s, s:s}", "key", key, "source",
+                  p->observe_source, "error", cerr_message());
+        retry = 1;
+    }
     return retry;
 }
 

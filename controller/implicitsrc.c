@@ -80,7 +80,14 @@ bool implicitsrc_missing(const json_t *src, const char **why)
     return !strcmp(c.reason, "SourceNotFound") || !strcmp(c.reason, "SourceAccessDenied");
 }
 
-int implicitsrc_build(const json_t *am, const am_spec *s, size_t i, json_t **out)
+const char *implicitsrc_pool(const pools *ps, const am_spec *s)
+{
+    const pool *p = NULL;
+    return ps && !pools_select(ps, s->tags, &p) && p ? pool_name(p) : NULL;
+}
+
+int implicitsrc_build(const json_t *am, const am_spec *s, size_t i, const char *pool_nm,
+                      json_t **out)
 {
     char name[IMPLICITSRC_NAME_MAX + 1], key[IMPLICITSRC_NAME_MAX * 2 + 16];
     *out = NULL;
@@ -101,6 +108,11 @@ int implicitsrc_build(const json_t *am, const am_spec *s, size_t i, json_t **out
                           s->inputs[i].uri, "listing", "uri", s->output_uri)
               : NULL;
     if (!src) return cerr_oom();
+    if (pool_nm && json_object_set_new(json_object_get(src, "spec"), "observe",
+                                       json_pack("{s:s}", "pool", pool_nm))) {
+        json_decref(src);
+        return cerr_oom();
+    }
     const char *rerun = annotation(am, RERUN_ANNOTATION);
     if (rerun) {
         json_t *meta = json_object_get(src, "metadata");
@@ -113,10 +125,11 @@ int implicitsrc_build(const json_t *am, const am_spec *s, size_t i, json_t **out
     return 0;
 }
 
-static int create(kube_client *client, const json_t *am, const am_spec *s, size_t i)
+static int create(kube_client *client, const json_t *am, const am_spec *s, size_t i,
+                  const char *pool_nm)
 {
     json_t *src = NULL, *created = NULL;
-    int rc = implicitsrc_build(am, s, i, &src);
+    int rc = implicitsrc_build(am, s, i, pool_nm, &src);
     if (rc) return rc;
     rc = kube_create(client, &CRD_ASSETSOURCES, s->namespace_, src, &created);
     if (rc == 0)
@@ -144,10 +157,28 @@ static int copy_rerun(kube_client *client, const json_t *am, const json_t *src)
     return rc == CERR_NOTFOUND ? 0 : rc;
 }
 
-int implicitsrc_ensure(kube_client *client, informer *sources, const json_t *am, const am_spec *s)
+/* The asset's pool onto its source (merge patch; null removes it). A new
+ * spec.observe is a new generation: observed again, on that pool. */
+static int move_pool(kube_client *client, const json_t *src, const char *pool_nm)
+{
+    const char *have = json_string_value(
+        json_object_get(json_object_get(json_object_get(src, "spec"), "observe"), "pool"));
+    if (have ? pool_nm && !strcmp(have, pool_nm) : !pool_nm) return 0;
+    json_t *patch = json_pack("{s:{s:{s:o}}}", "spec", "observe", "pool",
+                              pool_nm ? json_string(pool_nm) : json_null());
+    if (!patch) return cerr_oom();
+    int rc = kube_patch(client, &CRD_ASSETSOURCES, kobj_namespace(src), kobj_name(src),
+                        KUBE_PATCH_MERGE, patch, false, NULL);
+    json_decref(patch);
+    return rc == CERR_NOTFOUND ? 0 : rc;
+}
+
+int implicitsrc_ensure(kube_client *client, informer *sources, const pools *ps, const json_t *am,
+                       const am_spec *s)
 {
     int first = 0;
     if (!am || kobj_is_deleting(am)) return 0;
+    const char *pool_nm = implicitsrc_pool(ps, s);
     for (size_t i = 0; i < s->n_inputs; i++) {
         if (!implicitsrc_applies(s, i)) continue;
         char name[IMPLICITSRC_NAME_MAX + 1];
@@ -155,7 +186,7 @@ int implicitsrc_ensure(kube_client *client, informer *sources, const json_t *am,
         json_t *src = informer_get(sources, s->namespace_, name);
         int rc = 0;
         if (!src) {
-            rc = create(client, am, s, i);
+            rc = create(client, am, s, i, pool_nm);
         } else if (!implicitsrc_owned(src, am)) {
             /* the source of an earlier asset of this name (the garbage
              * collector has not removed it yet) or a user's: its
@@ -168,8 +199,8 @@ int implicitsrc_ensure(kube_client *client, informer *sources, const json_t *am,
                                  "Background");
                 if (rc == CERR_NOTFOUND || rc == CERR_CONFLICT) rc = 0;
             }
-        } else {
-            rc = copy_rerun(client, am, src);
+        } else if (!(rc = copy_rerun(client, am, src))) {
+            rc = move_pool(client, src, pool_nm);
         }
         json_decref(src);
         if (rc && !first) first = rc;

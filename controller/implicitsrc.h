@@ -20,6 +20,7 @@
 
 #include "kube/informer.h"
 #include "kube/kube.h"
+#include "pools.h"
 #include "spec.h"
 
 #include <jansson.h>
@@ -52,15 +53,24 @@ bool implicitsrc_missing(const json_t *src, const char **why);
 
 /* The AssetSource to create for input i: spec.uri the input's URI,
  * spec.assetKey "<assetKey>/inputs/<input>", spec.listing.uri the asset's
- * output prefix, spec.observe.pool the asset's pool, the asset's
- * terrane.io/rerun annotation. 0 or CERR_NOMEM. */
-int implicitsrc_build(const json_t *am, const am_spec *s, size_t i, json_t **out);
+ * output prefix, spec.observe.pool = pool (the asset's; NULL: none, the
+ * default pool), the asset's terrane.io/rerun annotation. 0 or
+ * CERR_NOMEM. */
+int implicitsrc_build(const json_t *am, const am_spec *s, size_t i, const char *pool_nm,
+                      json_t **out);
+
+/* The pool the asset's own pods run on (its tags, pools.h), so its
+ * sources are observed where its credentials are; NULL when the tags
+ * name no known pool (the asset fails UnknownPool; the default pool). */
+const char *implicitsrc_pool(const pools *ps, const am_spec *s);
 
 /* Brings the implicit sources of am in line with its spec: creates the
  * missing ones (AlreadyExists is fine), deletes one owned by another
  * object of the same name (a re-created asset; its own is created once
- * the delete is seen), copies a changed terrane.io/rerun onto its own.
- * 0, or the first failure (the key is then retried). */
-int implicitsrc_ensure(kube_client *client, informer *sources, const json_t *am, const am_spec *s);
+ * the delete is seen), copies a changed terrane.io/rerun onto its own and
+ * moves it to the asset's pool when that changed (ps: the pools). 0, or
+ * the first failure (the key is then retried). */
+int implicitsrc_ensure(kube_client *client, informer *sources, const pools *ps, const json_t *am,
+                       const am_spec *s);
 
 #endif

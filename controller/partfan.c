@@ -228,19 +228,21 @@ static int asset_dv(fctx *c)
 }
 
 /* The worker's error message of a failed pod, or a summary. */
-static void fail_message(const json_t *pod, char *out, size_t size, long long *exit_code)
+void partfan_attempt(const json_t *pod, int base, int retry_limit, partfan_attempt_info *out,
+                     char *cause, size_t size)
 {
     const json_t *t = pod_terminated(pod);
     const json_t *ec = t ? json_object_get(t, "exitCode") : NULL;
-    *exit_code = json_is_integer(ec) ? json_integer_value(ec) : -1;
+    out->exit_code = json_is_integer(ec) ? json_integer_value(ec) : -1;
+    out->attempt = pod_annotation_int(pod, PODSPEC_A_ATTEMPTS);
+    if (out->attempt < 1) out->attempt = 1;
+    out->last = out->exit_code == TERRANE_EXIT_BAD_INPUT ||
+                (!pod_disrupted(pod, NULL) && out->attempt - base > retry_limit);
     const char *m = t ? json_string_value(json_object_get(t, "message")) : NULL;
     json_t *r = m ? json_loads(m, 0, NULL) : NULL;
     const char *em = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
     const char *reason = t ? json_string_value(json_object_get(t, "reason")) : NULL;
-    snprintf(out, size, "pod %s: %s", kobj_name(pod),
-             em       ? em
-             : reason ? reason
-                      : "failed without a result");
+    snprintf(cause, size, "%s", em ? em : reason ? reason : "");
     json_decref(r);
 }
 
@@ -403,13 +405,15 @@ static int observe_pod(fctx *c, const json_t *pod, uint64_t total, uint64_t *run
             return c->keep_done ? 0 : partfan_add_delete(c->plan, pod, "finished");
         return partstate_succeeded(c->ps, index);
     }
-    char msg[MSG_MAX];
-    long long code;
-    fail_message(pod, msg, sizeof msg, &code);
     if (partstate_is_failed(c->ps, index)) return partfan_add_delete(c->plan, pod, "finished");
-    bool disrupted = pod_disrupted(pod, NULL);
-    if (code == TERRANE_EXIT_BAD_INPUT || (!disrupted && attempt - c->base > c->s->retry_limit))
+    partfan_attempt_info ai;
+    char cause[MSG_MAX - 160], msg[MSG_MAX];
+    partfan_attempt(pod, c->base, c->s->retry_limit, &ai, cause, sizeof cause);
+    if (ai.last) {
+        snprintf(msg, sizeof msg, "pod %s: %s", kobj_name(pod),
+                 *cause ? cause : "failed without a result");
         return partstate_failed(c->ps, index, key, (int)attempt, msg);
+    }
     /* Retry: the next attempt's pod, unless it exists (then it is busy). */
     part_info pi;
     json_t *next = NULL;

@@ -59,4 +59,19 @@ void partfan_plan_clear(partfan_plan *p);
 int partfan_add_create(partfan_plan *p, json_t *pod);
 int partfan_add_delete(partfan_plan *p, const json_t *pod, const char *why);
 
+/* A finished, failed pod of a partitioned asset (a partition's, or the tile
+ * flow's probe or assembly, parttiles.h), read once for both. */
+typedef struct {
+    long long attempt;   /* its attempt annotation, at least 1 */
+    long long exit_code; /* -1 without a termination record */
+    bool last;           /* no attempt follows: exit 65 (bad input), or the
+                            retries are spent; a disrupted pod always retries */
+} partfan_attempt_info;
+
+/* Fills *out for pod (base: attempts before the current run, see rerun;
+ * retry_limit: spec.retries.limit) and, in cause, the worker's error message,
+ * else the container's termination reason, else "" (the caller's words). */
+void partfan_attempt(const json_t *pod, int base, int retry_limit, partfan_attempt_info *out,
+                     char *cause, size_t size);
+
 #endif

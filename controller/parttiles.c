@@ -284,29 +284,18 @@ static int stage_failed(const parttiles_ctx *c, const json_t *pod, const char *r
                         const json_t *params, const json_t *inputs, const char *dv,
                         partfan_plan *plan, parttiles_state *state, char *msg, size_t size)
 {
-    const json_t *t = pod_terminated(pod);
-    const json_t *ec = t ? json_object_get(t, "exitCode") : NULL;
-    long long code = json_is_integer(ec) ? json_integer_value(ec) : -1;
-    const char *m = t ? json_string_value(json_object_get(t, "message")) : NULL;
-    json_t *r = m ? json_loads(m, 0, NULL) : NULL;
-    const char *em = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
-    const char *reason = t ? json_string_value(json_object_get(t, "reason")) : NULL;
-    long long attempt = pod_annotation_int(pod, PODSPEC_A_ATTEMPTS);
-    if (attempt < 1) attempt = 1;
-    bool disrupted = pod_disrupted(pod, NULL);
-    bool last = code == TERRANE_EXIT_BAD_INPUT || (!disrupted && attempt > c->s->retry_limit);
+    partfan_attempt_info ai;
+    char cause[384];
+    partfan_attempt(pod, 0, c->s->retry_limit, &ai, cause, sizeof cause);
+    bool last = ai.last;
     snprintf(msg, size, "%s pod %s %s: %s", role, kobj_name(pod),
-             last ? "failed" : "failed, retrying",
-             em       ? em
-             : reason ? reason
-                      : "no result");
-    json_decref(r);
+             last ? "failed" : "failed, retrying", *cause ? cause : "no result");
     if (last) {
         *state = PARTTILES_FAILED;
         return 0;
     }
     json_t *next = NULL;
-    int rc = parttiles_stage_pod(c, role, params, inputs, dv, (int)attempt + 1, &next);
+    int rc = parttiles_stage_pod(c, role, params, inputs, dv, (int)ai.attempt + 1, &next);
     if (!rc) rc = partfan_add_create(plan, next);
     if (!rc) rc = partfan_add_delete(plan, pod, "retried");
     *state = PARTTILES_WAIT;

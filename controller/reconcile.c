@@ -22,6 +22,7 @@
 #include "rerun.h"
 #include "implicitsrc.h"
 #include "sourceread.h"
+#include "srcchange.h"
 #include "status.h"
 #include "taskdoc.h"
 #include "terrane_proto.h"
@@ -166,26 +167,11 @@ static void requeue_in(rctx *c, long seconds)
 
 /* --- status shorthands ----------------------------------------------------------------- */
 
-static void cond(rctx *c, const char *type, bool status, const char *reason, const char *msg)
-{
-    int rc = status_cond(c->st, type, status, reason, msg, c->gen, c->in->now);
-    if (rc && !c->rc) c->rc = rc;
-}
-
-static void set_str(rctx *c, const char *key, const char *v)
-{
-    if (status_set_str(c->st, key, v)) oom(c);
-}
-
-static void set_int(rctx *c, const char *key, long long v)
-{
-    if (status_set_int(c->st, key, v)) oom(c);
-}
-
-static void set_time(rctx *c, const char *key, time_t t)
-{
-    if (status_set_time(c->st, key, t)) oom(c);
-}
+/* status shorthands (status.h): the first failure sticks in c->rc */
+#define cond STATUS_KEEP_COND
+#define set_str STATUS_KEEP_STR
+#define set_int STATUS_KEEP_INT
+#define set_time STATUS_KEEP_TIME
 
 /* phase, Ready, Failed and the summary message together: they always agree. */
 static void state(rctx *c, const char *phase, bool ready, const char *reason, const char *fmt, ...)
@@ -935,6 +921,40 @@ static void fail_for_good(rctx *c, const json_t *pod, const char *reason, const 
     c->plan->outcome = "failed";
 }
 
+/* A SourceChanged failure of the latest pod: observe its source now and
+ * wait, not counted against retries (srcchange.h). true when decided. */
+static bool source_changed(rctx *c, const json_t *pod, const pool *p, const char *why)
+{
+    json_t *result = NULL;
+    char rwhy[256];
+    srcchange_plan sp = {0};
+    if (pod_result(c, pod, &result, rwhy, sizeof rwhy) == CERR_NOMEM ||
+        (result && srcchange_decide(pod, result, c->ups, c->all ? 0 : c->spec->n_inputs,
+                                    json_object_get(c->old, SRCCHANGE_STATUS), &sp))) {
+        json_decref(result);
+        oom(c);
+        return true;
+    }
+    json_decref(result);
+    if (sp.step != SRCCHANGE_OBSERVE && sp.step != SRCCHANGE_WAIT) return false;
+    const char *src = kobj_name(sp.source);
+    if (json_object_set_new(c->st, SRCCHANGE_STATUS, sp.record)) oom(c);
+    sp.record = NULL;
+    if (sp.ask && (!(c->plan->observe_source = cmem_strdup(src)) ||
+                   !(c->plan->observe_token = cmem_strdup(kobj_name(pod)))))
+        oom(c);
+    if (sp.step == SRCCHANGE_OBSERVE) attempt_ended(c, p, "Failed", false);
+    /* the Ready transition's Event (finish) says it once */
+    char msg[MSG_MAX];
+    snprintf(msg, sizeof msg, "%.700s; observing source %.253s again (not counted against retries)",
+             why, src);
+    cond(c, COND_UPSTREAM_READY, false, SRCCHANGE_REASON, msg);
+    state(c, PHASE_WAITING, false, SRCCHANGE_REASON, "%s", msg);
+    c->plan->outcome = "observe-source";
+    srcchange_plan_clear(&sp);
+    return true;
+}
+
 /* The materialization needs the output of data version c->dv. */
 static void materialize(rctx *c)
 {
@@ -974,6 +994,7 @@ static void materialize(rctx *c)
     long long attempts = same ? status_int(c->old, "attempts") : 0;
     long long retries = same ? status_int(c->old, "retries") : 0;
     if (!same) set_time(c, "startedAt", c->in->now);
+    if (!same) json_object_del(c->st, SRCCHANGE_STATUS);
 
     /* the latest pod of this target */
     const json_t *latest = NULL;
@@ -1085,6 +1106,8 @@ static void materialize(rctx *c)
         kind = FAIL_OTHER; /* an Internal failure of the worker: retried */
     } else {
         kind = classify(c, latest, why, sizeof why);
+        if (kind == FAIL_OTHER && source_changed(c, latest, pod_pool(c, latest, spool), why))
+            return;
     }
 
     const pool *cur = pod_pool(c, latest, spool);
@@ -1285,6 +1308,8 @@ void reconcile_plan_clear(reconcile_plan *p)
     json_decref(p->status);
     json_decref(p->create);
     reconcile_free_actions(p->deletes, p->n_deletes, p->events, p->n_events);
+    cmem_free(p->observe_source);
+    cmem_free(p->observe_token);
     memset(p, 0, sizeof *p);
     p->outcome = "none";
 }

@@ -135,6 +135,9 @@ typedef struct {
     const char *ended_how;
     const char *outcome; /* for logs: "up-to-date", "create-pod", "waiting", ... */
     char changed[256];   /* for logs: the status fields that changed */
+    /* After the status write: ask this AssetSource for an observation
+     * with this value of terrane.io/observe (srcchange.h); owned. */
+    char *observe_source, *observe_token;
 } reconcile_plan;
 
 /* 0 with *out filled, or CERR_NOMEM (the plan is then empty). Decisions

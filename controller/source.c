@@ -9,6 +9,7 @@
 #include "lib/cmem.h"
 #include "podspec.h"
 #include "rerun.h"
+#include "srcchange.h"
 #include "status.h"
 #include "terrane_proto.h"
 
@@ -77,25 +78,11 @@ static void requeue_at(sctx *c, time_t t)
     if (!c->plan->requeue_after_s || s < c->plan->requeue_after_s) c->plan->requeue_after_s = s;
 }
 
-static void cond(sctx *c, const char *type, bool v, const char *reason, const char *msg)
-{
-    if (status_cond(c->st, type, v, reason, msg ? msg : "", c->gen, c->in->now)) oom(c);
-}
-
-static void set_str(sctx *c, const char *k, const char *v)
-{
-    if (status_set_str(c->st, k, v)) oom(c);
-}
-
-static void set_int(sctx *c, const char *k, long long v)
-{
-    if (status_set_int(c->st, k, v)) oom(c);
-}
-
-static void set_time(sctx *c, const char *k, time_t t)
-{
-    if (status_set_time(c->st, k, t)) oom(c);
-}
+/* status shorthands (status.h): the first failure sticks in c->rc */
+#define cond STATUS_KEEP_COND
+#define set_str STATUS_KEEP_STR
+#define set_int STATUS_KEEP_INT
+#define set_time STATUS_KEEP_TIME
 
 static time_t status_time(const json_t *st, const char *k)
 {
@@ -517,9 +504,10 @@ static void decide(sctx *c)
 
     if (!c->sched_error && c->n <= c->finished && !c->plan->create) {
         const char *rerun = rerun_requested(src, c->old);
+        const char *asked = srcchange_requested(src, c->old); /* a reader's SourceChanged */
         time_t next = status_time(c->st, "nextObservationAt");
         bool due = c->n == 0 || jint(c->st, "observedGeneration", NULL, -1) != c->gen || rerun ||
-                   (next && next <= in->now);
+                   asked || (next && next <= in->now);
         if (due) {
             c->n++;
             set_int(c, "observation", c->n);
@@ -527,6 +515,7 @@ static void decide(sctx *c)
             source_pod_name(in->name, c->n, name, sizeof name);
             set_str(c, "podName", name);
             if (rerun) set_str(c, RERUN_TOKEN, rerun);
+            if (asked) set_str(c, SRCCHANGE_TOKEN, asked);
             create_pod(c, c->n);
             c->plan->outcome = "observe";
             if (!c->plan->create) c->n--; /* InvalidSpec: not started */

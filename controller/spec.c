@@ -282,6 +282,54 @@ static const char *uri_rule(const char *uri)
     return NULL;
 }
 
+/* A LastN or AllToOne input is one task input per partition read
+ * (partmap.h): in the would-be task, LastN's inputs get their lag names
+ * (src_2, src_1, src_0) and an AllToOne input, whose keys come from the
+ * upstream, the names under its prefix (days_...) that a calc expression
+ * reads; the task built from the upstream's partitions is checked again. */
+static int expand_partition_inputs(const am_spec *s, json_t *task)
+{
+    json_t *old = json_object_get(task, "inputs"), *ins;
+    const char *expr =
+        json_string_value(json_object_get(json_object_get(task, "params"), "expression"));
+    if (json_array_size(old) != s->n_inputs) return 0;
+    if (!(ins = json_array())) return cerr_oom();
+    int rc = 0;
+    for (size_t i = 0; i < s->n_inputs && !rc; i++) {
+        const spec_input *in = &s->inputs[i];
+        json_t *e = json_array_get(old, i);
+        char name[160];
+        size_t n = 0;
+        if (in->from && in->mapping == SPEC_MAP_LAST_N) {
+            for (int lag = in->mapping_count - 1; lag >= 0 && !rc; lag--, n++) {
+                snprintf(name, sizeof name, "%.64s_%d", in->name, lag);
+                json_t *c = json_copy(e);
+                if (!c || json_object_set_new(c, "name", json_string(name)) ||
+                    json_array_append_new(ins, c))
+                    rc = cerr_oom();
+            }
+        } else if (in->from && in->mapping == SPEC_MAP_ALL_TO_ONE && expr) {
+            const char *p = expr, *start;
+            size_t len, plen = strlen(in->name);
+            while (!rc && taskdoc_expression_name(&p, &start, &len)) {
+                if (len <= plen + 1 || len >= sizeof name || memcmp(start, in->name, plen) ||
+                    start[plen] != '_')
+                    continue;
+                snprintf(name, sizeof name, "%.*s", (int)len, start);
+                json_t *c = json_copy(e);
+                if (!c || json_object_set_new(c, "name", json_string(name)) ||
+                    json_array_append_new(ins, c))
+                    rc = cerr_oom();
+                n++;
+            }
+        }
+        if (!rc && !n && json_array_append(ins, e)) rc = cerr_oom();
+    }
+    if (!rc && json_object_set_new(task, "inputs", ins)) return cerr_oom();
+    if (rc) json_decref(ins);
+    return rc;
+}
+
 /* Builds the would-be Task with placeholders for what upstreams will
  * provide, and checks it against the schema and the task rules. */
 static int check_task(const am_spec *s, const jschema *schema, jschema_error *err)
@@ -299,6 +347,7 @@ static int check_task(const am_spec *s, const jschema *schema, jschema_error *er
         ins[i].data_version = s->inputs[i].from ? PLACEHOLDER_DV : NULL;
     }
     if ((rc = taskdoc_build(s, ins, PLACEHOLDER_DV, 1, &task))) goto done;
+    if ((rc = expand_partition_inputs(s, task))) goto done;
     rc = taskdoc_validate(schema, task, &terr);
     if (rc == CERR_INVALID) {
         char field[JSCHEMA_PATH_MAX];

@@ -33,6 +33,32 @@ int status_set_str(json_t *st, const char *key, const char *value)
     return 0;
 }
 
+static void keep(int *rc, int r)
+{
+    if (r && !*rc) *rc = r;
+}
+
+void status_keep_cond(int *rc, json_t *st, const char *type, bool status, const char *reason,
+                      const char *message, long long generation, time_t now)
+{
+    keep(rc, status_cond(st, type, status, reason, message ? message : "", generation, now));
+}
+
+void status_keep_str(int *rc, json_t *st, const char *key, const char *value)
+{
+    keep(rc, status_set_str(st, key, value));
+}
+
+void status_keep_int(int *rc, json_t *st, const char *key, long long value)
+{
+    keep(rc, status_set_int(st, key, value));
+}
+
+void status_keep_time(int *rc, json_t *st, const char *key, time_t t)
+{
+    keep(rc, status_set_time(st, key, t));
+}
+
 int status_set_int(json_t *st, const char *key, long long value)
 {
     const json_t *cur = json_object_get(st, key);

@@ -48,6 +48,21 @@ int status_cond(json_t *st, const char *type, bool status, const char *reason, c
 int status_set_str(json_t *st, const char *key, const char *value); /* NULL value deletes */
 int status_set_int(json_t *st, const char *key, long long value);
 int status_set_time(json_t *st, const char *key, time_t t);
+/* The same for a decision that sets many fields and checks once: the
+ * first failure sticks in *rc (later ones do not replace it); a NULL
+ * message is "". reconcile.c and source.c name them cond/set_str/... */
+void status_keep_cond(int *rc, json_t *st, const char *type, bool status, const char *reason,
+                      const char *message, long long generation, time_t now);
+void status_keep_str(int *rc, json_t *st, const char *key, const char *value);
+void status_keep_int(int *rc, json_t *st, const char *key, long long value);
+void status_keep_time(int *rc, json_t *st, const char *key, time_t t);
+/* The same on a decision's context c with fields st (the status being
+ * built), gen, rc and in->now (reconcile.c, source.c). */
+#define STATUS_KEEP_COND(c, type, v, reason, msg)                                                  \
+    status_keep_cond(&(c)->rc, (c)->st, type, v, reason, msg, (c)->gen, (c)->in->now)
+#define STATUS_KEEP_STR(c, key, v) status_keep_str(&(c)->rc, (c)->st, key, v)
+#define STATUS_KEEP_INT(c, key, v) status_keep_int(&(c)->rc, (c)->st, key, v)
+#define STATUS_KEEP_TIME(c, key, t) status_keep_time(&(c)->rc, (c)->st, key, t)
 const char *status_str(const json_t *st, const char *key);
 long long status_int(const json_t *st, const char *key);
 /* The reason of condition type, or "" when absent. */

@@ -198,6 +198,11 @@ static int unknown_name(const char *expr, const json_t *inputs, jschema_error *e
     return 0;
 }
 
+bool taskdoc_expression_name(const char **p, const char **start, size_t *len)
+{
+    return next_name(p, start, len);
+}
+
 int taskdoc_check_rules(const json_t *task, jschema_error *err)
 {
     const json_t *inputs = json_is_object(task) ? json_object_get(task, "inputs") : NULL;

@@ -45,6 +45,10 @@ int taskdoc_build(const am_spec *spec, const taskdoc_input *inputs, const char *
  * (path in the task, message) filled when err is non-NULL. */
 int taskdoc_check_rules(const json_t *task, jschema_error *err);
 
+/* The next input name a calc expression reads, from *p on (not a number, a
+ * function or an operator): true with *start and *len set, false at its end. */
+bool taskdoc_expression_name(const char **p, const char **start, size_t *len);
+
 /* Schema, then rules. 0, CERR_INVALID (*err filled), CERR_NOMEM. */
 int taskdoc_validate(const jschema *task_schema, const json_t *task, jschema_error *err);
 

@@ -3,7 +3,9 @@
 # (tests/kubesim: node pools cpu, highmem and a tainted gpu pool that starts
 # empty, with the autoscaler on), a local S3 server holding the sample data, and
 # terrane-controller; applies the CRD and the example asset graphs with kubectl;
-# shows them materialize; then changes one upstream asset (only its downstream
+# shows them materialize; applies a partitioned graph (a tiled slope assembled
+# into one COG, a daily asset read by last-3-days and all-days assets) and
+# shows its partition progress; then changes one upstream asset (only its downstream
 # assets re-materialize) and re-creates an unchanged one (a cache hit); ends
 # with a report per asset (data version, output, checksum, COG validity,
 # lineage) and how to open, query and stop it all.
@@ -29,6 +31,8 @@ PY=/usr/bin/python3
 NS=hydro
 EXAMPLES=(crds/examples/lux-terrain-catchments.yaml crds/examples/landsat-ndvi.yaml crds/examples/gpu-pool.yaml
           crds/examples/hydrology.yaml crds/examples/ml-training.yaml)
+# The partitioned graph, in a namespace of its own (its section after step 5).
+PARTITIONS_EXAMPLE=crds/examples/partitions.yaml PNS=partitions
 T0=$SECONDS
 unset KUBECONFIG # never a real cluster: every kubectl here uses the demo's kubeconfig
 
@@ -57,6 +61,7 @@ fail() {
   if [ -n "${KUBECONFIG:-}" ] && [ -f "$KUBECONFIG" ]; then
     echo "--- kubectl get am -n $NS"
     k get am -n "$NS" -o wide 2>&1 | head -20 || true
+    k get am -n "$PNS" -o wide 2>/dev/null | grep -v '^No resources' | sed '1s/^/--- kubectl get am -n '"$PNS"'\n/' || true
   fi
   if [ -f "$DEMO_DIR/controller.log" ]; then
     echo "--- terrane-controller, last log lines ($DEMO_DIR/controller.log)"
@@ -153,6 +158,37 @@ gdal.VSIFWriteL(data, 1, len(data), f)
 if gdal.VSIFCloseL(f) != 0:
     sys.exit("upload of gauges.geojson failed")
 print("demo: uploaded s3://raw/lux/%-12s %8d bytes" % ("gauges.geojson", len(data)))
+
+# The inputs of crds/examples/partitions.yaml: the DEM 8 times finer (3 x 3
+# tiles of 256 pixels) and one rainfall raster a day (mm, on elev.tif's grid).
+def put(local, key):
+    f = gdal.VSIFOpenL(local, "rb")
+    gdal.VSIFSeekL(f, 0, 2)
+    size = gdal.VSIFTellL(f)
+    gdal.VSIFSeekL(f, 0, 0)
+    data = gdal.VSIFReadL(1, size, f)
+    gdal.VSIFCloseL(f)
+    gdal.Unlink(local)
+    f = gdal.VSIFOpenL("/vsis3/raw/" + key, "wb")
+    gdal.VSIFWriteL(data, 1, len(data), f)
+    if gdal.VSIFCloseL(f) != 0:
+        sys.exit("upload of %s failed" % key)
+    print("demo: uploaded s3://raw/%-16s %8d bytes" % (key, len(data)))
+gdal.Translate("/vsimem/elev-768.tif", os.path.join(sys.argv[1], "elev.tif"), width=768, height=720,
+               resampleAlg="bilinear", creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+put("/vsimem/elev-768.tif", "lux/elev-768.tif")
+import array, math
+dem = gdal.Open(os.path.join(sys.argv[1], "elev.tif"))
+w, h = dem.RasterXSize, dem.RasterYSize
+for d in range(1, 8):
+    ds = gdal.GetDriverByName("GTiff").Create("/vsimem/rain.tif", w, h, 1, gdal.GDT_Float32)
+    ds.SetGeoTransform(dem.GetGeoTransform())
+    ds.SetProjection(dem.GetProjection())
+    cells = array.array("f", (d * (1.5 + math.sin((x + 9 * d) / 11.0) * math.cos(y / 13.0))
+                              for y in range(h) for x in range(w)))
+    ds.GetRasterBand(1).WriteRaster(0, 0, w, h, cells.tobytes())
+    ds = None
+    put("/vsimem/rain.tif", "rain/2026-11-%02d.tif" % d)
 PY
 
 # --- 2. the simulated cluster -------------------------------------------------------------------
@@ -296,6 +332,94 @@ k get events -n "$NS" --field-selector involvedObject.name=flood-model,reason=Im
   -o 'jsonpath={range .items[*]}  Warning {.reason}: {.message}{"\n"}{end}' 2>/dev/null | head -n 1
 [ -n "$(am_field flood-model '{.status.output.imageID}')" ] || fail "flood-model has no imageID in its status"
 
+# Partitions: a tiled slope assembled into one COG, a daily asset, its LastN
+# and AllToOne readers (crds/examples/partitions.yaml, namespace partitions).
+echo
+echo "${B}-- Partitions over space and time ($PARTITIONS_EXAMPLE, namespace $PNS) --${N}"
+kshow apply -f "$PARTITIONS_EXAMPLE" || fail "kubectl apply -f $PARTITIONS_EXAMPLE"
+# One line per change of an asset's phase, partitions (materialized/total),
+# running pods or message, until every asset is Ready at its generation.
+part_rows() {
+  k get am -n "$PNS" -o 'jsonpath={range .items[*]}{.metadata.name}{"|"}{.status.phase}{"|"}{.status.partitions.summary}{"|"}{.status.partitions.running}{"|"}{.status.conditions[?(@.type=="Ready")].status}{"|"}{.status.observedGeneration}{"|"}{.metadata.generation}{"|"}{.status.message}{"\n"}{end}' 2>/dev/null
+}
+declare -A PSEEN
+p0=$SECONDS pdone=0
+printf '  %6s  %-12s %-10s %-10s %-7s %s\n' TIME ASSET PHASE PARTITIONS RUNNING MESSAGE
+while [ $((SECONDS - p0)) -lt 240 ]; do
+  rows=$(part_rows) || true
+  ready=0 total=0
+  while IFS='|' read -r n ph sum run rdy og gen msg; do
+    [ -n "$n" ] || continue
+    total=$((total + 1))
+    [ "$ph" = Succeeded ] && [ "$rdy" = True ] && [ "$og" = "$gen" ] && ready=$((ready + 1))
+    line=$(printf '%-12s %-10s %-10s %-7s %s' "$n" "${ph:-created}" "${sum:--}" "${run:--}" "${msg:0:70}")
+    [ "${PSEEN[$n]:-}" = "$line" ] && continue
+    PSEEN[$n]=$line
+    printf '  %5ds  %s\n' $((SECONDS - p0)) "$line"
+  done <<<"$rows"
+  [ "$total" -gt 0 ] && [ "$ready" = "$total" ] && { pdone=1; break; }
+  sleep 0.5
+done
+[ $pdone = 1 ] || fail "the partitioned assets did not all become Ready in 240s"
+say "every partitioned asset Ready in $((SECONDS - p0))s; kubectl get am -n $PNS (the PARTITIONS column):"
+kshow get am -n "$PNS" || true
+pget() { k get am "$1" -n "$PNS" -o "jsonpath=$2" 2>/dev/null; }
+echo "  slope-tiles: a grid of $(pget slope-tiles '{.status.partitions.grid.result.cols}') x $(pget slope-tiles '{.status.partitions.grid.result.rows}') tiles of $(pget slope-tiles '{.status.partitions.grid.result.tileWidth}') px over $(pget slope-tiles '{.status.partitions.grid.result.width}') x $(pget slope-tiles '{.status.partitions.grid.result.height}') (halo $(pget slope-tiles '{.status.partitions.grid.result.halo}')), probed by one pod; one pod per tile; one assembly"
+echo "    assembled COG  $(pget slope-tiles '{.status.output.uri}')"
+$PY - "$(pget slope-tiles '{.status.output.uri}')" "$(pget slope-whole '{.status.output.uri}')" <<'PY' || fail "comparing slope-tiles with slope-whole"
+import json, sys
+from osgeo import gdal
+gdal.UseExceptions()
+tiles, whole = (gdal.Open("/vsis3/" + u[len("s3://"):]) for u in sys.argv[1:3])
+same = (tiles.RasterXSize, tiles.RasterYSize) == (whole.RasterXSize, whole.RasterYSize) and \
+    tiles.GetGeoTransform() == whole.GetGeoTransform() and tiles.ReadRaster() == whole.ReadRaster()
+print("    pixels         %s slope-whole's (the same slope in one pod over the whole raster)"
+      % ("identical to" if same else "DIFFERENT from"))
+coll = sys.argv[1].rsplit("/", 1)[0] + "/collection.json"
+f = gdal.VSIFOpenL("/vsis3/" + coll[len("s3://"):], "rb")
+c = json.loads(gdal.VSIFReadL(1, 1 << 20, f))
+gdal.VSIFCloseL(f)
+print("    STAC Collection %s: %d tile Items" % (coll, len([l for l in c["links"] if l["rel"] == "item"])))
+sys.exit(0 if same else 1)
+PY
+for a in rain-daily rain-3day; do
+  echo "  $a: partitions $(pget $a '{.status.partitions.summary}'), materialized indices $(pget $a '{.status.partitions.materialized[0].ranges}'), failed $(pget $a '{.status.partitions.failed}'); one COG and STAC Item per day"
+done
+echo "  rain-week (AllToOne): read $(pget rain-week '{.status.lineage[0].partitions}') partitions of $(pget rain-week '{.status.lineage[0].from}') in one pod: $(pget rain-week '{.status.output.uri}')"
+$PY - "$(pget rain-week '{.status.output.uri}')" <<'PY' || fail "rain-week is not the sum of the 7 days"
+import struct, sys
+from osgeo import gdal
+gdal.UseExceptions()
+def cells(path):
+    ds = gdal.Open(path)
+    return struct.unpack("%df" % (ds.RasterXSize * ds.RasterYSize), ds.GetRasterBand(1).ReadRaster(buf_type=gdal.GDT_Float32))
+week = cells("/vsis3/" + sys.argv[1][len("s3://"):])
+days = [cells("/vsis3/raw/rain/2026-11-%02d.tif" % d) for d in range(1, 8)]
+worst = max(abs(w - sum(c)) for w, c in zip(week, zip(*days)))
+print("    pixels         the sum of the 7 daily rasters (s3://raw/rain/2026-11-01..07.tif) to %.1e mm" % worst)
+sys.exit(0 if worst < 1e-3 else 1)
+PY
+# Sources: every s3:// uri: input of the graph is read through its own
+# AssetSource (controller/implicitsrc.c), observed once by a worker pod on
+# the asset's pool; the inputs' data versions are those observations.
+echo
+echo "${B}-- Sources: the data Terrane reads but does not compute (kubectl get asrc -n $NS) --${N}"
+k get asrc -n "$NS" -o json 2>/dev/null | $PY -c 'import json, sys
+items = json.load(sys.stdin)["items"]
+print("  %-26s %-34s %-7s %-12s %-7s %s" % ("SOURCE", "URI", "OBJECTS", "VERSION", "POOL", "READ BY"))
+for o in sorted(items, key=lambda o: o["metadata"]["name"]):
+    st, sp = o.get("status") or {}, o["spec"]
+    by = (o["metadata"].get("labels") or {}).get("terrane.io/input-of", "from: inputs")
+    print("  %-26s %-34s %-7s %-12s %-7s %s" % (o["metadata"]["name"][:26], sp["uri"][:34],
+          st.get("objectCount", "-"), st.get("shortDataVersion", "-"),
+          (sp.get("observe") or {}).get("pool", "default"), by))
+print("  %d sources, each observed %s" % (len(items), "once, before the first run of the asset that reads it"
+      if all((o.get("status") or {}).get("finishedObservation") == 1 for o in items) else "(see status.observation)"))' ||
+  fail "listing the AssetSources"
+echo "  an input's data version is its observation's (ETag, size, version id), so overwriting the"
+echo "  object and re-running the asset (kubectl annotate am NAME terrane.io/rerun=\$(date +%s)) gives a"
+echo "  new data version, never a cache hit on the old bytes"
+
 # --- 6. staleness: change one upstream -------------------------------------------------------------
 step "6/7  staleness: change one upstream, only its downstream assets re-materialize"
 declare -A BEFORE AFTER
@@ -385,9 +509,11 @@ echo
 echo "${B}== Query the simulated cluster with kubectl (it keeps running) ==${N}"
 echo "  $KC get am -n $NS"
 echo "  $KC get am dem-slope -n $NS -o yaml    # status: output, lineage, conditions"
+echo "  $KC get am -n $PNS    # the partitioned assets: PARTITIONS n/m"
 echo "  $KC get pods,nodes -o wide -n $NS -L terrane.io/pool"
 echo "  $KC get events -n $NS"
 echo "  $KC explain am.spec"
+echo "  $KC get asrc -n $NS            # the sources: observed data versions of the uri: inputs"
 echo "  $KC get am -n $NS -w      # and in another terminal change an upstream:"
 echo "  $KC patch am dem-cog -n $NS --type merge -p '{\"spec\":{\"params\":{\"blockSize\":512}}}'"
 [ -z "$METRICS_URL" ] || echo "  curl -s $METRICS_URL      # the controller's Prometheus metrics"

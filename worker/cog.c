@@ -132,7 +132,9 @@ char **cog_options(const cJSON *params, char **list, bool as_argv)
     list = add_option(list, as_argv, "OVERVIEW_RESAMPLING", upper);
     /* The driver's OVERVIEWS=AUTO copies a source's existing overviews and
      * ignores the resampling; a task that names one gets what it asked for. */
-    if (params_has(params, "overviewResampling"))
+    if (!params_bool(params, "overviews", true))
+        list = add_option(list, as_argv, "OVERVIEWS", "NONE");
+    else if (params_has(params, "overviewResampling"))
         list = add_option(list, as_argv, "OVERVIEWS", "IGNORE_EXISTING");
     list = add_option(list, as_argv, "BIGTIFF", params_str(params, "bigtiff", COG_DEFAULT_BIGTIFF));
     /* Compression threads, as many as the pod has CPUs (podres.h; ALL_CPUS

@@ -4,7 +4,8 @@
  * All raster operations end in a Cloud Optimized GeoTIFF written with GDAL's
  * COG driver, so they share one set of options (proto/README.md):
  * compression, level, predictor, blockSize, overviewResampling, bigtiff,
- * nodata. Output is deterministic for identical input and options (no
+ * nodata; an operation may also take "overviews" (bool, default true: false
+ * writes none; hydro_io.h). Output is deterministic for identical input and options (no
  * timestamps are written), which makes equal data versions give equal bytes.
  */
 #ifndef TERRANE_COG_H

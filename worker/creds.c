@@ -1,9 +1,10 @@
 /*
- * creds.c - EKS Pod Identity credentials for GDAL (creds.h).
+ * creds.c - IRSA and EKS Pod Identity credentials for GDAL (creds.h).
  *
- * creds_start runs on the main thread before any S3 access: it checks the
- * endpoint URI, fetches credentials (retrying 5xx and connection failures
- * with backoff) and sets them as GDAL config options. If they carry an
+ * creds_start runs on the main thread before any S3 access: it picks the
+ * source, checks its endpoint URI, fetches credentials (retrying 5xx and
+ * connection failures with backoff; the token file is read again for every
+ * fetch) and sets them as GDAL config options. If they carry an
  * Expiration, one background thread wakes up ahead of it, fetches again and
  * replaces them; creds_stop wakes it and joins it.
  *
@@ -32,6 +33,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "sts.h"
 
 #include <arpa/inet.h>
 #include <cJSON.h>
@@ -50,6 +52,9 @@
 #define ENV_FULL_URI "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 #define ENV_TOKEN_FILE "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
 #define ENV_TOKEN "AWS_CONTAINER_AUTHORIZATION_TOKEN"
+#define ENV_ROLE_ARN "AWS_ROLE_ARN"
+#define ENV_WEB_TOKEN_FILE "AWS_WEB_IDENTITY_TOKEN_FILE"
+#define ENV_STS_ENDPOINT "AWS_ENDPOINT_URL_STS"
 
 #define BODY_MAX (64 * 1024)  /* a credentials document is well under 8 KiB */
 #define TOKEN_MAX (16 * 1024) /* projected service-account tokens are ~1 KiB */
@@ -204,12 +209,13 @@ time_t creds_refresh_at(time_t fetched, time_t expiration)
     return at;
 }
 
-static bool host_allowed_for_http(const char *host)
+static bool host_allowed_for_http(const char *host, bool agent)
 {
     unsigned char a[16];
     if (!strcasecmp(host, "localhost")) return true;
     if (inet_pton(AF_INET, host, a) == 1)
-        return a[0] == 127 || !strcmp(host, "169.254.170.23") || !strcmp(host, "169.254.170.2");
+        return a[0] == 127 ||
+               (agent && (!strcmp(host, "169.254.170.23") || !strcmp(host, "169.254.170.2")));
     size_t n = strlen(host);
     if (n > 2 && host[0] == '[' && host[n - 1] == ']' && n < 64) {
         char inner[64];
@@ -220,12 +226,14 @@ static bool host_allowed_for_http(const char *host)
         inet_pton(AF_INET6, "::1", want);
         if (!memcmp(a, want, 16)) return true;
         inet_pton(AF_INET6, "fd00:ec2::23", want);
-        return !memcmp(a, want, 16);
+        return agent && !memcmp(a, want, 16);
     }
     return false;
 }
 
-int creds_check_uri(const char *uri)
+/* https:// anywhere; http:// only to loopback, and to the node-local
+ * agent's addresses when agent is set. env names the variable in errors. */
+static int check_uri(const char *uri, const char *env, bool agent)
 {
     int rc = -1;
     char *scheme = NULL, *host = NULL, *user = NULL;
@@ -234,26 +242,24 @@ int creds_check_uri(const char *uri)
     if (!uri || !uri[0] || curl_url_set(u, CURLUPART_URL, uri, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL, "%s is not a valid URL: \"%.200s\"",
-                ENV_FULL_URI, uri ? uri : "");
+        err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL, "%s is not a valid URL: \"%.200s\"", env,
+                uri ? uri : "");
         goto cleanup;
     }
     if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
-        err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL, "%s must not carry user information",
-                ENV_FULL_URI);
+        err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL, "%s must not carry user information", env);
         goto cleanup;
     }
     if (!strcasecmp(scheme, "https")) {
         rc = 0;
-    } else if (!strcasecmp(scheme, "http") && host_allowed_for_http(host)) {
+    } else if (!strcasecmp(scheme, "http") && host_allowed_for_http(host, agent)) {
         rc = 0;
     } else {
         /* The AWS SDKs' rule: credentials travel in clear text only to the
          * node-local agent or loopback, never to an arbitrary host. */
         err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL,
-                "%s=%.200s is not allowed: use https://, or http:// to 127.0.0.1, localhost, "
-                "[::1], 169.254.170.23 or [fd00:ec2::23]",
-                ENV_FULL_URI, uri);
+                "%s=%.200s is not allowed: use https://, or http:// to 127.0.0.1, localhost%s", env,
+                uri, agent ? ", [::1], 169.254.170.23 or [fd00:ec2::23]" : " or [::1]");
     }
 cleanup:
     curl_free(scheme);
@@ -263,41 +269,64 @@ cleanup:
     return rc;
 }
 
+int creds_check_uri(const char *uri)
+{
+    return check_uri(uri, ENV_FULL_URI, true);
+}
+
+static bool set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && v[0];
+}
+
+creds_source creds_chain_pick(void)
+{
+    if (set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY")) return CREDS_STATIC;
+    if (set(ENV_ROLE_ARN) && set(ENV_WEB_TOKEN_FILE)) return CREDS_WEB_IDENTITY;
+    if (set(ENV_FULL_URI)) return CREDS_POD_IDENTITY;
+    return CREDS_NONE;
+}
+
 bool creds_pod_identity_configured(void)
 {
-    const char *uri = getenv(ENV_FULL_URI);
-    const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
-    if (!uri || !uri[0]) return false;
-    return !(key && key[0] && secret && secret[0]);
+    return creds_chain_pick() == CREDS_POD_IDENTITY;
 }
 
 /* ---- fetching ---------------------------------------------------------- */
 
+/* The one source the chain picked, and its refresher. Written by
+ * creds_start/creds_stop on the main thread, read by the refresher. */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     pthread_t thread;
     bool started, curl_ready;
     atomic_bool stop;
-    char *uri;
+    const char *name;             /* "Pod Identity", "IRSA": for logs and errors */
+    int (*fetch)(creds_set *out); /* one fetch; 0, FETCH_RETRY or -1 */
+    char *where;                  /* the endpoint */
+    char *role_arn, *session;     /* IRSA only */
     time_t expiration, next;
 } rf = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-/* The authorization token, re-read on every fetch because the kubelet
- * rotates the projected token file. *out NULL: no token configured. */
-static int read_token(char **out)
+/* A token from file (named by the variable file_env) or else inline_tok
+ * (the variable inline_env), re-read on every fetch because the kubelet
+ * rotates projected token files. *out NULL: neither is configured. */
+static int read_token(const char *file_env, const char *inline_env, char **out)
 {
     int rc = -1, fd = -1;
     char *buf = NULL;
-    const char *file = getenv(ENV_TOKEN_FILE), *inline_tok = getenv(ENV_TOKEN);
+    const char *file = getenv(file_env), *inline_tok = inline_env ? getenv(inline_env) : NULL;
     size_t n = 0;
+    bool from_file = file && file[0];
     *out = NULL;
 
-    if (file && file[0]) {
+    if (from_file) {
         fd = open(file, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
-            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "cannot read %s=%s: %s", ENV_TOKEN_FILE,
-                    file, strerror(errno));
+            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "cannot read %s=%s: %s", file_env, file,
+                    strerror(errno));
             goto cleanup;
         }
         if (!(buf = mem_malloc(TOKEN_MAX + 2))) {
@@ -324,7 +353,7 @@ static int read_token(char **out)
     } else if (inline_tok && inline_tok[0]) {
         n = strlen(inline_tok);
         if (n > TOKEN_MAX) {
-            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "%s is over %d bytes", ENV_TOKEN,
+            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "%s is over %d bytes", inline_env,
                     TOKEN_MAX);
             goto cleanup;
         }
@@ -342,12 +371,13 @@ static int read_token(char **out)
         if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
             /* It becomes an HTTP header: no line breaks smuggled in. */
             err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL,
-                    "the authorization token contains control characters");
+                    "the token from %s contains control characters",
+                    from_file ? file_env : inline_env);
             goto cleanup;
         }
     if (n == 0) {
-        err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "the authorization token %s%s is empty",
-                file ? "file " : "", file ? file : ENV_TOKEN);
+        err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "the token from %s%s%s is empty",
+                from_file ? file_env : inline_env, from_file ? "=" : "", from_file ? file : "");
         goto cleanup;
     }
     *out = buf;
@@ -400,24 +430,100 @@ static void excerpt(const body *b, char *dst, size_t cap)
     dst[j] = '\0';
 }
 
-/* One GET of the endpoint. Returns 0, FETCH_RETRY (transient: connection
- * failure, timeout, 5xx, 429) or -1, with the error set either way. */
-static int fetch_once(const char *uri, creds_set *out)
+/* One request: GET, or POST of form when it is set. b->buf is allocated
+ * here (the caller wipes and frees it), NUL-terminated on success.
+ * Returns 0 with *status, FETCH_RETRY (connection failure, timeout) or -1,
+ * with the error set. node_local: the endpoint is the node's agent, which
+ * no environment proxy may see. */
+static int http_call(const char *what, const char *uri, struct curl_slist *headers,
+                     const char *form, bool node_local, body *b, long *status)
 {
     int rc = -1;
     CURL *h = NULL;
-    struct curl_slist *headers = NULL;
-    char *token = NULL, *auth = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
-    body b = {0};
-    long status = 0;
+    const char *ca = CPLGetConfigOption("CURL_CA_BUNDLE", NULL);
 
-    if (read_token(&token) < 0) goto cleanup;
-    if (!(b.buf = mem_malloc(BODY_MAX + 1)) || !(h = curl_easy_init())) {
+    *status = 0;
+    if (!(b->buf = mem_malloc(BODY_MAX + 1)) || !(h = curl_easy_init())) {
         err_oom();
         goto cleanup;
     }
-    headers = curl_slist_append(NULL, "Accept: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, uri);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    if (form) curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
+    /* A redirect could carry the token to a host the allowlist refused. */
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    if (node_local) curl_easy_setopt(h, CURLOPT_PROXY, "");
+    if (!ca || !*ca) ca = CPLGetConfigOption("SSL_CERT_FILE", NULL);
+    if (ca && *ca) curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* called from a thread */
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TOTAL_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+
+    CURLcode cc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    if (cc != CURLE_OK) {
+        if (b->too_big) {
+            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "%s %s: the response is over %d bytes",
+                    what, uri, BODY_MAX);
+            goto cleanup;
+        }
+        err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "%s %s: %s", what, uri,
+                errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        rc = cc == CURLE_ABORTED_BY_CALLBACK ? -1 : FETCH_RETRY;
+        goto cleanup;
+    }
+    b->buf[b->len] = '\0';
+    rc = 0;
+cleanup:
+    if (h) curl_easy_cleanup(h);
+    return rc;
+}
+
+static void body_free(body *b)
+{
+    if (b->buf) {
+        explicit_bzero(b->buf, b->len);
+        mem_free(b->buf);
+    }
+    b->buf = NULL;
+}
+
+static void secret_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        mem_free(s);
+    }
+}
+
+/* One GET of the Pod Identity endpoint (rf.where). Returns 0, FETCH_RETRY
+ * (transient: connection failure, timeout, 5xx, 429) or -1, with the
+ * error set either way. */
+static int fetch_pod_identity(creds_set *out)
+{
+    int rc = -1;
+    struct curl_slist *headers = NULL;
+    char *token = NULL, *auth = NULL;
+    body b = {0};
+    long status = 0;
+    const char *uri = rf.where;
+
+    if (read_token(ENV_TOKEN_FILE, ENV_TOKEN, &token) < 0) goto cleanup;
+    if (!(headers = curl_slist_append(NULL, "Accept: application/json"))) {
+        err_oom();
+        goto cleanup;
+    }
     if (token) {
         if (!(auth = mem_printf("Authorization: %s", token))) {
             err_oom();
@@ -430,39 +536,8 @@ static int fetch_once(const char *uri, creds_set *out)
         }
         headers = more;
     }
-    curl_easy_setopt(h, CURLOPT_URL, uri);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    /* A redirect could carry the token to a host the allowlist refused. */
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    /* The agent is node-local: an environment proxy must not see the token. */
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* called from a thread */
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TOTAL_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-
-    CURLcode cc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (cc != CURLE_OK) {
-        if (b.too_big) {
-            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "GET %s: the response is over %d bytes",
-                    uri, BODY_MAX);
-            goto cleanup;
-        }
-        err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "GET %s: %s", uri,
-                errbuf[0] ? errbuf : curl_easy_strerror(cc));
-        rc = cc == CURLE_ABORTED_BY_CALLBACK ? -1 : FETCH_RETRY;
-        goto cleanup;
-    }
+    if ((rc = http_call("GET", uri, headers, NULL, true, &b, &status)) < 0) goto cleanup;
+    rc = -1;
     if (status != 200) {
         char ex[200];
         excerpt(&b, ex, sizeof ex);
@@ -474,24 +549,67 @@ static int fetch_once(const char *uri, creds_set *out)
         rc = (status >= 500 || status == 429) ? FETCH_RETRY : -1;
         goto cleanup;
     }
-    b.buf[b.len] = '\0';
     if (creds_parse(b.buf, b.len, uri, out) < 0) goto cleanup;
     rc = 0;
 cleanup:
-    if (b.buf) {
-        explicit_bzero(b.buf, b.len);
-        mem_free(b.buf);
-    }
-    if (auth) {
-        explicit_bzero(auth, strlen(auth));
-        mem_free(auth);
-    }
-    if (token) {
-        explicit_bzero(token, strlen(token));
-        mem_free(token);
-    }
+    body_free(&b);
+    secret_free(auth);
+    secret_free(token);
     curl_slist_free_all(headers);
-    if (h) curl_easy_cleanup(h);
+    return rc;
+}
+
+/* One AssumeRoleWithWebIdentity call to rf.where with the token file read
+ * afresh. Same returns as fetch_pod_identity; STS's own Code and Message
+ * are in the error when it gives them. */
+static int fetch_web_identity(creds_set *out)
+{
+    int rc = -1;
+    struct curl_slist *headers = NULL;
+    char *token = NULL, *form = NULL;
+    char arn[STS_ARN_MAX], code[STS_CODE_MAX], msg[STS_MESSAGE_MAX];
+    body b = {0};
+    long status = 0;
+    const char *uri = rf.where;
+
+    if (read_token(ENV_WEB_TOKEN_FILE, NULL, &token) < 0) goto cleanup;
+    if (!token) {
+        err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "%s is not set", ENV_WEB_TOKEN_FILE);
+        goto cleanup;
+    }
+    if (!(form = sts_request_body(rf.role_arn, rf.session, token))) goto cleanup;
+    headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+    struct curl_slist *more = headers ? curl_slist_append(headers, "Accept: text/xml") : NULL;
+    if (!more) {
+        err_oom();
+        goto cleanup;
+    }
+    headers = more;
+    if ((rc = http_call("POST", uri, headers, form, false, &b, &status)) < 0) goto cleanup;
+    rc = -1;
+    if (status != 200) {
+        sts_parse_error(b.buf, b.len, code, msg);
+        if (code[0]) {
+            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "POST %s: HTTP %ld, STS error %s: %s",
+                    uri, status, code, msg[0] ? msg : "(no message)");
+        } else {
+            char ex[200];
+            excerpt(&b, ex, sizeof ex);
+            err_set(ERR_TRANSIENT, ERR_CREDENTIALS, NULL, "POST %s: HTTP %ld%s%s%s", uri, status,
+                    ex[0] ? " (" : "", ex, ex[0] ? ")" : "");
+        }
+        err_prefix("AssumeRoleWithWebIdentity for %s with the token from %s=%s", rf.role_arn,
+                   ENV_WEB_TOKEN_FILE, getenv(ENV_WEB_TOKEN_FILE));
+        rc = sts_retryable(status, code) ? FETCH_RETRY : -1;
+        goto cleanup;
+    }
+    if (sts_parse(b.buf, b.len, uri, out, arn) < 0) goto cleanup;
+    rc = 0;
+cleanup:
+    body_free(&b);
+    secret_free(form);
+    secret_free(token);
+    curl_slist_free_all(headers);
     return rc;
 }
 
@@ -513,6 +631,17 @@ static void time_text(time_t t, char *buf, size_t cap)
     }
     gmtime_r(&t, &tm);
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* "<source> credentials <what>", the log lines of both sources. */
+static void say(log_level lvl, const char *what, const char *k, const char *v)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s credentials %s", rf.name, what);
+    if (rf.role_arn)
+        log_kv(lvl, msg, "endpoint", rf.where, "roleArn", rf.role_arn, k, v, (const char *)NULL);
+    else
+        log_kv(lvl, msg, "endpoint", rf.where, k, v, (const char *)NULL);
 }
 
 /* Waits until wall-clock time `when` (0: until stopped). True if stopped. */
@@ -539,7 +668,7 @@ static void *refresh_main(void *arg)
     (void)arg;
     while (!wait_until(next)) {
         creds_set c;
-        int rc = fetch_once(rf.uri, &c);
+        int rc = rf.fetch(&c);
         time_t now = time(NULL);
         if (rc == 0) {
             apply(&c);
@@ -548,21 +677,18 @@ static void *refresh_main(void *arg)
             backoff = 1;
             expired_logged = false;
             time_text(c.expiration, when, sizeof when);
-            log_kv(LOG_INFO, "Pod Identity credentials refreshed", "endpoint", rf.uri, "expiration",
-                   when, (const char *)NULL);
+            say(LOG_INFO, "refreshed", "expiration", when);
         } else if (atomic_load(&rf.stop)) {
             break;
         } else {
             if (rf.expiration && now >= rf.expiration) {
                 if (!expired_logged)
-                    log_kv(LOG_ERROR,
-                           "Pod Identity credentials expired without a refresh; S3 "
-                           "requests will fail until one succeeds",
-                           "endpoint", rf.uri, "error", err_get_message(), (const char *)NULL);
+                    say(LOG_ERROR,
+                        "expired without a refresh; S3 requests will fail until one succeeds",
+                        "error", err_get_message());
                 expired_logged = true;
             } else {
-                log_kv(LOG_WARN, "Pod Identity credentials refresh failed, retrying", "endpoint",
-                       rf.uri, "error", err_get_message(), (const char *)NULL);
+                say(LOG_WARN, "refresh failed, retrying", "error", err_get_message());
             }
             next = now + backoff;
             /* One try right at expiry beats a late one after it. */
@@ -575,40 +701,89 @@ static void *refresh_main(void *arg)
     return NULL;
 }
 
+/* Sets rf's source from the environment: name, endpoint, fetch. */
+static int configure(creds_source src)
+{
+    if (src == CREDS_POD_IDENTITY) {
+        const char *uri = getenv(ENV_FULL_URI);
+        if (check_uri(uri, ENV_FULL_URI, true) < 0) return -1;
+        rf.name = "Pod Identity";
+        rf.fetch = fetch_pod_identity;
+        if (!(rf.where = mem_strdup(uri))) return err_oom();
+        return 0;
+    }
+    char endpoint[STS_ENDPOINT_MAX];
+    const char *override = getenv(ENV_STS_ENDPOINT), *session = getenv("AWS_ROLE_SESSION_NAME");
+    const char *region = getenv("AWS_REGION");
+    if (!region || !region[0]) region = getenv("AWS_DEFAULT_REGION");
+    if (sts_endpoint(override, getenv("AWS_STS_REGIONAL_ENDPOINTS"), region, endpoint) < 0)
+        return -1;
+    if (check_uri(endpoint, override && override[0] ? ENV_STS_ENDPOINT : "the STS endpoint",
+                  false) < 0)
+        return -1;
+    if (session && session[0] && !sts_session_name_ok(session))
+        return err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL,
+                       "AWS_ROLE_SESSION_NAME=%.80s: expected 2 to 64 of A-Z a-z 0-9 +=,.@_-",
+                       session);
+    rf.name = "IRSA";
+    rf.fetch = fetch_web_identity;
+    if (!(rf.where = mem_strdup(endpoint)) || !(rf.role_arn = mem_strdup(getenv(ENV_ROLE_ARN))))
+        return err_oom();
+    /* The SDKs' default: a name unique per process start, for CloudTrail. */
+    rf.session = session && session[0] ? mem_strdup(session)
+                                       : mem_printf("terrane-worker-%lld", (long long)time(NULL));
+    if (!rf.session) return err_oom();
+    return 0;
+}
+
+static void unconfigure(void)
+{
+    mem_free(rf.where);
+    mem_free(rf.role_arn);
+    mem_free(rf.session);
+    rf.where = rf.role_arn = rf.session = NULL;
+    rf.fetch = NULL;
+}
+
 int creds_start(void)
 {
     int rc = -1;
     creds_set c;
     pthread_condattr_t ca;
     char when[32];
-    const char *uri = getenv(ENV_FULL_URI);
+    creds_source src = creds_chain_pick();
 
     memset(&c, 0, sizeof c);
-    if (rf.started || !creds_pod_identity_configured()) {
-        if (uri && uri[0] && !rf.started)
+    if (rf.started || rf.fetch) return 0;
+    if (src != CREDS_POD_IDENTITY && src != CREDS_WEB_IDENTITY) {
+        if (src == CREDS_STATIC && (set(ENV_FULL_URI) || set(ENV_ROLE_ARN)))
             log_kv(LOG_INFO,
-                   "static AWS keys in the environment take precedence over Pod "
+                   "static AWS keys in the environment take precedence over IRSA and Pod "
                    "Identity",
                    (const char *)NULL);
         return 0;
     }
-    if (creds_check_uri(uri) < 0) return -1;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL, "libcurl initialisation failed");
+    if (src == CREDS_WEB_IDENTITY && set(ENV_FULL_URI))
+        log_kv(LOG_INFO, "IRSA (AWS_ROLE_ARN) takes precedence over Pod Identity, as in the SDKs",
+               (const char *)NULL);
+    if (configure(src) < 0) goto cleanup;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        err_set(ERR_INTERNAL, ERR_CREDENTIALS, NULL, "libcurl initialisation failed");
+        goto cleanup;
+    }
     rf.curl_ready = true;
     atomic_store(&rf.stop, false);
 
     long wait_ms = 500;
     for (int attempt = 1;; attempt++) {
-        int f = fetch_once(uri, &c);
+        int f = rf.fetch(&c);
         if (f == 0) break;
         if (f != FETCH_RETRY || attempt == START_ATTEMPTS) {
             if (f == FETCH_RETRY) err_prefix("after %d attempts", attempt);
-            err_prefix("Pod Identity credentials unavailable");
+            err_prefix("%s credentials unavailable", rf.name);
             goto cleanup;
         }
-        log_kv(LOG_WARN, "Pod Identity credentials fetch failed, retrying", "error",
-               err_get_message(), (const char *)NULL);
+        say(LOG_WARN, "fetch failed, retrying", "error", err_get_message());
         err_clear();
         struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -617,14 +792,9 @@ int creds_start(void)
     }
     apply(&c);
     time_text(c.expiration, when, sizeof when);
-    log_kv(LOG_INFO, "Pod Identity credentials obtained", "endpoint", uri, "expiration", when,
-           (const char *)NULL);
+    say(LOG_INFO, "obtained", "expiration", when);
 
     if (c.expiration) {
-        if (!(rf.uri = mem_strdup(uri))) {
-            err_oom();
-            goto cleanup;
-        }
         rf.expiration = c.expiration;
         rf.next = creds_refresh_at(time(NULL), c.expiration);
         pthread_condattr_init(&ca);
@@ -644,9 +814,8 @@ int creds_start(void)
 cleanup:
     creds_wipe(&c);
     if (rc < 0) {
-        mem_free(rf.uri);
-        rf.uri = NULL;
-        curl_global_cleanup();
+        unconfigure();
+        if (rf.curl_ready) curl_global_cleanup();
         rf.curl_ready = false;
     }
     return rc;
@@ -663,8 +832,7 @@ void creds_stop(void)
         pthread_cond_destroy(&rf.cv);
         rf.started = false;
     }
-    mem_free(rf.uri);
-    rf.uri = NULL;
+    unconfigure();
     if (rf.curl_ready) {
         curl_global_cleanup();
         rf.curl_ready = false;

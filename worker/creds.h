@@ -1,13 +1,18 @@
 /*
- * creds.h - AWS credentials the worker must fetch itself.
+ * creds.h - AWS credentials the worker fetches itself.
  *
- * GDAL 3.6 handles static keys (AWS_ACCESS_KEY_ID...), profiles and IRSA
- * (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) on its own. It lacks EKS Pod
- * Identity: AWS_CONTAINER_CREDENTIALS_FULL_URI with the token read from
- * AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (or _TOKEN). When those are set,
- * creds_start fetches credentials over HTTP (libcurl), hands them to GDAL as
- * config options, and a background thread refreshes them ahead of their
- * Expiration. Credentials never come from the task.
+ * The chain, in the AWS SDKs' order: static keys in the environment
+ * (AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY), then IRSA (AWS_ROLE_ARN +
+ * AWS_WEB_IDENTITY_TOKEN_FILE: STS AssumeRoleWithWebIdentity, sts.h), then
+ * EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI with the token read
+ * from AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or _TOKEN); with none of them
+ * GDAL's own chain (profiles, instance metadata) is left to work. For IRSA
+ * and Pod Identity creds_start fetches credentials over HTTP (libcurl),
+ * hands them to GDAL as config options, where /vsis3/ and the worker's own
+ * signed requests (s3req.h) both read them, and a background thread
+ * refreshes them ahead of their Expiration. GDAL 3.6 could do IRSA alone,
+ * but its keys would stay inside /vsis3/, out of reach of s3req.h.
+ * Credentials never come from the task.
  */
 #ifndef TERRANE_CREDS_H
 #define TERRANE_CREDS_H
@@ -16,15 +21,29 @@
 #include <stddef.h>
 #include <time.h>
 
-/* Starts Pod Identity credentials when configured; a no-op otherwise.
- * Fails with code CredentialsUnavailable: class Transient when the endpoint
- * cannot give credentials (after retrying 5xx and connection failures),
- * class Internal when its URI is not allowed (the pod's configuration). */
+/* Where credentials come from, by the environment. */
+typedef enum {
+    CREDS_NONE,         /* none configured: GDAL's own chain */
+    CREDS_STATIC,       /* AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY: nothing to fetch */
+    CREDS_WEB_IDENTITY, /* IRSA */
+    CREDS_POD_IDENTITY, /* EKS Pod Identity */
+} creds_source;
+
+/* The first source of the chain that the environment configures. */
+creds_source creds_chain_pick(void);
+
+/* Starts IRSA or Pod Identity credentials when the chain picks one; a no-op
+ * otherwise. Fails with code CredentialsUnavailable: class Transient when
+ * the endpoint cannot give credentials (after retrying 5xx, throttling and
+ * connection failures; STS's error Code and Message are in the message),
+ * class Internal when the endpoint is not allowed or the region or session
+ * name is invalid (the pod's configuration). The STS endpoint is
+ * AWS_ENDPOINT_URL_STS when set, else regional from AWS_REGION (see
+ * sts_endpoint); https://, or http:// to loopback only. */
 int creds_start(void);
 /* Stops the refresh thread. Safe to call when not started. */
 void creds_stop(void);
-/* True when Pod Identity is configured in the environment (and static keys
- * are not: like the AWS SDKs, static keys in the environment win). */
+/* creds_chain_pick() == CREDS_POD_IDENTITY. */
 bool creds_pod_identity_configured(void);
 
 /* The pieces below are exposed for unit tests (tests/unit/worker/test_creds.c). */

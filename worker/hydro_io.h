@@ -51,12 +51,20 @@ int hydro_read_dirs(GDALDatasetH ds, const hydro_raster *r, hydro_encoding enc, 
  * metadata item, or dflt. */
 hydro_encoding hydro_dirs_encoding(GDALDatasetH ds, hydro_encoding dflt);
 
-/* Writes data (w x h values of type, on r's grid) as a COG at path with the
- * COG options in params. nodata is set when has_nodata; meta is a
- * NULL-terminated KEY=VALUE list (may be NULL). data is not freed. */
+/* The COG options a hydrology product of type is written with: params,
+ * plus the hydrology defaults where params is silent: without a compression
+ * in params ZSTD level 1, with the floating-point predictor (3) for a
+ * Float32 surface (overviews true); overviews (params.overviews, bool) as
+ * given. A new object (cJSON_Delete), or NULL with the error set. */
+cJSON *hydro_cog_params(const cJSON *params, GDALDataType type, bool overviews);
+
+/* Writes data (w x h values of type, on r's grid) as a COG at path with
+ * hydro_cog_params(params, type, overviews). nodata is set when has_nodata;
+ * meta is a NULL-terminated KEY=VALUE list (may be NULL). data is not
+ * freed. */
 int hydro_write_cog(const hydro_raster *r, void *data, GDALDataType type, bool has_nodata,
-                    double nodata, char **meta, const cJSON *params, const char *path,
-                    GDALProgressFunc progress, void *progress_arg);
+                    double nodata, char **meta, bool overviews, const cJSON *params,
+                    const char *path, GDALProgressFunc progress, void *progress_arg);
 
 /* Writes the regions of equal non-zero label (8-connected) as a GeoJSON
  * FeatureCollection of polygons with an integer property "id" and the

@@ -36,6 +36,13 @@
 
 #define NODATA_F32 (-9999.0)
 
+/* Whether the COG gets overviews (hydro_cog_params); each product has its
+ * default: none for codes and counts, which no resampling keeps meaningful. */
+#define HYDRO_PARAM_OVERVIEWS                                                                      \
+    {                                                                                              \
+        "overviews", PARAM_BOOL, false                                                             \
+    }
+
 static const char *const d8_methods[] = {"d8", "dinf", NULL};
 static const char *const encodings[] = {"esri", "grass", NULL};
 static const char *const units[] = {"cells", "area", NULL};
@@ -151,13 +158,13 @@ static char *scratch_path(const op_ctx *ctx, const char *name)
 
 /* Writes a float grid with NaN as NODATA_F32. */
 static int write_f32(const op_ctx *ctx, const hydro_raster *r, float *v, char **meta,
-                     const char *path)
+                     bool overviews, const char *path)
 {
     size_t n = r->g.w * r->g.h;
     for (size_t i = 0; i < n; i++)
         if (isnan(v[i])) v[i] = (float)NODATA_F32;
-    return hydro_write_cog(r, v, GDT_Float32, true, NODATA_F32, meta, ctx->task->params, path,
-                           ctx->progress, ctx->progress_arg);
+    return hydro_write_cog(r, v, GDT_Float32, true, NODATA_F32, meta, overviews, ctx->task->params,
+                           path, ctx->progress, ctx->progress_arg);
 }
 
 /* Adds the raster and the vector file in the order params.primary asks. */
@@ -182,6 +189,7 @@ static const param_spec fill_params[] = {
     {"epsilon", PARAM_NUMBER, false, NULL, 0, 1e6},
     {"method", PARAM_ENUM, false, fill_methods},
     {"breachLength", PARAM_INT, false, NULL, 0, 1e6},
+    HYDRO_PARAM_OVERVIEWS,
     {NULL},
 };
 
@@ -228,8 +236,8 @@ static int fill_run(const op_ctx *ctx, op_result *out)
     snprintf(raised_s, sizeof raised_s, "TERRANE_CHANGED_CELLS=%zu", raised);
     char *meta[] = {raised_s, NULL};
     if (!(path = scratch_path(ctx, TERRANE_OBJ_COG)) ||
-        hydro_write_cog(&dem.r, z, GDT_Float32, has_nd, nd, meta, t->params, path, ctx->progress,
-                        ctx->progress_arg) < 0 ||
+        hydro_write_cog(&dem.r, z, GDT_Float32, has_nd, nd, meta, true, t->params, path,
+                        ctx->progress, ctx->progress_arg) < 0 ||
         op_result_add(out, path, TERRANE_OBJ_COG, MEDIA_COG, "data", true) < 0)
         goto cleanup;
     rc = 0;
@@ -254,6 +262,7 @@ static const param_spec fdir_params[] = {
     {"band", PARAM_INT, false, NULL, 1, 65535},
     {"method", PARAM_ENUM, false, d8_methods},
     {"encoding", PARAM_ENUM, false, encodings},
+    HYDRO_PARAM_OVERVIEWS,
     {NULL},
 };
 
@@ -306,7 +315,8 @@ static int fdir_run(const op_ctx *ctx, op_result *out)
         /* hydro_dinf needs the elevations again: reread rather than keep
          * two float grids. */
         if (hydro_read_float(dem.ds, params_int(t->params, "band", 1), &dem.r, &z) < 0 ||
-            hydro_dinf(g, z, dir, angle) < 0 || write_f32(ctx, &dem.r, angle, meta, path) < 0)
+            hydro_dinf(g, z, dir, angle) < 0 ||
+            write_f32(ctx, &dem.r, angle, meta, false, path) < 0)
             goto cleanup;
     } else {
         snprintf(enc_s, sizeof enc_s, "TERRANE_FLOW_ENCODING=%s", enc_name);
@@ -334,11 +344,11 @@ static int fdir_run(const op_ctx *ctx, op_result *out)
         if (enc == HYDRO_ENC_ESRI) {
             for (size_t i = 0; i < n; i++)
                 if (dir[i] != HYDRO_NODATA) dir[i] = (uint8_t)hydro_dir_encode(dir[i], false, enc);
-            if (hydro_write_cog(&dem.r, dir, GDT_Byte, true, 255, meta, t->params, path,
+            if (hydro_write_cog(&dem.r, dir, GDT_Byte, true, 255, meta, false, t->params, path,
                                 ctx->progress, ctx->progress_arg) < 0)
                 goto cleanup;
-        } else if (hydro_write_cog(&dem.r, codes, GDT_Int16, true, INT16_MIN, meta, t->params, path,
-                                   ctx->progress, ctx->progress_arg) < 0) {
+        } else if (hydro_write_cog(&dem.r, codes, GDT_Int16, true, INT16_MIN, meta, false,
+                                   t->params, path, ctx->progress, ctx->progress_arg) < 0) {
             goto cleanup;
         }
     }
@@ -368,6 +378,7 @@ static const param_spec facc_params[] = {
     {"method", PARAM_ENUM, false, d8_methods},
     {"encoding", PARAM_ENUM, false, encodings},
     {"units", PARAM_ENUM, false, units},
+    HYDRO_PARAM_OVERVIEWS,
     {NULL},
 };
 
@@ -446,13 +457,13 @@ static int facc_run(const op_ctx *ctx, op_result *out)
                     NULL};
     if (!(path = scratch_path(ctx, TERRANE_OBJ_COG))) goto cleanup;
     if (!dinf && !area && !weight.open) {
-        if (hydro_write_cog(&dirs.r, to_u32(acc, n), GDT_UInt32, true, 0, meta, t->params, path,
-                            ctx->progress, ctx->progress_arg) < 0)
+        if (hydro_write_cog(&dirs.r, to_u32(acc, n), GDT_UInt32, true, 0, meta, false, t->params,
+                            path, ctx->progress, ctx->progress_arg) < 0)
             goto cleanup;
     } else {
         for (size_t i = 0; i < n; i++)
             if (isnan(acc[i])) acc[i] = -1;
-        if (hydro_write_cog(&dirs.r, acc, GDT_Float64, true, -1, meta, t->params, path,
+        if (hydro_write_cog(&dirs.r, acc, GDT_Float64, true, -1, meta, false, t->params, path,
                             ctx->progress, ctx->progress_arg) < 0)
             goto cleanup;
     }
@@ -483,6 +494,7 @@ static const param_spec streams_params[] = {
     {"threshold", PARAM_NUMBER, true, NULL, 0, 1e15},
     {"encoding", PARAM_ENUM, false, encodings},
     {"primary", PARAM_ENUM, false, primaries},
+    HYDRO_PARAM_OVERVIEWS,
     {NULL},
 };
 
@@ -533,8 +545,8 @@ static int streams_run(const op_ctx *ctx, op_result *out)
     if (rc < 0) goto cleanup;
     rc = -1;
     char *meta[] = {"TERRANE_STREAM_VALUES=strahler", NULL};
-    if (hydro_write_cog(&dirs.r, order, GDT_Byte, true, 0, meta, t->params, cog, ctx->progress,
-                        ctx->progress_arg) < 0 ||
+    if (hydro_write_cog(&dirs.r, order, GDT_Byte, true, 0, meta, false, t->params, cog,
+                        ctx->progress, ctx->progress_arg) < 0 ||
         add_outputs(t, out, cog, vec, OBJ_STREAMS) < 0)
         goto cleanup;
     rc = 0;
@@ -564,6 +576,7 @@ static const param_spec watershed_params[] = {
     {"snapDistance", PARAM_NUMBER, false, NULL, 0, 1e12},
     {"encoding", PARAM_ENUM, false, encodings},
     {"primary", PARAM_ENUM, false, primaries},
+    HYDRO_PARAM_OVERVIEWS,
     {NULL},
 };
 
@@ -658,8 +671,8 @@ static int write_labels(const op_ctx *ctx, const hydro_raster *r, uint32_t *labe
     progress(ctx, 0.5);
     if (hydro_write_polygons(r, label, vec_name[0] == 'c' ? "catchments" : "basins", vec) < 0)
         goto cleanup;
-    if (hydro_write_cog(r, label, GDT_UInt32, true, 0, NULL, ctx->task->params, cog, ctx->progress,
-                        ctx->progress_arg) < 0 ||
+    if (hydro_write_cog(r, label, GDT_UInt32, true, 0, NULL, true, ctx->task->params, cog,
+                        ctx->progress, ctx->progress_arg) < 0 ||
         add_outputs(ctx->task, out, cog, vec, vec_name) < 0)
         goto cleanup;
     rc = 0;
@@ -716,6 +729,7 @@ const op_def op_watershed = {
 static const param_spec basins_params[] = {
     {"encoding", PARAM_ENUM, false, encodings},
     {"primary", PARAM_ENUM, false, primaries},
+    HYDRO_PARAM_OVERVIEWS,
     {NULL},
 };
 
@@ -764,6 +778,7 @@ const op_def op_basins = {
 
 static const param_spec twi_params[] = {
     {"band", PARAM_INT, false, NULL, 1, 65535},
+    HYDRO_PARAM_OVERVIEWS,
     {NULL},
 };
 
@@ -797,7 +812,7 @@ static int twi_run(const op_ctx *ctx, op_result *out)
     }
     if (hydro_twi(&dem.r.g, z, acc, twi) < 0) goto cleanup;
     if (!(path = scratch_path(ctx, TERRANE_OBJ_COG)) ||
-        write_f32(ctx, &dem.r, twi, NULL, path) < 0 ||
+        write_f32(ctx, &dem.r, twi, NULL, true, path) < 0 ||
         op_result_add(out, path, TERRANE_OBJ_COG, MEDIA_COG, "data", true) < 0)
         goto cleanup;
     rc = 0;
@@ -822,6 +837,7 @@ const op_def op_twi = {
 static const param_spec hand_params[] = {
     {"band", PARAM_INT, false, NULL, 1, 65535},
     {"encoding", PARAM_ENUM, false, encodings},
+    HYDRO_PARAM_OVERVIEWS,
     {NULL},
 };
 
@@ -865,7 +881,7 @@ static int hand_run(const op_ctx *ctx, op_result *out)
     }
     if (hydro_hand(&dem.r.g, z, dir, stream, hand) < 0) goto cleanup;
     if (!(path = scratch_path(ctx, TERRANE_OBJ_COG)) ||
-        write_f32(ctx, &dem.r, hand, NULL, path) < 0 ||
+        write_f32(ctx, &dem.r, hand, NULL, true, path) < 0 ||
         op_result_add(out, path, TERRANE_OBJ_COG, MEDIA_COG, "data", true) < 0)
         goto cleanup;
     rc = 0;

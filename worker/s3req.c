@@ -251,7 +251,7 @@ static int send_request(const request *rq, s3req_resp *out)
     if (rq->host && !no_sign && (!key_id || !key_id[0] || !secret))
         return err_set(ERR_TRANSIENT, ERR_CREDENTIALS, rq->field,
                        "no S3 credentials for %s: set AWS_ACCESS_KEY_ID and "
-                       "AWS_SECRET_ACCESS_KEY, configure EKS Pod Identity, or set "
+                       "AWS_SECRET_ACCESS_KEY, configure IRSA or EKS Pod Identity, or set "
                        "AWS_NO_SIGN_REQUEST=YES for public buckets",
                        rq->url);
     for (int attempt = 0;; attempt++) {

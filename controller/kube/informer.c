@@ -160,10 +160,17 @@ typedef struct {
 /* Takes obj's reference; the value to cache, or NULL when out of memory. */
 static void *cval_make(const informer *inf, json_t *obj)
 {
+    /* one encoding into this thread's scratch buffer, copied out; a
+     * larger object (a pod carrying a big task) is encoded again into its
+     * own allocation of the size the first pass found */
+    static _Thread_local char scratch[16384];
     if (!inf->compact) return obj;
-    size_t len = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+    size_t len = json_dumpb(obj, scratch, sizeof scratch, JSON_COMPACT);
     packed *p = len ? cmem_malloc(sizeof *p + len) : NULL;
-    if (p && json_dumpb(obj, p->text, len, JSON_COMPACT) == len)
+    if (p && len <= sizeof scratch) {
+        memcpy(p->text, scratch, len);
+        p->len = len;
+    } else if (p && json_dumpb(obj, p->text, len, JSON_COMPACT) == len)
         p->len = len;
     else {
         cmem_free(p);

@@ -117,6 +117,10 @@ typedef struct {
 static void sb_add(sbuf *b, const char *s, size_t n)
 {
     if (b->oom) return;
+    if (n > SIZE_MAX / 4 - 1 - b->len) { /* the doubling below would wrap */
+        b->oom = true;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 128;
         while (ncap < b->len + n + 1)

@@ -34,8 +34,10 @@ void cerr_vset(int code, const char *fmt, va_list ap) __attribute__((format(prin
 /* Sets code and message; returns code so callers can write
  * `return cerr_set(CERR_INVALID, "pools.%s: ...", name);`. Inline, so a
  * reader of one file (the compiler, the static analyzer) sees the failure
- * code it returns and that out-parameters are not set on that path. */
-static inline __attribute__((format(printf, 2, 3))) int cerr_set(int code, const char *fmt, ...)
+ * code it returns and that out-parameters are not set on that path. Called
+ * through the cerr_set macro below; its own name differs from the macro's so
+ * that no preprocessor (cppcheck's included) expands the macro inside itself. */
+static inline __attribute__((format(printf, 2, 3))) int cerr_set_fn(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -43,6 +45,16 @@ static inline __attribute__((format(printf, 2, 3))) int cerr_set(int code, const
     va_end(ap);
     return code;
 }
+/* The code written out where cerr_set is called, evaluated once: the static
+ * analyzer does not follow calls of variadic functions, so without it every
+ * `return cerr_set(CERR_INVALID, ...)` could be a success to it, with the
+ * out-parameters of that path unset. */
+#define cerr_set(code, ...)                                                                        \
+    __extension__({                                                                                \
+        int cerr_code_ = (code);                                                                   \
+        (void)cerr_set_fn(cerr_code_, __VA_ARGS__);                                                \
+        cerr_code_;                                                                                \
+    })
 /* CERR_NOMEM with message "out of memory"; returns CERR_NOMEM. */
 static inline int cerr_oom(void)
 {

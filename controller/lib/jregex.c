@@ -727,6 +727,10 @@ static bool line_terminator(uint32_t cp)
 
 static int run(mctx *m, size_t start, size_t pos0, bool search);
 
+/* Programs of at most this many instructions match without allocating
+ * (about 9 KiB of stack per run, lookaheads nest one run each). */
+#define RUN_SMALL 256
+
 typedef struct {
     size_t *list, n;
     size_t *stack;
@@ -805,11 +809,25 @@ static int run(mctx *m, size_t start, size_t pos0, bool search)
     size_t n = m->re->ninst;
     threads a = {0}, b = {0};
     int rc = CERR_NOMEM;
-    a.list = cmem_calloc(n, sizeof(size_t));
-    b.list = cmem_calloc(n, sizeof(size_t));
-    /* each instruction is expanded once per closure and pushes at most two */
-    a.stack = cmem_calloc(2 * n + 2, sizeof(size_t));
-    a.mark = cmem_calloc(n, sizeof(unsigned));
+    /* a program of up to RUN_SMALL instructions (every pattern of the
+     * task schema) runs on the stack: a schema check searches many
+     * strings, and four allocations per search were most of its cost */
+    size_t small[4 * RUN_SMALL + 2];
+    unsigned small_mark[RUN_SMALL];
+    bool heap = n > RUN_SMALL;
+    if (!heap) {
+        a.list = small;
+        b.list = small + RUN_SMALL;
+        a.stack = small + 2 * RUN_SMALL;
+        a.mark = small_mark;
+        memset(small_mark, 0, n * sizeof *small_mark);
+    } else {
+        a.list = cmem_calloc(n, sizeof(size_t));
+        b.list = cmem_calloc(n, sizeof(size_t));
+        /* each instruction is expanded once per closure and pushes at most two */
+        a.stack = cmem_calloc(2 * n + 2, sizeof(size_t));
+        a.mark = cmem_calloc(n, sizeof(unsigned));
+    }
     if (!a.list || !b.list || !a.stack || !a.mark) {
         cerr_oom();
         goto done;
@@ -842,10 +860,12 @@ static int run(mctx *m, size_t start, size_t pos0, bool search)
         pos = next;
     }
 done:
-    cmem_free(a.list);
-    cmem_free(b.list);
-    cmem_free(a.stack);
-    cmem_free(a.mark);
+    if (heap) {
+        cmem_free(a.list);
+        cmem_free(b.list);
+        cmem_free(a.stack);
+        cmem_free(a.mark);
+    }
     return rc;
 }
 

@@ -417,25 +417,35 @@ typedef struct {
 
 /* Path building: returns the old length to restore. A path that would not
  * fit is cut with "..." (only messages suffer). */
+/* Appends n bytes of s (no printf: a path is pushed for every member
+ * and item validated). */
+static void path_append(vctx *c, const char *s, size_t n)
+{
+    size_t room = sizeof c->path - 1 - c->plen;
+    if (n > room) n = room;
+    memcpy(c->path + c->plen, s, n);
+    c->plen += n;
+    c->path[c->plen] = '\0';
+}
+
 static size_t push_key(vctx *c, const char *key)
 {
     size_t old = c->plen;
-    int n = snprintf(c->path + c->plen, sizeof c->path - c->plen, "%s%s", c->plen ? "." : "", key);
-    if (n < 0 || (size_t)n >= sizeof c->path - c->plen)
-        c->plen = sizeof c->path - 1;
-    else
-        c->plen += (size_t)n;
+    if (c->plen) path_append(c, ".", 1);
+    path_append(c, key, strlen(key));
     return old;
 }
 
 static size_t push_index(vctx *c, size_t i)
 {
     size_t old = c->plen;
-    int n = snprintf(c->path + c->plen, sizeof c->path - c->plen, "[%zu]", i);
-    if (n < 0 || (size_t)n >= sizeof c->path - c->plen)
-        c->plen = sizeof c->path - 1;
-    else
-        c->plen += (size_t)n;
+    char digits[24], *d = digits + sizeof digits;
+    *--d = ']';
+    do
+        *--d = (char)('0' + i % 10);
+    while ((i /= 10));
+    *--d = '[';
+    path_append(c, d, (size_t)(digits + sizeof digits - d));
     return old;
 }
 
@@ -834,6 +844,18 @@ static int check_combinators(vctx *c, const json_t *schema, const json_t *inst, 
         const json_t *list = pass ? one : any;
         if (!list) continue;
         size_t n = json_array_size(list), passed = 0, deep = 0, deep_at = 0;
+        /* silently first: the branches' messages are only needed when
+         * none passes (a valid document never formats them) */
+        for (size_t i = 0; i < n; i++) {
+            if ((rc = validate(c, json_array_get(list, i), inst, NULL)) < 0) return rc;
+            if (rc == 0) passed++;
+        }
+        if (passed) {
+            if (pass && passed > 1)
+                return fail(c, err, "oneOf", "must match exactly one alternative, matches %zu",
+                            passed);
+            continue;
+        }
         jschema_error *errs = cmem_calloc(n, sizeof *errs);
         if (!errs) return cerr_oom();
         for (size_t i = 0; i < n; i++) {

@@ -143,6 +143,110 @@ ctl_kill() {
   CTL_PID[$1]=
 }
 
+# --- partitions: what the partition suites (tests/e2e/test_part*.sh) share -------------------
+#   part_start HISTORY [ARGS]  e2e_start with kubesim's audit (HISTORY records kept; ARGS:
+#                              more kubesim options), the
+#                              dump on failure, and controller "ctl" (no leader election,
+#                              finished pods kept 600 s so the audit sees each of them)
+#   part_ctl_restart           starts "ctl" again the same way (after ctl_kill ctl)
+#   part_daily_rasters DIR DAYS SIZE [VALUE]
+#                              DIR/2026-11-DD.tif for DD = 1..DAYS, SIZE x SIZE Byte cells
+#                              whose value is the day; with VALUE also DIR/changed.tif of VALUE
+#   part_ready AM SECONDS      waits for AM's Ready condition; ok with its partition summary
+#   part_succeeded_at_least AM N SECONDS
+#                              waits until status.partitions.succeeded >= N
+#   part_caught_up AM SINCE    true once AM is Ready with status.partitions.inputsAsOf at or
+#                              after SINCE (an RFC 3339 time): it has acted on that change
+#   part_audit AM [KEY]        kubesim's audit of AM's pods: "pods=N dups=N parts=N grid=N
+#                              assemble=N peak=N key=N nodes=N" (dups: (partition, attempt)
+#                              created twice; parts: partition pods, not the tile flow's grid
+#                              and assemble; peak: partition pods at once; key: pods of KEY;
+#                              nodes: the nodes partition pods were bound to)
+#   part_cog_keys PREFIX / part_cogs PREFIX
+#                              the .tif keys under s3://assets/$NS/PREFIX/, and their count
+part_start() { # history [more kubesim args...]
+  trap 'e2e_dump; _run_cleanups' EXIT
+  E2E_KUBESIM_ARGS="--audit --history-size $*" e2e_start
+  part_ctl_restart
+}
+
+part_ctl_restart() { ctl_start ctl --pod-gc-delay 600 --leader-elect=false; }
+
+part_daily_rasters() {
+  $PY - "$@" <<'PY' || fail "generating the daily rasters"
+import os, sys
+from osgeo import gdal
+out, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(out, exist_ok=True)
+drv = gdal.GetDriverByName("GTiff")
+wgs84 = 'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]]'
+files = [("%s/2026-11-%02d.tif" % (out, d), d) for d in range(1, n + 1)]
+if len(sys.argv) > 4:
+    files.append(("%s/changed.tif" % out, int(sys.argv[4])))
+for path, value in files:
+    ds = drv.Create(path, size, size, 1, gdal.GDT_Byte)
+    ds.SetGeoTransform([6.0, 0.001, 0, 50.0, 0, -0.001])
+    ds.SetProjection(wgs84)
+    ds.GetRasterBand(1).Fill(value)
+    ds = None
+PY
+}
+
+part_ready() { # am seconds
+  if k wait --for=condition=Ready am "$1" --timeout="$2s" >/dev/null; then
+    ok "$1 Ready: $(am_get "$1" '{.status.partitions.summary}') $(am_get "$1" '{.status.message}')"
+  else
+    fail "$1 not Ready: $(am_get "$1" '{.status.message}')"
+  fi
+}
+
+_part_succeeded_ge() { [ "$(am_get "$1" '{.status.partitions.succeeded}')" -ge "$2" ] 2>/dev/null; }
+part_succeeded_at_least() { # am n seconds
+  wait_until "$3" "$1: at least $2 partitions materialized" _part_succeeded_ge "$1" "$2"
+}
+
+part_caught_up() { # am since
+  local wm
+  wm=$(am_get "$1" '{.status.partitions.inputsAsOf}')
+  [ -n "$wm" ] && [ "$(date -d "$wm" +%s)" -ge "$(date -d "$2" +%s)" ] && [ "$(ready_status "$1")" = True ]
+}
+
+part_audit() { # am [key]
+  curl -sf "$KUBESIM_URL/kubesim/audit" >"$TMP/audit.json" || { fail "GET /kubesim/audit"; return 1; }
+  $PY - "$TMP/audit.json" "$1" "${2:-}" <<'PY'
+import collections, json, sys
+recs, am, key = json.load(open(sys.argv[1]))["records"], sys.argv[2], sys.argv[3]
+created = collections.Counter()
+live, peak, nodes = set(), 0, set()
+for r in recs:
+    l = r.get("labels", {})
+    if r["resource"] != "pods" or l.get("terrane.io/materialization") != am:
+        continue
+    if r.get("node") and l.get("terrane.io/partition") not in ("grid", "assemble"):
+        nodes.add(r["node"])
+    k = (l.get("terrane.io/partition"), l.get("terrane.io/attempt"))
+    if r["type"] == "ADDED":
+        created[k] += 1
+        if k[0] not in ("grid", "assemble"):
+            live.add(r.get("name"))
+    elif r["type"] == "DELETED" or r.get("phase") in ("Succeeded", "Failed"):
+        live.discard(r.get("name"))
+    peak = max(peak, len(live))
+count = lambda want: sum(n for (p, a), n in created.items() if want(p))
+print("pods=%d dups=%d parts=%d grid=%d assemble=%d peak=%d key=%d nodes=%d" % (
+    sum(created.values()), len([k for k, n in created.items() if n > 1]),
+    count(lambda p: p not in ("grid", "assemble")), count(lambda p: p == "grid"),
+    count(lambda p: p == "assemble"), peak, count(lambda p: p == key), len(nodes)))
+PY
+}
+
+part_cog_keys() {
+  curl -s "http://127.0.0.1:$S3_PORT/assets?prefix=$NS/$1/&list-type=2&max-keys=1000" |
+    grep -o '<Key>[^<]*\.tif</Key>' | sed 's/<[^>]*>//g' | sort
+}
+part_cogs() { part_cog_keys "$1" | grep -c .; }
+# --- end of the partitions block ------------------------------------------------------------
+
 # Shows what a failed test needs to be understood.
 e2e_dump() {
   if [ "$fails" -gt 0 ]; then
@@ -156,3 +260,14 @@ e2e_dump() {
     done
   fi
 }
+
+# --- waiting on one field or the Events of one object (test_sources.sh) --------------------------
+# field_is KIND NAME JSONPATH WANT: the field prints exactly WANT.
+field_is() { [ "$(k get "$1" "$2" -o "jsonpath=$3" 2>/dev/null)" = "$4" ]; }
+# wait_field SECONDS WHAT KIND NAME JSONPATH WANT: until field_is holds.
+wait_field() { local secs=$1 what=$2; shift 2; wait_until "$secs" "$what" field_is "$@"; }
+# events_of NAME REASON: how many Events of that reason the object has.
+events_of() { k get events --field-selector "involvedObject.name=$1,reason=$2" -o name 2>/dev/null | wc -l; }
+events_are() { [ "$(events_of "$1" "$2")" = "$3" ]; }
+# wait_events SECONDS WHAT NAME REASON COUNT: until the object has COUNT such Events.
+wait_events() { local secs=$1 what=$2; shift 2; wait_until "$secs" "$what" events_are "$@"; }

@@ -23,6 +23,11 @@
 #     files, a /vsis3/ read of the upstream COG) finds none and cannot read S3
 #  8. an upstream object changed after it was published: the fetch step fails
 #     with ChecksumMismatch before user code runs, not retried
+#  9. RBAC as the chart renders it: worker pods run as the chart's worker
+#     ServiceAccount, bound to its <release>-worker-read-pods Role (applied
+#     from `helm template`, not written here), which is all the publish
+#     step's read of its own pod needs (case 1 records the imageID through
+#     it); another ServiceAccount's token is refused the pod with 403
 . "$(dirname "$0")/lib.sh"
 
 $PY -c 'import sklearn' 2>/dev/null || skip "python3-sklearn missing: run scripts/deps.sh"
@@ -38,23 +43,28 @@ cat >"$TMP/kubesim-pools.json" <<'JSON'
  "scaleDownDelaySeconds": 1, "provisionSeconds": 0.3}
 JSON
 # TLS and RBAC: the publish step reads its own pod over https with the token
-# projected into its container, allowed by a Role as the chart's (get pods).
+# projected into its container, allowed by the chart's worker Role only.
+HELM=$("$ROOT/scripts/helm.sh" 2>"$TMP/helm.err") || { fail "no helm: $(cat "$TMP/helm.err")"; finish; }
 E2E_KUBESIM_ARGS="--tls --token $($PY -c 'import secrets; print(secrets.token_hex(16))') --authorization RBAC --pools $TMP/kubesim-pools.json --images $ROOT/examples/ml/kubesim-images.json"
 # The worker steps find terrane-worker on PATH, as in the image.
 export PATH=$BUILD:$PATH
 e2e_start
-cat <<YAML | k apply -f - >/dev/null || fail "the workers' Role"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: terrane-worker-read-pods}
-rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: terrane-worker-read-pods}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: terrane-worker-read-pods}
-subjects: [{kind: ServiceAccount, name: default, namespace: $NS}]
-YAML
+# The worker namespace's objects of the chart (its ServiceAccount, Role and
+# RoleBinding), exactly as helm renders them for worker namespace $NS.
+"$HELM" template terrane "$ROOT/helm/terrane" --namespace terrane-system --set "worker.namespaces={$NS}" \
+  >"$TMP/chart.yaml" 2>"$TMP/helm.err" || { fail "helm template: $(cat "$TMP/helm.err")"; finish; }
+$PY - "$TMP/chart.yaml" "$NS" >"$TMP/worker-rbac.json" <<'PY' || { fail "extracting the chart's worker RBAC"; finish; }
+import json, sys, yaml
+kinds = {"ServiceAccount", "Role", "RoleBinding"}
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] in kinds
+        and d["metadata"].get("namespace") == sys.argv[2]]
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+PY
+assert_eq "Role RoleBinding ServiceAccount" \
+  "$(json_get "$TMP/worker-rbac.json" '" ".join(sorted(i["kind"] for i in d["items"]))')" \
+  "the chart renders the worker's ServiceAccount, Role and RoleBinding in $NS"
+WORKER_SA=$(json_get "$TMP/worker-rbac.json" '[i["metadata"]["name"] for i in d["items"] if i["kind"] == "ServiceAccount"][0]')
+k apply -f "$TMP/worker-rbac.json" >/dev/null || fail "applying the chart's worker RBAC"
 s3_put "$SAMPLES/elev.tif" s3://raw/lux/elev.tif || fail "uploading the DEM"
 # cpu's limit is small so that the OOM case escalates to highmem
 cat >"$TMP/pools.json" <<'JSON'
@@ -68,7 +78,8 @@ cat >"$TMP/pools.json" <<'JSON'
           "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": "1", "memory": "2Gi"}}}}}
 JSON
 POOLS=$TMP/pools.json
-WORKER_COMMAND='["terrane-worker","run"]' ctl_start ctl --leader-elect=false --pod-gc-delay 3600
+WORKER_COMMAND='["terrane-worker","run"]' ctl_start ctl --leader-elect=false --pod-gc-delay 3600 \
+  --worker-service-account "$WORKER_SA"
 
 phase() { am_get "$1" '{.status.phase}'; }
 is_phase() { [ "$(phase "$1")" = "$2" ]; }
@@ -247,6 +258,18 @@ assert_contains "$(am_get tampered '{.status.message}')" "step fetch" "checksum 
 assert_contains "$(am_get tampered '{.status.message}')" "ChecksumMismatch" "checksum mismatch: named"
 TPOD=$(am_get tampered '{.status.podName}')
 assert_eq "" "$(k get pod "$TPOD" -o 'jsonpath={.status.initContainerStatuses[1].state.terminated}')" "user code never ran"
+
+# --- 9. the chart's worker Role, and another ServiceAccount -------------------------------------
+assert_eq "$WORKER_SA" "$(pj 'd["spec"]["serviceAccountName"]')" "worker pods run as the chart's worker ServiceAccount"
+DTOKEN=$(k create token default) || fail "a token of the default ServiceAccount"
+out=$(kubectl --kubeconfig "$KUBECONFIG" --token "$DTOKEN" -n "$NS" get pod "$(am_get bigmeta '{.status.podName}')" 2>&1)
+assert_eq "Error from server (Forbidden): pods \"$(am_get bigmeta '{.status.podName}')\" is forbidden: User \"system:serviceaccount:$NS:default\" cannot get resource \"pods\" in API group \"\" in the namespace \"$NS\"" \
+  "$out" "another ServiceAccount: 403 with the real server's message"
+WTOKEN=$(k create token "$WORKER_SA") || fail "a token of $WORKER_SA"
+assert_eq "$(am_get bigmeta '{.status.podName}')" "$(kubectl --kubeconfig "$KUBECONFIG" --token "$WTOKEN" -n "$NS" get pod "$(am_get bigmeta '{.status.podName}')" -o 'jsonpath={.metadata.name}' 2>&1)" \
+  "$WORKER_SA may get pods in $NS"
+out=$(kubectl --kubeconfig "$KUBECONFIG" --token "$WTOKEN" -n "$NS" get pods 2>&1)
+assert_contains "$out" 'cannot list resource "pods"' "$WORKER_SA may not list pods: get only, as the chart's Role"
 
 ctl_stop ctl
 finish

@@ -12,7 +12,10 @@
 #     validator), checksums that match, the training section (the model
 #     trained on the gpu pool, its imageID and metadata, the Warning for a tag
 #     reference), the lineage tree (DEM -> slope -> model -> forecast among
-#     the rest), the staleness table
+#     the rest), the partitions section (progress of a tiled slope and a
+#     daily asset within maxParallel, PARTITIONS n/m, the assembled COG
+#     pixel-identical to the unpartitioned slope, its Collection, the
+#     LastN and AllToOne readers), the staleness table
 #     (dem-cog and everything downstream re-materialized, the Landsat assets
 #     unchanged) and a cache hit; at the end no process of either run is left:
 #     none of the recorded PIDs, nothing running from the state directory;
@@ -74,6 +77,19 @@ assert_contains "$cmd" "--kubeconfig $DEMO_DIR/kubeconfig" "the report prints ku
 out=$(eval "$cmd" 2>&1)
 assert_eq "$N_ASSETS" "$(echo "$out" | grep -c ' Succeeded ')" "the printed kubectl command lists $N_ASSETS Succeeded assets"
 assert_contains "$(echo "$out" | head -n 1)" "VERSION" "with the CRD's printer columns"
+# The partitioned assets' command it prints, with the PARTITIONS column.
+pcmd=$(grep -E '^  kubectl --kubeconfig [^ ]+ get am -n partitions +#' "$TMP/run1.txt" | head -n 1 | sed 's/ *#.*//')
+out=$(eval "$pcmd" 2>&1)
+assert_eq 5 "$(echo "$out" | grep -c ' Succeeded ')" "the printed kubectl get am -n partitions lists 5 Succeeded assets"
+assert_contains "$(echo "$out" | head -n 1)" "PARTITIONS" "with the PARTITIONS column"
+# The sources section: one row per AssetSource of the running cluster, each observed.
+n_src=$(kubectl --kubeconfig "$DEMO_DIR/kubeconfig" get asrc -n hydro -o name 2>/dev/null | grep -c .)
+[ "$n_src" -ge 1 ] && ok "the demo's graph reads $n_src sources" || fail "the demo's cluster has no AssetSource"
+sec=$(sed -n '/^.*-- Sources: /,/^  an input/p' "$TMP/run1.txt")
+assert_contains "$sec" "SOURCE" "the demo prints a sources section"
+assert_eq "$n_src" "$(echo "$sec" | grep -cE '^  [a-z0-9.-]+ +s3://[^ ]+ +1 +[0-9a-f]{12} ')" \
+  "one row per source, each with one object and its data version"
+assert_contains "$sec" "$n_src sources, each observed once" "each observed once, before its first run"
 # The lineage UI's URL the report prints, against the still-running demo.
 ui=$(grep -A1 'The lineage UI' "$TMP/run1.txt" | grep -oE 'http://127\.0\.0\.1:[0-9]+/ui/' | head -n 1)
 assert_contains "$ui" "/ui/" "the report prints the lineage UI's URL"
@@ -167,6 +183,31 @@ assert_eq 1 "$(echo "$train" | grep -cE '^  flood-risk +predict +cpu +s3://asset
 assert_contains "$train" "image ran:  terrane-ml-example@sha256:" "training section: the imageID the kubelet reported"
 assert_contains "$train" "RandomForestClassifier" "training section: the model's metadata.json"
 assert_contains "$train" "Warning ImageNotPinned" "training section: the Warning for a tag reference"
+# the partitions section (crds/examples/partitions.yaml, namespace partitions)
+part=$(sed -n '/-- Partitions over space and time/,/== 6\/7/p' "$TMP/run2.txt")
+assert_contains "$part" "(crds/examples/partitions.yaml, namespace partitions)" "partitions: the section names its example"
+for want in "slope-tiles Running [1-8]/9" "rain-daily Running [1-6]/7" "rain-3day Running [0-4]/5"; do
+  read -r a ph pr <<<"$want"
+  echo "$part" | grep -qE "^ +[0-9]+s  $a +$ph +$pr " && ok "partitions: progress shows $a part-way ($pr)" ||
+    fail "partitions: no progress line of $a at $pr"
+done
+# RUNNING never above the asset's maxParallel (4 tiles, 3 days)
+over=$(echo "$part" | awk '$1 ~ /^[0-9]+s$/ && (($2 == "slope-tiles" && $5 > 4) || ($2 ~ /^rain-(daily|3day)$/ && $5 > 3))')
+assert_eq "" "$over" "partitions: progress never shows more running pods than maxParallel"
+for row in "slope-tiles +lux/slope_tiles +terrain +cpu +Succeeded +Materialized +[0-9a-f]{12} +9/9 " \
+  "rain-daily +rain/daily +cog +cpu +Succeeded +Materialized +[0-9a-f]{12} +7/7 " \
+  "rain-3day +rain/three_day +calc +cpu +Succeeded +Materialized +[0-9a-f]{12} +5/5 " \
+  "rain-week +rain/week +calc +cpu +Succeeded +Materialized +[0-9a-f]{12} " \
+  "slope-whole +lux/slope_whole +terrain +cpu +Succeeded +Materialized +[0-9a-f]{12} "; do
+  assert_eq 1 "$(echo "$part" | grep -cE "^    $row")" "partitions: kubectl get am -n partitions: ${row%% *} $(echo "$row" | grep -oE '[0-9]/[0-9]' || echo Succeeded)"
+done
+assert_contains "$part" "a grid of 3 x 3 tiles of 256 px over 768 x 720 (halo 1)" "partitions: the probed grid"
+assert_contains "$part" "pixels         identical to slope-whole's" "partitions: the assembled COG has the unpartitioned slope's pixels"
+echo "$part" | grep -qE '^    STAC Collection s3://assets/partitions/lux/slope_tiles/[0-9a-f]{64}/collection\.json: 9 tile Items$' &&
+  ok "partitions: the Collection links the 9 tile Items" || fail "partitions: no Collection line"
+assert_contains "$part" "rain-daily: partitions 7/7, materialized indices 0-6, failed 0" "partitions: rain-daily's compact record"
+assert_contains "$part" "rain-week (AllToOne): read 7 partitions of rain-daily in one pod" "partitions: rain-week's lineage"
+assert_contains "$part" "the sum of the 7 daily rasters" "partitions: rain-week's pixels are the week's total"
 slope_v=$(echo "$table" | awk '$1 == "dem-slope" {print $5}')
 assert_contains "$tree" "dem-slope  lux/dem_slope  $slope_v" "lineage and table agree on dem-slope's version"
 

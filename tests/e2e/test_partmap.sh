@@ -17,30 +17,11 @@
 #   - the changed day's new COG has the pixels of the overwritten input
 #     through gdal_translate -of COG.
 . "$(dirname "$0")/lib.sh"
-trap 'e2e_dump; _run_cleanups' EXIT
-
-E2E_KUBESIM_ARGS="--audit --history-size 100000" e2e_start
+part_start 100000
 DAYS=30
 CHANGED=2026-11-17
 
-$PY - "$TMP/daily" "$DAYS" <<'PY'
-import os, sys
-from osgeo import gdal
-out, n = sys.argv[1], int(sys.argv[2])
-os.makedirs(out, exist_ok=True)
-drv = gdal.GetDriverByName("GTiff")
-for d in range(1, n + 1):
-    ds = drv.Create("%s/2026-11-%02d.tif" % (out, d), 16, 16, 1, gdal.GDT_Byte)
-    ds.SetGeoTransform([6.0, 0.001, 0, 50.0, 0, -0.001])
-    ds.SetProjection('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]]')
-    ds.GetRasterBand(1).Fill(d)
-    ds = None
-ds = drv.Create("%s/changed.tif" % out, 16, 16, 1, gdal.GDT_Byte)
-ds.SetGeoTransform([6.0, 0.001, 0, 50.0, 0, -0.001])
-ds.SetProjection('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]]')
-ds.GetRasterBand(1).Fill(200)
-ds = None
-PY
+part_daily_rasters "$TMP/daily" "$DAYS" 16 200
 {
   for d in $(seq -w 1 $DAYS); do
     s3_put "$TMP/daily/2026-11-$d.tif" "s3://raw/daily/2026-11-$d.tif" || fail "uploading day $d"
@@ -57,7 +38,6 @@ YAML
   done
 } >"$TMP/sources.yaml"
 
-ctl_start ctl --pod-gc-delay 600 --leader-elect=false
 cat >"$TMP/graph.yaml" <<YAML
 apiVersion: terrane.io/v1alpha1
 kind: AssetMaterialization
@@ -120,13 +100,7 @@ t0=$(date +%s)
 k apply -f "$TMP/sources.yaml" >/dev/null || fail "kubectl apply sources"
 k apply -f "$TMP/graph.yaml" >/dev/null || fail "kubectl apply graph"
 
-for am in daily daily-pyramid daily-3d november; do
-  if k wait --for=condition=Ready am $am --timeout=100s >/dev/null; then
-    ok "$am Ready: $(am_get $am '{.status.partitions.summary}')"
-  else
-    fail "$am not Ready: $(am_get $am '{.status.message}')"
-  fi
-done
+for am in daily daily-pyramid daily-3d november; do part_ready $am 100; done
 t1=$(date +%s)
 ok "30 sources, 3 x 30 partitions and an all-to-one mosaic materialized in $((t1 - t0)) s"
 assert_eq "30" "$(am_get november '{.status.lineage[0].partitions}')" "november's lineage: 30 partitions of daily"
@@ -144,11 +118,9 @@ for r in json.load(sys.stdin)["records"]:
         v = r.get("name")
 print(v if "v" in dir() else "")' "$1" "$2"
 }
-cogs() { curl -s "http://127.0.0.1:$S3_PORT/assets?prefix=$NS/$1/&list-type=2&max-keys=1000" | grep -o '<Key>[^<]*\.tif</Key>' | wc -l; }
-assert_eq "30" "$(cogs forecast/daily)" "30 COGs of daily"
-assert_eq "30" "$(cogs forecast/daily_pyramid)" "30 COGs of daily-pyramid"
-cog_keys() { curl -s "http://127.0.0.1:$S3_PORT/assets?prefix=$NS/$1/&list-type=2&max-keys=1000" | grep -o '<Key>[^<]*\.tif</Key>' | sed 's/<[^>]*>//g' | sort; }
-cog_keys forecast/daily >"$TMP/daily_keys1"
+assert_eq "30" "$(part_cogs forecast/daily)" "30 COGs of daily"
+assert_eq "30" "$(part_cogs forecast/daily_pyramid)" "30 COGs of daily-pyramid"
+part_cog_keys forecast/daily >"$TMP/daily_keys1"
 mark1=$(am_get daily '{.status.partitions.inputsAsOf}')
 [ -n "$mark1" ] && ok "daily's watermark inputsAsOf=$mark1" || fail "daily has no inputsAsOf"
 pod1=$(pdv_of daily-pyramid $CHANGED)
@@ -162,16 +134,10 @@ t2=$(date +%s)
 k annotate asrc raw-$CHANGED terrane.io/rerun=1 --overwrite >/dev/null || fail "annotate the source"
 wait_until 60 "raw-$CHANGED observed with a new data version" sh -c "[ \"\$(kubectl --kubeconfig $KUBECONFIG -n $NS get asrc raw-$CHANGED -o jsonpath='{.status.dataVersion}')\" != '$old_dv' ]"
 changed_at=$(k get asrc raw-$CHANGED -o jsonpath='{.status.lastChangedAt}')
-wm_ok() { # am: its watermark covers the change and it is Ready
-  local wm; wm=$(am_get "$1" '{.status.partitions.inputsAsOf}')
-  [ -n "$wm" ] && [ "$(date -d "$wm" +%s)" -ge "$(date -d "$changed_at" +%s)" ] && [ "$(ready_status "$1")" = True ]
-}
-export -f am_get ready_status k wm_ok 2>/dev/null
-wait_until 90 "daily caught up with the change" wm_ok daily
-wait_until 90 "daily-pyramid caught up with the change" wm_ok daily-pyramid
-wait_until 90 "daily-3d caught up with the change" wm_ok daily-3d
+for am in daily daily-pyramid daily-3d; do
+  wait_until 90 "$am caught up with the change" part_caught_up $am "$changed_at"
+done
 nov_ok() { [ "$(am_get november '{.status.dataVersion}')" != "$nov_dv1" ] && [ "$(ready_status november)" = True ]; }
-export nov_dv1; export -f nov_ok
 wait_until 90 "november re-materialized with a new data version" nov_ok
 t3=$(date +%s)
 ok "the changed day went through every asset in $((t3 - t2)) s"
@@ -201,12 +167,12 @@ assert_contains "$out" "daily partitions=30 changed=2 twice=$CHANGED others=1" "
 assert_contains "$out" "daily-pyramid partitions=30 changed=2 twice=$CHANGED others=1" "daily-pyramid: only the identity-mapped day ran again"
 assert_contains "$out" "daily-3d partitions=30 changed=2 twice=2026-11-17,2026-11-18,2026-11-19 others=1" "daily-3d: exactly the 3 partitions reading the changed day ran again"
 assert_contains "$out" "november pods=2" "november (all-to-one): one run, and one more after the change"
-assert_eq "33" "$(cogs forecast/daily_3d)" "daily-3d: 30 COGs and 3 new ones"
-assert_eq "31" "$(cogs forecast/daily)" "daily: one new COG, under the changed day's new partition data version"
-assert_eq "31" "$(cogs forecast/daily_pyramid)" "daily-pyramid: one new COG"
+assert_eq "33" "$(part_cogs forecast/daily_3d)" "daily-3d: 30 COGs and 3 new ones"
+assert_eq "31" "$(part_cogs forecast/daily)" "daily: one new COG, under the changed day's new partition data version"
+assert_eq "31" "$(part_cogs forecast/daily_pyramid)" "daily-pyramid: one new COG"
 # The changed day's new COG holds the overwritten input's pixels as
 # gdal_translate -of COG makes them.
-cog_keys forecast/daily >"$TMP/daily_keys2"
+part_cog_keys forecast/daily >"$TMP/daily_keys2"
 new_key=$(comm -13 "$TMP/daily_keys1" "$TMP/daily_keys2")
 [ "$(echo "$new_key" | grep -c .)" = 1 ] || fail "one new COG of daily expected: $new_key"
 curl -sf "http://127.0.0.1:$S3_PORT/assets/$new_key" -o "$TMP/new.tif" || fail "GET $new_key"

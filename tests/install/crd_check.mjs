@@ -257,18 +257,43 @@ function amErrors(doc) {
 
 const show = (errors) => errors.map((e) => `${e.field || '(root)'}: ${e.message}`).join('; ');
 
+// The keys of spec.partitions with one time (daily, weekly or monthly, with
+// an end) or static dimension: what an AllToOne reader's inputs are named by.
+function partitionKeys(dims) {
+  if (!dims || dims.length !== 1) throw new Error('AllToOne: crd_check enumerates one time or static dimension only');
+  const d = dims[0];
+  if (d.static) return d.static.keys;
+  const t = d.time;
+  if (!t || !t.end || !['daily', 'weekly', 'monthly'].includes(t.cadence))
+    throw new Error('AllToOne: crd_check enumerates daily, weekly or monthly windows with an end only');
+  const keys = [];
+  const day = (s) => new Date(`${s.slice(0, 10)}T00:00:00Z`);
+  for (let at = day(t.start); at < day(t.end);) {
+    keys.push(t.cadence === 'monthly' ? at.toISOString().slice(0, 7) : at.toISOString().slice(0, 10));
+    if (t.cadence === 'monthly') at.setUTCMonth(at.getUTCMonth() + 1);
+    else at.setUTCDate(at.getUTCDate() + (t.cadence === 'weekly' ? 7 : 1));
+  }
+  return keys;
+}
+
 // The Task the controller builds for an AssetMaterialization whose upstreams
 // are in byName (controller/taskdoc.h), with made-up data versions.
 function taskFor(am, byName) {
   const ns = am.metadata.namespace;
   const dv = (s) => crypto.createHash('sha256').update(s).digest('hex');
   const spec = am.spec;
-  const inputs = (spec.inputs || []).map((i) => {
-    if (!i.from) return { name: i.name, uri: i.uri };
+  const inputs = (spec.inputs || []).flatMap((i) => {
+    if (!i.from) return [{ name: i.name, uri: i.uri }];
     const up = byName.get(`${ns}/${i.from}`);
     const hex = dv(`${ns}/${i.from}`);
     const prefix = `${up.spec.output.uri.replace(/\/$/, '')}/${ns}/${up.spec.assetKey}/${hex}`;
-    return { name: i.name, uri: `${prefix}/asset.tif`, assetKey: up.spec.assetKey, dataVersion: `sha256:${hex}`, stacItem: `${prefix}/item.json` };
+    const one = (name) => ({ name, uri: `${prefix}/asset.tif`, assetKey: up.spec.assetKey, dataVersion: `sha256:${hex}`, stacItem: `${prefix}/item.json` });
+    // One input per partition read (controller/partmap.c): LastN by lag,
+    // AllToOne by key, as the controller names them.
+    const m = i.partitionMapping && i.partitionMapping.type;
+    if (m === 'LastN') return Array.from({ length: i.partitionMapping.count }, (_, k) => one(`${i.name}_${i.partitionMapping.count - 1 - k}`));
+    if (m === 'AllToOne') return partitionKeys(up.spec.partitions).map((key) => one(`${i.name}_${key.replace(/[^A-Za-z0-9]/g, '_')}`));
+    return [one(i.name)];
   });
   return {
     apiVersion: 'terrane.io/v1', kind: 'Task', namespace: ns, name: am.metadata.name,

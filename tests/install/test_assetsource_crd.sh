@@ -8,8 +8,10 @@
 #  - each tests/install/asrc-invalid/*.yaml is rejected at apply time with
 #    its first line's "# expect: <field> <text>" in the message (OpenAPI
 #    patterns, bounds, required fields, unknown fields, and the CEL rules:
-#    exactly one of intervalSeconds / schedule, timeZone only with schedule,
+#    at most one of intervalSeconds / schedule, timeZone only with schedule,
 #    no '..' segment);
+#  - observe with a pool alone (no schedule) is accepted, as the controller
+#    creates it for a plain uri: input;
 #  - `kubectl explain` shows the field descriptions, the rerun annotation
 #    included;
 #  - the chart lets the controller read AssetSources and write their status.
@@ -63,9 +65,26 @@ for f in "$HERE"/asrc-invalid/*.yaml; do
     || fail "$name: rejected without '$field' and '$text': $out"
 done
 
+if out=$(K apply -f - 2>&1 <<'YAML'
+apiVersion: terrane.io/v1alpha1
+kind: AssetSource
+metadata: {name: pool-only, namespace: hydro}
+spec:
+  assetKey: lux/x
+  uri: s3://raw/x.tif
+  listing: {uri: s3://assets/sources}
+  observe: {pool: highmem}
+YAML
+); then
+  [ "$(K get asrc pool-only -n hydro -o 'jsonpath={.spec.observe.pool}')" = highmem ] &&
+    ok "observe: {pool} without a schedule is accepted" || fail "pool-only: observe.pool not kept"
+else
+  fail "observe: {pool} without a schedule refused: $out"
+fi
+
 out=$(K explain asrc 2>&1)
 [[ "$out" == *"terrane.io/rerun"* && "$out" == *"terrane-worker"* ]] && ok "kubectl explain asrc documents the rerun annotation" || fail "kubectl explain asrc: $out"
-for p in spec.uri spec.observe.schedule spec.observe.timeZone spec.freshness.maxLagSeconds spec.listing.uri \
+for p in spec.uri spec.observe spec.observe.pool spec.observe.schedule spec.observe.timeZone spec.freshness.maxLagSeconds spec.listing.uri \
          status.dataVersion status.object.etag status.lastChangedAt status.conditions; do
   out=$(K explain "asrc.$p" 2>&1)
   [[ "$out" == *DESCRIPTION:* ]] && [ "$(printf '%s\n' "$out" | sed -n '/DESCRIPTION:/,$p' | wc -w)" -gt 2 ] \

@@ -39,9 +39,9 @@ for f in "$ROOT"/crds/examples/*.yaml; do
   expect_ok "kubectl apply -f crds/examples/$(basename "$f")" K apply -f "$f"
 done
 want=$(cat "$ROOT"/crds/examples/*.yaml | grep -c '^kind: AssetMaterialization$')
-have=$(K get am -n hydro -o name 2>/dev/null | grep -c '^assetmaterialization.terrane.io/')
-[ "$have" = "$want" ] && ok "kubectl get am -n hydro lists the $want example assets" \
-  || fail "kubectl get am -n hydro lists $have assets, the examples have $want"
+have=$(K get am -A -o name 2>/dev/null | grep -c '^assetmaterialization.terrane.io/')
+[ "$have" = "$want" ] && ok "kubectl get am -A lists the $want example assets" \
+  || fail "kubectl get am -A lists $have assets, the examples have $want"
 out=$(K get am -n hydro 2>&1)
 [[ "$out" == *"NAME"*"ASSET"*"OPERATION"*"POOL"*"PHASE"* && "$out" == *"dem-slope"*"lux/dem_slope"*"terrain"* ]] \
   && ok "printer columns (ASSET, OPERATION, POOL, PHASE)" || fail "kubectl get am: $out"

@@ -16,7 +16,7 @@ import podvalidation
 import psa
 import quantity
 import schema as schemamod
-from util import now_ts
+from util import ApiError, now_ts
 
 CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 POD_MUTABLE_HINT = ("pod updates may not change fields other than `spec.containers[*].image`,"
@@ -244,6 +244,18 @@ def prepare_update(store, res, new, old, subresource):
             "kubernetes.io/metadata.name"] = new["metadata"].get("name", "")
 
 
+def _service_account_exists(store, pod):
+    """The ServiceAccount admission plugin: a new pod's ServiceAccount must
+    exist (a pod of a missing one is refused, with the real server's message)."""
+    meta = pod.get("metadata") or {}
+    ns, sa = meta.get("namespace") or "default", (pod.get("spec") or {}).get("serviceAccountName")
+    if sa and store.get_raw(("", "serviceaccounts"), ns, sa) is None:
+        raise ApiError(403, "Forbidden",
+                       'pods "%s" is forbidden: error looking up service account %s/%s: '
+                       'serviceaccount "%s" not found' % (meta.get("name", ""), ns, sa, sa),
+                       {"name": meta.get("name", ""), "kind": "pods"})
+
+
 def allows_unconditional_update(res):
     """AllowUnconditionalUpdate of the kind's registry strategy: false for
     custom resources (and their status) and for CRDs themselves, true for the
@@ -256,6 +268,8 @@ def allows_unconditional_update(res):
 def validate(store, res, new, old, subresource=None):
     sk = _skey(res)
     if sk == ("", "pods"):
+        if old is None:
+            _service_account_exists(store, new)
         causes = _validate_pod(new, old, subresource)
         if old is None and not causes:
             psa.enforce(store, new)

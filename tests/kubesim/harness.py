@@ -25,14 +25,27 @@ KUBESIM = os.path.join(HERE, "kubesim.py")
 
 
 class Client:
-    def __init__(self, host, port, timeout=30):
+    def __init__(self, host, port, timeout=30, ca_file=None):
+        """ca_file: kubesim serves https (--tls) with that certificate."""
         self.host, self.port, self.timeout = host, port, timeout
+        self.headers = {}  # sent with every request (e.g. an Authorization)
+        self.ssl = None
+        if ca_file:
+            import ssl
+            self.ssl = ssl.create_default_context(cafile=ca_file)
+
+    def _conn(self, timeout):
+        if self.ssl:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self.ssl)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def request(self, method, path, body=None, ctype=None, headers=None, raw=False):
         """(status, decoded JSON body or text, headers dict)."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = self._conn(self.timeout)
         try:
             h = {"Accept": "application/json"}
+            h.update(self.headers)
             data = None
             if body is not None:
                 data = body if isinstance(body, (bytes, str)) else json.dumps(body)
@@ -72,7 +85,7 @@ class Client:
         """Yield watch events (dicts) from a streaming GET until the server
         ends the stream, `timeout` seconds pass, max_events arrive or
         stop(event) returns True. A dropped connection just ends the stream."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = self._conn(timeout)
         deadline = time.monotonic() + timeout
         n = 0
         try:
@@ -111,12 +124,13 @@ class Client:
 
 
 class Sim:
-    def __init__(self, proc, port, kubeconfig, state_dir, workdir, log_path):
+    def __init__(self, proc, port, kubeconfig, state_dir, workdir, log_path, tls=False):
         self.proc, self.port = proc, port
         self.kubeconfig, self.state_dir, self.workdir = kubeconfig, state_dir, workdir
         self.log_path = log_path
-        self.url = "http://127.0.0.1:%d" % port
-        self.client = Client("127.0.0.1", port)
+        self.ca_file = os.path.join(state_dir, "tls", "cert.pem") if tls else None
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
+        self.client = Client("127.0.0.1", port, ca_file=self.ca_file)
 
     def faults(self, doc):
         code, body, _ = self.client.post("/kubesim/faults", doc)
@@ -164,7 +178,7 @@ def start(pools=None, faults=None, args=(), python=None, workdir=None, startup_t
         if os.path.exists(ready):
             with open(ready) as f:
                 port = int(f.read().strip())
-            return Sim(proc, port, kubeconfig, state, workdir, log_path)
+            return Sim(proc, port, kubeconfig, state, workdir, log_path, tls="--tls" in args)
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("kubesim did not become ready: " + open(log_path).read())

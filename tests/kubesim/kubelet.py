@@ -62,6 +62,13 @@ def expand(s, env):
     return _VAR.sub(rep, s)
 
 
+class MountError(Exception):
+    """A volume of the pod cannot be set up, in the kubelet's words."""
+
+    def __init__(self, volume, why):
+        super().__init__('MountVolume.SetUp failed for volume "%s" : %s' % (volume, why))
+
+
 class ConfigError(Exception):
     pass
 
@@ -480,27 +487,24 @@ class Kubelet(util.Worker):
         c.kill_reason, c.term_sent, c.finished_at, c.started_at = None, None, None, None
         self._start(r, pod, c)
 
-    def _project(self, r, pod, c):
-        """Fills the projected volumes c mounts, once per pod."""
-        sources = volumesmod.projected_sources(pod.get("spec") or {})
-        done = getattr(r, "projected", None)
-        if done is None:
-            done = r.projected = set()
-        for m in c.spec.get("volumeMounts") or []:
-            name = m.get("name")
-            if name not in sources or name in done:
-                continue
+    def _project(self, r, pod):
+        """Fills the pod's projected volumes, once, before any of its
+        containers starts (a kubelet mounts every volume of a pod first).
+        A source that cannot be had (a ConfigMap or ServiceAccount gone)
+        raises MountError, and no container starts until it can."""
+        if getattr(r, "projected", False):
+            return
+        for name, sources in volumesmod.projected_sources(pod.get("spec") or {}).items():
             files = {}
-            for src in sources[name]:
+            for src in sources:
                 if "serviceAccountToken" in src:
                     sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
                     if not self.token_issuer:
-                        raise volumesmod.VolumeError("no token issuer for projected volume %s" % name)
+                        raise MountError(name, "no token issuer")
                     try:
                         token = self.token_issuer(r.ns, sa)
                     except Exception as e:  # the API's NotFound: no such ServiceAccount
-                        raise volumesmod.VolumeError(
-                            "MountVolume.SetUp failed for volume %s: %s" % (name, e))
+                        raise MountError(name, "failed to fetch token: %s" % e)
                     files[src["serviceAccountToken"].get("path", "token")] = token.encode()
                 elif "configMap" in src:
                     ref = src["configMap"]
@@ -512,19 +516,25 @@ class Kubelet(util.Worker):
                         # without TLS has no certificate to put in it
                         data = {"ca.crt": self.ca_pem.decode() if self.ca_pem else ""}
                     if o is None and not data and not ref.get("optional"):
-                        raise volumesmod.VolumeError('configmap "%s" not found' % ref.get("name"))
+                        raise MountError(name, 'configmap "%s" not found' % ref.get("name"))
                     items = ref.get("items") or [{"key": k, "path": k} for k in data]
                     for it in items:
                         if it.get("key") in data:
                             files[it.get("path") or it["key"]] = data[it["key"]].encode()
+                        elif not ref.get("optional"):
+                            raise MountError(name, 'configmap references non-existent config key: %s'
+                                             % it.get("key"))
                 elif "downwardAPI" in src:
                     meta = pod.get("metadata") or {}
                     for it in src["downwardAPI"].get("items") or []:
                         fp = (it.get("fieldRef") or {}).get("fieldPath", "")
                         if fp in ("metadata.name", "metadata.namespace"):
                             files[it.get("path")] = str(meta.get(fp.split(".")[1], "")).encode()
-            volumesmod.write_projected(r.volumes[name], files)
-            done.add(name)
+            try:
+                volumesmod.write_projected(r.volumes[name], files)
+            except volumesmod.VolumeError as e:
+                raise MountError(name, str(e))
+        r.projected = True
 
     def _env(self, r, pod, c):
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
@@ -612,8 +622,17 @@ class Kubelet(util.Worker):
 
     def _start(self, r, pod, c):
         try:
+            self._project(r, pod)
+        except MountError as e:
+            # the pod's volumes are not set up: its containers wait in
+            # ContainerCreating, with a FailedMount Event per new cause
+            if getattr(r, "mount_error", None) != str(e):
+                r.mount_error = str(e)
+                self._event(r, pod, "Warning", "FailedMount", str(e))
+            c.waiting = ("ContainerCreating", None)
+            return
+        try:
             c.mounts = volumesmod.container_mounts(c.spec, r.volumes)
-            self._project(r, pod, c)
             argv, image_wd, image_env = self.images.argv(c.spec)
             env = dict(image_env)
             env.update(self._env(r, pod, c))

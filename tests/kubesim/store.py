@@ -394,6 +394,7 @@ class Store:
         if rec["resource"] == "pods":
             rec["labels"] = dict(md.get("labels") or {})
             rec["phase"] = (obj.get("status") or {}).get("phase")
+            rec["node"] = (obj.get("spec") or {}).get("nodeName")
         elif rec["resource"] == "leases":
             rec["holder"] = (obj.get("spec") or {}).get("holderIdentity")
         self.audit.append(rec)

@@ -1197,6 +1197,123 @@ def test_read_only_root_filesystem():
             pass
 
 
+def test_projected_volumes():
+    """A projected volume as the kubelet sets it up, on a kubesim serving TLS
+    with RBAC: the serviceAccountToken source is a TokenRequest token of the
+    pod's ServiceAccount (it authenticates as that ServiceAccount: allowed
+    what its Role allows, 403 otherwise), kube-root-ca.crt holds the CA the
+    API server's certificate verifies with, downwardAPI items hold the pod's
+    name and namespace, and a readOnly mount cannot be written. A pod of a
+    ServiceAccount that does not exist is refused; a ConfigMap or
+    ServiceAccount missing when the pod starts leaves it in
+    ContainerCreating with FailedMount Events, no container run, until the
+    source exists."""
+    adm = {"Authorization": "Bearer adm1n"}
+    with harness.running(args=["--tls", "--token", "adm1n", "--authorization", "RBAC"]) as sim:
+        c = sim.client
+        c.headers = adm
+        ok(*c.post("/api/v1/namespaces", {"metadata": {"name": "proj"}}, headers=adm)[:2])
+        for path, obj in (
+                ("/api/v1/namespaces/proj/serviceaccounts", {"metadata": {"name": "reader"}}),
+                ("/apis/rbac.authorization.k8s.io/v1/namespaces/proj/roles",
+                 {"metadata": {"name": "pods-get"},
+                  "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+                ("/apis/rbac.authorization.k8s.io/v1/namespaces/proj/rolebindings",
+                 {"metadata": {"name": "pods-get"},
+                  "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods-get"},
+                  "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "proj"}]})):
+            ok(*c.post(path, obj, headers=adm)[:2])
+
+        def mk(name, sa, sources, script, sched=None):
+            p = pod(name, script, ns="proj", serviceAccountName=sa,
+                    volumes=[{"name": "api", "projected": {"sources": sources}}])
+            if sched:
+                p["spec"]["schedulerName"] = sched
+            main_c = p["spec"]["containers"][0]
+            main_c["env"] = [{"name": "D", "value": "/var/run/api"}]
+            main_c["volumeMounts"] = [{"name": "api", "mountPath": "/var/run/api", "readOnly": True}]
+            main_c["securityContext"] = {"readOnlyRootFilesystem": True}
+            return p
+        sources = [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                   {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                   {"downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                                              {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]
+        script = ('cat "$D/name"; echo; cat "$D/namespace"; echo; cat "$D/token"; echo; '
+                  'cat "$D/ca.crt" > /dev/null && echo ca; '
+                  'if (echo x > "$D/probe") 2>/dev/null; then echo rw; else echo ro; fi')
+        ok(*c.post(PODS % "proj", mk("projected", "reader", sources, script), headers=adm)[:2])
+        p = c.wait_for(PODS % "proj" + "/projected", phase_in("Succeeded", "Failed"), timeout=20)
+        assert p["status"]["phase"] == "Succeeded", p["status"]
+        code, log, _ = c.get(PODS % "proj" + "/projected/log", headers=adm, raw=True)
+        name, ns, token, ca, ro = log.splitlines()
+        assert (name, ns, ca, ro) == ("projected", "proj", "ca", "ro"), log
+        # kube-root-ca.crt's ca.crt: the certificate this client verifies the server with
+        found = [os.path.join(d, "ca.crt") for d, _, fs in os.walk(sim.state_dir)
+                 if "ca.crt" in fs and "/volumes/api" in d]
+        with open(sim.ca_file) as f:
+            assert len(found) == 1 and open(found[0]).read() == f.read(), found
+        # the token is the pod's ServiceAccount's
+        h = {"Authorization": "Bearer " + token}
+        code, body, _ = c.get(PODS % "proj" + "/projected", headers=h)
+        assert code == 200 and body["metadata"]["name"] == "projected", body
+        code, body, _ = c.get(PODS % "proj", headers=h)
+        assert code == 403 and body["message"] == (
+            'pods is forbidden: User "system:serviceaccount:proj:reader" cannot list resource '
+            '"pods" in API group "" in the namespace "proj"'), body
+
+        # a ServiceAccount that does not exist: the pod is refused
+        code, body, _ = c.post(PODS % "proj", mk("nosa", "nobody", sources, "true"), headers=adm)
+        assert code == 403 and body["message"] == (
+            'pods "nosa" is forbidden: error looking up service account proj/nobody: '
+            'serviceaccount "nobody" not found'), body
+
+        # a ConfigMap missing at start: ContainerCreating and FailedMount until it exists
+        missing = [{"configMap": {"name": "settings"}}]
+        ok(*c.post(PODS % "proj", mk("nocm", "reader", missing, 'cat "$D/region"'), headers=adm)[:2])
+        def failed_mount(name, want):
+            deadline = time.monotonic() + 10
+            evs = []
+            while time.monotonic() < deadline:
+                code, lst, _ = c.get(q("/api/v1/namespaces/proj/events",
+                                       fieldSelector="involvedObject.name=" + name), headers=adm)
+                evs = [(e["type"], e["reason"], e["message"]) for e in lst["items"]]
+                if ("Warning", "FailedMount", want) in evs:
+                    return
+                time.sleep(0.1)
+            raise AssertionError("no FailedMount %r: %s" % (want, evs))
+        failed_mount("nocm", 'MountVolume.SetUp failed for volume "api" : configmap "settings" not found')
+        code, p, _ = c.get(PODS % "proj" + "/nocm", headers=adm)
+        st = p["status"]["containerStatuses"][0]
+        assert p["status"]["phase"] == "Pending" and st["state"]["waiting"]["reason"] == "ContainerCreating", p["status"]
+        assert "started" not in [e["reason"].lower() for e in events_for_c(c, "nocm")]
+        ok(*c.post(CM % "proj", cm("settings", ns="proj", data={"region": "eu-west-1"}), headers=adm)[:2])
+        p = c.wait_for(PODS % "proj" + "/nocm", phase_in("Succeeded", "Failed"), timeout=20)
+        assert p["status"]["phase"] == "Succeeded", p["status"]
+        assert c.get(PODS % "proj" + "/nocm/log", headers=adm, raw=True)[1] == "eu-west-1"
+
+        # a ServiceAccount deleted before the pod starts: no token, FailedMount
+        ok(*c.post("/api/v1/namespaces/proj/serviceaccounts", {"metadata": {"name": "brief"}},
+                   headers=adm)[:2])
+        ok(*c.post(PODS % "proj", mk("nosa2", "brief", sources, "true", sched="manual"), headers=adm)[:2])
+        ok(*c.delete("/api/v1/namespaces/proj/serviceaccounts/brief", headers=adm)[:2])
+        code, nodes, _ = c.get("/api/v1/nodes", headers=adm)
+        ok(*c.post(PODS % "proj" + "/nosa2/binding",
+                   {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "nosa2"},
+                    "target": {"apiVersion": "v1", "kind": "Node",
+                               "name": nodes["items"][0]["metadata"]["name"]}}, headers=adm)[:2])
+        failed_mount("nosa2", 'MountVolume.SetUp failed for volume "api" : failed to fetch token: '
+                              'serviceaccounts "brief" not found')
+        code, p, _ = c.get(PODS % "proj" + "/nosa2", headers=adm)
+        assert p["status"]["phase"] == "Pending", p["status"]
+
+
+def events_for_c(c, name, ns="proj"):
+    code, lst, _ = c.get(q("/api/v1/namespaces/%s/events" % ns, fieldSelector="involvedObject.name=" + name),
+                         headers={"Authorization": "Bearer adm1n"})
+    ok(code, lst)
+    return lst["items"]
+
+
 def test_env_sources_binding_and_eviction():
     mkns("run")
     ok(*C.post(CM % "run", cm("settings", ns="run", data={"region": "eu-west-1", "tier": "gold"}))[:2])

@@ -33,20 +33,15 @@ import argparse
 import datetime
 import http.server
 import json
-import os
 import secrets
+import standin
 import threading
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=["normal", "short", "error500", "badkey", "rotate"], default="normal")
-    ap.add_argument("--token-file", required=True)
-    ap.add_argument("--port-file", required=True)
-    ap.add_argument("--log-file", required=True)
-    ap.add_argument("--lifetime", type=float, default=3.0)
-    ap.add_argument("--key", default="S3RVER")
-    ap.add_argument("--secret", default="S3RVER")
+    standin.common_args(ap)
     args = ap.parse_args()
     lock = threading.Lock()
     served = [0]
@@ -66,11 +61,7 @@ def main():
             log(status, self.path)
 
         def do_GET(self):
-            try:
-                with open(args.token_file) as f:
-                    want = f.read().strip()
-            except OSError:
-                want = None
+            want = standin.read_token(args.token_file)
             if not want or self.headers.get("Authorization") != want:
                 self.reply(401, "invalid authorization token", "text/plain")
                 return
@@ -95,12 +86,7 @@ def main():
         def log_message(self, *a):
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    with open(args.port_file + ".tmp", "w") as f:
-        f.write(str(srv.server_address[1]))
-    # Renamed into place, so a reader never sees a half-written port.
-    os.replace(args.port_file + ".tmp", args.port_file)
-    srv.serve_forever()
+    standin.serve(Handler, args.port_file)
 
 
 if __name__ == "__main__":

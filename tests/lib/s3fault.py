@@ -14,7 +14,12 @@ matches: then the proxy answers itself with the rule's status and an S3
 
 `match` is a regular expression searched in the request target (path and
 query); `count` is how many matching requests fail (-1: all). The rule
-list is replaced by each PUT. Standard library only: test infrastructure.
+list is replaced by each PUT.
+
+--record FILE appends one line per forwarded request, "<METHOD> <target>
+key=<the SigV4 Credential's key id or -> token=<X-Amz-Security-Token or ->",
+so a test can see which credentials signed what (s3rver checks neither the
+signature nor the session token). Standard library only: test infrastructure.
 """
 
 import argparse
@@ -37,6 +42,8 @@ class State:
 
 STATE = State()
 UPSTREAM = None
+RECORD = None
+SIGV4_KEY = re.compile(r"Credential=([^/,\s]+)/")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -115,6 +122,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                    % code).encode()
             self._reply(int(rule["status"]), err)
             return
+        if RECORD:
+            m = SIGV4_KEY.search(self.headers.get("Authorization") or "")
+            line = "%s %s key=%s token=%s\n" % (self.command, self.path, m.group(1) if m else "-",
+                                                 self.headers.get("X-Amz-Security-Token") or "-")
+            with STATE.lock, open(RECORD, "a") as f:
+                f.write(line)
         conn = http.client.HTTPConnection(UPSTREAM, timeout=60)
         try:
             hdrs = {k: v for k, v in self.headers.items()
@@ -143,13 +156,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    global UPSTREAM
+    global UPSTREAM, RECORD
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen-port", type=int, default=0)
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--ready-file", required=True)
+    ap.add_argument("--record")
     a = ap.parse_args()
     UPSTREAM = a.upstream
+    RECORD = a.record
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.listen_port), Handler)
     with open(a.ready_file + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))

@@ -66,8 +66,10 @@ static void build_and_owner(void **state)
     assert_true(implicitsrc_applies(s, 0));
     assert_false(implicitsrc_applies(s, 1)); /* nothing to observe a path with */
     json_t *src = NULL;
-    assert_int_equal(implicitsrc_build(am, s, 0, &src), 0);
+    assert_int_equal(implicitsrc_build(am, s, 0, NULL, &src), 0);
     assert_string_equal(kobj_name(src), "dem-cog-in-dem");
+    /* no pool: no observe at all (the default pool, observed on creation) */
+    assert_null(json_object_get(json_object_get(src, "spec"), "observe"));
     assert_string_equal(kobj_namespace(src), "hydro");
     const json_t *spec = json_object_get(src, "spec");
     assert_string_equal(json_string_value(json_object_get(spec, "uri")), "s3://raw/elev.tif");
@@ -86,6 +88,40 @@ static void build_and_owner(void **state)
     json_decref(am);
 }
 
+/* The asset's pool: its sources are observed where its pods run, with a
+ * pool and no schedule (valid for the AssetSource CRD). */
+static void pool_of_the_asset(void **state)
+{
+    (void)state;
+    static const char POOLS[] = "{\"defaultPool\":\"cpu\",\"pools\":{\"cpu\":{},\"highmem\":{}}}";
+    pools *ps = NULL;
+    assert_int_equal(pools_load_bytes(POOLS, strlen(POOLS), &ps), 0);
+    json_t *am = am_with("dem-cog", "uid-1", "[{\"name\":\"dem\",\"uri\":\"s3://raw/e.tif\"}]");
+    am_spec *s = NULL;
+    assert_int_equal(spec_decode(am, NULL, &s, NULL), 0);
+    assert_string_equal(implicitsrc_pool(ps, s), "cpu"); /* no tag: the default pool */
+    spec_free(s);
+    json_object_set_new(json_object_get(am, "spec"), "tags",
+                        json_pack("{s:s}", "terrane.io/pool", "highmem"));
+    assert_int_equal(spec_decode(am, NULL, &s, NULL), 0);
+    const char *pname = implicitsrc_pool(ps, s);
+    assert_string_equal(pname, "highmem");
+    json_t *src = NULL;
+    assert_int_equal(implicitsrc_build(am, s, 0, pname, &src), 0);
+    const json_t *obs = json_object_get(json_object_get(src, "spec"), "observe");
+    assert_string_equal(json_string_value(json_object_get(obs, "pool")), "highmem");
+    assert_int_equal(json_object_size(obs), 1); /* no schedule */
+    json_decref(src);
+    spec_free(s);
+    json_object_set_new(json_object_get(am, "spec"), "tags",
+                        json_pack("{s:s}", "terrane.io/pool", "nowhere"));
+    assert_int_equal(spec_decode(am, NULL, &s, NULL), 0);
+    assert_null(implicitsrc_pool(ps, s)); /* the asset fails UnknownPool */
+    spec_free(s);
+    json_decref(am);
+    pools_free(ps);
+}
+
 static void out_of_memory(void **state)
 {
     (void)state;
@@ -96,7 +132,7 @@ static void out_of_memory(void **state)
     for (unsigned long n = 1; n < 64; n++) {
         json_t *src = NULL;
         cmem_fail_at(n);
-        int rc = implicitsrc_build(am, s, 0, &src);
+        int rc = implicitsrc_build(am, s, 0, "highmem", &src);
         cmem_fail_at(0);
         if (rc) assert_null(src);
         json_decref(src);
@@ -111,6 +147,7 @@ int main(void)
 {
     cmem_init();
     const struct CMUnitTest tests[] = {cmocka_unit_test(names), cmocka_unit_test(build_and_owner),
+                                       cmocka_unit_test(pool_of_the_asset),
                                        cmocka_unit_test(out_of_memory)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

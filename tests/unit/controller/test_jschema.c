@@ -449,7 +449,9 @@ static void out_of_memory(void **state)
         }
         if (rc != CERR_NOMEM) fail_msg("n=%lu rc=%d %s: %s", n, rc, e.path, e.message);
     }
-    assert_true(n > 5);
+    /* small patterns match on the stack; the lookahead memo and the
+     * larger patterns still allocate */
+    assert_true(n > 2);
     jschema_free(s);
     json_decref(doc);
 }

@@ -646,7 +646,10 @@ static void ctlm_workqueue_series(void **state)
 {
     (void)state;
     assert_int_equal(ctlm_init(NULL), 0);
-    wq *q = wq_new("assetmaterialization", NULL);
+    /* A retry delay of an hour: ns/c stays waiting, not in the depth, however
+     * slowly the test runs (Valgrind). */
+    wq *q = wq_new("assetmaterialization",
+                   ratelimit_new(3600ull * 1000000000ull, 3600ull * 1000000000ull, 1000, 1000));
     assert_non_null(q);
     assert_int_equal(ctlm_workqueue_attach(q), 0);
     wq_add(q, "ns/a");

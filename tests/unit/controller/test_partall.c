@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cfgfixtures.h"
 #include "kube/kobj.h"
 #include "lib/cerr.h"
 #include "lib/cmem.h"
@@ -27,13 +28,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char task_schema_json[] =
-#include "task_schema.inc"
-    ;
-static const char result_schema_json[] =
-#include "result_schema.inc"
-    ;
-
 static const char POOLS[] =
     "{\"defaultPool\":\"cpu\",\"pools\":{\"cpu\":{\"nodeSelector\":{\"terrane.io/pool\":"
     "\"cpu\"},\"resources\":{\"requests\":{\"cpu\":\"1\",\"memory\":\"1Gi\"}}}}}";
@@ -44,36 +38,7 @@ static const char POOLS[] =
     "[{\"name\":\"day\",\"time\":{\"start\":\"2026-11-01\",\"end\":\"2026-11-11\","                \
     "\"cadence\":\"daily\"}}]"
 
-static pools *g_pools;
-static jschema *g_task, *g_result;
-static podspec_config g_pod = {.image = "terrane-worker:test"};
-static reconcile_config g_cfg;
-
-static int setup(void **state)
-{
-    (void)state;
-    cmem_init();
-    const char *t[] = {task_schema_json}, *r[] = {result_schema_json, task_schema_json};
-    assert_int_equal(pools_load_bytes(POOLS, strlen(POOLS), &g_pools), 0);
-    assert_int_equal(jschema_new_text(t, 1, &g_task), 0);
-    assert_int_equal(jschema_new_text(r, 2, &g_result), 0);
-    g_cfg = (reconcile_config){.pools = g_pools,
-                               .task_schema = g_task,
-                               .result_schema = g_result,
-                               .pod = &g_pod,
-                               .worker_version = "0.1.0",
-                               .pod_gc_delay_s = 60};
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pools_free(g_pools);
-    jschema_free(g_task);
-    jschema_free(g_result);
-    return 0;
-}
+FX_CONFIG_GROUP(POOLS, false)
 
 typedef struct {
     json_t *ams[16]; /* [0] the reader, [1] the upstream, then the sources */

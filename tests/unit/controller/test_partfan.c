@@ -456,6 +456,66 @@ static void last_n_reruns_its_readers(void **state)
     world_free(&w);
 }
 
+/* The attempt logic the partitions and the tile flow's stages share. */
+static json_t *failed_pod(const char *attempts, int code, const char *message, const char *reason,
+                          const char *pod_reason)
+{
+    json_t *pod = parse("{\"metadata\":{\"name\":\"p-1\",\"annotations\":{}},"
+                        "\"status\":{\"phase\":\"Failed\",\"containerStatuses\":[{\"name\":"
+                        "\"worker\",\"state\":{\"terminated\":{}}}]}}");
+    json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
+    if (attempts) json_object_set_new(ann, PODSPEC_A_ATTEMPTS, json_string(attempts));
+    json_t *t = json_object_get(
+        json_object_get(
+            json_array_get(json_object_get(json_object_get(pod, "status"), "containerStatuses"), 0),
+            "state"),
+        "terminated");
+    json_object_set_new(t, "exitCode", json_integer(code));
+    if (message) json_object_set_new(t, "message", json_string(message));
+    if (reason) json_object_set_new(t, "reason", json_string(reason));
+    if (pod_reason)
+        json_object_set_new(json_object_get(pod, "status"), "reason", json_string(pod_reason));
+    return pod;
+}
+
+static void attempt_of_a_failed_pod(void **state)
+{
+    (void)state;
+    partfan_attempt_info ai;
+    char cause[64];
+    /* no annotation: attempt 1; a transient failure with retries left */
+    json_t *pod = failed_pod(NULL, TERRANE_EXIT_TRANSIENT,
+                             "{\"error\":{\"message\":\"S3 PUT: 503\"}}", "Error", NULL);
+    partfan_attempt(pod, 0, 1, &ai, cause, sizeof cause);
+    assert_int_equal(ai.attempt, 1);
+    assert_int_equal(ai.exit_code, TERRANE_EXIT_TRANSIENT);
+    assert_false(ai.last);
+    assert_string_equal(cause, "S3 PUT: 503");
+    json_decref(pod);
+    /* the retries spent: attempt 2 of limit 1 is the last; the reason without a result */
+    pod = failed_pod("2", TERRANE_EXIT_TRANSIENT, "not json", "OOMKilled", NULL);
+    partfan_attempt(pod, 0, 1, &ai, cause, sizeof cause);
+    assert_int_equal(ai.attempt, 2);
+    assert_true(ai.last);
+    assert_string_equal(cause, "OOMKilled");
+    /* ... unless a rerun's base moves the count */
+    partfan_attempt(pod, 2, 1, &ai, cause, sizeof cause);
+    assert_false(ai.last);
+    json_decref(pod);
+    /* bad input is never retried, whatever is left */
+    pod = failed_pod("1", TERRANE_EXIT_BAD_INPUT, NULL, NULL, NULL);
+    partfan_attempt(pod, 0, 5, &ai, cause, sizeof cause);
+    assert_true(ai.last);
+    assert_string_equal(cause, "");
+    json_decref(pod);
+    /* a disrupted pod retries past the limit */
+    pod = failed_pod("9", 137, NULL, "Error", "Evicted");
+    partfan_attempt(pod, 0, 1, &ai, cause, sizeof cause);
+    assert_false(ai.last);
+    assert_int_equal(ai.attempt, 9);
+    json_decref(pod);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +525,7 @@ int main(void)
         cmocka_unit_test(superseded_and_open_ended),
         cmocka_unit_test(creates_per_decision_are_capped),
         cmocka_unit_test(last_n_reruns_its_readers),
+        cmocka_unit_test(attempt_of_a_failed_pod),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

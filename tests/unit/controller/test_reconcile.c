@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cfgfixtures.h"
 #include "dataversion.h"
 #include "depgraph.h"
 #include "implicitsrc.h"
@@ -27,13 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char task_schema_json[] =
-#include "task_schema.inc"
-    ;
-static const char result_schema_json[] =
-#include "result_schema.inc"
-    ;
-
 static const char POOLS[] =
     "{\"defaultPool\":\"cpu\",\"pools\":{"
     "\"cpu\":{\"nodeSelector\":{\"terrane.io/"
@@ -44,37 +38,7 @@ static const char POOLS[] =
 
 #define T0 1700000000L /* "now" at the start of every test */
 
-static pools *g_pools;
-static jschema *g_task, *g_result;
-static podspec_config g_pod = {.image = "terrane-worker:test"};
-static reconcile_config g_cfg;
-
-static int setup(void **state)
-{
-    (void)state;
-    cmem_init();
-    const char *t[] = {task_schema_json}, *r[] = {result_schema_json, task_schema_json};
-    assert_int_equal(pools_load_bytes(POOLS, strlen(POOLS), &g_pools), 0);
-    assert_int_equal(jschema_new_text(t, 1, &g_task), 0);
-    assert_int_equal(jschema_new_text(r, 2, &g_result), 0);
-    g_cfg = (reconcile_config){.pools = g_pools,
-                               .task_schema = g_task,
-                               .result_schema = g_result,
-                               .pod = &g_pod,
-                               .worker_version = "0.1.0",
-                               .pod_gc_delay_s = 60,
-                               .keep_failed_pods = true};
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pools_free(g_pools);
-    jschema_free(g_task);
-    jschema_free(g_result);
-    return 0;
-}
+FX_CONFIG_GROUP(POOLS, true)
 
 /* --- the simulated cluster ---------------------------------------------------------- */
 
@@ -104,7 +68,7 @@ static json_t *input_source(const json_t *am, size_t i, const char *etag)
     am_spec *s = NULL;
     json_t *src = NULL;
     assert_int_equal(spec_decode(am, NULL, &s, NULL), 0);
-    assert_int_equal(implicitsrc_build(am, s, i, &src), 0);
+    assert_int_equal(implicitsrc_build(am, s, i, NULL, &src), 0);
     spec_free(s);
     json_object_set_new(json_object_get(src, "metadata"), "uid", json_string("uid-src"));
     if (etag) {
@@ -1133,6 +1097,126 @@ static void transient_backoff_then_exhausted(void **state)
     world_free(&w);
 }
 
+/* The source as its controller leaves it: observation n started and
+ * finished up to f, the terrane.io/observe value it acted on. */
+static void source_progress(json_t *src, long long n, long long f, const char *token)
+{
+    json_t *st = json_object_get(src, "status");
+    json_object_set_new(st, "observation", json_integer(n));
+    json_object_set_new(st, "finishedObservation", json_integer(f));
+    if (token) {
+        json_object_set_new(st, "observeToken", json_string(token));
+        json_object_set_new(json_object_get(src, "metadata"), "annotations",
+                            json_pack("{s:s}", "terrane.io/observe", token));
+    }
+}
+
+/* dem-cog's first attempt fails with SourceChanged; returns the pod. */
+static json_t *source_changed_attempt(world *w)
+{
+    add_am(w, "dem-cog",
+           "{\"assetKey\":\"a/b\",\"operation\":\"cog\",\"inputs\":[{\"name\":\"dem\",\"uri\":"
+           "\"s3://raw/elev.tif\"}],\"output\":{\"uri\":\"s3://assets\"},"
+           "\"retries\":{\"limit\":1,\"backoffSeconds\":30}}");
+    source_progress(w->srcs[0], 1, 1, NULL);
+    json_t *pod;
+    step(w, "dem-cog", &pod);
+    assert_non_null(pod);
+    char *r = failure_result(pod, "a/b", "Transient", "SourceChanged",
+                             "inputs[0].uri: s3://raw/elev.tif changed since it was observed");
+    pod_done(pod, "Failed", 75, "Error", r);
+    cmem_free(r);
+    return pod;
+}
+
+/* SourceChanged: the source is observed at once, the asset waits without
+ * spending a retry, and the new version starts a first attempt. */
+static void source_changed_observes_now(void **state)
+{
+    (void)state;
+    world w = {0};
+    json_t *pod = source_changed_attempt(&w), *next;
+    w.now = T0 + 15;
+    reconcile_plan *p = step(&w, "dem-cog", &next);
+    assert_null(next);
+    assert_string_equal(p->outcome, "observe-source");
+    assert_int_equal(p->requeue_after_s, 0); /* no backoff: the source's news wakes it */
+    assert_string_equal(p->observe_source, "dem-cog-in-dem");
+    assert_string_equal(p->observe_token, kobj_name(pod));
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Waiting");
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "SourceChanged");
+    assert_string_equal(cond_field(&w, "dem-cog", "UpstreamReady", "reason"), "SourceChanged");
+    assert_non_null(strstr(st_str(&w, "dem-cog", "message"), "not counted against retries"));
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 0);
+    assert_true(has_event(p, "Normal", "SourceChanged", "observing source dem-cog-in-dem"));
+    expect_attempt(p, true, "Failed", false, "cpu");
+    const json_t *rec =
+        json_object_get(json_object_get(find_am(&w, "dem-cog"), "status"), "sourceChanged");
+    assert_string_equal(json_string_value(json_object_get(rec, "pod")), kobj_name(pod));
+    assert_int_equal(json_integer_value(json_object_get(rec, "observation")), 1);
+    /* the patch was lost: asked again, nothing else changes */
+    p = decide(&w, "dem-cog");
+    assert_null(p->status);
+    assert_int_equal(p->n_events, 0);
+    assert_string_equal(p->observe_token, kobj_name(pod));
+    /* the source took it: observation 2 runs; wait, do not ask again */
+    source_progress(w.srcs[0], 2, 1, kobj_name(pod));
+    w.now = T0 + 100; /* long past the 30 s backoff: still no retry */
+    p = decide(&w, "dem-cog");
+    assert_null(p->create);
+    assert_null(p->observe_source);
+    assert_string_equal(p->outcome, "observe-source");
+    /* observation 2 found the new bytes: a new data version, a first attempt */
+    const char *dv1 = st_str(&w, "dem-cog", "targetDataVersion");
+    char *old_dv = cmem_strdup(dv1);
+    json_decref(w.srcs[0]);
+    w.srcs[0] = input_source(find_am(&w, "dem-cog"), 0, "etag-2");
+    source_progress(w.srcs[0], 2, 2, kobj_name(pod));
+    p = step(&w, "dem-cog", &next);
+    assert_non_null(next);
+    assert_string_not_equal(ann(next, "terrane.io/data-version"), old_dv);
+    assert_string_equal(ann(next, "terrane.io/retries"), "0");
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 0);
+    assert_null(
+        json_object_get(json_object_get(find_am(&w, "dem-cog"), "status"), "sourceChanged"));
+    cmem_free(old_dv);
+    succeed(next, "a/b");
+    step(&w, "dem-cog", NULL);
+    assert_string_equal(st_str(&w, "dem-cog", "phase"), "Succeeded");
+    world_free(&w);
+}
+
+/* Observed again and still the same version (the object was put back):
+ * an ordinary transient failure, with its backoff and retry count. */
+static void source_changed_same_version(void **state)
+{
+    (void)state;
+    world w = {0};
+    json_t *pod = source_changed_attempt(&w), *next;
+    w.now = T0 + 15;
+    step(&w, "dem-cog", &next);
+    assert_null(next);
+    source_progress(w.srcs[0], 2, 2, kobj_name(pod));
+    reconcile_plan *p = step(&w, "dem-cog", &next);
+    assert_null(next);
+    assert_string_equal(p->outcome, "backoff");
+    assert_null(p->observe_source);
+    assert_string_equal(cond_field(&w, "dem-cog", "Ready", "reason"), "RetryBackoff");
+    w.now = T0 + 41;
+    step(&w, "dem-cog", &next);
+    assert_non_null(next);
+    assert_int_equal(st_int(&w, "dem-cog", "retries"), 1);
+    /* and the retry's own SourceChanged is news again */
+    char *r = failure_result(next, "a/b", "Transient", "SourceChanged",
+                             "inputs[0].uri: s3://raw/elev.tif changed since it was observed");
+    pod_done(next, "Failed", 75, "Error", r);
+    cmem_free(r);
+    p = step(&w, "dem-cog", NULL);
+    assert_string_equal(p->outcome, "observe-source");
+    assert_string_equal(p->observe_token, kobj_name(next));
+    world_free(&w);
+}
+
 /* A pod that succeeded without a valid Result, or with another data
  * version's, is a failed attempt. */
 static void untrusted_results(void **state)
@@ -1332,6 +1416,8 @@ int main(void)
         cmocka_unit_test(bad_input_is_final),
         cmocka_unit_test(rerun_annotation),
         cmocka_unit_test(transient_backoff_then_exhausted),
+        cmocka_unit_test(source_changed_observes_now),
+        cmocka_unit_test(source_changed_same_version),
         cmocka_unit_test(untrusted_results),
         cmocka_unit_test(unknown_pool),
         cmocka_unit_test(pods_of_others_and_superseded),

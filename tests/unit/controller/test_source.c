@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cfgfixtures.h"
 #include "cron.h"
 #include "kube/kobj.h"
 #include "lib/cerr.h"
@@ -20,18 +21,12 @@
 #include "lib/jschema.h"
 #include "pools.h"
 #include "rerun.h"
+#include "srcchange.h"
 #include "source.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char task_schema_json[] =
-#include "task_schema.inc"
-    ;
-static const char result_schema_json[] =
-#include "result_schema.inc"
-    ;
 
 static const char POOLS[] = "{\"defaultPool\":\"cpu\",\"pools\":{\"cpu\":{},\"edge\":{"
                             "\"nodeSelector\":{\"terrane.io/pool\":\"edge\"}}}}";
@@ -40,33 +35,7 @@ static const char POOLS[] = "{\"defaultPool\":\"cpu\",\"pools\":{\"cpu\":{},\"ed
 #define DV_A "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define DV_B "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-static pools *g_pools;
-static jschema *g_result;
-static podspec_config g_pod = {.image = "terrane-worker:test"};
-static reconcile_config g_cfg;
-
-static int setup(void **state)
-{
-    (void)state;
-    cmem_init();
-    const char *r[] = {result_schema_json, task_schema_json};
-    assert_int_equal(pools_load_bytes(POOLS, strlen(POOLS), &g_pools), 0);
-    assert_int_equal(jschema_new_text(r, 2, &g_result), 0);
-    g_cfg = (reconcile_config){.pools = g_pools,
-                               .result_schema = g_result,
-                               .pod = &g_pod,
-                               .worker_version = "0.1.0",
-                               .pod_gc_delay_s = 60};
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pools_free(g_pools);
-    jschema_free(g_result);
-    return 0;
-}
+FX_CONFIG_GROUP(POOLS, false)
 
 typedef struct {
     json_t *src;
@@ -209,6 +178,17 @@ static bool has_event(const source_plan *p, const char *reason)
 
 /* --- tests ------------------------------------------------------------------------------------ */
 
+/* A new source, observed once (DV_A) and recorded. */
+static void observed_once(world *w, const char *extra_spec)
+{
+    new_source(w, extra_spec);
+    decide(w);
+    json_t *pod = apply(w);
+    finish(w, pod, ok_result(DV_A, 1), 0);
+    decide(w);
+    apply(w);
+}
+
 static void test_first_observation_and_pod(void **state)
 {
     (void)state;
@@ -317,12 +297,8 @@ static void test_rerun_and_generation(void **state)
 {
     (void)state;
     world w = {0};
-    new_source(&w, NULL);
-    decide(&w);
-    json_t *pod = apply(&w);
-    finish(&w, pod, ok_result(DV_A, 1), 0);
-    decide(&w);
-    apply(&w);
+    observed_once(&w, NULL);
+    json_t *pod = NULL;
     assert_null(st_str(&w, "nextObservationAt")); /* no spec.observe */
     source_plan *p = decide(&w);
     assert_null(p->create);
@@ -341,6 +317,34 @@ static void test_rerun_and_generation(void **state)
     json_object_set_new(json_object_get(w.src, "metadata"), "generation", json_integer(2));
     p = decide(&w);
     assert_non_null(p->create);
+    world_free(&w);
+}
+
+/* terrane.io/observe (a reader's SourceChanged, srcchange.h): observed
+ * now, once per value, and the value kept apart from terrane.io/rerun. */
+static void test_observe_annotation(void **state)
+{
+    (void)state;
+    world w = {0};
+    observed_once(&w, "\"observe\":{\"intervalSeconds\":3600}");
+    assert_null(decide(&w)->create); /* next one in an hour */
+    json_object_set_new(json_object_get(w.src, "metadata"), "annotations",
+                        json_pack("{s:s}", SRCCHANGE_ANNOTATION, "dem-cog-abc-1"));
+    source_plan *p = decide(&w);
+    assert_non_null(p->create);
+    apply(&w);
+    assert_int_equal(st_int(&w, "observation"), 2);
+    assert_string_equal(st_str(&w, SRCCHANGE_TOKEN), "dem-cog-abc-1");
+    assert_null(st_str(&w, RERUN_TOKEN));
+    finish(&w, w.pods[w.n_pods - 1], ok_result(DV_B, 1), 0);
+    p = decide(&w);
+    assert_true(p->changed);
+    apply(&w);
+    assert_int_equal(st_int(&w, "finishedObservation"), 2);
+    assert_null(decide(&w)->create); /* the same value: once */
+    json_object_set_new(json_object_get(w.src, "metadata"), "annotations",
+                        json_pack("{s:s}", SRCCHANGE_ANNOTATION, "dem-cog-abc-2"));
+    assert_non_null(decide(&w)->create);
     world_free(&w);
 }
 
@@ -446,12 +450,8 @@ static void test_freshness(void **state)
 {
     (void)state;
     world w = {0};
-    new_source(&w, "\"observe\":{\"intervalSeconds\":60},\"freshness\":{\"maxLagSeconds\":100}");
-    decide(&w);
-    json_t *pod = apply(&w);
-    finish(&w, pod, ok_result(DV_A, 1), 0);
-    decide(&w);
-    apply(&w);
+    observed_once(&w, "\"observe\":{\"intervalSeconds\":60},\"freshness\":{\"maxLagSeconds\":100}");
+    json_t *pod = NULL;
     const char *s;
     assert_string_equal(cond_reason(&w, COND_FRESH, &s), "Fresh");
     /* observed again and again, never changed */
@@ -540,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_first_observation_and_pod),
         cmocka_unit_test(test_restart_between_status_and_pod),
         cmocka_unit_test(test_rerun_and_generation),
+        cmocka_unit_test(test_observe_annotation),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_cron_schedule),
         cmocka_unit_test(test_freshness),

@@ -220,7 +220,43 @@ static const bad_case BAD[] = {
      "2\"},\"inputs\":[{\"name\":"
      "\"a\",\"uri\":\"s3://raw/x\"},{\"name\":\"b\",\"from\":\"up\"}]," OUT "}",
      "spec.inputs[1].name", "input \"b\" is not used by params.expression"},
+    /* a calc reading several partitions through one input: LastN's names are by lag,
+     * an AllToOne expression needs the names under the input's prefix */
+    {"{\"assetKey\":\"a/b\",\"operation\":\"calc\",\"params\":{\"expression\":\"src + "
+     "1\"},\"inputs\":[{\"name\":\"src\",\"from\":\"up\",\"partitionMapping\":{\"type\":"
+     "\"LastN\",\"count\":2}}]," OUT "}",
+     "spec.params.expression", "unknown input 'src' (inputs: src_1, src_0)"},
+    {"{\"assetKey\":\"a/b\",\"operation\":\"calc\",\"params\":{\"expression\":\"pi * "
+     "2\"},\"inputs\":[{\"name\":\"days\",\"from\":\"up\",\"partitionMapping\":{\"type\":"
+     "\"AllToOne\"}}]," OUT "}",
+     "spec.inputs[0].name", "input \"days\" is not used by params.expression"},
 };
+
+/* The calc expressions of crds/examples/partitions.yaml: one input per
+ * partition read. */
+static void partition_inputs_of_calc(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "{\"assetKey\":\"a/b\",\"operation\":\"calc\",\"params\":{\"expression\":\"src_2 + "
+        "src_1 + src_0\"},\"inputs\":[{\"name\":\"src\",\"from\":\"up\",\"partitionMapping\":{"
+        "\"type\":\"LastN\",\"count\":3}}]," OUT "}",
+        "{\"assetKey\":\"a/b\",\"operation\":\"calc\",\"params\":{\"expression\":"
+        "\"days_2026_11_01 + days_2026_11_02 * k\"},\"inputs\":[{\"name\":\"days\",\"from\":"
+        "\"up\",\"partitionMapping\":{\"type\":\"AllToOne\"}},{\"name\":\"k\",\"uri\":"
+        "\"s3://raw/k.tif\"}]," OUT "}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        json_t *am = am_with(ok[i]);
+        am_spec *s = NULL;
+        jschema_error err;
+        if (spec_decode(am, g_task, &s, &err))
+            fail_msg("case %zu: %s: %s", i, err.path, err.message);
+        assert_int_equal(s->n_inputs, i + 1);
+        spec_free(s);
+        json_decref(am);
+    }
+}
 
 static void invalid_specs(void **state)
 {
@@ -349,9 +385,13 @@ static void out_of_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(decodes_with_defaults), cmocka_unit_test(invalid_specs),
-        cmocka_unit_test(not_an_object),         cmocka_unit_test(task_paths),
-        cmocka_unit_test(upstream_names),        cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(decodes_with_defaults),
+        cmocka_unit_test(invalid_specs),
+        cmocka_unit_test(not_an_object),
+        cmocka_unit_test(task_paths),
+        cmocka_unit_test(upstream_names),
+        cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(partition_inputs_of_calc),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

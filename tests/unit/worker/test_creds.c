@@ -1,9 +1,10 @@
 /*
- * Unit tests: Pod Identity credentials (creds.h): the endpoint allowlist,
- * the credentials document and its RFC 3339 expiry, the refresh schedule,
- * which environment counts as configured, and creds_start against a
- * one-request HTTP server on loopback run by this test (token header,
- * config options handed to GDAL, a refused token, an oversized body).
+ * Unit tests: Pod Identity and IRSA credentials (creds.h): the endpoint
+ * allowlist, the credentials document and its RFC 3339 expiry, the refresh
+ * schedule, the chain's order by environment, and creds_start against a
+ * one-request HTTP server on loopback run by this test (token header or
+ * STS form body, config options handed to GDAL, a refused token, an STS
+ * error, an oversized body).
  * The refresh thread and 5xx retries over time are exercised by
  * tests/integration/test_pod_identity.sh.
  */
@@ -37,6 +38,10 @@ static int setup(void **state)
     unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_ROLE_ARN");
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_ENDPOINT_URL_STS");
+    unsetenv("AWS_ROLE_SESSION_NAME");
     return 0;
 }
 
@@ -185,6 +190,28 @@ static void configured_only_without_static_keys(void **state)
     creds_stop();
 }
 
+static void chain_order(void **state)
+{
+    (void)state;
+    assert_int_equal(creds_chain_pick(), CREDS_NONE);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds", 1);
+    assert_int_equal(creds_chain_pick(), CREDS_POD_IDENTITY);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/r", 1);
+    assert_int_equal(creds_chain_pick(), CREDS_POD_IDENTITY); /* IRSA needs its token file too */
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks.amazonaws.com/token", 1);
+    assert_int_equal(creds_chain_pick(), CREDS_WEB_IDENTITY); /* before Pod Identity */
+    assert_false(creds_pod_identity_configured());
+    setenv("AWS_ACCESS_KEY_ID", "A", 1);
+    assert_int_equal(creds_chain_pick(), CREDS_WEB_IDENTITY); /* a key id alone is no key */
+    setenv("AWS_SECRET_ACCESS_KEY", "S", 1);
+    assert_int_equal(creds_chain_pick(), CREDS_STATIC); /* static keys first */
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    unsetenv("AWS_ACCESS_KEY_ID");
+    assert_int_equal(creds_chain_pick(), CREDS_WEB_IDENTITY);
+    setenv("AWS_ROLE_ARN", "", 1);
+    assert_int_equal(creds_chain_pick(), CREDS_NONE); /* empty is unset */
+}
+
 static void refused_endpoint_fails_start(void **state)
 {
     (void)state;
@@ -203,7 +230,9 @@ typedef struct server {
     pthread_t thread;
     const char *status_line; /* "200 OK" */
     char *body;
-    char auth[512]; /* Authorization header received */
+    char auth[512];  /* Authorization header received */
+    char line[128];  /* the request line */
+    char form[2048]; /* the request body */
 } server;
 
 static void *serve_one(void *arg)
@@ -221,6 +250,21 @@ static void *serve_one(void *arg)
         if (strstr(req, "\r\n\r\n")) break;
     }
     req[n] = '\0';
+    snprintf(s->line, sizeof s->line, "%.*s", (int)strcspn(req, "\r\n"), req);
+    const char *cl = strstr(req, "Content-Length: "), *eoh = strstr(req, "\r\n\r\n");
+    if (cl && eoh) {
+        size_t want = strtoul(cl + strlen("Content-Length: "), NULL, 10),
+               have = n - (size_t)(eoh + 4 - req);
+        while (have < want && n < sizeof req - 1) {
+            ssize_t r = read(c, req + n, sizeof req - 1 - n);
+            if (r <= 0) break;
+            n += (size_t)r;
+            have += (size_t)r;
+        }
+        req[n] = '\0';
+        eoh = strstr(req, "\r\n\r\n");
+        snprintf(s->form, sizeof s->form, "%s", eoh + 4);
+    }
     const char *a = strstr(req, "Authorization: ");
     if (a) {
         a += strlen("Authorization: ");
@@ -275,14 +319,20 @@ static void write_token(const char *tok)
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file, 1);
 }
 
+/* An Expiration an hour ahead, as RFC 3339 (32 bytes). */
+static void an_hour_from_now(char *exp)
+{
+    time_t later = time(NULL) + 3600;
+    struct tm tm;
+    gmtime_r(&later, &tm);
+    strftime(exp, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 static void start_hands_credentials_to_gdal(void **state)
 {
     (void)state;
     char body[512], exp[32];
-    time_t later = time(NULL) + 3600;
-    struct tm tm;
-    gmtime_r(&later, &tm);
-    strftime(exp, sizeof exp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    an_hour_from_now(exp);
     snprintf(body, sizeof body,
              "{\"AccessKeyId\":\"ASIATEST\",\"SecretAccessKey\":\"sekret\",\"Token\":\"sess\","
              "\"Expiration\":\"%s\"}",
@@ -301,6 +351,91 @@ static void start_hands_credentials_to_gdal(void **state)
     CPLSetConfigOption("AWS_ACCESS_KEY_ID", NULL);
     CPLSetConfigOption("AWS_SECRET_ACCESS_KEY", NULL);
     CPLSetConfigOption("AWS_SESSION_TOKEN", NULL);
+}
+
+/* Points IRSA at the test server, with the token in a file. */
+static void irsa_env(const server *s, const char *token)
+{
+    char uri[64];
+    snprintf(uri, sizeof uri, "http://127.0.0.1:%d/", s->port);
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    setenv("AWS_ENDPOINT_URL_STS", uri, 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/terrane-worker", 1);
+    write_token(token);
+    unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token_file, 1);
+}
+
+static void start_with_web_identity(void **state)
+{
+    (void)state;
+    char body[1024], exp[32];
+    an_hour_from_now(exp);
+    snprintf(body, sizeof body,
+             "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+             "<AccessKeyId>ASIAIRSA</AccessKeyId><SecretAccessKey>irsa-secret</SecretAccessKey>"
+             "<SessionToken>irsa-session</SessionToken><Expiration>%s</Expiration>"
+             "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+             exp);
+    server s;
+    server_start(&s, "200 OK", body);
+    irsa_env(&s, "eyJ.web+token/1\n");
+    setenv("AWS_ROLE_SESSION_NAME", "unit-session", 1);
+    assert_int_equal(creds_start(), 0);
+    server_stop(&s);
+    assert_string_equal(s.line, "POST / HTTP/1.1");
+    assert_string_equal(s.auth, ""); /* the call is not signed */
+    assert_string_equal(s.form,
+                        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
+                        "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fterrane-worker"
+                        "&RoleSessionName=unit-session&WebIdentityToken=eyJ.web%2Btoken%2F1");
+    assert_string_equal(CPLGetConfigOption("AWS_ACCESS_KEY_ID", ""), "ASIAIRSA");
+    assert_string_equal(CPLGetConfigOption("AWS_SECRET_ACCESS_KEY", ""), "irsa-secret");
+    assert_string_equal(CPLGetConfigOption("AWS_SESSION_TOKEN", ""), "irsa-session");
+    creds_stop();
+    unlink(token_file);
+    CPLSetConfigOption("AWS_ACCESS_KEY_ID", NULL);
+    CPLSetConfigOption("AWS_SECRET_ACCESS_KEY", NULL);
+    CPLSetConfigOption("AWS_SESSION_TOKEN", NULL);
+}
+
+static void sts_error_is_reported(void **state)
+{
+    (void)state;
+    char body[] = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+                  "<Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message>"
+                  "</Error><RequestId>1</RequestId></ErrorResponse>";
+    server s;
+    server_start(&s, "403 Forbidden", body);
+    irsa_env(&s, "tok");
+    assert_int_equal(creds_start(), -1); /* AccessDenied is not retried */
+    server_stop(&s);
+    assert_int_equal(err_get_class(), ERR_TRANSIENT);
+    assert_string_equal(err_get_code(), ERR_CREDENTIALS);
+    const char *m = err_get_message();
+    if (!strstr(m, "IRSA credentials unavailable") || !strstr(m, "HTTP 403") ||
+        !strstr(m, "STS error AccessDenied: Not authorized to perform") ||
+        !strstr(m, "role/terrane-worker") || !strstr(m, token_file))
+        fail_msg("message: %s", m);
+    creds_stop();
+    unlink(token_file);
+
+    /* Plain http to a host that is not loopback: refused before any request. */
+    err_clear();
+    setenv("AWS_ENDPOINT_URL_STS", "http://198.51.100.7/", 1);
+    assert_int_equal(creds_start(), -1);
+    assert_int_equal(err_get_class(), ERR_INTERNAL);
+    assert_non_null(strstr(err_get_message(), "AWS_ENDPOINT_URL_STS=http://198.51.100.7/"));
+    creds_stop();
+    /* Nor is a session name STS would refuse. */
+    err_clear();
+    unsetenv("AWS_ENDPOINT_URL_STS");
+    setenv("AWS_REGION", "eu-west-1", 1);
+    setenv("AWS_ROLE_SESSION_NAME", "a b", 1);
+    assert_int_equal(creds_start(), -1);
+    assert_non_null(strstr(err_get_message(), "AWS_ROLE_SESSION_NAME"));
+    creds_stop();
+    unsetenv("AWS_REGION");
 }
 
 static void refused_token_is_reported(void **state)
@@ -346,8 +481,11 @@ int main(void)
         cmocka_unit_test_setup(document_parsing, setup),
         cmocka_unit_test_setup(refresh_schedule, setup),
         cmocka_unit_test_setup(configured_only_without_static_keys, setup),
+        cmocka_unit_test_setup(chain_order, setup),
         cmocka_unit_test_setup(refused_endpoint_fails_start, setup),
         cmocka_unit_test_setup(start_hands_credentials_to_gdal, setup),
+        cmocka_unit_test_setup(start_with_web_identity, setup),
+        cmocka_unit_test_setup(sts_error_is_reported, setup),
         cmocka_unit_test_setup(refused_token_is_reported, setup),
         cmocka_unit_test_setup(oversized_response_is_refused, setup),
     };

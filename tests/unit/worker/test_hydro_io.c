@@ -11,6 +11,7 @@
 #include "fixture.h"
 #include "hydro_io.h"
 #include "mem.h"
+#include "params.h"
 
 #include <cpl_conv.h>
 #include <gdal.h>
@@ -162,6 +163,70 @@ static void direction_codes(void **state)
     GDALClose(ds);
 }
 
+static void cog_defaults(void **state)
+{
+    (void)state;
+    cJSON *empty = cJSON_CreateObject();
+    /* A surface: ZSTD level 1, floating-point predictor, overviews. */
+    cJSON *p = hydro_cog_params(empty, GDT_Float32, true);
+    assert_non_null(p);
+    assert_string_equal(params_str(p, "compression", ""), "ZSTD");
+    assert_int_equal(params_int(p, "level", 0), 1);
+    assert_int_equal(params_int(p, "predictor", 0), 3);
+    assert_true(params_bool(p, "overviews", false));
+    cJSON_Delete(p);
+    /* Codes: ZSTD level 1, no predictor, no overviews. */
+    p = hydro_cog_params(empty, GDT_Byte, false);
+    assert_string_equal(params_str(p, "compression", ""), "ZSTD");
+    assert_false(params_has(p, "predictor"));
+    assert_false(params_bool(p, "overviews", true));
+    cJSON_Delete(p);
+    /* What the task says wins: its compression without a level, its
+     * overviews. */
+    cJSON *given = cJSON_Parse("{\"compression\":\"DEFLATE\",\"overviews\":true}");
+    p = hydro_cog_params(given, GDT_Float32, false);
+    assert_string_equal(params_str(p, "compression", ""), "DEFLATE");
+    assert_false(params_has(p, "level"));
+    assert_false(params_has(p, "predictor"));
+    assert_true(params_bool(p, "overviews", false));
+    cJSON_Delete(p);
+    cJSON_Delete(given);
+
+    /* Written: ZSTD, and overviews only where asked for. */
+    enum { W = 1200, H = 1000 };
+    uint8_t *v = mem_calloc((size_t)W * H, 1);
+    assert_non_null(v);
+    for (size_t i = 0; i < (size_t)W * H; i++)
+        v[i] = (uint8_t)(1u << (i % 8));
+    GDALDatasetH ds = mem_raster(W, H, GDT_Byte, 32632, 0, 0, 10);
+    hydro_raster r;
+    char path[300];
+    assert_int_equal(hydro_raster_open(ds, "inputs[0].uri", &r), 0);
+    for (int ovr = 0; ovr <= 1; ovr++) {
+        snprintf(path, sizeof path, "%s/codes%d.tif", tmpdir, ovr);
+        assert_int_equal(
+            hydro_write_cog(&r, v, GDT_Byte, true, 255, NULL, ovr, empty, path, NULL, NULL), 0);
+        GDALDatasetH back = GDALOpen(path, GA_ReadOnly);
+        assert_non_null(back);
+        GDALRasterBandH b = GDALGetRasterBand(back, 1);
+        assert_string_equal(GDALGetMetadataItem(back, "COMPRESSION", "IMAGE_STRUCTURE"), "ZSTD");
+        assert_string_equal(GDALGetMetadataItem(back, "LAYOUT", "IMAGE_STRUCTURE"), "COG");
+        if (ovr)
+            assert_true(GDALGetOverviewCount(b) > 0);
+        else
+            assert_int_equal(GDALGetOverviewCount(b), 0);
+        uint8_t got[16];
+        assert_int_equal(GDALRasterIO(b, GF_Read, 0, 0, 16, 1, got, 16, 1, GDT_Byte, 0, 0),
+                         CE_None);
+        assert_memory_equal(got, v, sizeof got);
+        GDALClose(back);
+    }
+    hydro_raster_free(&r);
+    GDALClose(ds);
+    mem_free(v);
+    cJSON_Delete(empty);
+}
+
 static void cog_round_trip(void **state)
 {
     (void)state;
@@ -174,7 +239,7 @@ static void cog_round_trip(void **state)
     assert_int_equal(hydro_raster_open(ds, "inputs[0].uri", &r), 0);
     snprintf(path, sizeof path, "%s/out.tif", tmpdir);
     assert_int_equal(
-        hydro_write_cog(&r, v, GDT_Float32, true, -9999, meta, params, path, NULL, NULL), 0);
+        hydro_write_cog(&r, v, GDT_Float32, true, -9999, meta, true, params, path, NULL, NULL), 0);
     GDALDatasetH back = GDALOpen(path, GA_ReadOnly);
     assert_non_null(back);
     float got[6];
@@ -255,9 +320,9 @@ static void polygons_and_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(cell_sizes),         cmocka_unit_test(refused_grids),
-        cmocka_unit_test(direction_codes),    cmocka_unit_test(cog_round_trip),
-        cmocka_unit_test(polygons_and_lines),
+        cmocka_unit_test(cell_sizes),      cmocka_unit_test(refused_grids),
+        cmocka_unit_test(direction_codes), cmocka_unit_test(cog_round_trip),
+        cmocka_unit_test(cog_defaults),    cmocka_unit_test(polygons_and_lines),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
