@@ -76,6 +76,9 @@ run_one() { # name, command...
     count_skip "$name" "$(tail -n 1 "$log")"
   else
     fail=$((fail + 1)); failed+=("$name"); printf 'FAIL  %-52s %4ss (exit %d)\n' "$name" "$took" "$rc"
+    # the failed checks first (a suite's dump of logs after them would
+    # push them out of the tail), then the tail
+    grep -m 20 -E '^(FAIL:|\[  FAILED  \]|==[0-9]+==ERROR)' "$log" | sed 's/^/      ! /'
     tail -n 40 "$log" | sed 's/^/      | /'
   fi
 }
