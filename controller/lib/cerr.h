@@ -46,11 +46,12 @@ static inline __attribute__((format(printf, 2, 3))) int cerr_set(int code, const
 /* The code written out where cerr_set is called, evaluated once: the static
  * analyzer does not follow calls of variadic functions, so without it every
  * `return cerr_set(CERR_INVALID, ...)` could be a success to it, with the
- * out-parameters of that path unset. */
+ * out-parameters of that path unset. `(cerr_set)` is the function: cppcheck
+ * reads the bare name there as a use of cerr_code_ before it is set. */
 #define cerr_set(code, ...)                                                                        \
     __extension__({                                                                                \
         int cerr_code_ = (code);                                                                   \
-        (void)cerr_set(cerr_code_, __VA_ARGS__);                                                   \
+        (void)(cerr_set)(cerr_code_, __VA_ARGS__);                                                 \
         cerr_code_;                                                                                \
     })
 /* CERR_NOMEM with message "out of memory"; returns CERR_NOMEM. */

@@ -559,6 +559,10 @@ typedef struct {
 static void buf_put(buf *b, const char *s, size_t n)
 {
     if (b->oom) return;
+    if (n > SIZE_MAX / 4 - 1 - b->len) { /* the doubling below would wrap */
+        b->oom = true;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
