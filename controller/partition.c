@@ -571,8 +571,12 @@ int part_plan_at(const part_plan *p, uint64_t index, time_t now, part_info *out)
     if (index >= total)
         return cerr_set(CERR_INVALID, "partition %llu does not exist (%llu partitions)",
                         (unsigned long long)index, (unsigned long long)total);
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         counts[i] = dim_count(&p->d[i], now);
+        if (!counts[i]) /* part_plan_count was 0 then: not reached */
+            return cerr_set(CERR_INVALID, "partition %llu does not exist (dimension %zu is empty)",
+                            (unsigned long long)index, i);
+    }
     uint64_t rem = index;
     for (size_t i = p->n; i-- > 0;) {
         digit[i] = rem % counts[i];

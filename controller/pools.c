@@ -400,7 +400,8 @@ static void pool_clear(pool *pl)
 void pools_free(pools *ps)
 {
     if (!ps) return;
-    for (size_t i = 0; i < ps->n; i++)
+    /* list is NULL (and n 0) when its allocation failed */
+    for (size_t i = 0; ps->list && i < ps->n; i++)
         pool_clear(&ps->list[i]);
     cmem_free(ps->list);
     cmem_free(ps);

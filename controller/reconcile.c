@@ -1239,7 +1239,7 @@ static void decide(rctx *c)
     char old12[DV_SHORT_LEN + 1] = "", new12[DV_SHORT_LEN + 1];
     dv_short(c->dv, new12);
     if (odv) dv_short(odv, old12);
-    if (has_output(c) && !strcmp(odv, c->dv)) {
+    if (odv && has_output(c) && !strcmp(odv, c->dv)) { /* has_output implies odv */
         materialized(c, jstr(c->old, "output", "uri"),
                      json_is_true(json_object_get(json_object_get(c->old, "output"), "cacheHit")));
         cond(c, COND_STALE, false, "UpToDate", "the output matches the current spec and upstreams");

@@ -270,7 +270,7 @@ static const char *uri_rule(const char *uri)
     if (!strncmp(uri, "s3://", 5))
         return "expected s3://bucket/key with a valid bucket name (3 to 63 of a-z, 0-9, '.', '-')";
     if (!strncmp(uri, "https://", 8)) {
-        const char *slash = strchr(host, '/'), *at = strchr(host, '@');
+        const char *slash = strchr(uri + 8, '/'), *at = strchr(uri + 8, '@');
         if (at && (!slash || at < slash)) return "user information (user@) is not allowed";
         return "expected https://host/path";
     }

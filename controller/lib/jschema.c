@@ -398,7 +398,8 @@ void jschema_free(jschema *s)
             jregex_free(v);
         strmap_free(s->patterns);
     }
-    for (size_t i = 0; i < s->ndocs; i++)
+    /* docs is NULL (and ndocs 0) when its allocation failed */
+    for (size_t i = 0; s->docs && i < s->ndocs; i++)
         json_decref(s->docs[i]);
     cmem_free(s->docs);
     cmem_free(s);

@@ -321,9 +321,10 @@ static uint64_t hash_values(const metrics_family *f, const char *const *values)
     return h;
 }
 
-static bool same_values(const metrics_family *f, const metrics_series *s, const char *const *values)
+/* n_labels: the family's, as the caller read it when it checked values. */
+static bool same_values(size_t n_labels, const metrics_series *s, const char *const *values)
 {
-    for (size_t i = 0; i < f->n_labels; i++)
+    for (size_t i = 0; i < n_labels; i++)
         if (strcmp(s->values[i], values[i])) return false;
     return true;
 }
@@ -393,7 +394,8 @@ metrics_series *metrics_get(metrics_family *f, const char *const *values)
     if (!f) return NULL;
     static const char *const none[1] = {NULL};
     if (!values) values = none;
-    for (size_t i = 0; i < f->n_labels; i++)
+    const size_t n_labels = f->n_labels; /* fixed when the family is made */
+    for (size_t i = 0; i < n_labels; i++)
         if (!values[i]) return NULL;
     uint64_t h = hash_values(f, values);
     metrics_series *found = NULL;
@@ -403,7 +405,7 @@ metrics_series *metrics_get(metrics_family *f, const char *const *values)
     if (f->n_table) {
         for (size_t j = h & (f->n_table - 1); f->table[j]; j = (j + 1) & (f->n_table - 1)) {
             metrics_series *s = f->table[j];
-            if (s->hash == h && same_values(f, s, values)) {
+            if (s->hash == h && same_values(n_labels, s, values)) {
                 found = s;
                 break;
             }
@@ -559,6 +561,10 @@ typedef struct {
 static void buf_put(buf *b, const char *s, size_t n)
 {
     if (b->oom) return;
+    if (n > SIZE_MAX / 4 - 1 - b->len) { /* the doubling below would wrap */
+        b->oom = true;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
