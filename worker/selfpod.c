@@ -79,7 +79,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* The token file's first line (a JWT has no newline), at most TOKEN_MAX. */
+/* The token file's one line (a JWT has no newline), at most TOKEN_MAX
+ * bytes; a longer file, a second line or a control character (the token goes
+ * into a request header) is refused, never cut. */
 static char *read_token(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -87,15 +89,31 @@ static char *read_token(const char *path)
         FAIL("cannot read the service account token %s: %s", path, strerror(errno));
         return NULL;
     }
-    char *t = mem_malloc(TOKEN_MAX + 1);
-    size_t n = t ? fread(t, 1, TOKEN_MAX, f) : 0;
+    char *t = mem_malloc(TOKEN_MAX + 2);
+    size_t n = t ? fread(t, 1, TOKEN_MAX + 1, f) : 0;
     fclose(f);
     if (!t) {
         err_oom();
         return NULL;
     }
+    if (n > TOKEN_MAX) {
+        mem_free(t);
+        FAIL("the service account token %s is over %d bytes", path, TOKEN_MAX);
+        return NULL;
+    }
     t[n] = '\0';
-    t[strcspn(t, "\r\n")] = '\0';
+    const char *why = memchr(t, '\0', n) ? "a NUL byte" : NULL;
+    size_t len = strcspn(t, "\r\n");
+    for (size_t i = len; !why && i < n; i++) /* after its line: blank lines only */
+        if (!strchr("\r\n \t", t[i])) why = "more than one line";
+    for (size_t i = 0; !why && i < len; i++) /* it goes into a request header */
+        if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f) why = "a control character or space";
+    if (why) {
+        mem_free(t);
+        FAIL("the service account token %s has %s", path, why);
+        return NULL;
+    }
+    t[len] = '\0';
     if (!t[0]) {
         mem_free(t);
         FAIL("the service account token %s is empty", path);

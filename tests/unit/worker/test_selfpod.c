@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ID                                                                                         \
     "docker.io/library/ml@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -109,11 +110,58 @@ static void environment(void **state)
     unsetenv(SELFPOD_ENV_NAME);
 }
 
+/* A token file that is too long, has a second line or a byte that cannot go
+ * into a header is refused whole, before any request; never cut. */
+static void hostile_tokens(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_selfpod_token.XXXXXX", out[SELFPOD_IMAGE_ID_MAX + 1] = "";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    setenv(SELFPOD_ENV_NAME, "p-1", 1);
+    setenv(SELFPOD_ENV_NAMESPACE, "hydro", 1);
+    setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+    setenv("KUBERNETES_SERVICE_PORT", "1", 1);
+    setenv(SELFPOD_ENV_TOKEN, path, 1);
+    static char big[16385 + 1];
+    memset(big, 'a', sizeof big - 1);
+    const struct {
+        const char *bytes;
+        size_t len;
+        const char *says;
+    } cases[] = {
+        {big, sizeof big - 1, "over 16384 bytes"},
+        {"abc\r\nX-Injected: 1\n", 19, "more than one line"},
+        {"ab\x01"
+         "c\n",
+         5, "a control character"},
+        {"ab c", 4, "a control character or space"},
+        {"ab\0cd", 5, "a NUL byte"},
+        {"\n\n", 2, "is empty"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(cases[i].bytes, 1, cases[i].len, f), cases[i].len);
+        fclose(f);
+        err_clear();
+        assert_int_equal(selfpod_image_id("user", out, sizeof out), -1);
+        if (!strstr(err_get_message(), cases[i].says))
+            fail_msg("case %zu: '%s' does not say '%s'", i, err_get_message(), cases[i].says);
+        assert_string_equal(err_get_code(), ERR_POD_STATUS);
+    }
+    unlink(path);
+    unsetenv(SELFPOD_ENV_NAME);
+    unsetenv(SELFPOD_ENV_TOKEN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(parses_pods, setup),
         cmocka_unit_test_setup(environment, setup),
+        cmocka_unit_test_setup(hostile_tokens, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
