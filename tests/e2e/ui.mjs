@@ -554,7 +554,7 @@ async function bench() {
   row('  its main-thread CPU', bigMain, baseMain, 2000, 'ms');
   row('status write -> page (vs API watch)', writes.map((w) => w.page), writes.map((w) => w.api), 1000, 'ms');
   row('kubectl patch started -> page (vs watch)', viaKubectl.map((w) => w.page), viaKubectl.map((w) => w.api), 1000, 'ms');
-  console.log(`the UI's own share (page minus API watch, per write): ${writes.map((w) => w.page - w.api).join(', ')} ms; ` +
+  console.log(`the UI's own share (page minus API watch, per write): ${writes.map((w) => (Number.isFinite(w.page - w.api) ? w.page - w.api : '?')).join(', ')} ms; ` +
     `kubectl's start-up before its write: ${viaKubectl.map((w) => w.resp).join(', ')} ms to its response`);
   check(problems.length === 0, 'no page error or console error', problems.join(' | '));
 }
