@@ -163,7 +163,8 @@ static int move_pool(kube_client *client, const json_t *src, const char *pool_nm
 {
     const char *have = json_string_value(
         json_object_get(json_object_get(json_object_get(src, "spec"), "observe"), "pool"));
-    if (have ? pool_nm && !strcmp(have, pool_nm) : !pool_nm) return 0;
+    if (!have && !pool_nm) return 0;                         /* neither names one */
+    if (have && pool_nm && !strcmp(have, pool_nm)) return 0; /* the same */
     json_t *patch = json_pack("{s:{s:{s:o}}}", "spec", "observe", "pool",
                               pool_nm ? json_string(pool_nm) : json_null());
     if (!patch) return cerr_oom();
