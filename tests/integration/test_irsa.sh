@@ -131,6 +131,10 @@ gdal_translate -q -outsize 1500 1500 -r bilinear -ot Float32 "$SAMPLES/elev.tif"
   fail "could not make the large input"
 sts_start short --lifetime 2
 irsa_env
+# and every PUT is slowed, so that the run outlasts the credentials' first
+# second however fast the machine (refreshed at half their life)
+curl -sf -X PUT --data '[{"method": "PUT", "delaySeconds": 0.6}]' "http://127.0.0.1:$(cat "$TMP/proxy.port")/__faults" >/dev/null ||
+  fail "cannot slow the PUTs"
 DV=$(task "$TMP/t3.json" irsa/refresh "$TMP/big.tif" '{"compression":"DEFLATE","level":9,"predictor":3}')
 env "${IRSA_ENV[@]}" "$WORKER" run --task "$TMP/t3.json" --termination-log "$TMP/refresh.term" >"$TMP/refresh.out" 2>"$TMP/refresh.err" &
 WPID=$!
@@ -147,6 +151,7 @@ grep -q '^200 token=eyJhbGciOiJSUzI1NiJ9.irsa-web-identity-token-2.sig ' "$TMP/s
   fail "short-lived credentials: the rotated token never reached STS: $(cat "$TMP/sts.log")"
 assert_eq 0 "$(calls 400)" "short-lived credentials: no call with a stale token"
 assert_contains "$(cat "$TMP/refresh.err")" "IRSA credentials refreshed" "short-lived credentials: refresh logged"
+curl -sf -X PUT --data '[]' "http://127.0.0.1:$(cat "$TMP/proxy.port")/__faults" >/dev/null || fail "cannot clear the delay"
 [ -e "$S3_DIR/assets/irsa/test/irsa/refresh/$DV/manifest.json._S3rver_object" ] && ok "short-lived credentials: manifest in S3" ||
   fail "short-lived credentials: no manifest"
 sts_stop

@@ -13,8 +13,9 @@ matches: then the proxy answers itself with the rule's status and an S3
     GET /__stats    {"requests": N, "faulted": M, "byMethod": {...}}
 
 `match` is a regular expression searched in the request target (path and
-query); `count` is how many matching requests fail (-1: all). The rule
-list is replaced by each PUT.
+query); `count` is how many matching requests fail (-1: all). A rule with
+`delaySeconds` and no `status` does not fail the request: it forwards it
+after that pause (a slow S3). The rule list is replaced by each PUT.
 
 --record FILE appends one line per forwarded request, "<METHOD> <target>
 key=<the SigV4 Credential's key id or -> token=<X-Amz-Security-Token or ->",
@@ -28,6 +29,7 @@ import http.server
 import json
 import re
 import sys
+import time
 import threading
 
 
@@ -115,6 +117,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         body = self._body()
         rule = self._fault()
+        if rule and "status" not in rule:
+            time.sleep(float(rule.get("delaySeconds", 0)))
+            rule = None
         if rule:
             code = rule.get("code", "InternalError")
             err = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
