@@ -36,6 +36,8 @@ ROLE=arn:aws:iam::123456789012:role/terrane-worker
 /usr/bin/python3 "$ROOT/tests/lib/s3fault.py" --upstream "127.0.0.1:$S3_PORT" --ready-file "$TMP/proxy.port" \
   --record "$TMP/s3.log" 2>"$TMP/proxy.err" &
 PROXY_PID=$!
+# proxy_rules JSON: replaces the proxy's rules (tests/lib/s3fault.py)
+proxy_rules() { curl -sf -X PUT --data "$1" "http://127.0.0.1:$(cat "$TMP/proxy.port")/__faults" >/dev/null || fail "cannot set the proxy's rules $1"; }
 at_exit 'kill $PROXY_PID 2>/dev/null; wait $PROXY_PID 2>/dev/null'
 for i in $(seq 100); do [ -s "$TMP/proxy.port" ] && break; sleep 0.05; done
 [ -s "$TMP/proxy.port" ] || fail "the recording proxy did not start"
@@ -133,8 +135,7 @@ sts_start short --lifetime 2
 irsa_env
 # and every PUT is slowed, so that the run outlasts the credentials' first
 # second however fast the machine (refreshed at half their life)
-curl -sf -X PUT --data '[{"method": "PUT", "delaySeconds": 0.6}]' "http://127.0.0.1:$(cat "$TMP/proxy.port")/__faults" >/dev/null ||
-  fail "cannot slow the PUTs"
+proxy_rules '[{"method": "PUT", "delaySeconds": 0.6}]'
 DV=$(task "$TMP/t3.json" irsa/refresh "$TMP/big.tif" '{"compression":"DEFLATE","level":9,"predictor":3}')
 env "${IRSA_ENV[@]}" "$WORKER" run --task "$TMP/t3.json" --termination-log "$TMP/refresh.term" >"$TMP/refresh.out" 2>"$TMP/refresh.err" &
 WPID=$!
@@ -151,7 +152,7 @@ grep -q '^200 token=eyJhbGciOiJSUzI1NiJ9.irsa-web-identity-token-2.sig ' "$TMP/s
   fail "short-lived credentials: the rotated token never reached STS: $(cat "$TMP/sts.log")"
 assert_eq 0 "$(calls 400)" "short-lived credentials: no call with a stale token"
 assert_contains "$(cat "$TMP/refresh.err")" "IRSA credentials refreshed" "short-lived credentials: refresh logged"
-curl -sf -X PUT --data '[]' "http://127.0.0.1:$(cat "$TMP/proxy.port")/__faults" >/dev/null || fail "cannot clear the delay"
+proxy_rules '[]'
 [ -e "$S3_DIR/assets/irsa/test/irsa/refresh/$DV/manifest.json._S3rver_object" ] && ok "short-lived credentials: manifest in S3" ||
   fail "short-lived credentials: no manifest"
 sts_stop
